@@ -1,0 +1,3 @@
+from glioscope.cli import main
+
+raise SystemExit(main())
