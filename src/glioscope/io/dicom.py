@@ -1,0 +1,215 @@
+"""DICOM files: find them, read their headers (never their pixels) in parallel, load a series.
+
+A header is a plain dict (picklable, cheap to send back from a worker); a file
+that cannot be used becomes a `Skip` with the reason, never an exception.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+
+from glioscope.cohort import Skip, series_files
+from glioscope.errors import InputError
+from glioscope.io import geometry
+from glioscope.io.files import is_sidecar
+from glioscope.io.parallel import map_files
+
+PIXEL_DATA = 0x7FE00010
+_OTHER_PIXEL_TAGS = (0x7FE00008, 0x7FE00009)  # FloatPixelData, DoubleFloatPixelData
+# Values larger than this are skipped over, not read: pixel data stays on disk.
+_DEFER_SIZE = 4096
+
+# Other formats: listed as skipped without a forced parse, which could wade through a large archive.
+NOT_DICOM_SUFFIXES = {".gz", ".nii", ".zip", ".tar", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".mha", ".nrrd"}
+
+
+def has_dicom_magic(path: Path) -> bool:
+    """True when the file has the DICOM preamble ('DICM' at byte 128)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def read_header(path: str | Path) -> dict | Skip:
+    """The attributes the cohort needs from one file, or a Skip saying why it cannot be used."""
+    path = Path(path)
+    magic = has_dicom_magic(path)
+    if not magic and path.suffix.lower() in NOT_DICOM_SUFFIXES:
+        return Skip(str(path), f"not a DICOM file ({path.suffix.lower()})")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # pydicom warns about odd values; kept only to explain a failure
+            dataset = pydicom.dcmread(path, defer_size=_DEFER_SIZE, force=not magic)
+    except Exception as exc:  # noqa: BLE001 - any parser failure means this one file is unusable
+        return Skip(str(path), _unreadable(magic, f"{type(exc).__name__}: {exc}"))
+    if "SeriesInstanceUID" not in dataset and "Rows" not in dataset:
+        if not magic:
+            return Skip(str(path), "not a DICOM file")
+        # pydicom returns what it parsed before the end of a cut file, sometimes nothing.
+        detail = str(caught[-1].message) if caught else f"no image attributes in its {path.stat().st_size} bytes"
+        return Skip(str(path), _unreadable(magic, detail))
+    try:
+        return _header_fields(path, dataset)
+    except Exception as exc:  # noqa: BLE001 - malformed values (bad DS/IS strings) in this file
+        return Skip(str(path), f"DICOM header has an unreadable value ({type(exc).__name__}: {exc})")
+
+
+def _unreadable(magic: bool, detail: str) -> str:
+    what = "truncated or damaged DICOM" if magic else "not a DICOM file"
+    return f"{what} ({detail[:200]})"
+
+
+def _header_fields(path: Path, ds) -> dict | Skip:
+    pixel_problem = _pixel_data_problem(path, ds)
+    if pixel_problem:
+        return Skip(str(path), pixel_problem)
+    return {
+        "path": str(path),
+        "patient_id": str(ds.get("PatientID", "") or "").strip(),
+        "study_uid": str(ds.get("StudyInstanceUID", "") or ""),
+        "series_uid": str(ds.get("SeriesInstanceUID", "") or ""),
+        "instance_uid": str(ds.get("SOPInstanceUID", "") or ""),
+        "series_description": str(ds.get("SeriesDescription", "") or ""),
+        "protocol_name": str(ds.get("ProtocolName", "") or ""),
+        "contrast_agent": str(ds.get("ContrastBolusAgent", "") or ""),
+        "inversion_time": _number(ds.get("InversionTime")),
+        "repetition_time": _number(ds.get("RepetitionTime")),
+        "echo_time": _number(ds.get("EchoTime")),
+        "rows": int(ds.Rows),
+        "cols": int(ds.Columns),
+        "frames": int(_number(ds.get("NumberOfFrames")) or 1),
+        "orientation": _numbers(ds.get("ImageOrientationPatient"), 6),
+        "position": _numbers(ds.get("ImagePositionPatient"), 3),
+        "instance_number": _number(ds.get("InstanceNumber")),
+        "pixel_spacing": _numbers(ds.get("PixelSpacing"), 2),
+        "slice_thickness": _number(ds.get("SliceThickness")),
+        "spacing_between_slices": _number(ds.get("SpacingBetweenSlices")),
+    }
+
+
+def _pixel_data_problem(path: Path, ds) -> str:
+    """Why the pixel data is missing or shorter than Rows x Columns x frames says, else ''."""
+    if PIXEL_DATA not in ds:
+        if any(tag in ds for tag in _OTHER_PIXEL_TAGS):
+            return ""
+        kind = str(ds.get("Modality", "") or "no modality")
+        return f"DICOM without pixel data ({kind}: a report, presentation state or truncated file)"
+    if "Rows" not in ds or "Columns" not in ds:
+        return "DICOM pixel data without Rows/Columns"
+    element = ds.get_item(PIXEL_DATA, keep_deferred=True)
+    length = getattr(element, "length", None)
+    value_tell = getattr(element, "value_tell", None)
+    if length is None or length == 0xFFFFFFFF or value_tell is None:
+        return ""  # encapsulated (compressed) frames: their size is not fixed by the header
+    bits = int(ds.get("BitsAllocated", 16) or 16)
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    frames = int(_number(ds.get("NumberOfFrames")) or 1)
+    expected = (int(ds.Rows) * int(ds.Columns) * samples * frames * bits + 7) // 8
+    on_disk = path.stat().st_size - value_tell
+    if on_disk < min(length, expected):
+        return (
+            f"truncated DICOM: pixel data needs {expected} bytes "
+            f"({ds.Rows}x{ds.Columns}x{frames} at {bits} bits) but the file holds {max(on_disk, 0)}"
+        )
+    if length < expected:
+        return (
+            f"DICOM pixel data is {length} bytes, expected {expected} ({ds.Rows}x{ds.Columns}x{frames} at {bits} bits)"
+        )
+    return ""
+
+
+def _number(value) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        value = value[0] if len(value) else None
+        if value is None:
+            return None
+    return float(value)
+
+
+def _numbers(value, count: int) -> list[float] | None:
+    if value is None or value == "":
+        return None
+    try:
+        numbers = [float(v) for v in value]
+    except TypeError:
+        return None
+    return numbers if len(numbers) == count else None
+
+
+def scan_headers(
+    files: Iterable[Path], workers: int | None = None, progress: bool = True
+) -> tuple[list[dict], list[Skip], list[Path]]:
+    """Read the headers of candidate files in parallel: (headers, skips, ignored sidecars)."""
+    candidates, sidecars = [], []
+    for path in files:
+        (sidecars if is_sidecar(path) else candidates).append(path)
+    results = map_files(read_header, [str(p) for p in candidates], workers, progress, desc="DICOM headers")
+    headers = [r for r in results if isinstance(r, dict)]
+    skips = [r for r in results if isinstance(r, Skip)]
+    return headers, skips, sidecars
+
+
+# --- pixels --------------------------------------------------------------------
+
+
+@dataclass
+class VolumeGeometry:
+    """Voxel spacing (x, y, z in mm) and the RAS affine of the volume transposed to (x, y, z)."""
+
+    spacing: tuple[float, float, float]
+    affine: np.ndarray
+
+
+def load_series(row) -> tuple[np.ndarray, VolumeGeometry]:
+    """Pixels of a cohort row of kind 'series' as float32 (slice, row, column), in the table's order.
+
+    RescaleSlope/RescaleIntercept are applied. Raises InputError naming the file on failure.
+    """
+    slices, datasets = [], []
+    for path in series_files(row):
+        try:
+            dataset = pydicom.dcmread(path)
+            pixels = pydicom.pixels.apply_rescale(dataset.pixel_array, dataset).astype(np.float32)
+        except Exception as exc:  # noqa: BLE001 - decoder and I/O errors of this file
+            raise InputError(path, f"cannot read DICOM pixels ({type(exc).__name__}: {exc})") from None
+        if pixels.ndim == 3 and int(dataset.get("SamplesPerPixel", 1) or 1) == 1:
+            slices.extend(pixels)  # a multi-frame file holds the whole stack
+        else:
+            slices.append(pixels)
+        datasets.append(dataset)
+    try:
+        volume = np.stack(slices)
+    except ValueError:
+        raise InputError(row["path"], "the slices of this series differ in size; re-run `glioscope ingest`") from None
+    return volume, _geometry(datasets, len(volume))
+
+
+def _geometry(datasets: list, n_slices: int) -> VolumeGeometry:
+    first, last = datasets[0], datasets[-1]
+    dy, dx = (_numbers(first.get("PixelSpacing"), 2) or [1.0, 1.0])[:2]
+    orientation = _numbers(first.get("ImageOrientationPatient"), 6)
+    start = _numbers(first.get("ImagePositionPatient"), 3)
+    end = _numbers(last.get("ImagePositionPatient"), 3)
+    thickness = _number(first.get("SpacingBetweenSlices")) or _number(first.get("SliceThickness")) or 1.0
+    if orientation is None or start is None:
+        return VolumeGeometry((dx, dy, thickness), np.diag([dx, dy, thickness, 1.0]))
+    row_dir, col_dir = np.array(orientation[:3]), np.array(orientation[3:])
+    if end is not None and len(datasets) > 1 and n_slices > 1:
+        step = (np.array(end) - np.array(start)) / (n_slices - 1)
+    else:
+        step = geometry.slice_normal(orientation) * thickness
+    affine = np.eye(4)
+    affine[:3, 0], affine[:3, 1], affine[:3, 2], affine[:3, 3] = row_dir * dx, col_dir * dy, step, start
+    lps_to_ras = np.diag([-1.0, -1.0, 1.0, 1.0])
+    return VolumeGeometry((dx, dy, float(np.linalg.norm(step)) or thickness), lps_to_ras @ affine)
