@@ -1,0 +1,139 @@
+"""The `glioscope` command: thin wiring from arguments to the stages."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from glioscope import __version__
+from glioscope.errors import GlioscopeError
+
+FORMAT_CHOICES = ("auto", "dicom", "rsna-miccai", "brats", "ixi", "kaggle3m", "imagefolder", "manifest")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="glioscope",
+        description="Deep-learning classification of brain tumours in MRI, evaluated by patient.",
+    )
+    parser.add_argument("--version", action="version", version=f"glioscope {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    synth = verbs.add_parser("synth", help="write a phantom cohort in real file layouts")
+    synth.add_argument("out", type=Path, help="output folder (must not exist, or use --overwrite)")
+    synth.add_argument("--preset", default="demo", choices=("tiny", "demo", "study"))
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--difficulty", type=float, default=None, help="0 = grades well apart, 1 = heavy overlap")
+    synth.add_argument("--mgmt-effect", type=float, default=None, help="strength of the MGMT imaging correlate; 0 = none")
+    synth.add_argument("--layouts", nargs="+", default=None, help="subset of: dicom rsna-miccai brats ixi imagefolder")
+    synth.add_argument("--overwrite", action="store_true")
+    synth.set_defaults(run=_synth)
+
+    ingest = verbs.add_parser("ingest", help="read a data folder into a cohort table")
+    ingest.add_argument("sources", type=Path, nargs="+", metavar="SOURCE", help="data folder(s) or a manifest CSV")
+    ingest.add_argument("--format", default="auto", choices=FORMAT_CHOICES)
+    ingest.add_argument("--labels", type=Path, default=None, help="CSV of labels joined by patient id")
+    ingest.add_argument("--id-column", default=None, help="patient id column of --labels")
+    ingest.add_argument("--label-column", default=None, help="label column of --labels")
+    ingest.add_argument("--select", default=None, metavar="KEY=VALUE,...", help="keep matching rows, e.g. plane=sagittal,sequence=T1")
+    ingest.add_argument("--patient-regex", default=None, help="image folders: regex whose group 'patient' is the patient id")
+    ingest.add_argument("--workers", type=int, default=None, help="processes for reading headers (default: all cores)")
+    ingest.add_argument("-o", "--out", type=Path, required=True, metavar="COHORT", help="output cohort folder")
+    ingest.add_argument("--overwrite", action="store_true")
+    ingest.set_defaults(run=_ingest)
+
+    split = verbs.add_parser("split", help="patient-level stratified folds of a cohort")
+    split.add_argument("cohort", type=Path, metavar="COHORT")
+    split.add_argument("--folds", type=int, default=5)
+    split.add_argument("--test-fraction", type=float, default=0.0)
+    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--label-column", default="label")
+    split.add_argument(
+        "--leaky-slice-level",
+        action="store_true",
+        help="split items, not patients (reproduces slice-level protocols; the output is stamped leaky)",
+    )
+    split.add_argument("-o", "--out", type=Path, required=True, metavar="SPLITS")
+    split.add_argument("--overwrite", action="store_true")
+    split.set_defaults(run=_split)
+
+    demo = verbs.add_parser("demo", help="the main job on a phantom cohort: synthesise, ingest, split, summarise")
+    demo.add_argument("--out", type=Path, default=Path("demo-output"))
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _synth(args) -> None:
+    from glioscope.synth import synthesize
+
+    manifest = synthesize(
+        args.out,
+        preset=args.preset,
+        seed=args.seed,
+        difficulty=args.difficulty,
+        mgmt_effect=args.mgmt_effect,
+        layouts=args.layouts,
+        overwrite=args.overwrite,
+    )
+    print(f"Phantom cohort ({args.preset}, seed {args.seed}) written to {args.out}")
+    for layout, folder in manifest.get("layouts", {}).items():
+        print(f"  {layout:<12} {Path(args.out) / folder}")
+    print(f"  montage      {Path(args.out) / 'montage.png'}")
+
+
+def _ingest(args) -> None:
+    from glioscope.cohort import parse_selection
+    from glioscope.ingest import ingest
+
+    ingest(
+        args.sources,
+        args.out,
+        format=args.format,
+        labels=args.labels,
+        select=parse_selection(args.select),
+        id_column=args.id_column,
+        label_column=args.label_column,
+        patient_regex=args.patient_regex,
+        workers=args.workers,
+        overwrite=args.overwrite,
+    )
+    print(f"Cohort written to {args.out}")
+
+
+def _split(args) -> None:
+    from glioscope import cohort, split
+
+    frame = cohort.load(args.cohort)
+    table, meta = split.make_splits(
+        frame,
+        folds=args.folds,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        label_column=args.label_column,
+        leaky_slice_level=args.leaky_slice_level,
+    )
+    meta["cohort"] = str(args.cohort)
+    split.save(args.out, table, meta, overwrite=args.overwrite)
+    print(split.format_split(meta))
+    print(f"Splits written to {args.out}")
+
+
+def _demo(args) -> None:
+    from glioscope.demo import run_demo
+
+    run_demo(args.out, seed=args.seed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except GlioscopeError as exc:
+        print(f"glioscope {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"glioscope {args.verb}: interrupted", file=sys.stderr)
+        return 130
+    return 0
