@@ -1,0 +1,97 @@
+"""2D backbones from torchvision, rebuilt as Classifier(backbone, neck, fc)."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn as nn
+import torchvision.models as tvm
+
+from glioscope.errors import GlioscopeError
+from glioscope.models import register_model
+from glioscope.models.heads import HEADS, Classifier, efficientnet_neck, hidden_neck
+from glioscope.models.weights import load_matching, read_state_dict
+
+log = logging.getLogger(__name__)
+
+
+def _first_conv_path(arch: str) -> str:
+    if arch.startswith("resnet"):
+        return "conv1"
+    if arch.startswith("efficientnet"):
+        return "features.0.0"
+    return "features.0"  # alexnet, vgg
+
+
+def adapt_first_conv(model: nn.Module, path: str, in_chans: int) -> None:
+    """Give the stem `in_chans` inputs, keeping pretrained filters (summed for 1 channel, as timm does)."""
+    parent_path, _, name = path.rpartition(".")
+    parent = model.get_submodule(parent_path) if parent_path else model
+    conv: nn.Conv2d = getattr(parent, name)
+    if conv.in_channels == in_chans:
+        return
+    new = nn.Conv2d(
+        in_chans, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+        conv.dilation, conv.groups, conv.bias is not None,
+    )
+    with torch.no_grad():
+        weight = conv.weight
+        if in_chans == 1:
+            new.weight.copy_(weight.sum(dim=1, keepdim=True))
+        else:
+            repeats = -(-in_chans // weight.shape[1])
+            new.weight.copy_(weight.repeat(1, repeats, 1, 1)[:, :in_chans] * weight.shape[1] / in_chans)
+        if conv.bias is not None:
+            new.bias.copy_(conv.bias)
+    setattr(parent, name, new)
+
+
+def _torchvision(arch: str, weights) -> nn.Module:
+    model = tvm.get_model(arch, weights=None)
+    if weights is not None:
+        report = load_matching(model, read_state_dict(weights, arch))
+        log.info("%s: loaded %d tensors from %s, %d skipped", arch, len(report["loaded"]), weights, len(report["skipped"]))
+        if not report["loaded"]:
+            raise GlioscopeError(f"{weights}: no tensor matches the {arch} architecture")
+    return model
+
+
+def _split(arch: str, model: nn.Module) -> tuple[nn.Module, nn.Module, int, int]:
+    """(backbone, default neck, neck width, backbone width) of a torchvision classifier."""
+    if arch.startswith("resnet"):
+        width = model.fc.in_features
+        model.fc = nn.Identity()
+        return model, nn.Identity(), width, width
+    backbone = nn.Sequential(model.features, model.avgpool, nn.Flatten(1))
+    classifier = model.classifier
+    last = classifier[-1]
+    first_linear = next(m for m in classifier if isinstance(m, nn.Linear))
+    return backbone, nn.Sequential(*classifier[:-1]), last.in_features, first_linear.in_features
+
+
+def build_2d(arch: str, num_classes: int, in_chans: int = 3, weights=None, head: str = "linear",
+             hidden: int = 256, dropout: float | None = None) -> Classifier:
+    """A torchvision backbone with one of the heads in HEADS."""
+    if head not in HEADS:
+        raise GlioscopeError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
+    model = _torchvision(arch, weights)
+    adapt_first_conv(model, _first_conv_path(arch), in_chans)
+    backbone, neck, width, backbone_width = _split(arch, model)
+    if head == "hidden":
+        neck, width = hidden_neck(backbone_width, hidden, 0.5 if dropout is None else dropout)
+    elif head == "efficientnet":
+        neck, width = efficientnet_neck(backbone_width, 32, 0.4 if dropout is None else dropout)
+    return Classifier(backbone, neck, width, num_classes)
+
+
+def _register(arch: str) -> None:
+    @register_model(arch)
+    def builder(num_classes: int, in_chans: int = 3, weights=None, **kwargs) -> Classifier:
+        return build_2d(arch, num_classes, in_chans, weights, **kwargs)
+
+    builder.__doc__ = f"torchvision {arch} as a glioscope Classifier."
+
+
+for _arch in ("alexnet", "vgg19", "resnet18", "resnet50", "resnet152", "efficientnet_b0", "efficientnet_b3"):
+    _register(_arch)
