@@ -1,0 +1,62 @@
+"""2D augmentation with torchvision transforms v2, built from a recipe's `augment` block.
+
+Inputs are float tensors (C, H, W) in [0, 1]; normalisation comes after, in the dataset.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchvision.transforms import v2
+
+from glioscope.augment.svhn import random_policy
+from glioscope.errors import GlioscopeError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def build_train_transform(augment: dict) -> v2.Compose | None:
+    """Random transforms for training; None when the recipe asks for none."""
+    steps: list = []
+    if augment.get("autoaugment"):
+        if str(augment["autoaugment"]).lower() != "svhn":
+            raise GlioscopeError(f"augment.autoaugment: only 'svhn' is supported, got {augment['autoaugment']!r}")
+        steps += [v2.ToDtype(torch.uint8, scale=True), random_policy(), v2.ToDtype(torch.float32, scale=True)]
+    if augment.get("hflip"):
+        steps.append(v2.RandomHorizontalFlip(float(augment["hflip"])))
+    if augment.get("vflip"):
+        steps.append(v2.RandomVerticalFlip(float(augment["vflip"])))
+    rotation = float(augment.get("rotation") or 0)
+    zoom = augment.get("zoom")
+    shift = float(augment.get("shift") or 0)
+    if rotation or zoom or shift:
+        steps.append(
+            v2.RandomAffine(
+                degrees=rotation,
+                translate=(shift, shift) if shift else None,
+                scale=tuple(zoom) if zoom else None,
+            )
+        )
+    if augment.get("brightness"):
+        low, high = augment["brightness"]
+        steps.append(v2.ColorJitter(brightness=(float(low), float(high))))
+    blur = augment.get("gaussian_blur")
+    if blur:
+        sizes = blur if isinstance(blur, (list, tuple)) else [blur]
+        for size in sizes:
+            if int(size) % 2 == 0:
+                raise GlioscopeError(f"augment.gaussian_blur: kernel sizes must be odd, got {size}")
+        # seed 000's optional filter: one of the kernel sizes, sigma as OpenCV derives it from the size
+        steps.append(v2.RandomChoice([v2.GaussianBlur(int(s), sigma=0.3 * ((int(s) - 1) * 0.5 - 1) + 0.8) for s in sizes]))
+    return v2.Compose(steps) if steps else None
+
+
+def normalisation(name: str | None, channels: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(mean, std) shaped (C, 1, 1) for 'imagenet'; None for no normalisation."""
+    if not name or str(name).lower() == "none":
+        return None
+    if str(name).lower() != "imagenet":
+        raise GlioscopeError(f"data.normalize: expected 'imagenet' or 'none', got {name!r}")
+    mean = torch.tensor(IMAGENET_MEAN if channels == 3 else [sum(IMAGENET_MEAN) / 3] * channels)
+    std = torch.tensor(IMAGENET_STD if channels == 3 else [sum(IMAGENET_STD) / 3] * channels)
+    return mean.view(-1, 1, 1), std.view(-1, 1, 1)
