@@ -1,0 +1,178 @@
+"""build_slices: a cohort table to a SliceSet, decoding each item once (in parallel) and caching it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from glioscope import cohort
+from glioscope.cohort import Skip
+from glioscope.errors import InputError
+from glioscope.io.parallel import map_files
+from glioscope.preprocess import cache
+from glioscope.preprocess.decode import decode_item, reason_of
+from glioscope.preprocess.items import Item, plan_items
+from glioscope.preprocess.settings import TABLE_COLUMNS, SliceSet, SliceSettings
+
+# Starting a pool of worker processes (and their imports) costs about a second: worth it beyond this much work.
+_POOL_WORTH_SECONDS = 3.0
+
+
+def build_slices(
+    frame: pd.DataFrame,
+    settings: SliceSettings,
+    cache_dir: Path | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> SliceSet:
+    """The slices of a cohort table's rows under `settings`; items that fail are listed in `skipped`.
+
+    With `cache_dir`, each item is decoded once per settings (see glioscope.preprocess.cache);
+    `workers` processes decode the others (None: one per CPU core).
+    """
+    frame = _checked(frame)
+    items, skipped, notes = plan_items(frame, settings)
+    entries, more_skips = _entries(items, settings, cache_dir, workers, progress)
+    skipped += more_skips
+    usable = []
+    for item in items:
+        entry = entries.get(item.meta["item_id"])
+        if isinstance(entry, Skip):
+            skipped.append(entry)
+        elif entry is not None:
+            usable.append((item, entry))
+    notes += _decode_notes([entry for _, entry in usable], settings)
+    if settings.selection == "representative":
+        usable, choice_notes = _one_per_patient(usable)
+        notes += choice_notes
+    usable = _same_channels(usable, settings, skipped, notes)
+    if not usable or not any(len(entry["images"]) for _, entry in usable):
+        example = f"; e.g. {skipped[0].path}: {skipped[0].reason}" if skipped else "; ".join(["", *notes])
+        raise InputError(None, f"no slices left from {len(items)} item(s) ({len(skipped)} skipped{example})")
+    images, table = _assemble(usable, settings)
+    return SliceSet(images, table, settings, skipped, notes)
+
+
+def _checked(frame: pd.DataFrame) -> pd.DataFrame:
+    if frame is None or len(frame) == 0:
+        raise InputError(None, "the cohort table has no rows to cut slices from")
+    frame = cohort.normalise(frame.fillna(""))
+    cohort.validate(frame, "cohort")
+    return frame
+
+
+def _entries(items: list[Item], settings, cache_dir, workers, progress) -> tuple[dict, list[Skip]]:
+    """Cache entries by item id: read from the cache where present, decoded (and cached) otherwise."""
+    folder = cache.folder(cache_dir, settings) if cache_dir is not None else None
+    entries, skipped, pending = {}, [], []
+    for item in tqdm(items, desc="slice cache", unit="item", disable=not progress or folder is None, leave=False):
+        task = item.task
+        if folder is not None:
+            try:
+                entry_file = folder / f"{cache.item_key(task.sources, task.mask_path)}.npz"
+            except InputError as exc:
+                skipped.append(Skip(exc.path, reason_of(exc)))
+                continue
+            cached = cache.load(entry_file)
+            if cached is not None:
+                entries[task.item_id] = cached
+                continue
+            task = replace(task, cache_file=str(entry_file))
+        pending.append(task)
+    threshold = 2 if sum(task.seconds for task in pending) > _POOL_WORTH_SECONDS else len(pending) + 1
+    decoded = map_files(decode_item, pending, workers, progress, desc="decoding items", min_parallel=threshold)
+    entries.update((task.item_id, entry) for task, entry in zip(pending, decoded))
+    return entries, skipped
+
+
+def _decode_notes(entries: list[dict], settings: SliceSettings) -> list[str]:
+    notes = []
+    dim = sum(int(e["dropped_foreground"]) for e in entries)
+    if dim:
+        notes.append(f"{dim} slice(s) with less than {settings.min_foreground:.0%} foreground left out")
+    empty = sum(int(e["dropped_empty_mask"]) for e in entries)
+    if empty:
+        notes.append(f"{empty} slice(s) with an empty tumour mask left out (roi_crop needs a tumour to crop to)")
+    unsaved = [e["cache_error"] for e in entries if "cache_error" in e]
+    if unsaved:
+        notes.append(f"{len(unsaved)} item(s) could not be written to the slice cache ({unsaved[0]})")
+    unscaled = sum(bool(e["min_max_instead_of_none"]) for e in entries)
+    if unscaled:
+        notes.append(f"scaling 'none' keeps 8-bit images only: {unscaled} other item(s) were min-max scaled")
+    return notes
+
+
+def _one_per_patient(usable: list[tuple[Item, dict]]) -> tuple[list[tuple[Item, dict]], list[str]]:
+    """Each patient's slice with the largest tumour area; without one, the middle slice (see the note)."""
+    patients: dict[str, list[tuple[Item, dict]]] = {}
+    for pair in usable:
+        patients.setdefault(pair[0].meta["patient_id"], []).append(pair)
+    chosen, fallback = [], []
+    for patient, pairs in patients.items():
+        tumours = [p for p in pairs if len(p[1]["tumour_area"]) and int(p[1]["tumour_area"][0]) > 0]
+        if tumours:
+            chosen.append(max(tumours, key=lambda p: int(p[1]["tumour_area"][0])))  # first of equals
+            continue
+        fallback.append(patient)
+        if all(p[0].meta["kind"] == "image" for p in pairs):  # one row per slice (kaggle_3m-like)
+            pairs = sorted(pairs, key=lambda p: p[0].meta["row_slice_index"])
+            chosen.append(pairs[len(pairs) // 2])
+        else:
+            chosen.append(pairs[0])  # its entry holds the middle slice
+    notes = []
+    if fallback:
+        examples = ", ".join(fallback[:5]) + (" ..." if len(fallback) > 5 else "")
+        notes.append(
+            f"{len(fallback)} patient(s) without a tumour in any mask: their representative slice is the "
+            f"middle slice of their first item (of their images, for one image per slice): {examples}"
+        )
+    return chosen, notes
+
+
+def _same_channels(usable, settings: SliceSettings, skipped: list[Skip], notes: list[str]) -> list:
+    """Items whose channel count fits the set: grey images join colour ones by repetition."""
+    counts = {entry["images"].shape[1] for _, entry in usable}
+    if len(counts) <= 1:
+        return usable
+    target = max(counts)
+    kept = []
+    for item, entry in usable:
+        channels = entry["images"].shape[1]
+        if channels not in (1, target):
+            skipped.append(Skip(item.meta["source_path"], f"has {channels} channels; the others have {target}"))
+        else:
+            kept.append((item, entry))
+    greys = sum(entry["images"].shape[1] == 1 for _, entry in kept)
+    notes.append(f"{greys} single-channel item(s) repeated to {target} channels to match the others")
+    return kept
+
+
+def _assemble(usable: list[tuple[Item, dict]], settings: SliceSettings) -> tuple[np.ndarray, pd.DataFrame]:
+    channels = 3 if settings.channels == "stack3" else max(entry["images"].shape[1] for _, entry in usable)
+    total = sum(len(entry["images"]) for _, entry in usable)
+    images = np.empty((total, channels, settings.size, settings.size), np.uint8)
+    rows, start = [], 0
+    for item, entry in usable:
+        count = len(entry["images"])
+        images[start : start + count] = entry["images"]  # broadcasts a single channel to all
+        start += count
+        meta = item.meta
+        for index, area, box in zip(entry["slice_index"], entry["tumour_area"], entry["crop"]):
+            # A 2D image is one slice: its number is the one its source gave (kaggle_3m), else 0.
+            number = max(meta["row_slice_index"], 0) if meta["kind"] == "image" else int(index)
+            rows.append(
+                {
+                    **{k: meta[k] for k in ("item_id", "patient_id", "study_id", "label", "sequence")},
+                    "slice_id": f"{meta['item_id']}:{number}",
+                    "slice_index": number,
+                    "tumour_area": int(area),
+                    "crop": ",".join(str(int(v)) for v in box) if settings.roi_crop else "",
+                    "source_split": meta["source_split"],
+                    "source_path": meta["source_path"],
+                }
+            )
+    return images, pd.DataFrame(rows, columns=TABLE_COLUMNS)

@@ -1,0 +1,114 @@
+"""Decode one item into its chosen slices (in a worker process); a failure becomes a Skip."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from glioscope.cohort import Skip
+from glioscope.errors import InputError
+from glioscope.preprocess import cache, ops, pixels
+from glioscope.preprocess.pixels import Source
+from glioscope.preprocess.settings import SliceSettings
+
+
+@dataclass(frozen=True)
+class ItemTask:
+    """Everything a worker needs for one item: its files, its mask, the settings, where to cache."""
+
+    item_id: str
+    sources: tuple[Source, ...]
+    mask_path: str
+    settings: SliceSettings
+    cache_file: str = ""
+    seconds: float = 0.0  # a guess at the decoding time, to decide whether a process pool pays off
+
+
+def decode_item(task: ItemTask) -> dict | Skip:
+    """The item's entry (see cache.unpack), written to `task.cache_file` when set, or a Skip."""
+    try:
+        entry = _decode(task)
+    except InputError as exc:  # a property of the files: cached, so not retried until they change
+        entry = Skip(exc.path or task.sources[0].path, reason_of(exc))
+    except Exception as exc:  # noqa: BLE001 - a decoder failure on this item must not stop the others
+        return Skip(task.sources[0].path, f"cannot be decoded ({type(exc).__name__}: {str(exc)[:200]})")
+    if task.cache_file:
+        try:
+            cache.save(Path(task.cache_file), entry)
+        except OSError as exc:  # a full disk costs the cache, not the run
+            return entry if isinstance(entry, Skip) else {**entry, "cache_error": f"{exc.strerror or exc}"}
+    return entry
+
+
+def reason_of(exc: InputError) -> str:
+    """The message of an InputError without the path it starts with."""
+    text = str(exc)
+    prefix = f"{exc.path}: "
+    return text[len(prefix) :] if exc.path and text.startswith(prefix) else text
+
+
+def _decode(task: ItemTask) -> dict:
+    settings = task.settings
+    if settings.roi_crop and not task.mask_path:
+        raise InputError(task.sources[0].path, "has no tumour mask, which roi_crop needs")
+    stack, eight_bit = _load(task)
+    count = len(stack)
+    mask = None
+    if task.mask_path:
+        mask = pixels.load_mask(task.mask_path, task.sources[0].kind, settings.axis, (count, *stack.shape[2:]))
+    areas = mask.sum(axis=(1, 2)).astype(np.int64) if mask is not None else np.zeros(count, np.int64)
+    low, high = ops.intensity_range(stack, settings.scaling, settings.percentiles, eight_bit)
+    images, kept, boxes = [], [], []
+    dropped_foreground = dropped_empty = 0
+    for index in choose(count, areas, settings):
+        if settings.roi_crop and areas[index] == 0:
+            dropped_empty += 1
+            continue
+        scaled = ops.scale(stack[index], low, high)
+        drop_dim = settings.min_foreground and settings.selection != "representative"
+        if drop_dim and ops.foreground_fraction(scaled) < settings.min_foreground:
+            dropped_foreground += 1
+            continue
+        box = ops.roi_box(mask[index], settings.roi_margin) if settings.roi_crop else (0, 0, 0, 0)
+        scaled = ops.crop(scaled, box) if settings.roi_crop else ops.pad_to_square(scaled)
+        images.append(ops.to_uint8(ops.resize(scaled, settings.size)))
+        kept.append(index)
+        boxes.append(box)
+    size, channels = settings.size, stack.shape[1]
+    return {
+        "images": np.stack(images) if images else np.zeros((0, channels, size, size), np.uint8),
+        "slice_index": np.array(kept, np.int64),
+        "tumour_area": areas[kept],
+        "crop": np.array(boxes, np.int64).reshape(-1, 4),
+        "areas": areas,
+        "n_slices": count,
+        "has_mask": mask is not None,
+        "dropped_foreground": dropped_foreground,
+        "dropped_empty_mask": dropped_empty,
+        "min_max_instead_of_none": settings.scaling == "none" and not eight_bit,
+    }
+
+
+def _load(task: ItemTask) -> tuple[np.ndarray, bool]:
+    """The item's sources stacked as channels: (slices, channels, rows, cols)."""
+    loaded = [pixels.load_stack(source, task.settings.axis) for source in task.sources]
+    shapes = [(len(stack), *stack.shape[2:]) for stack, _ in loaded]
+    if len(set(shapes)) > 1:
+        listing = ", ".join(f"{Path(s.path).name} {shape}" for s, shape in zip(task.sources, shapes))
+        raise InputError(task.sources[0].path, f"sequences to stack as channels differ in shape ({listing})")
+    stack = loaded[0][0] if len(loaded) == 1 else np.concatenate([stack for stack, _ in loaded], axis=1)
+    return stack, all(eight_bit for _, eight_bit in loaded)
+
+
+def choose(count: int, areas: np.ndarray, settings: SliceSettings) -> list[int]:
+    """Indices of the slices an item contributes under the settings' selection."""
+    if settings.selection == "middle":
+        keep = max(1, int(np.floor(count * settings.middle_fraction + 0.5)))
+        start = (count - keep) // 2
+        return list(range(start, start + keep))
+    if settings.selection == "representative":
+        # The item's best candidate: the patient's slice is chosen among them (build.py).
+        return [int(np.argmax(areas))] if areas.max(initial=0) > 0 else [count // 2]
+    return list(range(count))
