@@ -1,0 +1,148 @@
+"""Report figures, drawn with matplotlib's Agg canvas (no pyplot, no display, no global state)."""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from sklearn.metrics import auc as area_under, roc_curve
+
+DPI = 96
+_MEMBER = re.compile(r"^train_loss/(.+)$")
+
+
+def new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def members_of(history: pd.DataFrame) -> list[str]:
+    """SDL member names (net1, net2, ...) from columns train_loss/<member>; [] for a single model."""
+    return [m.group(1) for c in history.columns if (m := _MEMBER.match(c))]
+
+
+def _curve(ax, history: pd.DataFrame, column: str, **style) -> None:
+    if column in history and history[column].notna().any():
+        ax.plot(history["epoch"], history[column], **style)
+
+
+def learning_curves(history: pd.DataFrame, title: str) -> Figure:
+    """Loss and accuracy per epoch, train (solid) vs validation (dashed); SDL: every net plus the synergic layer."""
+    members = members_of(history)
+    synergic = any(c in history for c in ("synergic_loss", "synergic_accuracy"))
+    panels = 3 if members and synergic else 2
+    fig = new_figure(4.6 * panels, 3.4)
+    axes = fig.subplots(1, panels)
+    colours = ["#2b6cb0", "#c05621", "#2f855a", "#805ad5", "#b83280", "#4a5568"]
+    series = [(f"/{m}", m) for m in members] if members else [("", None)]
+    for ax, quantity in zip(axes, ("loss", "accuracy")):
+        for (suffix, member), colour in zip(series, colours):
+            prefix = f"{member} " if member else ""
+            _curve(ax, history, f"train_{quantity}{suffix}", color=colour, label=f"{prefix}train")
+            _curve(ax, history, f"val_{quantity}{suffix}", color=colour, linestyle="--", label=f"{prefix}validation")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(quantity)
+        ax.set_title(quantity.capitalize() + (" (nets)" if members else ""))
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    if panels == 3:
+        ax = axes[2]
+        _curve(ax, history, "synergic_loss", color="#2b6cb0", label="synergic loss")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss (BCE)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        twin = ax.twinx()
+        _curve(twin, history, "synergic_accuracy", color="#c05621", linestyle="-.", label="synergic accuracy")
+        twin.set_ylabel("accuracy")
+        ax.set_title("Synergic layer (same class?)")
+        handles = ax.get_lines() + twin.get_lines()
+        if handles:
+            ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="center right")
+    fig.suptitle(title)
+    return fig
+
+
+def confusion_matrices(matrices: Sequence[tuple[str, np.ndarray]], class_names: Sequence[str], title: str) -> Figure:
+    """One panel per (title, matrix): colour = row-normalised share, text = count and share of the true class."""
+    fig = new_figure(3.3 + 2.6 * len(matrices), 3.6)
+    axes = fig.subplots(1, len(matrices), squeeze=False)[0]
+    size = 9 if len(class_names) <= 5 else 7
+    for ax, (panel, cm) in zip(axes, matrices):
+        cm = np.asarray(cm, dtype=float)
+        rows = cm.sum(axis=1, keepdims=True)
+        share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+        image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+        for i in range(cm.shape[0]):
+            for j in range(cm.shape[1]):
+                ax.text(j, i, f"{int(cm[i, j])}\n{share[i, j]:.0%}", ha="center", va="center", fontsize=size,
+                        color="white" if share[i, j] > 0.6 else "black")
+        ticks = range(len(class_names))
+        ax.set_xticks(ticks, class_names, rotation=30 if max(map(len, class_names)) > 4 else 0)
+        ax.set_yticks(ticks, class_names)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        ax.set_title(panel, fontsize=10)
+    fig.colorbar(image, ax=list(axes), fraction=0.03, label="share of the true class")
+    fig.suptitle(title)
+    return fig
+
+
+def roc_curves(panels: Sequence[tuple[str, Sequence[tuple[str, np.ndarray, np.ndarray]]]], title: str) -> Figure:
+    """One panel per (title, [(label, is_positive, score)]); each curve's AUC in the legend."""
+    columns = min(len(panels), 3)
+    rows = -(-len(panels) // columns)
+    fig = new_figure(4.3 * columns, 4.1 * rows)
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax, (panel, curves) in zip(axes, panels):
+        for label, positive, score in curves:
+            positive = np.asarray(positive, dtype=bool)
+            if positive.all() or not positive.any():
+                continue  # one class only: no curve
+            fpr, tpr, _ = roc_curve(positive, score)
+            ax.plot(fpr, tpr, label=f"{label} (AUC {area_under(fpr, tpr):.3f})", linewidth=1.6)
+        ax.plot([0, 1], [0, 1], color="#a0aec0", linestyle=":", linewidth=1)
+        ax.set_xlim(-0.01, 1.01)
+        ax.set_ylim(-0.01, 1.01)
+        ax.set_aspect("equal")
+        ax.set_xlabel("1 - specificity (false positive rate)")
+        ax.set_ylabel("sensitivity (true positive rate)")
+        ax.set_title(panel, fontsize=10)
+        ax.grid(alpha=0.3)
+        if len(ax.lines) > 1:
+            ax.legend(fontsize=8, loc="lower right")
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    return fig
+
+
+def paired_folds(folds: Sequence, first: Sequence[float], second: Sequence[float], names: tuple[str, str], metric: str) -> Figure:
+    """Per-fold values of two models joined by a line: the paired comparison at a glance."""
+    fig = new_figure(4.2, 3.4)
+    ax = fig.subplots()
+    for a, b in zip(first, second):
+        ax.plot([0, 1], [a, b], color="#a0aec0", marker="o")
+    ax.plot([0, 1], [np.nanmean(first), np.nanmean(second)], color="#c53030", marker="s", linewidth=2.5, label="mean")
+    ax.set_xticks([0, 1], [names[0], names[1]], fontsize=8)
+    ax.set_xlim(-0.3, 1.3)
+    ax.set_ylabel(f"patient-level {metric}")
+    ax.set_title(f"{metric} per fold ({len(folds)} folds)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig

@@ -1,0 +1,190 @@
+"""RUN/report.html: one self-contained page per run (tables, curves, confusion matrices, ROC, Grad-CAM)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+import glioscope
+from glioscope.evaluate.aggregate import to_patients
+from glioscope.evaluate.run import load_metrics, read_predictions, read_run_info
+from glioscope.report import figures, tables
+from glioscope.report.html import esc, image, page
+from glioscope.split import LEAKY_WARNING
+from glioscope.util import atomic
+
+NO_PATIENT_IDS = "no patient ids: results are per image and may overestimate"
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", str(text)).strip("_") or "x"
+
+
+def fold_histories(run_dir: Path, folds: Sequence) -> list[tuple[object, pd.DataFrame]]:
+    """(fold, per-epoch metrics) of every fold that has a metrics.csv."""
+    found = []
+    for fold in folds:
+        path = run_dir / f"fold{fold}" / "metrics.csv"
+        if path.is_file():
+            history = pd.read_csv(path)
+            if "epoch" not in history:
+                history["epoch"] = np.arange(1, len(history) + 1)
+            found.append((fold, history))
+    return found
+
+
+def training_accuracy(histories: list[tuple[object, pd.DataFrame]], models: Sequence[str]) -> dict[str, float]:
+    """Last-epoch training accuracy per model, mean over folds (SDL members from train_accuracy/<member>)."""
+    result = {}
+    for model in models:
+        member = model.split("/")[-1] if "/" in model else None
+        column = f"train_accuracy/{member}" if member else "train_accuracy"
+        values = [h[column].dropna().iloc[-1] for _, h in histories if column in h and h[column].notna().any()]
+        if values:
+            mean = float(np.mean(values))
+            result[model] = mean / 100.0 if mean > 1.5 else mean  # a log in percent
+    return result
+
+
+def roc_panels(patients: pd.DataFrame, models: Sequence[str], class_names: Sequence[str], label=lambda m: m):
+    """Per model, one-vs-rest curves per class (binary: the positive class only)."""
+    shown = class_names[1:] if len(class_names) == 2 else class_names
+    panels = []
+    for model in models:
+        rows = patients[patients["model"] == model]
+        if rows.empty:
+            continue
+        curves = [(f"{name} vs rest" if len(class_names) > 2 else name, rows["target"].to_numpy() == class_names.index(name),
+                   rows[f"prob_{name}"].to_numpy()) for name in shown]
+        panels.append((label(model), curves))
+    return panels
+
+
+class _Figures:
+    """Saves each figure under RUN/figures/ and returns its <figure> HTML."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def add(self, name: str, fig_or_png, alt: str, caption: str | None = None) -> str:
+        data = figures.png(fig_or_png) if isinstance(fig_or_png, Figure) else bytes(fig_or_png)
+        with atomic.atomic_path(self.folder / f"{name}.png") as tmp:
+            tmp.write_bytes(data)
+        return image(data, alt, caption)
+
+
+def _header(info: dict, metrics: dict) -> list[str]:
+    title = info.get("label") or info.get("recipe") or "run"
+    model_name = ", ".join(metrics["models"])
+    meta = [("Recipe", info.get("recipe")), ("Task", info.get("task")), ("Cohort", info.get("cohort")),
+            ("Classes", ", ".join(metrics["class_names"])), ("Models", model_name),
+            ("Folds", len(metrics.get("folds", []))), ("Run created", info.get("created"))]
+    body = [f"<h1>glioscope report: {esc(title)}</h1>",
+            '<p class="meta">' + " · ".join(f"<b>{esc(k)}:</b> {esc(v)}" for k, v in meta if v not in (None, "")) + "</p>"]
+    if info.get("leaky"):
+        body.append(f'<div class="banner leaky">{esc(LEAKY_WARNING)}</div>')
+    if not info.get("patient_ids", True):
+        body.append(f'<div class="banner warning">Warning: {esc(NO_PATIENT_IDS)}.</div>')
+    statement = info.get("split_statement") or "No split statement was recorded for this run."
+    body.append(f'<div class="statement">{esc(statement)}</div>')
+    return body
+
+
+def _metric_sections(metrics: dict, set_name: str, histories) -> list[str]:
+    levels = ("patient", "image")
+    body = ["<h3>Patient level</h3>", tables.headline(metrics, set_name, "patient"),
+            "<h3>Image level</h3>", tables.headline(metrics, set_name, "image"),
+            "<h3>Per class (patient level)</h3>", tables.per_class(metrics, set_name, "patient")]
+    train = training_accuracy(histories, metrics["models"]) if set_name == "cv" else {}
+    body.append("<h3>As in the seed papers</h3>")
+    for index, level in enumerate(levels):
+        parts = [tables.seed000_models(metrics, set_name, level, train), tables.seed000_classes(metrics, set_name, level),
+                 tables.seed004_classes(metrics, set_name, level)]
+        if index == 0:
+            body += parts
+        else:
+            body.append(f"<details><summary>The same tables at {esc(level)} level</summary>{''.join(parts)}</details>")
+    return body
+
+
+def _confusion_and_roc(metrics: dict, set_name: str, patients: pd.DataFrame, saver: _Figures) -> list[str]:
+    names = metrics["class_names"]
+    prefix = "" if set_name == "cv" else "test_"
+    where = "all folds pooled" if set_name == "cv" else "held-out test set"
+    h = "h2" if set_name == "cv" else "h3"
+    body = [f"<{h}>Confusion matrices ({esc(where)})</{h}>"]
+    for model in metrics["models"]:
+        entry = metrics.get(set_name, {}).get(model, {})
+        matrices = [(f"{level} level (n={entry[level]['n']})", entry[level]["pooled"]["confusion_matrix"])
+                    for level in ("patient", "image") if level in entry]
+        if matrices:
+            fig = figures.confusion_matrices(matrices, names, f"{model}: confusion matrix, {where}")
+            body.append(saver.add(f"{prefix}confusion_{slug(model)}", fig, f"confusion matrix of {model}",
+                                  "Cell text: count and share of the true class (row-normalised); colour: share."))
+    body.append(f"<{h}>ROC curves, one-vs-rest, patient level ({esc(where)})</{h}>")
+    panels = roc_panels(patients[patients["set"] == set_name], metrics["models"], names)
+    if panels:
+        fig = figures.roc_curves(panels, f"ROC curves, patient level, {where}")
+        body.append(saver.add(f"{prefix}roc_patient", fig, "ROC curves at patient level"))
+    return body
+
+
+def _gradcam(panels, saver: _Figures) -> list[str]:
+    if panels is None:
+        return []
+    if isinstance(panels, Figure):
+        panels = [("Grad-CAM", panels)]
+    body = ["<h2>Grad-CAM</h2>"]
+    for index, (title, content) in enumerate(panels):
+        body.append(saver.add(f"gradcam_{index + 1}", content, str(title), str(title)))
+    return body
+
+
+def write_report(run_dir: str | Path, gradcam_panels=None, n_boot: int = 1000, seed: int = 0) -> Path:
+    """Write RUN/report.html (and RUN/figures/*.png); evaluates the run first when metrics.json is missing or stale.
+
+    gradcam_panels: [(title, png bytes or matplotlib Figure)] (see glioscope.evaluate.gradcam.gradcam_panels) or one Figure.
+    """
+    run_dir = Path(run_dir)
+    info = read_run_info(run_dir)
+    metrics = load_metrics(run_dir, evaluate_if_missing=True, n_boot=n_boot, seed=seed)
+    images = read_predictions(run_dir, metrics["class_names"])
+    patients = to_patients(images, by=("set", "fold", "model"))
+    saver = _Figures(run_dir / "figures")
+    histories = fold_histories(run_dir, metrics.get("folds", []))
+
+    body = _header(info, metrics)
+    body.append("<h2>Results: cross-validation</h2>")
+    body += _metric_sections(metrics, "cv", histories)
+    body.append("<h2>Learning curves</h2>")
+    if not histories:
+        body.append("<p>No per-epoch metrics (fold&lt;k&gt;/metrics.csv) were found.</p>")
+    for fold, history in histories:
+        fig = figures.learning_curves(history, f"Fold {fold}: train (solid) vs validation (dashed)")
+        body.append(saver.add(f"learning_curves_fold{fold}", fig, f"learning curves of fold {fold}"))
+    body += _confusion_and_roc(metrics, "cv", patients, saver)
+    if "test" in metrics.get("sets", []):
+        body.append("<h2>Results: held-out test set</h2>")
+        body += _metric_sections(metrics, "test", [])
+        body += _confusion_and_roc(metrics, "test", patients, saver)
+    body += _gradcam(gradcam_panels, saver)
+    notes = list(info.get("notes") or [])
+    body.append("<h2>Notes</h2>")
+    body.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>" if notes else "<p>No notes.</p>")
+    config = run_dir / "config.yaml"
+    if config.is_file():
+        body.append(f"<details><summary>Resolved recipe (config.yaml)</summary><pre>{esc(config.read_text(encoding='utf-8'))}</pre></details>")
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    trained = info.get("glioscope_version")
+    body.append(f"<footer>glioscope {esc(glioscope.__version__)} · report written {esc(now)}"
+                + (f" · run trained with glioscope {esc(trained)}" if trained else "")
+                + f" · {metrics.get('n_boot')} bootstrap resamples, seed {metrics.get('seed')}</footer>")
+    out = run_dir / "report.html"
+    atomic.write_text(out, page(f"glioscope report: {info.get('label') or info.get('recipe')}", body))
+    return out

@@ -1,0 +1,27 @@
+"""The headline of a run as plain text, for the terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from glioscope.report.compare import comparison_rows
+
+
+def _cell(row, key: str) -> str:
+    mean, sd, low, high = (row[f"{key}_{s}"] for s in ("mean", "sd", "ci_low", "ci_high"))
+    if mean != mean:  # NaN
+        return "n/a"
+    return f"{mean:.3f} ± {sd:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def headline_text(run_dir: Path) -> str:
+    """Per model: accuracy, macro F1 and macro AUC, mean ± SD over folds [95% CI], patient level first."""
+    rows = comparison_rows([run_dir])
+    lines = []
+    for (set_name, level), group in rows.groupby(["set", "level"], sort=False):
+        lines.append(f"{set_name} set, {level} level (mean ± SD over folds [95% bootstrap CI over patients]):")
+        width = max(len(m) for m in group["model"])
+        lines.append(f"  {'model':<{width}}  {'accuracy':<32}{'macro F1':<32}macro AUC")
+        for _, row in group.iterrows():
+            lines.append(f"  {row['model']:<{width}}  {_cell(row, 'accuracy'):<32}{_cell(row, 'macro_f1'):<32}{_cell(row, 'macro_auc')}")
+    return "\n".join(lines)
