@@ -1,0 +1,314 @@
+"""One training loop for every model: epochs, validation, schedules, early stopping,
+atomic checkpoints every epoch, exact resume, metrics to CSV and TensorBoard.
+
+Variants subclass `Trainer` and override the step (SDL: train/sdl.py), in the way
+nnU-Net varies its trainers.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from glioscope.train import ddp
+from glioscope.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from glioscope.train.optim import EarlyStopping, build_optimizer, build_schedule
+from glioscope.train.precision import Precision, choose
+from glioscope.util import atomic
+
+log = logging.getLogger(__name__)
+
+LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"
+
+
+class Trainer:
+    """Trains `model` on a dataset of (image, target) pairs; writes into `out_dir`."""
+
+    def __init__(self, model: torch.nn.Module, settings: dict, class_names: list[str], out_dir: Path,
+                 name: str = "model", class_weights: torch.Tensor | None = None, progress: bool = True,
+                 context: ddp.DistContext | None = None):
+        self.settings = settings
+        self.class_names = list(class_names)
+        self.out_dir = Path(out_dir)
+        self.name = name
+        self.progress = progress
+        self.context = context or ddp.init_distributed(settings.get("device"))
+        self.device = self.context.device
+        self.raw_model = model.to(self.device)
+        self.model = self.raw_model  # wrapped for DDP once the precision is known
+        weight = class_weights.to(self.device) if class_weights is not None else None
+        self.criterion = torch.nn.CrossEntropyLoss(weight=weight)
+        self.optimizer = build_optimizer(
+            [p for p in self.raw_model.parameters() if p.requires_grad], settings["optimizer"], float(settings["lr"]),
+            float(settings.get("momentum", 0.9)), float(settings.get("weight_decay", 0.0)),
+        )
+        self.schedule = build_schedule(
+            self.optimizer, settings.get("schedule"), float(settings.get("decay", 1e-4)),
+            int(settings.get("step_size", 7)), float(settings.get("gamma", 0.1)),
+            int(settings.get("plateau_patience", 3)),
+        )
+        self.monitor = settings.get("monitor", "val_loss")
+        self.stopper = EarlyStopping(settings.get("early_stopping"), "min" if self.monitor.endswith("loss") else "max")
+        self.precision: Precision | None = None
+        self.scaler = torch.amp.GradScaler("cuda") if self.device.type == "cuda" else None
+        self.history: list[dict] = []
+        self.best_state: dict | None = None
+        self.best_epoch = -1
+        self.epoch = 0  # epochs completed
+        self.timings: dict = {}
+
+    # --- the parts a variant overrides ------------------------------------------------
+
+    def train_batches(self, dataset, epoch: int):
+        """The batches of one epoch (a variant may rebuild its dataset, e.g. SDL pairs)."""
+        return self.loader(dataset, epoch, shuffle=True)
+
+    def train_step(self, batch) -> dict[str, float]:
+        images, targets = (t.to(self.device, non_blocking=True) for t in batch)
+        images = self.precision.prepare(images)
+        with self.precision.autocast(self.device):
+            logits = self.model(images)
+            loss = self.criterion(logits.float(), targets)
+        self.backward(loss)
+        correct = (logits.argmax(1) == targets).sum().item()
+        return {"loss_sum": loss.item() * len(targets), "correct": correct, "count": len(targets)}
+
+    def epoch_metrics(self, sums: dict[str, float]) -> dict[str, float]:
+        count = max(sums["count"], 1)
+        return {"train_loss": sums["loss_sum"] / count, "train_accuracy": sums["correct"] / count}
+
+    def model_names(self) -> list[str]:
+        return [self.name]
+
+    @torch.no_grad()
+    def predict_logits(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Logits of each reported model for one batch."""
+        with self.precision.autocast(self.device):
+            return [self.model(self.precision.prepare(images)).float()]
+
+    def timing_step(self, model, sample, precision: Precision) -> None:
+        images, targets = sample
+        images = precision.prepare(images)
+        with precision.autocast(self.device):
+            loss = F.cross_entropy(model(images).float(), targets)
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    def timing_sample(self, dataset):
+        images, targets = next(iter(self.loader(dataset, 0, shuffle=False)))
+        return images.to(self.device), targets.to(self.device)
+
+    # --- shared machinery ------------------------------------------------------------
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None and self.precision.dtype == "fp16":
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+
+    def loader(self, dataset, epoch: int, shuffle: bool, batch_size: int | None = None) -> DataLoader:
+        """Batches in an order fixed by (seed, epoch), so a resumed run sees the same data."""
+        batch_size = int(batch_size or self.settings["batch_size"])
+        generator = torch.Generator().manual_seed(int(self.settings.get("seed", 0)) * 1000 + epoch)
+        sampler = None
+        if self.context.distributed and shuffle:
+            sampler = DistributedSampler(dataset, shuffle=True, seed=int(self.settings.get("seed", 0)))
+            sampler.set_epoch(epoch)
+        workers = int(self.settings.get("num_workers", 0))
+        return DataLoader(
+            dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+            generator=generator, num_workers=workers, persistent_workers=False,
+            pin_memory=self.device.type == "cuda", drop_last=False,
+        )
+
+    def _setup_precision(self, dataset) -> None:
+        if self.precision is not None:
+            return
+        wanted = self.settings.get("precision", "auto")
+        layout = self.settings.get("channels_last", "auto")
+        self.precision, self.timings = choose(
+            self.raw_model, self.timing_step, self.timing_sample(dataset), self.device, wanted, layout,
+            dims=self.dims,
+        )
+        self._apply_precision()
+
+    @property
+    def dims(self) -> int:
+        """4 for 2D models, 5 for 3D ones (which set `is_3d`)."""
+        return 5 if getattr(self.raw_model, "is_3d", False) else 4
+
+    def _apply_precision(self) -> None:
+        self.raw_model = self.precision.prepare_model(self.raw_model, self.dims)
+        self.model = ddp.wrap(self.raw_model, self.context)
+
+    def fit(self, train_set, val_set=None, resume: bool = False) -> pd.DataFrame:
+        """Train for the configured epochs (or until early stopping); returns the history."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if resume and (self.out_dir / LAST).is_file():
+            self._resume(self.out_dir / LAST)
+        self._setup_precision(train_set)
+        writer = self._tensorboard()
+        epochs = int(self.settings["epochs"])
+        try:
+            while self.epoch < epochs and not self.stopper.should_stop:
+                row = self._run_epoch(train_set, val_set, self.epoch)
+                self.history.append(row)
+                self.epoch += 1
+                self._remember_best(row)
+                if self.context.is_main:
+                    self._log(row, writer)
+                    self._save(self.out_dir / LAST)
+        finally:
+            if writer is not None:
+                writer.close()
+        if self.settings.get("keep_best", True) and self.best_state is not None:
+            self.raw_model.load_state_dict(self.best_state)
+        ddp.barrier(self.context)
+        return pd.DataFrame(self.history)
+
+    def _run_epoch(self, train_set, val_set, epoch: int) -> dict:
+        self.model.train()
+        start = time.perf_counter()
+        sums: dict[str, float] = {}
+        batches = self.train_batches(train_set, epoch)
+        bar = tqdm(batches, desc=f"{self.name} epoch {epoch + 1}/{self.settings['epochs']}", unit="batch",
+                   disable=not (self.progress and self.context.is_main), leave=False, dynamic_ncols=True)
+        for batch in bar:
+            out = self.train_step(batch)
+            for key, value in out.items():
+                sums[key] = sums.get(key, 0.0) + value
+            elapsed = time.perf_counter() - start
+            bar.set_postfix(loss=f"{sums['loss_sum'] / max(sums['count'], 1):.3f}",
+                            img_s=f"{sums.get('images', sums['count']) / max(elapsed, 1e-9):.1f}")
+        totals = torch.tensor([sums.get(k, 0.0) for k in sorted(sums)], dtype=torch.float64)
+        sums = dict(zip(sorted(sums), ddp.all_reduce_sum(totals, self.context).tolist()))
+        seconds = time.perf_counter() - start
+        row = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], **self.epoch_metrics(sums)}
+        row["images_per_s"] = sums.get("images", sums["count"]) / max(seconds, 1e-9)
+        if val_set is not None:
+            row.update(self.validate(val_set))
+        self._step_schedule(row)
+        row["seconds"] = time.perf_counter() - start
+        return row
+
+    def _step_schedule(self, row: dict) -> None:
+        if self.schedule is None:
+            return
+        if isinstance(self.schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.schedule.step(row.get(self.monitor, row["train_loss"]))
+        else:
+            self.schedule.step()
+
+    def _remember_best(self, row: dict) -> None:
+        value = row.get(self.monitor)
+        if value is None:  # no validation set: the last epoch is the model
+            self.best_state, self.best_epoch = None, row["epoch"]
+            return
+        if self.stopper.improved(value):
+            self.best_state = copy.deepcopy(self.raw_model.state_dict())
+            self.best_epoch = row["epoch"]
+            if self.context.is_main:
+                save_checkpoint(self.out_dir / BEST, model=self.best_state, epoch=row["epoch"], monitor=self.monitor, value=value)
+
+    @torch.no_grad()
+    def predict(self, dataset) -> dict[str, np.ndarray]:
+        """Class probabilities of each reported model, in dataset order."""
+        self.model.eval()
+        outputs: list[list[torch.Tensor]] = []
+        batch = max(int(self.settings["batch_size"]), 32)
+        for images, _ in self.loader(dataset, 0, shuffle=False, batch_size=batch):
+            outputs.append([torch.softmax(l, dim=1).cpu() for l in self.predict_logits(images.to(self.device))])
+        names = self.model_names()
+        return {name: torch.cat([o[k] for o in outputs]).numpy() for k, name in enumerate(names)}
+
+    def validate(self, dataset) -> dict[str, float]:
+        """Loss and accuracy of each reported model on `dataset` (columns val_loss/<model> for variants)."""
+        targets = dataset.base_targets.numpy() if hasattr(dataset, "base_targets") else None
+        probs = self.predict(dataset)
+        row = {}
+        for k, (name, p) in enumerate(probs.items()):
+            loss = float(F.nll_loss(torch.log(torch.as_tensor(p).clamp_min(1e-8)), torch.as_tensor(targets)).item())
+            accuracy = float((p.argmax(1) == targets).mean())
+            suffix = "" if len(probs) == 1 else f"/{name.split('/')[-1]}"
+            row[f"val_loss{suffix}"], row[f"val_accuracy{suffix}"] = loss, accuracy
+        if len(probs) > 1:  # the headline figures are those of the last model: the combined one
+            combined = list(probs)[-1].split("/")[-1]
+            row["val_loss"], row["val_accuracy"] = row[f"val_loss/{combined}"], row[f"val_accuracy/{combined}"]
+        self.model.train()
+        return row
+
+    # --- files -------------------------------------------------------------------------
+
+    def _log(self, row: dict, writer) -> None:
+        atomic.write_csv(self.out_dir / "metrics.csv", pd.DataFrame(self.history))
+        if writer is not None:
+            for key, value in row.items():
+                if key != "epoch" and isinstance(value, (int, float)):
+                    writer.add_scalar(key, value, row["epoch"])
+            writer.flush()
+        shown = {k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in row.items() if "/" not in k}
+        tqdm.write(f"{self.name} " + " ".join(f"{k}={v}" for k, v in shown.items()))
+
+    def _tensorboard(self):
+        if not (self.context.is_main and self.settings.get("tensorboard", True)):
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is optional at run time
+            return None
+        return SummaryWriter(str(self.out_dir / "tensorboard"))
+
+    def _save(self, path: Path) -> None:
+        save_checkpoint(
+            path,
+            model=self.raw_model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            schedule=self.schedule.state_dict() if self.schedule is not None else None,
+            scaler=self.scaler.state_dict() if self.scaler is not None else None,
+            stopper=self.stopper.state_dict(),
+            epoch=self.epoch,
+            history=self.history,
+            best_state=self.best_state,
+            best_epoch=self.best_epoch,
+            precision=self.precision,
+            rng=rng_state(),
+            extra=self.extra_state(),
+        )
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+    def _resume(self, path: Path) -> None:
+        state = load_checkpoint(path)
+        self.raw_model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.schedule is not None and state.get("schedule"):
+            self.schedule.load_state_dict(state["schedule"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.stopper.load_state_dict(state["stopper"])
+        self.epoch, self.history = state["epoch"], state["history"]
+        self.best_state, self.best_epoch = state["best_state"], state["best_epoch"]
+        self.precision = state["precision"]
+        self._apply_precision()
+        set_rng_state(state["rng"])
+        self.load_extra_state(state.get("extra", {}))
+        log.info("resumed %s after epoch %d", path, self.epoch)
+        if self.context.is_main:
+            tqdm.write(f"{self.name}: resuming from {path} after epoch {self.epoch}")

@@ -1,0 +1,211 @@
+"""The training loop, SDL, resume, weights loading and DDP, on tiny tensors made here."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+
+from glioscope.models import create_model
+from glioscope.models.weights import WeightsUnavailable
+from glioscope.train.checkpoint import load_checkpoint
+from glioscope.train.data import SliceDataset, TupleDataset, make_pairs, make_tuples
+from glioscope.train.loop import Trainer
+from glioscope.train.sdl import SDLTrainer
+
+SETTINGS = dict(optimizer="sgd", lr=0.01, momentum=0.9, schedule="inverse_decay", decay=1e-4, batch_size=8, epochs=2,
+                seed=0, precision="fp32", channels_last=False, synergic_lambda=3.0, tensorboard=False)
+
+
+def toy_images(n=48, size=32, seed=0):
+    """Three classes told apart by a bright, a dark or no square."""
+    g = torch.Generator().manual_seed(seed)
+    targets = np.arange(n) % 3
+    images = (torch.rand(n, 3, size, size, generator=g) * 120 + 60).to(torch.uint8)
+    images[targets == 1, :, 8:24, 8:24] = 250
+    images[targets == 2, :, 8:24, 8:24] = 5
+    return images, targets
+
+
+def small_net(num_classes=3, **kwargs):
+    return create_model("resnet18", num_classes, head="hidden", hidden=32, **kwargs)
+
+
+# --- SDL -------------------------------------------------------------------------------
+
+
+def test_pairs_follow_the_published_rule():
+    targets = np.array([0] * 10 + [1] * 7 + [2] * 5)
+    pairs, leftovers = make_pairs(targets, np.random.default_rng(0))
+    same = pairs[pairs[:, 2] == 1]
+    different = pairs[pairs[:, 2] == 0]
+    assert (targets[same[:, 0]] == targets[same[:, 1]]).all()
+    assert (targets[different[:, 0]] != targets[different[:, 1]]).all()
+    # Half of each class is paired within it: 10 -> 5 images (2 pairs + 1 odd), 7 -> 3 (1 pair + 1), 5 -> 2 (1 pair).
+    assert len(same) == 2 + 1 + 1
+    used = np.concatenate([pairs[:, 0], pairs[:, 1]])
+    assert len(set(used)) == len(used)  # no image twice
+    assert sorted(set(used) | set(leftovers)) == list(range(len(targets)))
+    assert len(leftovers) == len(targets) - len(used)
+
+
+def test_tuples_for_three_members_have_consistent_labels():
+    targets = np.repeat([0, 1, 2], 12)
+    tuples, _ = make_tuples(targets, 3, np.random.default_rng(1))
+    assert tuples.shape[1] == 3
+    third_same = (targets[tuples[:, 2]] == targets[tuples[:, 0]]).mean()
+    assert 0.2 < third_same < 0.8  # same class as the anchor about half of the time
+
+
+def test_sdl_step_lowers_the_synergic_loss():
+    torch.manual_seed(0)
+    images, targets = toy_images(24)
+    dataset = SliceDataset(images, targets)
+    model = create_model("sdl", 3, backbone="resnet18", head="hidden", hidden=32)
+    trainer = SDLTrainer(model, {**SETTINGS, "lr": 0.005}, ["a", "b", "c"], Path("unused"), name="sdl", progress=False)
+    trainer._setup_precision(dataset)
+    tuples, _ = make_tuples(targets, 2, np.random.default_rng(0))
+    batch = next(iter(torch.utils.data.DataLoader(TupleDataset(dataset, tuples), batch_size=len(tuples))))
+    first = None
+    for _ in range(15):
+        out = trainer.train_step(batch)
+        first = first if first is not None else out["bce_sum"] / out["count"]
+    last = out["bce_sum"] / out["count"]
+    assert last < 0.5 * first
+
+
+def test_synergic_layer_learns_from_bce_only():
+    model = create_model("sdl", 3, backbone="resnet18", head="hidden", hidden=16)
+    x = [torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32)]
+    logits, synergic = model(x)
+    ce = sum(F.cross_entropy(l, torch.zeros(4, dtype=torch.long)) for l in logits)
+    ce.backward(retain_graph=True)
+    assert all(p.grad is None for p in model.synergic.parameters())
+    model.zero_grad()
+    bce = F.binary_cross_entropy_with_logits(synergic[0], torch.ones(4))
+    bce.backward()
+    assert model.synergic[0].weight.grad.abs().sum() > 0
+    assert model.members[0].fc.weight.grad is None  # the output layers see only their own CE
+    assert model.members[0].neck[1].weight.grad.abs().sum() > 0  # but the synergic error reaches the nets
+
+
+# --- the loop ------------------------------------------------------------------------
+
+
+def fit(out: Path, epochs: int, resume=False, cls=Trainer, model_name="resnet18", n=24):
+    torch.manual_seed(0)
+    images, targets = toy_images(n)
+    from glioscope.augment.augment2d import build_train_transform
+
+    dataset = SliceDataset(images, targets, build_train_transform({"rotation": 10}))
+    model = small_net() if model_name == "resnet18" else create_model("sdl", 3, backbone="resnet18", head="hidden", hidden=16)
+    trainer = cls(model, {**SETTINGS, "epochs": epochs}, ["a", "b", "c"], out, name="m", progress=False)
+    history = trainer.fit(dataset, SliceDataset(images, targets), resume=resume)
+    return trainer, history
+
+
+@pytest.mark.parametrize("cls,model_name", [(Trainer, "resnet18"), (SDLTrainer, "sdl")])
+def test_resume_reaches_the_same_state_as_an_uninterrupted_run(tmp_path, cls, model_name):
+    straight, _ = fit(tmp_path / "straight", 3, cls=cls, model_name=model_name)
+    fit(tmp_path / "killed", 2, cls=cls, model_name=model_name)  # stopped after epoch 2 ...
+    resumed, history = fit(tmp_path / "killed", 3, resume=True, cls=cls, model_name=model_name)  # ... and resumed
+    assert list(history["epoch"]) == [1, 2, 3]
+    for (name, a), b in zip(straight.raw_model.state_dict().items(), resumed.raw_model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_training_learns_and_checkpoints_every_epoch(tmp_path):
+    trainer, history = fit(tmp_path, 4, n=48)
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+    state = load_checkpoint(tmp_path / "checkpoint_last.pt")
+    assert state["epoch"] == 4 and len(state["history"]) == 4
+    assert (tmp_path / "metrics.csv").read_text().count("\n") == 5
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_early_stopping_stops(tmp_path):
+    images, targets = toy_images(24, size=64)
+    dataset = SliceDataset(images, targets)
+    settings = {**SETTINGS, "epochs": 30, "lr": 0.0, "early_stopping": 2, "monitor": "val_loss"}
+    # AlexNet has no BatchNorm: with lr 0 its validation loss cannot change, so it never improves.
+    model = create_model("alexnet", 3, head="hidden", hidden=16)
+    trainer = Trainer(model, settings, ["a", "b", "c"], tmp_path, progress=False)
+    history = trainer.fit(dataset, dataset)
+    assert len(history) == 3  # best at epoch 1, then two epochs without improvement
+
+
+# --- weights ---------------------------------------------------------------------------
+
+
+def test_weights_from_a_file_and_from_the_torch_cache(tmp_path, monkeypatch):
+    reference = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "r18.pth"
+    torch.save({"state_dict": reference.state_dict()}, path)
+    model = create_model("resnet18", 3, weights=str(path))
+    assert torch.equal(model.backbone.conv1.weight, reference.conv1.weight)
+    assert model.fc.out_features == 3
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    torch.hub.set_dir(str(tmp_path / "torch" / "hub"))
+    with pytest.raises(WeightsUnavailable, match="never downloads"):
+        create_model("resnet18", 3, weights="imagenet")
+    cache = tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    cache.parent.mkdir(parents=True)
+    torch.save(reference.state_dict(), cache)
+    model = create_model("resnet18", 3, weights="imagenet", in_chans=1)
+    assert torch.allclose(model.backbone.conv1.weight, reference.conv1.weight.sum(1, keepdim=True))
+
+
+def test_a_damaged_weights_file_is_named(tmp_path):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsUnavailable, match="bad.pth"):
+        create_model("alexnet", 3, weights=str(bad))
+
+
+# --- DDP -------------------------------------------------------------------------------
+
+DDP_SCRIPT = """
+import sys, numpy as np, torch
+from pathlib import Path
+from glioscope.models import create_model
+from glioscope.train.data import SliceDataset
+from glioscope.train.loop import Trainer
+torch.manual_seed(0)
+g = torch.Generator().manual_seed(0)
+targets = np.arange(32) % 2
+images = (torch.rand(32, 3, 32, 32, generator=g) * 255).to(torch.uint8)
+model = create_model("resnet18", 2, head="hidden", hidden=16)
+settings = dict(optimizer="sgd", lr=0.01, momentum=0.9, batch_size=4, epochs=1, seed=0, precision="fp32",
+                channels_last=False, tensorboard=False)
+trainer = Trainer(model, settings, ["a", "b"], Path(sys.argv[1]), progress=False)
+trainer.fit(SliceDataset(images, targets))
+torch.save(trainer.raw_model.state_dict(), Path(sys.argv[1]) / f"rank{trainer.context.rank}.pt")
+print("world", trainer.context.world_size, "batches", trainer.history[0]["train_loss"])
+"""
+
+
+def test_ddp_two_cpu_processes_train_one_epoch(tmp_path):
+    script = tmp_path / "ddp_train.py"
+    script.write_text(DDP_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", str(script), str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "world 2" in result.stdout
+    rank0 = torch.load(tmp_path / "rank0.pt")
+    rank1 = torch.load(tmp_path / "rank1.pt")
+    # Gradients were averaged across the processes: both hold identical weights after the epoch
+    # (BatchNorm running statistics are each process's own until DDP broadcasts them at the next forward).
+    weights = [k for k in rank0 if "running_" not in k and "num_batches" not in k]
+    assert all(torch.equal(rank0[k], rank1[k]) for k in weights)
+    assert (tmp_path / "checkpoint_last.pt").is_file()
