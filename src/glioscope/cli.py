@@ -58,6 +58,39 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--overwrite", action="store_true")
     split.set_defaults(run=_split)
 
+    for verb, help_text in (("cv", "patient-level cross-validation of a recipe"), ("train", "train a recipe on chosen folds")):
+        runner = verbs.add_parser(verb, help=help_text)
+        runner.add_argument("recipe", metavar="RECIPE", help="a recipe name (sdl, sdl-n, r18, axt, alexnet, ...) or YAML file")
+        runner.add_argument("--cohort", type=Path, required=True, help="cohort folder from `glioscope ingest`")
+        runner.add_argument("--splits", type=Path, default=None, help="split folder from `glioscope split` (default: made from the recipe's cv settings)")
+        runner.add_argument("--folds", type=int, default=None, help="number of folds (overrides cv.folds)")
+        if verb == "train":
+            runner.add_argument("--fold", type=int, nargs="+", default=[0], help="which folds to train (default: 0)")
+        runner.add_argument("-o", "--out", type=Path, default=None, help="run folder (default: runs/<recipe>)")
+        runner.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a recipe setting, e.g. train.epochs=5")
+        runner.add_argument("--quick", action="store_true", help="the recipe's short schedule, for a CPU")
+        runner.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+        runner.add_argument("--no-report", action="store_true", help="skip evaluation and the HTML report")
+        runner.set_defaults(run=_train)
+
+    evaluate = verbs.add_parser("evaluate", help="metrics of a run: per patient and per image, folds and bootstrap")
+    evaluate.add_argument("run_dir", type=Path, metavar="RUN")
+    evaluate.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of patients")
+    evaluate.add_argument("--no-report", action="store_true")
+    evaluate.set_defaults(run=_evaluate)
+
+    compare = verbs.add_parser("compare", help="one table of several runs on the same folds")
+    compare.add_argument("runs", type=Path, nargs="+", metavar="RUN")
+    compare.add_argument("-o", "--out", type=Path, default=None, help="HTML file (default: comparison.html beside the first run)")
+    compare.set_defaults(run=_compare)
+
+    predict = verbs.add_parser("predict", help="apply a trained run to a DICOM series, NIfTI volume or image; prints JSON")
+    predict.add_argument("run_dir", type=Path, metavar="RUN")
+    predict.add_argument("input", type=Path, metavar="INPUT", help="a DICOM series folder, a NIfTI file or a 2D image")
+    predict.add_argument("--mask", type=Path, default=None, help="a mask for ROI cropping or slice choice, when the recipe needs one")
+    predict.add_argument("-o", "--out", type=Path, default=None, help="also write the JSON to this file")
+    predict.set_defaults(run=_predict)
+
     demo = verbs.add_parser("demo", help="the main job on a phantom cohort: synthesise, ingest, split, summarise")
     demo.add_argument("--out", type=Path, default=Path("demo-output"))
     demo.add_argument("--seed", type=int, default=0)
@@ -118,6 +151,59 @@ def _split(args) -> None:
     split.save(args.out, table, meta, overwrite=args.overwrite)
     print(split.format_split(meta))
     print(f"Splits written to {args.out}")
+
+
+def _train(args) -> None:
+    from glioscope.config import load_recipe
+    from glioscope.runner import run
+
+    overrides = list(args.overrides) + ([f"cv.folds={args.folds}"] if args.folds else [])
+    recipe = load_recipe(args.recipe, overrides, quick=args.quick)
+    out = args.out or Path("runs") / recipe["name"]
+    folds = getattr(args, "fold", None)
+    run_dir = run(recipe, args.cohort, out, splits_path=args.splits, folds=folds, resume=args.resume,
+                  report=not args.no_report)
+    if not args.no_report:
+        from glioscope.report import headline_text
+
+        print(headline_text(run_dir))
+        print(f"Report: {run_dir / 'report.html'}")
+    print(f"Run folder: {run_dir}")
+
+
+def _evaluate(args) -> None:
+    from glioscope.evaluate.run import evaluate_run
+    from glioscope.report import headline_text, write_report
+
+    evaluate_run(args.run_dir, n_boot=args.bootstrap)
+    print(headline_text(args.run_dir))
+    if not args.no_report:
+        from glioscope.runner import gradcam_panels
+
+        print(f"Report: {write_report(args.run_dir, gradcam_panels=gradcam_panels(args.run_dir))}")
+
+
+def _compare(args) -> None:
+    from glioscope.report import comparison_rows, write_comparison
+
+    out = args.out or args.runs[0].parent / "comparison.html"
+    html = write_comparison(args.runs, out)
+    print(comparison_rows(args.runs).to_string(index=False))
+    print(f"Comparison: {html}")
+
+
+def _predict(args) -> None:
+    import json
+
+    from glioscope.predict import predict
+
+    result = predict(args.run_dir, args.input, mask=args.mask)
+    text = json.dumps(result, indent=2)
+    if args.out:
+        from glioscope.util.atomic import write_text
+
+        write_text(args.out, text + "\n")
+    print(text)
 
 
 def _demo(args) -> None:

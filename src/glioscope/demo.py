@@ -1,4 +1,11 @@
-"""`glioscope demo`: the main job, end to end, on the built-in phantom cohort."""
+"""`glioscope demo`: the main job, end to end, on the built-in phantom cohort.
+
+Synthesise the `demo` phantom, ingest its image folder (axial T1 post-contrast
+slices through the tumour, patient ids in the file names), split the grade II /
+III / IV patients into 3 stratified folds, train SDL (an AlexNet pair) and a
+single AlexNet from scratch on the same folds with a short schedule, and write
+their reports and a comparison.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +14,24 @@ import time
 from pathlib import Path
 
 from glioscope import __version__, split
+from glioscope.config import load_recipe
 from glioscope.ingest import ingest
+from glioscope.report import comparison_rows, headline_text, write_comparison
+from glioscope.runner import run
 from glioscope.synth import synthesize
 
 DEMO_PRESET = "demo"
-# Seed 000's selection: the sagittal T1 series of a REMBRANDT-style DICOM tree.
-DEMO_SELECTION = {"plane": ["sagittal"], "sequence": ["T1"]}
+PATIENT_REGEX = r"^(?P<patient>[^_]+)_"
+GRADES = {"label": ["II", "III", "IV"]}
+# The short schedule: the recipes' own settings otherwise (AlexNet members, 128 px,
+# rotation +-10 degrees, lambda 3). Adam starts AlexNet from scratch faster than SGD.
+SHORT_SCHEDULE = [
+    "data.select={}",
+    "train.optimizer=adam",
+    "train.lr=0.0001",
+    "train.epochs=15",
+    "evaluate.bootstrap=500",
+]
 
 
 def _phantom(out: Path, seed: int) -> Path:
@@ -31,29 +50,56 @@ def _phantom(out: Path, seed: int) -> Path:
 
 
 def run_demo(out: Path, seed: int = 0) -> dict:
-    """Synthesise, ingest the DICOM tree, split by patient; print where everything is."""
+    """Synthesise, ingest, split by patient, train SDL and AlexNet, compare; print where everything is."""
     start = time.perf_counter()
     out = Path(out)
     phantom = _phantom(out, seed)
 
-    print("\nIngesting the DICOM tree, keeping sagittal T1 series (seed 000's selection)")
+    print("\nIngesting the image folder (grades II, III, IV; patient id from each file name)")
     cohort_dir = out / "cohort"
-    frame, _ = ingest([phantom / "dicom"], cohort_dir, select=DEMO_SELECTION, overwrite=True)
+    frame, _ = ingest([phantom / "imagefolder"], cohort_dir, format="imagefolder", patient_regex=PATIENT_REGEX,
+                      select=GRADES, overwrite=True)
 
-    print("\nSplitting by patient: 5 stratified folds")
-    table, meta = split.make_splits(frame, folds=5, seed=seed)
+    print("\nSplitting by patient: 3 stratified folds")
+    table, meta = split.make_splits(frame, folds=3, seed=seed)
     meta["cohort"] = str(cohort_dir)
     splits_dir = split.save(out / "splits", table, meta, overwrite=True)
     print(split.format_split(meta))
 
+    runs = {}
+    for name in ("sdl", "alexnet"):
+        print(f"\nTraining {name} from scratch on the 3 folds")
+        recipe = load_recipe(name, SHORT_SCHEDULE + ["model.weights=none", f"train.seed={seed}"], quick=True)
+        runs[name] = run(recipe, cohort_dir, out / "runs" / name, splits_path=splits_dir, resume=_resumable(out / "runs" / name),
+                         cache_dir=out / "cache")
+        print(headline_text(runs[name]))
+
+    comparison = write_comparison(list(runs.values()), out / "comparison.html")
+    print("\nSDL vs AlexNet on the same folds (patient level first):")
+    rows = comparison_rows(list(runs.values()))
+    print(rows[["set", "level", "model", "accuracy_mean", "accuracy_sd", "macro_auc_mean", "macro_auc_sd"]].round(3).to_string(index=False))
+
     paths = {
+        "comparison": comparison,
+        "SDL report": runs["sdl"] / "report.html",
+        "AlexNet report": runs["alexnet"] / "report.html",
         "montage": phantom / "montage.png",
         "phantom": phantom,
         "cohort summary": cohort_dir / "summary.txt",
-        "cohort table": cohort_dir / "cohort.csv",
         "splits": splits_dir / "splits.csv",
     }
     print(f"\nDemo finished in {time.perf_counter() - start:.0f} s. Outputs:")
     for name, path in paths.items():
         print(f"  {name:<15} {path}")
     return paths
+
+
+def _resumable(run_dir: Path) -> bool:
+    """Continue a run an earlier demo left unfinished; start afresh otherwise."""
+    if run_dir.exists() and not (run_dir / "report.html").is_file():
+        return True
+    if run_dir.exists():
+        import shutil
+
+        shutil.rmtree(run_dir)
+    return False

@@ -1,0 +1,109 @@
+"""Apply a trained run to a new study: the mean probability of its fold models, per slice and per patient."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from glioscope import split
+from glioscope.errors import InputError, PatientLeakError
+from glioscope.models.sdl import SynergicNet
+from glioscope.augment.augment2d import normalisation
+from glioscope.preprocess import slices_from_file
+from glioscope.runner import MODEL_FILE, build_model, slice_settings
+from glioscope.train.checkpoint import load_checkpoint
+
+
+def load_run(run_dir: Path) -> tuple[dict, dict]:
+    """(recipe, run.json) of a finished run folder."""
+    run_dir = Path(run_dir)
+    for name in ("config.yaml", "run.json"):
+        if not (run_dir / name).is_file():
+            raise InputError(run_dir, f"not a glioscope run folder (no {name})")
+    return yaml.safe_load((run_dir / "config.yaml").read_text()), json.loads((run_dir / "run.json").read_text())
+
+
+def fold_models(run_dir: Path, recipe: dict, names: list[str], in_chans: int) -> list[tuple[str, torch.nn.Module]]:
+    """Every trained fold's model, in evaluation mode."""
+    models = []
+    for path in sorted(Path(run_dir).glob(f"*/{MODEL_FILE}")):
+        model = build_model({**recipe, "model": {**recipe["model"], "weights": None}}, len(names), in_chans, [])
+        model.load_state_dict(load_checkpoint(path)["model"])
+        models.append((path.parent.name, model.eval()))
+    if not models:
+        raise InputError(run_dir, f"no trained model ({MODEL_FILE}) in any fold folder; has training finished?")
+    return models
+
+
+@torch.no_grad()
+def probabilities(model: torch.nn.Module, images: torch.Tensor) -> np.ndarray:
+    """Class probabilities; for SDL the mean of its members, as reported."""
+    logits = model(images)
+    if isinstance(model, SynergicNet):
+        return torch.softmax(logits, dim=2).mean(0).numpy()
+    return torch.softmax(logits, dim=1).numpy()
+
+
+def predict(run_dir: Path, input_path: Path, mask: Path | None = None) -> dict:
+    """JSON-ready result: per-slice and per-patient class probabilities (mean over fold models)."""
+    recipe, info = load_run(run_dir)
+    names = info["class_names"]
+    settings = slice_settings(recipe)
+    select = {k: (v if isinstance(v, list) else [v]) for k, v in (recipe["data"].get("select") or {}).items()}
+    select = {k: v for k, v in select.items() if k in ("plane", "sequence")}
+    try:
+        slices = slices_from_file(Path(input_path), settings, mask_path=mask, select=select or None)
+    except InputError:
+        if not select:
+            raise
+        slices = slices_from_file(Path(input_path), settings, mask_path=mask)  # a lone series whatever its tags
+    images = torch.from_numpy(slices.images).float().div_(255.0)
+    norm = normalisation(recipe["data"].get("normalize"), images.shape[1])
+    if norm is not None:
+        images = (images - norm[0]) / norm[1]
+    models = fold_models(run_dir, recipe, names, images.shape[1])
+    per_slice = np.mean([probabilities(model, images) for _, model in models], axis=0)
+    table = slices.table.reset_index(drop=True)
+    patient_ids = sorted(set(table["patient_id"]))
+    seen = _seen_in_training(Path(run_dir), patient_ids)
+    patients = []
+    for patient in patient_ids:
+        rows = table.index[table["patient_id"] == patient]
+        mean = per_slice[rows].mean(axis=0)
+        patients.append({"patient_id": patient, "n_slices": int(len(rows)), **_scores(mean, names),
+                         "seen_in_training": patient in seen})
+    return {
+        "run": str(run_dir),
+        "recipe": recipe["name"],
+        "input": str(input_path),
+        "classes": names,
+        "models": f"mean probability of {len(models)} fold model(s): {', '.join(n for n, _ in models)}",
+        "patients": patients,
+        "slices": [
+            {"patient_id": str(row.patient_id), "item_id": str(row.item_id), "slice_index": int(row.slice_index),
+             **_scores(per_slice[i], names)}
+            for i, row in enumerate(table.itertuples())
+        ],
+        "notes": list(slices.notes) + (
+            [f"patient(s) {', '.join(sorted(seen))} were in this run's cohort: not an independent test"] if seen else []
+        ),
+    }
+
+
+def _scores(p: np.ndarray, names: list[str]) -> dict:
+    return {"probabilities": {n: round(float(v), 6) for n, v in zip(names, p)}, "prediction": names[int(np.argmax(p))]}
+
+
+def _seen_in_training(run_dir: Path, patient_ids: list[str]) -> set[str]:
+    """The input's patients that the run trained or validated on (the leak check on a new input)."""
+    cohort = pd.read_csv(run_dir / "cohort.csv", dtype=str, keep_default_na=False)
+    try:
+        split.assert_disjoint({"run cohort": cohort, "input": patient_ids})
+    except PatientLeakError:
+        return set(patient_ids) & set(cohort["patient_id"])
+    return set()
