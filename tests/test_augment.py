@@ -31,3 +31,32 @@ def test_variants_are_deterministic_and_change_the_image():
     assert all(torch.equal(a, b) for a, b in zip(first, again))
     assert all(out.shape == image.shape for out in first)
     assert sum(not torch.equal(out, image) for out in first) >= 50
+
+
+def test_batch_affine_identity_flip_and_per_image_parameters():
+    from glioscope.augment.batch import BatchRandomAffine
+
+    images = torch.rand(4, 1, 16, 16)
+    assert torch.allclose(BatchRandomAffine()(images), images, atol=1e-6)
+    flipped = BatchRandomAffine(hflip=1.0)(images)
+    assert torch.allclose(flipped, images.flip(-1), atol=1e-6)
+    torch.manual_seed(0)
+    y, x = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    bar = ((x - 15.5).abs() < 3).float()  # a vertical bar through the centre
+    same = bar.expand(6, 1, 32, 32).contiguous()
+    rotated = BatchRandomAffine(degrees=10)(same)
+    assert not torch.allclose(rotated[0], rotated[1])  # each image its own angle
+    assert torch.allclose(rotated[:, :, 15:17, :], same[:, :, 15:17, :], atol=0.3)  # the centre barely moves
+    assert (rotated[:, :, :2, :] - same[:, :, :2, :]).abs().amax() > 0.3  # the ends of the bar do
+
+
+def test_batch_prep_repeats_grey_and_normalises():
+    from glioscope.augment.augment2d import normalisation
+    from glioscope.train.data import BatchPrep
+
+    grey = torch.full((2, 1, 8, 8), 255, dtype=torch.uint8)
+    out = BatchPrep(normalisation("imagenet", 3), channels=3)(grey)
+    assert out.shape == (2, 3, 8, 8)
+    assert torch.allclose(out[:, 0], torch.full((2, 8, 8), (1 - 0.485) / 0.229))
+    pairs = torch.zeros((2, 2, 1, 8, 8), dtype=torch.uint8)  # SDL batches: (batch, members, C, H, W)
+    assert BatchPrep(channels=3)(pairs).shape == (2, 2, 3, 8, 8)

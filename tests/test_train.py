@@ -16,7 +16,7 @@ import torchvision
 from glioscope.models import create_model
 from glioscope.models.weights import WeightsUnavailable
 from glioscope.train.checkpoint import load_checkpoint
-from glioscope.train.data import SliceDataset, TupleDataset, make_pairs, make_tuples
+from glioscope.train.data import BatchPrep, SliceDataset, TupleDataset, make_pairs, make_tuples
 from glioscope.train.loop import Trainer
 from glioscope.train.sdl import SDLTrainer
 
@@ -72,7 +72,8 @@ def test_sdl_step_lowers_the_synergic_loss():
     trainer = SDLTrainer(model, {**SETTINGS, "lr": 0.005}, ["a", "b", "c"], Path("unused"), name="sdl", progress=False)
     trainer._setup_precision(dataset)
     tuples, _ = make_tuples(targets, 2, np.random.default_rng(0))
-    batch = next(iter(torch.utils.data.DataLoader(TupleDataset(dataset, tuples), batch_size=len(tuples))))
+    pairs = TupleDataset(dataset, tuples)
+    batch = next(iter(torch.utils.data.DataLoader(pairs, batch_size=len(tuples), collate_fn=pairs.collate)))
     first = None
     for _ in range(15):
         out = trainer.train_step(batch)
@@ -102,9 +103,9 @@ def test_synergic_layer_learns_from_bce_only():
 def fit(out: Path, epochs: int, resume=False, cls=Trainer, model_name="resnet18", n=24):
     torch.manual_seed(0)
     images, targets = toy_images(n)
-    from glioscope.augment.augment2d import build_train_transform
+    from glioscope.augment.augment2d import build_batch_affine
 
-    dataset = SliceDataset(images, targets, build_train_transform({"rotation": 10}))
+    dataset = SliceDataset(images, targets, prep=BatchPrep(affine=build_batch_affine({"rotation": 10})))
     model = small_net() if model_name == "resnet18" else create_model("sdl", 3, backbone="resnet18", head="hidden", hidden=16)
     trainer = cls(model, {**SETTINGS, "epochs": epochs}, ["a", "b", "c"], out, name="m", progress=False)
     history = trainer.fit(dataset, SliceDataset(images, targets), resume=resume)

@@ -34,7 +34,7 @@ def save_gradcam(model: torch.nn.Module, dataset, table: pd.DataFrame, targets: 
     if per_class <= 0 or len(table) == 0:
         return []
     rows = pick_examples(table, targets, per_class)
-    images = torch.stack([dataset[i][0] for i in rows])
+    images = dataset.inputs(rows)
     names = [str(table.iloc[i]["patient_id"]) for i in rows]
     was_training = model.training
     model.eval()

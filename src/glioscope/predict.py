@@ -13,9 +13,8 @@ import yaml
 from glioscope import split
 from glioscope.errors import InputError, PatientLeakError
 from glioscope.models.sdl import SynergicNet
-from glioscope.augment.augment2d import normalisation
 from glioscope.preprocess import slices_from_file
-from glioscope.runner import MODEL_FILE, build_model, slice_settings
+from glioscope.runner import MODEL_FILE, batch_prep, build_model, slice_settings
 from glioscope.train.checkpoint import load_checkpoint
 
 
@@ -62,11 +61,9 @@ def predict(run_dir: Path, input_path: Path, mask: Path | None = None) -> dict:
         if not select:
             raise
         slices = slices_from_file(Path(input_path), settings, mask_path=mask)  # a lone series whatever its tags
-    images = torch.from_numpy(slices.images).float().div_(255.0)
-    norm = normalisation(recipe["data"].get("normalize"), images.shape[1])
-    if norm is not None:
-        images = (images - norm[0]) / norm[1]
-    models = fold_models(run_dir, recipe, names, images.shape[1])
+    channels = slices.images.shape[1]
+    images = batch_prep(recipe, channels, train=False)(torch.from_numpy(slices.images))
+    models = fold_models(run_dir, recipe, names, channels)
     per_slice = np.mean([probabilities(model, images) for _, model in models], axis=0)
     table = slices.table.reset_index(drop=True)
     patient_ids = sorted(set(table["patient_id"]))

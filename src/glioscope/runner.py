@@ -19,7 +19,7 @@ import torch
 import yaml
 
 from glioscope import __version__, cohort, split
-from glioscope.augment.augment2d import build_train_transform, normalisation
+from glioscope.augment.augment2d import build_batch_affine, build_train_transform, normalisation
 from glioscope.config import dump
 from glioscope.errors import GlioscopeError, InputError
 from glioscope.interpret import save_gradcam
@@ -27,7 +27,8 @@ from glioscope.models import create_model
 from glioscope.models.weights import WeightsUnavailable
 from glioscope.preprocess import SliceSet, SliceSettings, build_slices
 from glioscope.train.checkpoint import save_checkpoint
-from glioscope.train.data import SliceDataset, fixed_expansion
+from glioscope.train.data import BatchPrep, SliceDataset, fixed_expansion
+from glioscope.train import ddp
 from glioscope.train.loop import Trainer
 from glioscope.train.sdl import SDLTrainer
 from glioscope.util import atomic
@@ -198,22 +199,31 @@ def class_weights(recipe: dict, targets: np.ndarray, n_classes: int) -> torch.Te
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def datasets(recipe: dict, slices: SliceSet, targets: np.ndarray, train_mask, val_mask) -> tuple:
-    norm = normalisation(recipe["data"].get("normalize"), slices.images.shape[1])
+def batch_prep(recipe: dict, channels: int, train: bool) -> BatchPrep:
+    """How a uint8 batch becomes model input for this recipe (augmented when training)."""
+    affine = build_batch_affine(recipe.get("augment", {})) if train else None
+    return BatchPrep(normalisation(recipe["data"].get("normalize"), channels), channels, affine)
+
+
+def make_dataset(recipe: dict, slices: SliceSet, targets: np.ndarray, mask: np.ndarray, train: bool) -> SliceDataset:
+    """The slices under `mask`: augmented (and expanded) for training, as they are otherwise."""
+    channels = slices.images.shape[1]
+    # stack3 slices hold one grey channel three times: keep one, repeat it per batch as a view.
+    images = slices.images[mask, :1] if slices.settings.channels == "stack3" else slices.images[mask]
+    images = torch.from_numpy(np.ascontiguousarray(images))
+    prep = batch_prep(recipe, channels, train)
+    if not train:
+        return SliceDataset(images, targets[mask], None, prep)
     augment = recipe.get("augment", {})
-    images = slices.images
-    train = SliceDataset(torch.from_numpy(images[train_mask]), targets[train_mask], build_train_transform(augment),
-                         norm, variants=fixed_expansion(augment.get("expand")))
-    validation = None
-    if val_mask is not None:
-        validation = SliceDataset(torch.from_numpy(images[val_mask]), targets[val_mask], None, norm)
-    return train, validation
+    return SliceDataset(images, targets[mask], build_train_transform(augment), prep,
+                        variants=fixed_expansion(augment.get("expand")))
 
 
-def trainer_for(recipe: dict, model, names: list[str], out: Path, weights, progress: bool) -> Trainer:
+def trainer_for(recipe: dict, model, names: list[str], out: Path, weights, progress: bool,
+                context: ddp.DistContext | None = None) -> Trainer:
     cls = SDLTrainer if recipe["model"]["name"] == "sdl" else Trainer
-    label = recipe["name"]
-    return cls(model, recipe["train"], names, out, name=label, class_weights=weights, progress=progress)
+    return cls(model, recipe["train"], names, out, name=recipe["name"], class_weights=weights, progress=progress,
+               context=context)
 
 
 def prediction_rows(probs: dict[str, np.ndarray], table: pd.DataFrame, targets: np.ndarray, fold: str, names) -> pd.DataFrame:
@@ -253,20 +263,26 @@ def run(recipe: dict, cohort_path: Path, out: Path, splits_path: Path | None = N
     notes = list(slices.notes)
     if slices.skipped:
         notes.append(f"{len(slices.skipped)} item(s) could not be decoded and were left out (see slices_skipped.csv)")
-    _write_inputs(out, recipe, frame, table, meta, slices, names, notes)
+    # Under torchrun every process trains; the first one writes the files.
+    context = ddp.init_distributed(recipe["train"].get("device"))
+    if context.is_main:
+        _write_inputs(out, recipe, frame, table, meta, slices, names, notes)
     targets = slices.table["label"].map({n: i for i, n in enumerate(names)}).to_numpy()
     jobs = plan_jobs(recipe, table, folds)
     for k, job in enumerate(jobs):
-        _run_job(recipe, job, slices, targets, names, out, resume, progress, notes, first=k == 0)
-    _write_run_json(out, recipe, names, table, meta, notes, slices, _patient_ids_known(cohort_path))
-    _merge_predictions(out, [job.name for job in jobs])
-    if report:
-        finish(out)
+        _run_job(recipe, job, slices, targets, names, out, resume, progress and context.is_main, notes, context,
+                 first=k == 0)
+    if context.is_main:
+        _write_run_json(out, recipe, names, table, meta, notes, slices, _patient_ids_known(cohort_path))
+        _merge_predictions(out, [job.name for job in jobs])
+        if report:
+            finish(out)
+    ddp.barrier(context)
     return out
 
 
 def _run_job(recipe, job: Job, slices: SliceSet, targets, names, out: Path, resume, progress, notes,
-             first: bool = False) -> None:
+             context: ddp.DistContext, first: bool = False) -> None:
     job_dir = out / job.name
     if (job_dir / "predictions.csv").is_file():
         print(f"{job.name}: already finished, skipped")
@@ -276,25 +292,29 @@ def _run_job(recipe, job: Job, slices: SliceSet, targets, names, out: Path, resu
     val_mask = item_fold.isin(set(job.validation["item_id"])).to_numpy() if job.validation is not None else None
     if not train_mask.any():
         raise GlioscopeError(f"{job.name}: no training slices")
-    train_set, val_set = datasets(recipe, slices, targets, train_mask, val_mask)
+    train_set = make_dataset(recipe, slices, targets, train_mask, train=True)
+    val_set = make_dataset(recipe, slices, targets, val_mask, train=False) if val_mask is not None else None
     torch.manual_seed(int(recipe["train"].get("seed", 0)))
     model = build_model(recipe, len(names), slices.images.shape[1], notes)
-    trainer = trainer_for(recipe, model, names, job_dir, class_weights(recipe, targets[train_mask], len(names)), progress)
+    weights = class_weights(recipe, targets[train_mask], len(names))
+    trainer = trainer_for(recipe, model, names, job_dir, weights, progress, context)
     trainer.fit(train_set, val_set, resume=resume)
-    if trainer.context.is_main:
+    if context.is_main:
         save_checkpoint(job_dir / MODEL_FILE, model=trainer.raw_model.state_dict(), best_epoch=trainer.best_epoch)
     frames = []
     for k, (fold_label, held_out) in enumerate(job.evaluate.items()):
         mask = item_fold.isin(set(held_out["item_id"])).to_numpy()
         if not mask.any():
             continue
-        _, eval_set = datasets(recipe, slices, targets, train_mask, mask)
+        eval_set = make_dataset(recipe, slices, targets, mask, train=False)
         probs = trainer.predict(eval_set)
         frames.append(prediction_rows(probs, slices.table[mask], targets[mask], fold_label, names))
-        if k == 0 and first and trainer.context.is_main:
+        if k == 0 and first and context.is_main:
             save_gradcam(trainer.raw_model, eval_set, slices.table[mask], targets[mask], names,
                          job_dir / "gradcam", int(recipe["evaluate"].get("gradcam_per_class", 2)))
-    atomic.write_csv(job_dir / "predictions.csv", pd.concat(frames, ignore_index=True))
+    if context.is_main:
+        atomic.write_csv(job_dir / "predictions.csv", pd.concat(frames, ignore_index=True))
+    ddp.barrier(context)
 
 
 def _write_inputs(out: Path, recipe, frame, table, meta, slices: SliceSet, names, notes) -> None:
@@ -311,7 +331,7 @@ def _write_inputs(out: Path, recipe, frame, table, meta, slices: SliceSet, names
 def _write_run_json(out: Path, recipe, names, table, meta, notes, slices: SliceSet, has_ids: bool) -> None:
     atomic.write_json(out / "run.json", {
         "recipe": recipe["name"],
-        "task": recipe["task"].get("name", recipe["task"]["label"]),
+        "task": recipe["task"].get("name") or recipe.get("description") or recipe["task"]["label"],
         "label": recipe["task"]["label"],
         "class_names": names,
         "models": _model_names(recipe),

@@ -1,6 +1,7 @@
 """2D augmentation with torchvision transforms v2, built from a recipe's `augment` block.
 
-Inputs are float tensors (C, H, W) in [0, 1]; normalisation comes after, in the dataset.
+Per-image transforms work on uint8 (C, H, W) tensors in the dataset; geometric ones
+on whole float batches (augment/batch.py); normalisation comes last.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import torch
 from torchvision.transforms import v2
 
+from glioscope.augment.batch import BatchRandomAffine
 from glioscope.augment.svhn import random_policy
 from glioscope.errors import GlioscopeError
 
@@ -16,27 +18,16 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def build_train_transform(augment: dict) -> v2.Compose | None:
-    """Random transforms for training; None when the recipe asks for none."""
+    """Per-image random transforms on uint8 (C, H, W) tensors; None when there are none.
+
+    The geometric ones (rotation, zoom, shift, flips) are not here but in
+    `build_batch_affine`, which transforms a whole batch at once.
+    """
     steps: list = []
     if augment.get("autoaugment"):
         if str(augment["autoaugment"]).lower() != "svhn":
             raise GlioscopeError(f"augment.autoaugment: only 'svhn' is supported, got {augment['autoaugment']!r}")
-        steps += [v2.ToDtype(torch.uint8, scale=True), random_policy(), v2.ToDtype(torch.float32, scale=True)]
-    if augment.get("hflip"):
-        steps.append(v2.RandomHorizontalFlip(float(augment["hflip"])))
-    if augment.get("vflip"):
-        steps.append(v2.RandomVerticalFlip(float(augment["vflip"])))
-    rotation = float(augment.get("rotation") or 0)
-    zoom = augment.get("zoom")
-    shift = float(augment.get("shift") or 0)
-    if rotation or zoom or shift:
-        steps.append(
-            v2.RandomAffine(
-                degrees=rotation,
-                translate=(shift, shift) if shift else None,
-                scale=tuple(zoom) if zoom else None,
-            )
-        )
+        steps.append(random_policy())
     if augment.get("brightness"):
         low, high = augment["brightness"]
         steps.append(v2.ColorJitter(brightness=(float(low), float(high))))
@@ -49,6 +40,18 @@ def build_train_transform(augment: dict) -> v2.Compose | None:
         # seed 000's optional filter: one of the kernel sizes, sigma as OpenCV derives it from the size
         steps.append(v2.RandomChoice([v2.GaussianBlur(int(s), sigma=0.3 * ((int(s) - 1) * 0.5 - 1) + 0.8) for s in sizes]))
     return v2.Compose(steps) if steps else None
+
+
+def build_batch_affine(augment: dict) -> BatchRandomAffine | None:
+    """Random rotation (+-degrees), zoom, shift and flips, drawn per image, applied per batch."""
+    affine = BatchRandomAffine(
+        degrees=float(augment.get("rotation") or 0),
+        scale=augment.get("zoom"),
+        translate=float(augment.get("shift") or 0),
+        hflip=float(augment.get("hflip") or 0),
+        vflip=float(augment.get("vflip") or 0),
+    )
+    return affine if affine else None
 
 
 def normalisation(name: str | None, channels: int) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -4,43 +4,80 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from glioscope.augment.svhn import expansion
 
 
-class SliceDataset(Dataset):
-    """uint8 slices (N, C, H, W) in memory -> (normalised float tensor, class index).
+class BatchPrep:
+    """A uint8 batch -> the model's input: float in [0, 1], batch augmentation, channels, normalisation.
 
-    `variants` (fixed transforms, e.g. the SVHN expansion) multiply the dataset:
-    index i is image i // (len(variants) + 1) under variant i % (len(variants) + 1),
-    variant 0 being the original image.
+    Runs on whole batches (as the DataLoader's collate step, or on the device), which
+    is where vectorised work is cheapest. `channels` > 1 repeats a single grey channel
+    (seed 000's 1-to-3 stacking) as a view, after augmenting the one channel.
     """
 
-    def __init__(self, images: np.ndarray | torch.Tensor, targets, transform=None, norm=None, variants=()):
+    def __init__(self, norm=None, channels: int | None = None, affine=None):
+        self.norm = norm
+        self.channels = channels
+        self.affine = affine
+
+    def __call__(self, images: torch.Tensor, augment: bool = True) -> torch.Tensor:
+        shape = images.shape
+        x = images.reshape(-1, *shape[-3:]).float().div_(255.0)
+        if augment and self.affine is not None:
+            x = self.affine(x)
+        if self.channels and x.shape[1] != self.channels:
+            x = x.expand(-1, self.channels, -1, -1)
+        if self.norm is not None:
+            x = (x - self.norm[0].to(x.device)) / self.norm[1].to(x.device)
+        return x.reshape(*shape[:-3], *x.shape[1:])
+
+    def without_augmentation(self) -> "BatchPrep":
+        return BatchPrep(self.norm, self.channels, None)
+
+
+class SliceDataset(Dataset):
+    """uint8 slices (N, C, H, W) in memory; items are (uint8 image, class index).
+
+    `transform` holds per-image transforms (uint8 in, uint8 out); `prep` turns a
+    collated batch into model input (see BatchPrep). `variants` (fixed transforms,
+    e.g. the SVHN expansion) multiply the dataset: index i is image
+    i // (len(variants) + 1) under variant i % (len(variants) + 1), variant 0 being
+    the original image.
+    """
+
+    def __init__(self, images: np.ndarray | torch.Tensor, targets, transform=None, prep: BatchPrep | None = None,
+                 variants=()):
         self.images = torch.as_tensor(images)
         self.targets = torch.tensor(np.asarray(targets), dtype=torch.long)  # a copy: pandas arrays are read-only
         self.transform = transform
-        self.norm = norm
+        self.prep = prep or BatchPrep()
         self.variants = list(variants)
 
     def __len__(self) -> int:
         return len(self.images) * (len(self.variants) + 1)
-
-    def base_index(self, index: int) -> int:
-        return index // (len(self.variants) + 1)
 
     def __getitem__(self, index: int):
         base, variant = divmod(index, len(self.variants) + 1)
         image = self.images[base]
         if variant:
             image = self.variants[variant - 1](image)
-        image = image.float().div_(255.0)
         if self.transform is not None:
             image = self.transform(image)
-        if self.norm is not None:
-            image = (image - self.norm[0]) / self.norm[1]
         return image, self.targets[base]
+
+    def collate(self, batch):
+        images, targets = default_collate(batch)
+        return self.prep(images), targets
+
+    def inputs(self, indices) -> torch.Tensor:
+        """Model input for the given items, without random augmentation (for explanations)."""
+        images = torch.stack([self.images[self.base_index(i)] for i in indices])
+        return self.prep.without_augmentation()(images)
+
+    def base_index(self, index: int) -> int:
+        return index // (len(self.variants) + 1)
 
     @property
     def base_targets(self) -> torch.Tensor:
@@ -126,3 +163,7 @@ class TupleDataset(Dataset):
     def __getitem__(self, index: int):
         images, targets = zip(*(self.base[int(i)] for i in self.tuples[index]))
         return torch.stack(images), torch.stack(targets)
+
+    def collate(self, batch):
+        images, targets = default_collate(batch)  # (B, members, C, H, W)
+        return self.base.prep(images), targets

@@ -65,3 +65,12 @@ def all_reduce_sum(values: torch.Tensor, context: DistContext) -> torch.Tensor:
     if context.distributed:
         dist.all_reduce(values, op=dist.ReduceOp.SUM)
     return values
+
+
+def broadcast(value, context: DistContext):
+    """Rank 0's `value` on every process (e.g. a decision only rank 0 measured)."""
+    if not context.distributed:
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]

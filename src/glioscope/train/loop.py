@@ -131,7 +131,7 @@ class Trainer:
         return DataLoader(
             dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
             generator=generator, num_workers=workers, persistent_workers=False,
-            pin_memory=self.device.type == "cuda", drop_last=False,
+            pin_memory=self.device.type == "cuda", drop_last=False, collate_fn=getattr(dataset, "collate", None),
         )
 
     def _setup_precision(self, dataset) -> None:
@@ -139,10 +139,11 @@ class Trainer:
             return
         wanted = self.settings.get("precision", "auto")
         layout = self.settings.get("channels_last", "auto")
-        self.precision, self.timings = choose(
-            self.raw_model, self.timing_step, self.timing_sample(dataset), self.device, wanted, layout,
-            dims=self.dims,
-        )
+        decision = None
+        if self.context.is_main:  # timings differ between processes: all follow the first one's
+            decision = choose(self.raw_model, self.timing_step, self.timing_sample(dataset), self.device, wanted,
+                              layout, dims=self.dims)
+        self.precision, self.timings = ddp.broadcast(decision, self.context)
         self._apply_precision()
 
     @property
