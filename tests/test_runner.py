@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -102,6 +103,23 @@ def test_predict_on_a_png_and_on_a_bad_input(sdl_and_alexnet_runs, tiny_phantom,
     assert len(result["slices"]) == 1 and result["patients"][0]["seen_in_training"] is False
     assert main(["predict", str(alexnet), str(png.parent / "missing.png")]) == 2
     assert "missing.png" in capsys.readouterr().err
+
+
+def test_resume_finishes_a_killed_run(sagittal_cohort, sdl_and_alexnet_runs, capsys):
+    _, alexnet = sdl_and_alexnet_runs
+    before = pd.read_csv(alexnet / "predictions.csv")
+    for name in ("predictions.csv", "model.pt", "report.html"):  # as if killed after fold 1's last epoch
+        (alexnet / "fold1" / name).unlink(missing_ok=True)
+    assert main(["cv", "alexnet", "--cohort", str(sagittal_cohort), "-o", str(alexnet), "--resume", *sets()]) == 0
+    out = capsys.readouterr().out
+    assert "fold0: already finished" in out
+    after = pd.read_csv(alexnet / "predictions.csv")
+    assert len(after) == len(before) and (alexnet / "fold1" / "model.pt").is_file()
+    probs = [c for c in before.columns if c.startswith("prob_")]
+    assert np.allclose(after[probs], before[probs], atol=1e-5)  # the same weights, resumed from the checkpoint
+    assert main(["cv", "alexnet", "--cohort", str(sagittal_cohort), "-o", str(alexnet), "--resume",
+                 *sets("train.epochs=2")]) == 2  # another recipe cannot continue this run
+    assert "differs from the run being resumed" in capsys.readouterr().err
 
 
 def test_a_run_folder_is_not_overwritten(sagittal_cohort, sdl_and_alexnet_runs, capsys):

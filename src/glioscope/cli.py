@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -163,6 +164,8 @@ def _train(args) -> None:
     folds = getattr(args, "fold", None)
     run_dir = run(recipe, args.cohort, out, splits_path=args.splits, folds=folds, resume=args.resume,
                   report=not args.no_report)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, the first process reports
+        return
     if not args.no_report:
         from glioscope.report import headline_text
 
