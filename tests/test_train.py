@@ -210,3 +210,19 @@ def test_ddp_two_cpu_processes_train_one_epoch(tmp_path):
     weights = [k for k in rank0 if "running_" not in k and "num_batches" not in k]
     assert all(torch.equal(rank0[k], rank1[k]) for k in weights)
     assert (tmp_path / "checkpoint_last.pt").is_file()
+
+
+def test_gradient_accumulation_matches_a_larger_batch(tmp_path):
+    """Batch 4 accumulated over 2 steps gives the same weights as batch 8 (no BatchNorm, no dropout)."""
+    images, targets = toy_images(16, size=64)
+    results = []
+    for batch_size, accumulate in ((8, 1), (4, 2)):
+        torch.manual_seed(0)
+        model = create_model("alexnet", 3, head="hidden", hidden=16, dropout=0.0)
+        settings = {**SETTINGS, "optimizer": "sgd", "momentum": 0.0, "schedule": "none", "epochs": 1,
+                    "batch_size": batch_size, "accumulate": accumulate}
+        trainer = Trainer(model, settings, ["a", "b", "c"], tmp_path / f"b{batch_size}", progress=False)
+        trainer.fit(SliceDataset(images, targets))
+        results.append(trainer.raw_model.state_dict())
+    for key in results[0]:
+        assert torch.allclose(results[0][key], results[1][key], atol=1e-5), key

@@ -65,6 +65,8 @@ class Trainer:
         self.best_epoch = -1
         self.epoch = 0  # epochs completed
         self.timings: dict = {}
+        self.accumulate = max(1, int(settings.get("accumulate", 1)))
+        self._pending = 0  # batches backpropagated since the last optimiser step
 
     # --- the parts a variant overrides ------------------------------------------------
 
@@ -110,14 +112,28 @@ class Trainer:
     # --- shared machinery ------------------------------------------------------------
 
     def backward(self, loss: torch.Tensor) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.scaler is not None and self.precision.dtype == "fp16":
-            self.scaler.scale(loss).backward()
+        """Backpropagate; step the optimiser every `accumulate` batches (gradient accumulation)."""
+        scaled = loss / self.accumulate
+        if self._uses_scaler:
+            self.scaler.scale(scaled).backward()
+        else:
+            scaled.backward()
+        self._pending += 1
+        if self._pending >= self.accumulate:
+            self._optimizer_step()
+
+    @property
+    def _uses_scaler(self) -> bool:
+        return self.scaler is not None and self.precision.dtype == "fp16"
+
+    def _optimizer_step(self) -> None:
+        if self._uses_scaler:
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
-            loss.backward()
             self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self._pending = 0
 
     def loader(self, dataset, epoch: int, shuffle: bool, batch_size: int | None = None) -> DataLoader:
         """Batches in an order fixed by (seed, epoch), so a resumed run sees the same data."""
@@ -187,6 +203,7 @@ class Trainer:
         batches = self.train_batches(train_set, epoch)
         bar = tqdm(batches, desc=f"{self.name} epoch {epoch + 1}/{self.settings['epochs']}", unit="batch",
                    disable=not (self.progress and self.context.is_main), leave=False, dynamic_ncols=True)
+        self.optimizer.zero_grad(set_to_none=True)
         for batch in bar:
             out = self.train_step(batch)
             for key, value in out.items():
@@ -194,6 +211,8 @@ class Trainer:
             elapsed = time.perf_counter() - start
             bar.set_postfix(loss=f"{sums['loss_sum'] / max(sums['count'], 1):.3f}",
                             img_s=f"{sums.get('images', sums['count']) / max(elapsed, 1e-9):.1f}")
+        if self._pending:  # the epoch's last, incomplete accumulation
+            self._optimizer_step()
         totals = torch.tensor([sums.get(k, 0.0) for k in sorted(sums)], dtype=torch.float64)
         sums = dict(zip(sorted(sums), ddp.all_reduce_sum(totals, self.context).tolist()))
         seconds = time.perf_counter() - start
