@@ -338,6 +338,7 @@ def _write_run_json(out: Path, recipe, names, table, meta, notes, slices: SliceS
         "folds": sorted(int(k) for k in table.loc[table["partition"] == "cv", "fold"].unique()),
         "leaky": bool(meta.get("leaky", False)),
         "split_statement": meta.get("statement", ""),
+        "seed_tables": recipe["evaluate"].get("tables"),
         "patient_ids": has_ids,
         "notes": notes,
         "slices": {"count": int(len(slices.table)), "settings": slices.settings.__dict__},

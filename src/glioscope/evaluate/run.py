@@ -154,6 +154,7 @@ def evaluate_run(run_dir: str | Path, n_boot: int = 1000, seed: int = 0) -> dict
         "leaky": bool(info.get("leaky")),
         "patient_ids": bool(info.get("patient_ids", True)),
         "split_statement": info.get("split_statement", ""),
+        "seed_tables": info.get("seed_tables"),
         "levels": list(LEVELS),
         "sets": sets,
         "n_boot": int(n_boot),

@@ -96,16 +96,23 @@ def _header(info: dict, metrics: dict) -> list[str]:
     return body
 
 
+SEED_TABLES = {  # name -> the tables in that paper's layout (recipes choose with evaluate.tables)
+    "seed000": lambda m, s, level, train: [tables.seed000_models(m, s, level, train), tables.seed000_classes(m, s, level)],
+    "seed002": lambda m, s, level, train: [tables.seed002_f1(m, s, level)],
+    "seed004": lambda m, s, level, train: [tables.seed004_classes(m, s, level)],
+}
+
+
 def _metric_sections(metrics: dict, set_name: str, histories) -> list[str]:
     levels = ("patient", "image")
     body = ["<h3>Patient level</h3>", tables.headline(metrics, set_name, "patient"),
             "<h3>Image level</h3>", tables.headline(metrics, set_name, "image"),
             "<h3>Per class (patient level)</h3>", tables.per_class(metrics, set_name, "patient")]
     train = training_accuracy(histories, metrics["models"]) if set_name == "cv" else {}
+    wanted = metrics.get("seed_tables") or list(SEED_TABLES)
     body.append("<h3>As in the seed papers</h3>")
     for index, level in enumerate(levels):
-        parts = [tables.seed000_models(metrics, set_name, level, train), tables.seed000_classes(metrics, set_name, level),
-                 tables.seed004_classes(metrics, set_name, level)]
+        parts = [part for name in wanted for part in SEED_TABLES[name](metrics, set_name, level, train)]
         if index == 0:
             body += parts
         else:

@@ -110,3 +110,19 @@ def seed004_classes(metrics: dict, set_name: str, level: str) -> str:
     caption = (f"Layout of seed 004's results, {esc(LEVEL_NAMES[level])}, {esc(_folds_phrase(metrics, set_name))}: one-vs-rest "
                f"classifiers per class, {spread}; accuracy, sensitivity, specificity in percent; Az = area under the ROC curve.")
     return table(["Model", "Classifier", "Accuracy", "Sensitivity", "Specificity", "Az"], rows, caption, label_columns=2)
+
+
+def seed002_f1(metrics: dict, set_name: str, level: str) -> str:
+    """Seed 002's Tables 2-5: F1 per class, macro and weighted F1 per model, mean ± SD over folds."""
+    names = metrics["class_names"]
+    keys = [f"f1/{name}" for name in names] + ["macro_f1", "weighted_f1"]
+    rows = []
+    for model, entry in _levels(metrics, set_name, level):
+        if entry["n_folds"] > 1:
+            rows.append([esc(model)] + [mean_sd(entry["summary"].get(k), 3) for k in keys])
+        else:
+            rows.append([esc(model)] + [number(pooled_value(entry, k), 3) for k in keys])
+    spread = "mean ± SD over folds" if set_name == "cv" else "one test set"
+    caption = (f"Layout of seed 002's Tables 2-5, {esc(LEVEL_NAMES[level])}, {esc(_folds_phrase(metrics, set_name))}: "
+               f"F1 per class and its macro and weighted averages, {spread}.")
+    return table(["Model"] + [f"F1 {esc(n)}" for n in names] + ["Macro F1", "Weighted F1"], rows, caption)

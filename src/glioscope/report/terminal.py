@@ -9,6 +9,9 @@ from glioscope.report.compare import comparison_rows
 
 def _cell(row, key: str) -> str:
     mean, sd, low, high = (row[f"{key}_{s}"] for s in ("mean", "sd", "ci_low", "ci_high"))
+    if row["n_folds"] <= 1:  # one evaluation set: no spread over folds to show
+        value = row[f"{key}_pooled"]
+        return "n/a" if value != value else f"{value:.3f} [{low:.3f}, {high:.3f}]"
     if mean != mean:  # NaN
         return "n/a"
     return f"{mean:.3f} ± {sd:.3f} [{low:.3f}, {high:.3f}]"
@@ -19,7 +22,8 @@ def headline_text(run_dir: Path) -> str:
     rows = comparison_rows([run_dir])
     lines = []
     for (set_name, level), group in rows.groupby(["set", "level"], sort=False):
-        lines.append(f"{set_name} set, {level} level (mean ± SD over folds [95% bootstrap CI over patients]):")
+        spread = "mean ± SD over folds " if group["n_folds"].max() > 1 else ""
+        lines.append(f"{set_name} set, {level} level ({spread}[95% bootstrap CI over patients]):")
         width = max(len(m) for m in group["model"])
         lines.append(f"  {'model':<{width}}  {'accuracy':<32}{'macro F1':<32}macro AUC")
         for _, row in group.iterrows():
