@@ -1,0 +1,108 @@
+"""build_volumes: a cohort table to a VolumeSet, preprocessing each study once (in parallel) and caching it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from glioscope import cohort
+from glioscope.cohort import Skip
+from glioscope.errors import InputError
+from glioscope.io.parallel import map_files
+from glioscope.preprocess3d import cache
+from glioscope.preprocess3d.plan import Planned, plan_volumes
+from glioscope.preprocess3d.settings import TABLE_COLUMNS, VolumeSet, VolumeSettings
+from glioscope.preprocess3d.volume import process, reason_of
+
+# A worker process imports torch, TorchIO and SimpleITK (several seconds on a busy machine): worth it beyond this.
+_POOL_WORTH_SECONDS = 20.0
+
+
+def build_volumes(
+    frame: pd.DataFrame,
+    settings: VolumeSettings,
+    cache_dir: Path | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> VolumeSet:
+    """One volume per patient and study of a cohort table under `settings`; failures are listed in `skipped`.
+
+    With `cache_dir`, each volume is preprocessed once per settings (see glioscope.preprocess3d.cache);
+    `workers` processes preprocess the others (None: one per CPU core).
+    """
+    frame = _checked(frame)
+    planned, skipped, notes = plan_volumes(frame, settings)
+    entries, more_skips = _entries(planned, settings, cache_dir, workers, progress)
+    skipped += more_skips
+    usable = []
+    for item in planned:
+        entry = entries.get(item.task.volume_id)
+        if isinstance(entry, Skip):
+            skipped.append(entry)
+        elif entry is not None:
+            usable.append((item, entry))
+    if not usable:
+        example = f"; e.g. {skipped[0].path}: {skipped[0].reason}" if skipped else "; ".join(["", *notes])
+        raise InputError(None, f"no volume left from {len(planned)} study(ies) ({len(skipped)} skipped{example})")
+    notes += _notes(usable)
+    volumes = np.stack([entry["volume"] for _, entry in usable]).astype(np.float16, copy=False)
+    rows = [{**item.meta, **{k: entry["meta"][k] for k in ("skull_stripped", "skull_strip")}} for item, entry in usable]
+    return VolumeSet(volumes, pd.DataFrame(rows, columns=TABLE_COLUMNS), settings, skipped, notes)
+
+
+def _checked(frame: pd.DataFrame) -> pd.DataFrame:
+    if frame is None or len(frame) == 0:
+        raise InputError(None, "the cohort table has no rows to build volumes from")
+    frame = cohort.normalise(frame.fillna(""))
+    cohort.validate(frame, "cohort")
+    return frame
+
+
+def _entries(planned: list[Planned], settings, cache_dir, workers, progress) -> tuple[dict, list[Skip]]:
+    """Entries by volume id: read from the cache where present, preprocessed (and cached) otherwise."""
+    folder = cache.folder(cache_dir, settings) if cache_dir is not None else None
+    entries, skipped, pending = {}, [], []
+    for item in tqdm(planned, desc="volume cache", unit="volume", disable=not progress or folder is None, leave=False):
+        task = item.task
+        if folder is not None:
+            try:
+                entry_file = folder / f"{cache.volume_key(task.sources, task.source_format)}.npz"
+            except InputError as exc:
+                skipped.append(Skip(exc.path, reason_of(exc)))
+                continue
+            cached = cache.load(entry_file)
+            if cached is not None:
+                entries[task.volume_id] = cached
+                continue
+            task = replace(task, cache_file=str(entry_file))
+        pending.append(task)
+    threshold = 2 if sum(task.seconds for task in pending) > _POOL_WORTH_SECONDS else len(pending) + 1
+    done = map_files(process, pending, workers, progress, desc="preprocessing volumes", min_parallel=threshold)
+    entries.update((task.volume_id, entry) for task, entry in zip(pending, done))
+    return entries, skipped
+
+
+def _notes(usable: list[tuple[Planned, dict]]) -> list[str]:
+    notes = []
+    substituted = [item.meta["volume_id"] for item, _ in usable if item.meta["fallback"]]
+    if substituted:
+        kinds = sorted({item.meta["fallback"] for item, _ in usable if item.meta["fallback"]})
+        notes.append(
+            f"{len(substituted)} volume(s) use a fallback sequence ({'; '.join(kinds)}): {', '.join(substituted[:5])}"
+        )
+    how = pd.Series([entry["meta"]["skull_strip"] for _, entry in usable]).value_counts().to_dict()
+    if how.get("mni"):
+        notes.append(f"{how['mni']} volume(s) skull-stripped here by registration to the MNI152 template")
+    if how.get("none") and len(how) > 1:
+        notes.append(
+            f"{how['none']} volume(s) keep their skull while {len(usable) - how['none']} have none: "
+            "a model can tell them apart by the skull alone (set skull_strip to auto or mni)"
+        )
+    unsaved = [entry["cache_error"] for _, entry in usable if "cache_error" in entry]
+    if unsaved:
+        notes.append(f"{len(unsaved)} volume(s) could not be written to the volume cache ({unsaved[0]})")
+    return notes

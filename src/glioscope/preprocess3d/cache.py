@@ -1,0 +1,86 @@
+"""The per-volume cache: one .npz per volume and settings, named by what would change it.
+
+    <cache_dir>/<VolumeSettings.key()>/settings.json       the settings, for a person
+    <cache_dir>/<VolumeSettings.key()>/<volume key>.npz    one preprocessed volume
+
+An entry holds `volume`, float16 (C, D, H, W), and `meta`, a JSON text (how the skull was
+handled, the foreground volume); a volume that cannot be used is cached as its skip reason
+(`skip`), so it is not retried until its files change. The volume key hashes each source
+file's path, size and mtime_ns (every slice file of a DICOM series), which file feeds which
+channel, and the source format (which "auto" skull stripping consults): an edited file gets a
+new key, stale entries are never read (delete the folder to reclaim the space). Computing a
+key only stats files, so a cache hit opens no NIfTI or DICOM file. Entries are deflated (level
+1: the zero background halves them) and written atomically (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from glioscope.cohort import Skip, series_files
+from glioscope.errors import InputError
+from glioscope.preprocess3d.settings import VolumeSettings
+from glioscope.util import atomic
+
+_COMPRESS_LEVEL = 1
+
+
+def volume_key(sources, source_format: str) -> str:
+    """Hash of the channels' files (path, size, mtime_ns), their sequences and the source format."""
+    entries: list = [source_format]
+    for source in sources:
+        entries.append([source.kind, source.sequence])
+        entries.extend(_stat(path) for path in series_files({"path": source.path, "files": source.files}))
+    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:24]
+
+
+def _stat(path: Path) -> list:
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise InputError(path, f"cannot be read ({exc.strerror or exc})") from None
+    return [str(path), info.st_size, info.st_mtime_ns]
+
+
+def folder(cache_dir: Path, settings: VolumeSettings) -> Path:
+    """The cache folder of these settings, with settings.json written once."""
+    path = Path(cache_dir).expanduser() / settings.key()
+    described = path / "settings.json"
+    try:
+        if not described.is_file():
+            atomic.write_json(described, asdict(settings))
+    except OSError as exc:
+        raise InputError(path, f"cannot write the volume cache here ({exc.strerror or exc})") from None
+    return path
+
+
+def load(path: Path) -> dict | Skip | None:
+    """A cached volume {"volume", "meta"}, its cached Skip, or None when absent or unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "skip" in archive.files:
+                where, reason = (str(s) for s in archive["skip"])
+                return Skip(where, reason)
+            return {"volume": archive["volume"], "meta": json.loads(str(archive["meta"]))}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+        return None  # absent, or damaged by something outside glioscope: preprocess again
+
+
+def save(path: Path, entry: dict | Skip) -> None:
+    """Write one volume (or its Skip) atomically, as a .npz that `numpy.load` reads."""
+    if isinstance(entry, Skip):
+        arrays = {"skip": np.array([entry.path, entry.reason])}
+    else:
+        arrays = {"volume": np.asarray(entry["volume"], np.float16), "meta": np.array(json.dumps(entry["meta"]))}
+    method, level = zipfile.ZIP_DEFLATED, _COMPRESS_LEVEL
+    with atomic.atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", method, compresslevel=level) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
