@@ -147,3 +147,25 @@ def _sequence_from_timing(post: bool, ti: float | None, tr: float | None, te: fl
     if tr >= 2000 and te < 40:
         return "PD"
     return "unknown"
+
+
+def case_prefix(name: str) -> str:
+    """The part of a volume's file name before its sequence or mask token: the case id, when
+    the name has one (`BraTS20_Training_001_t1ce.nii.gz` -> `BraTS20_Training_001`), else ''."""
+    _, _, index = classify_file_name(name)
+    if index < 0:
+        return ""
+    stem = strip_nifti_suffix(name)
+    tokens = list(re.finditer(r"[^-_. ]+", stem))
+    return stem[: tokens[index].start()].rstrip("-_. ") if index < len(tokens) else ""
+
+
+_IXI_PATIENT = re.compile(r"^(IXI\d+)-[A-Za-z]+-\d+-", re.IGNORECASE)
+
+
+def patient_from_file_name(name: str) -> str:
+    """The patient a lone volume file belongs to, named as ingest would name it: IXI<nnn> for
+    IXI files, the case id of BraTS-like names, else the file name without its suffix."""
+    stem = strip_nifti_suffix(name)
+    match = _IXI_PATIENT.match(stem)
+    return match.group(1) if match else (case_prefix(name) or stem)

@@ -33,8 +33,8 @@ def read_state_dict(source: str | Path, arch: str) -> dict[str, torch.Tensor]:
         if not path.is_file():
             raise WeightsUnavailable(
                 f"{source} weights for {arch} are not in the local torch cache (expected {path}). "
-                "glioscope never downloads: copy the file there, pass a weights file with --set weights=PATH, "
-                "or train from scratch with --set weights=none"
+                "glioscope never downloads: copy the file there, pass a weights file with --set model.weights=PATH, "
+                "or train from scratch with --set model.weights=none"
             )
     else:
         path = Path(source)

@@ -8,7 +8,7 @@ from glioscope import cohort
 from glioscope.errors import InputError
 from glioscope.io import dicom, images, nifti
 from glioscope.io.files import walk_files
-from glioscope.io.sequences import classify_file_name, strip_nifti_suffix
+from glioscope.io.sequences import classify_file_name, patient_from_file_name
 from glioscope.io.series import group_series
 from glioscope.preprocess.build import build_slices
 from glioscope.preprocess.settings import SliceSet, SliceSettings
@@ -54,7 +54,7 @@ def _nifti_row(path: Path) -> list[dict]:
         raise InputError(path, info.reason)
     _, sequence, _ = classify_file_name(path.name)
     x, y, z = info["shape"]
-    stem = strip_nifti_suffix(path.name)
+    stem = patient_from_file_name(path.name)  # as ingest names the patient: IXI<nnn>, a BraTS case id ...
     return [
         {
             **{"patient_id": stem, "study_id": stem, "kind": "volume", "sequence": sequence, "path": str(path)},

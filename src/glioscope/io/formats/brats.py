@@ -8,7 +8,6 @@ sequences do too (raw TCIA conversions), take their folder's name.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from glioscope.io.files import walk_files
 from glioscope.io.formats.common import Census, find_nearby, split_of
 from glioscope.io.nifti import check_volumes, is_nifti
 from glioscope.io.options import ReadOptions
-from glioscope.io.sequences import classify_file_name, strip_nifti_suffix
+from glioscope.io.sequences import case_prefix, classify_file_name
 
 NAME = "brats"
 NAME_MAPPING = "name_mapping.csv"
@@ -74,17 +73,10 @@ def _classify(paths: list[Path], result: ReaderResult) -> list[_File]:
         elif role == "brainmask":
             brain_masks += 1
         else:
-            entries.append(_File(path, role, sequence, _prefix(path.name, index)))
+            entries.append(_File(path, role, sequence, case_prefix(path.name)))
     if brain_masks:
         result.notes.append(f"ignored {brain_masks} brain mask file(s) (not tumour segmentations)")
     return entries
-
-
-def _prefix(name: str, token_index: int) -> str:
-    """The part of a file name before its sequence/mask token: the case id, when the name has one."""
-    stem = strip_nifti_suffix(name)
-    tokens = list(re.finditer(r"[^-_. ]+", stem))
-    return stem[: tokens[token_index].start()].rstrip("-_. ") if token_index < len(tokens) else ""
 
 
 def _cases(entries: list[_File]) -> dict[tuple[Path, str], list[_File]]:
