@@ -29,7 +29,6 @@ from glioscope.config import load_recipe
 from glioscope.ingest import ingest
 from glioscope.runner import build_model, make_dataset, slice_settings
 from glioscope.preprocess import build_slices
-from glioscope.train.data import TupleDataset, make_tuples
 from glioscope.train.loop import Trainer
 from glioscope.train.sdl import SDLTrainer
 

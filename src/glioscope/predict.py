@@ -14,7 +14,8 @@ from glioscope import split
 from glioscope.errors import InputError, PatientLeakError
 from glioscope.models.sdl import SynergicNet
 from glioscope.preprocess import slices_from_file
-from glioscope.runner import MODEL_FILE, batch_prep, build_model, slice_settings
+from glioscope.preprocess3d import volume_from_file
+from glioscope.runner import MODEL_FILE, batch_prep, build_model, is_3d, slice_settings, volume_settings
 from glioscope.train.checkpoint import load_checkpoint
 
 
@@ -48,32 +49,48 @@ def probabilities(model: torch.nn.Module, images: torch.Tensor) -> np.ndarray:
     return torch.softmax(logits, dim=1).numpy()
 
 
-def predict(run_dir: Path, input_path: Path, mask: Path | None = None) -> dict:
-    """JSON-ready result: per-slice and per-patient class probabilities (mean over fold models)."""
-    recipe, info = load_run(run_dir)
-    names = info["class_names"]
-    settings = slice_settings(recipe)
+def _samples(recipe: dict, input_path: Path, mask: Path | None):
+    """The input as the run's samples: slices under its slice settings, or one preprocessed volume."""
     select = {k: (v if isinstance(v, list) else [v]) for k, v in (recipe["data"].get("select") or {}).items()}
-    select = {k: v for k, v in select.items() if k in ("plane", "sequence")}
+    select = {k: v for k, v in select.items() if k in ("plane", "sequence")} or None
+    if is_3d(recipe):
+        samples = volume_from_file(Path(input_path), volume_settings(recipe))
+        return samples, torch.from_numpy(samples.volumes).float()
+    settings = slice_settings(recipe)
     try:
-        slices = slices_from_file(Path(input_path), settings, mask_path=mask, select=select or None)
+        samples = slices_from_file(Path(input_path), settings, mask_path=mask, select=select)
     except InputError:
         if not select:
             raise
-        slices = slices_from_file(Path(input_path), settings, mask_path=mask)  # a lone series whatever its tags
-    channels = slices.images.shape[1]
-    images = batch_prep(recipe, channels, train=False)(torch.from_numpy(slices.images))
-    models = fold_models(run_dir, recipe, names, channels)
-    per_slice = np.mean([probabilities(model, images) for _, model in models], axis=0)
-    table = slices.table.reset_index(drop=True)
+        samples = slices_from_file(Path(input_path), settings, mask_path=mask)  # a lone series whatever its tags
+    channels = samples.images.shape[1]
+    return samples, batch_prep(recipe, channels, train=False)(torch.from_numpy(samples.images))
+
+
+def predict(run_dir: Path, input_path: Path, mask: Path | None = None) -> dict:
+    """JSON-ready result: per-sample and per-patient class probabilities (mean over fold models)."""
+    recipe, info = load_run(run_dir)
+    names = info["class_names"]
+    samples, inputs = _samples(recipe, input_path, mask)
+    models = fold_models(run_dir, recipe, names, inputs.shape[1])
+    per_sample = np.mean([probabilities(model, inputs) for _, model in models], axis=0)
+    table = samples.table.reset_index(drop=True)
     patient_ids = sorted(set(table["patient_id"]))
     seen = _seen_in_training(Path(run_dir), patient_ids)
     patients = []
     for patient in patient_ids:
         rows = table.index[table["patient_id"] == patient]
-        mean = per_slice[rows].mean(axis=0)
-        patients.append({"patient_id": patient, "n_slices": int(len(rows)), **_scores(mean, names),
+        mean = per_sample[rows].mean(axis=0)
+        patients.append({"patient_id": patient, "n_samples": int(len(rows)), **_scores(mean, names),
                          "seen_in_training": patient in seen})
+    if is_3d(recipe):
+        key, entries = "volumes", [{"patient_id": str(row.patient_id), "volume_id": str(row.volume_id),
+                                    "sequences": str(row.sequences), **_scores(per_sample[i], names)}
+                                   for i, row in enumerate(table.itertuples())]
+    else:
+        key, entries = "slices", [{"patient_id": str(row.patient_id), "item_id": str(row.item_id),
+                                   "slice_index": int(row.slice_index), **_scores(per_sample[i], names)}
+                                  for i, row in enumerate(table.itertuples())]
     return {
         "run": str(run_dir),
         "recipe": recipe["name"],
@@ -81,12 +98,8 @@ def predict(run_dir: Path, input_path: Path, mask: Path | None = None) -> dict:
         "classes": names,
         "models": f"mean probability of {len(models)} fold model(s): {', '.join(n for n, _ in models)}",
         "patients": patients,
-        "slices": [
-            {"patient_id": str(row.patient_id), "item_id": str(row.item_id), "slice_index": int(row.slice_index),
-             **_scores(per_slice[i], names)}
-            for i, row in enumerate(table.itertuples())
-        ],
-        "notes": list(slices.notes) + (
+        key: entries,
+        "notes": list(samples.notes) + (
             [f"patient(s) {', '.join(sorted(seen))} were in this run's cohort: not an independent test"] if seen else []
         ),
     }

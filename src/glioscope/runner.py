@@ -1,7 +1,7 @@
-"""Run a 2D recipe: slices from a cohort, patient-level folds, one training per fold,
+"""Run a recipe: slices (2D) or volumes (3D) from a cohort, patient-level folds, one training per fold,
 predictions on each fold's held-out patients, then evaluation and the report.
 
-    RUN/config.yaml run.json cohort.csv splits.csv slices.csv
+    RUN/config.yaml run.json cohort.csv splits.csv slices.csv (or volumes.csv)
     RUN/fold<k>/     metrics.csv checkpoint_*.pt tensorboard/ predictions.csv
     RUN/predictions.csv metrics.json report.html
 """
@@ -26,8 +26,9 @@ from glioscope.interpret import save_gradcam
 from glioscope.models import create_model
 from glioscope.models.weights import WeightsUnavailable
 from glioscope.preprocess import SliceSet, SliceSettings, build_slices
+from glioscope.preprocess3d import VolumeSettings, augmentation, build_volumes
 from glioscope.train.checkpoint import save_checkpoint
-from glioscope.train.data import BatchPrep, SliceDataset, fixed_expansion
+from glioscope.train.data import BatchPrep, SliceDataset, VolumeDataset, fixed_expansion
 from glioscope.train import ddp
 from glioscope.train.loop import Trainer
 from glioscope.train.sdl import SDLTrainer
@@ -48,11 +49,40 @@ class Job:
 
 
 def _cache_dir(recipe: dict) -> Path:
-    """data.cache, else $GLIOSCOPE_CACHE, else ~/.cache/glioscope; slices go in its `slices` folder."""
+    """data.cache, else $GLIOSCOPE_CACHE, else ~/.cache/glioscope (slices and volumes in subfolders)."""
     import os
 
-    root = recipe["data"].get("cache") or os.environ.get("GLIOSCOPE_CACHE") or Path.home() / ".cache" / "glioscope"
-    return Path(root) / "slices"
+    return Path(recipe["data"].get("cache") or os.environ.get("GLIOSCOPE_CACHE") or Path.home() / ".cache" / "glioscope")
+
+
+def volume_settings(recipe: dict) -> VolumeSettings:
+    options = dict(recipe["data"]["volumes"])
+    for key in ("channels", "percentiles", "shape"):
+        options[key] = tuple(options[key])
+    options["skull_strip"] = options.get("skull_strip") or "none"  # `--set ...skull_strip=none` reads as None
+    return VolumeSettings(**options)
+
+
+def is_3d(recipe: dict) -> bool:
+    return recipe["data"].get("kind", "slices") == "volumes"
+
+
+def build_samples(recipe: dict, frame: pd.DataFrame, cache_dir: Path, progress: bool):
+    """The recipe's samples from the cohort rows: a SliceSet (2D) or a VolumeSet (3D)."""
+    if is_3d(recipe):
+        volumes = build_volumes(frame, volume_settings(recipe), cache_dir / "volumes", progress=progress)
+        # One volume per patient: it stands for all its cohort rows in the prediction tables.
+        volumes.table["slice_id"] = volumes.table["volume_id"]
+        volumes.table["item_id"] = volumes.table["volume_id"]
+        return volumes
+    return build_slices(frame, slice_settings(recipe), cache_dir / "slices", progress=progress)
+
+
+def sample_mask(recipe: dict, samples, items: pd.DataFrame) -> np.ndarray:
+    """Which samples belong to a partition's cohort items (by item; by patient for volumes)."""
+    if is_3d(recipe):
+        return samples.table["patient_id"].isin(set(items["patient_id"])).to_numpy()
+    return samples.table["item_id"].isin(set(items["item_id"])).to_numpy()
 
 
 def slice_settings(recipe: dict) -> SliceSettings:
@@ -166,6 +196,11 @@ def _inner_validation(recipe: dict, train: pd.DataFrame) -> tuple[pd.DataFrame, 
 # --- building blocks -----------------------------------------------------------------
 
 
+def input_channels(samples) -> int:
+    array = samples.volumes if hasattr(samples, "volumes") else samples.images
+    return int(array.shape[1])
+
+
 def build_model(recipe: dict, num_classes: int, in_chans: int, notes: list[str]) -> torch.nn.Module:
     model_cfg = recipe["model"]
     kwargs = {k: model_cfg[k] for k in ("head", "hidden") if model_cfg.get(k) is not None}
@@ -205,8 +240,13 @@ def batch_prep(recipe: dict, channels: int, train: bool) -> BatchPrep:
     return BatchPrep(normalisation(recipe["data"].get("normalize"), channels), channels, affine)
 
 
-def make_dataset(recipe: dict, slices: SliceSet, targets: np.ndarray, mask: np.ndarray, train: bool) -> SliceDataset:
-    """The slices under `mask`: augmented (and expanded) for training, as they are otherwise."""
+def make_dataset(recipe: dict, samples, targets: np.ndarray, mask: np.ndarray, train: bool):
+    """The samples under `mask`: augmented (and expanded) for training, as they are otherwise."""
+    if is_3d(recipe):
+        preset = recipe.get("augment", {}).get("volume", "none") if train else "none"
+        transform = augmentation(preset, spacing=float(recipe["data"]["volumes"]["spacing"]))
+        return VolumeDataset(torch.from_numpy(samples.volumes[mask]), targets[mask], transform)
+    slices = samples
     channels = slices.images.shape[1]
     # stack3 slices hold one grey channel three times: keep one, repeat it per batch as a view.
     images = slices.images[mask, :1] if slices.settings.channels == "stack3" else slices.images[mask]
@@ -258,11 +298,10 @@ def run(recipe: dict, cohort_path: Path, out: Path, splits_path: Path | None = N
     frame = load_cohort(recipe, cohort_path)
     names = class_names(recipe, frame)
     table, meta = make_or_load_splits(recipe, frame, splits_path)
-    settings = slice_settings(recipe)
-    slices = build_slices(frame, settings, cache_dir or _cache_dir(recipe), progress=progress)
+    slices = build_samples(recipe, frame, Path(cache_dir) if cache_dir else _cache_dir(recipe), progress)
     notes = list(slices.notes)
     if slices.skipped:
-        notes.append(f"{len(slices.skipped)} item(s) could not be decoded and were left out (see slices_skipped.csv)")
+        notes.append(f"{len(slices.skipped)} item(s) could not be used and were left out (see samples_skipped.csv)")
     # Under torchrun every process trains; the first one writes the files.
     context = ddp.init_distributed(recipe["train"].get("device"))
     if context.is_main:
@@ -287,15 +326,14 @@ def _run_job(recipe, job: Job, slices: SliceSet, targets, names, out: Path, resu
     if (job_dir / "predictions.csv").is_file():
         print(f"{job.name}: already finished, skipped")
         return
-    item_fold = slices.table["item_id"]
-    train_mask = item_fold.isin(set(job.train["item_id"])).to_numpy()
-    val_mask = item_fold.isin(set(job.validation["item_id"])).to_numpy() if job.validation is not None else None
+    train_mask = sample_mask(recipe, slices, job.train)
+    val_mask = sample_mask(recipe, slices, job.validation) if job.validation is not None else None
     if not train_mask.any():
         raise GlioscopeError(f"{job.name}: no training slices")
     train_set = make_dataset(recipe, slices, targets, train_mask, train=True)
     val_set = make_dataset(recipe, slices, targets, val_mask, train=False) if val_mask is not None else None
     torch.manual_seed(int(recipe["train"].get("seed", 0)))
-    model = build_model(recipe, len(names), slices.images.shape[1], notes)
+    model = build_model(recipe, len(names), input_channels(slices), notes)
     weights = class_weights(recipe, targets[train_mask], len(names))
     trainer = trainer_for(recipe, model, names, job_dir, weights, progress, context)
     trainer.fit(train_set, val_set, resume=resume)
@@ -303,7 +341,7 @@ def _run_job(recipe, job: Job, slices: SliceSet, targets, names, out: Path, resu
         save_checkpoint(job_dir / MODEL_FILE, model=trainer.raw_model.state_dict(), best_epoch=trainer.best_epoch)
     frames = []
     for k, (fold_label, held_out) in enumerate(job.evaluate.items()):
-        mask = item_fold.isin(set(held_out["item_id"])).to_numpy()
+        mask = sample_mask(recipe, slices, held_out)
         if not mask.any():
             continue
         eval_set = make_dataset(recipe, slices, targets, mask, train=False)
@@ -323,9 +361,9 @@ def _write_inputs(out: Path, recipe, frame, table, meta, slices: SliceSet, names
     atomic.write_csv(out / "cohort.csv", frame)
     atomic.write_csv(out / "splits.csv", table)
     atomic.write_json(out / "split.json", meta)
-    atomic.write_csv(out / "slices.csv", slices.table)
+    atomic.write_csv(out / ("volumes.csv" if is_3d(recipe) else "slices.csv"), slices.table)
     if slices.skipped:
-        atomic.write_csv(out / "slices_skipped.csv", pd.DataFrame([s.__dict__ for s in slices.skipped]))
+        atomic.write_csv(out / "samples_skipped.csv", pd.DataFrame([s.__dict__ for s in slices.skipped]))
 
 
 def _write_run_json(out: Path, recipe, names, table, meta, notes, slices: SliceSet, has_ids: bool) -> None:
@@ -341,7 +379,8 @@ def _write_run_json(out: Path, recipe, names, table, meta, notes, slices: SliceS
         "seed_tables": recipe["evaluate"].get("tables"),
         "patient_ids": has_ids,
         "notes": notes,
-        "slices": {"count": int(len(slices.table)), "settings": slices.settings.__dict__},
+        "samples": {"kind": recipe["data"].get("kind", "slices"), "count": int(len(slices.table)),
+                    "settings": slices.settings.__dict__},
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
         "glioscope_version": __version__,
         "cohort": str(out / "cohort.csv"),

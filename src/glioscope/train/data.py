@@ -167,3 +167,33 @@ class TupleDataset(Dataset):
     def collate(self, batch):
         images, targets = default_collate(batch)  # (B, members, C, H, W)
         return self.base.prep(images), targets
+
+
+class VolumeDataset(Dataset):
+    """Preprocessed volumes (N, C, D, H, W) in memory; items are (float32 volume, class index).
+
+    `transform` is a 3D augmentation (a TorchIO preset) applied per item, so that it
+    runs in the DataLoader's workers when there are any.
+    """
+
+    def __init__(self, volumes: np.ndarray | torch.Tensor, targets, transform=None):
+        self.volumes = torch.as_tensor(volumes)
+        self.targets = torch.tensor(np.asarray(targets), dtype=torch.long)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.volumes)
+
+    def __getitem__(self, index: int):
+        volume = self.volumes[index].float()
+        if self.transform is not None:
+            volume = self.transform(volume)
+        return volume, self.targets[index]
+
+    def inputs(self, indices) -> torch.Tensor:
+        """Model input for the given items, without random augmentation (for explanations)."""
+        return torch.stack([self.volumes[i].float() for i in indices])
+
+    @property
+    def base_targets(self) -> torch.Tensor:
+        return self.targets
