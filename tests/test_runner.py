@@ -91,7 +91,7 @@ def test_predict_prints_valid_json_for_a_dicom_study(sdl_and_alexnet_runs, tiny_
     [entry] = result["patients"]
     assert entry["patient_id"] == patient.name and entry["seen_in_training"] is True
     assert abs(sum(entry["probabilities"].values()) - 1) < 1e-4
-    assert len(result["slices"]) == entry["n_slices"] > 1
+    assert len(result["slices"]) == entry["n_samples"] > 1
     assert json.loads((tmp_path / "p.json").read_text()) == result
 
 
