@@ -10,6 +10,13 @@ Per item (a volume, a DICOM series or an image): decode, cut into displayed slic
 choose slices, crop to the tumour ROI or zero-pad to a square (keeping the aspect
 ratio), resize with antialiasing, quantise to 8-bit grey levels.
 
+Sequences stacked as channels (`channels=("FLAIR", "T1", "T1c", "T2")`) make one item per
+study on the grid of the FIRST sequence named: its plane, matrix and slices. Co-registered
+sources (same shape and grid, as BraTS) are stacked as they are; others (RSNA-MICCAI's
+separate axial, sagittal and coronal series) are resampled onto that grid through patient
+coordinates (linear, 0 outside; see `resample`), so slice i of every channel shows the same
+anatomy. A channel with no overlap makes the item a skip naming its file.
+
 Cache format (for benchmarks and reuse): `<cache_dir>/<settings.key()>/<item key>.npz`,
 one .npz per item (volume, series, image, or stacked study) with two arrays:
 `images` uint8 (k, C, size, size), C = 1 for stack3/single (repeated to 3 when the

@@ -1,4 +1,11 @@
-"""Decode one item into its chosen slices (in a worker process); a failure becomes a Skip."""
+"""Decode one item into its chosen slices (in a worker process); a failure becomes a Skip.
+
+An item of several sources (sequences stacked as channels) is put on one grid first: sources of
+the same shape and grid (co-registered, as BraTS) are concatenated as they are; otherwise every
+channel is resampled onto the grid of the first channel (the first sequence in `channels`)
+through patient coordinates (see `resample`), so that slice i of every channel shows the same
+anatomy. The slice choice, scaling, cropping and resizing below then apply to the stacked item.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ import numpy as np
 
 from glioscope.cohort import Skip
 from glioscope.errors import InputError
-from glioscope.preprocess import cache, ops, pixels
+from glioscope.preprocess import cache, ops, pixels, resample
 from glioscope.preprocess.pixels import Source
 from glioscope.preprocess.settings import SliceSettings
 
@@ -53,11 +60,12 @@ def _decode(task: ItemTask) -> dict:
     settings = task.settings
     if settings.roi_crop and not task.mask_path:
         raise InputError(task.sources[0].path, "has no tumour mask, which roi_crop needs")
-    stack, eight_bit = _load(task)
+    stack, eight_bit, grid = _load(task)
     count = len(stack)
     mask = None
     if task.mask_path:
-        mask = pixels.load_mask(task.mask_path, task.sources[0].kind, settings.axis, (count, *stack.shape[2:]))
+        shape = (count, *stack.shape[2:])
+        mask = pixels.load_mask(task.mask_path, task.sources[0].kind, settings.axis, shape, grid)
     areas = mask.sum(axis=(1, 2)).astype(np.int64) if mask is not None else np.zeros(count, np.int64)
     low, high = ops.intensity_range(stack, settings.scaling, settings.percentiles, eight_bit)
     images, kept, boxes = [], [], []
@@ -91,15 +99,42 @@ def _decode(task: ItemTask) -> dict:
     }
 
 
-def _load(task: ItemTask) -> tuple[np.ndarray, bool]:
-    """The item's sources stacked as channels: (slices, channels, rows, cols)."""
+def _load(task: ItemTask) -> tuple[np.ndarray, bool, np.ndarray | None]:
+    """The item's sources stacked as channels: (slices, channels, rows, cols), 8-bit, and its grid.
+
+    The grid is the first channel's when the others were resampled onto it, else None.
+    """
     loaded = [pixels.load_stack(source, task.settings.axis) for source in task.sources]
-    shapes = [(len(stack), *stack.shape[2:]) for stack, _ in loaded]
-    if len(set(shapes)) > 1:
+    eight_bit = all(bits for _, bits, _ in loaded)
+    if len(loaded) == 1:
+        return loaded[0][0], eight_bit, None
+    shapes = [(len(stack), *stack.shape[2:]) for stack, _, _ in loaded]
+    grids = [grid for _, _, grid in loaded]
+    if all(resample.same_grid(shapes[0], grids[0], shape, grid) for shape, grid in zip(shapes, grids)):
+        return np.concatenate([stack for stack, _, _ in loaded], axis=1), eight_bit, None  # co-registered
+    placeless = [s for s, grid in zip(task.sources, grids) if grid is None]
+    if placeless:
         listing = ", ".join(f"{Path(s.path).name} {shape}" for s, shape in zip(task.sources, shapes))
-        raise InputError(task.sources[0].path, f"sequences to stack as channels differ in shape ({listing})")
-    stack = loaded[0][0] if len(loaded) == 1 else np.concatenate([stack for stack, _ in loaded], axis=1)
-    return stack, all(eight_bit for _, eight_bit in loaded)
+        raise InputError(
+            placeless[0].path,
+            f"sequences to stack as channels differ in shape ({listing}) and this one has no patient "
+            "coordinates (ImagePositionPatient/ImageOrientationPatient) to resample it by",
+        )
+    reference, shape = grids[0], shapes[0]
+    channels = []
+    for source, (stack, _, grid), own_shape in zip(task.sources, loaded, shapes):
+        if resample.same_grid(own_shape, grid, shape, reference):
+            channels.append(stack)
+            continue
+        moved = resample.onto_grid(stack, grid, shape, reference)
+        if not moved.any() and stack.any():
+            raise InputError(
+                source.path,
+                f"does not overlap the grid of {Path(task.sources[0].path).name} (the first channel) in "
+                "patient coordinates: its channel would be empty",
+            )
+        channels.append(moved)
+    return np.concatenate(channels, axis=1), eight_bit, reference
 
 
 def choose(count: int, areas: np.ndarray, settings: SliceSettings) -> list[int]:

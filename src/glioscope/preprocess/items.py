@@ -59,7 +59,11 @@ def _seconds(rows: list[dict], masked: bool) -> float:
 
 
 def _stacked_items(rows: list[dict], settings: SliceSettings) -> tuple[list[Item], list[Skip], list[str]]:
-    """Items whose channels are the wanted sequences: channels of one file, or co-registered rows of a study."""
+    """Items whose channels are the wanted sequences: channels of one file, or rows of a study.
+
+    The rows of a study may lie on different grids (RSNA-MICCAI: axial, sagittal, coronal series):
+    decoding puts them on the first wanted sequence's grid (see decode and resample).
+    """
     wanted = settings.stacked
     items, skipped, notes = [], [], []
     studies: dict[tuple[str, str], list[dict]] = {}

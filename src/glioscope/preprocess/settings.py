@@ -18,7 +18,9 @@ SCALINGS = ("minmax", "percentile", "none")
 CHANNEL_MODES = ("stack3", "single", "native")
 AXES = ("axial", "sagittal", "coronal")
 # Bump when the cached arrays change meaning: old cache folders are then ignored.
-CACHE_VERSION = 1
+# 2: stacked sequences on different grids are resampled onto the first one's (were skipped, or
+#    concatenated index by index when their shapes happened to agree).
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,9 @@ class SliceSettings:
         `percentiles` of the non-zero voxels, then min-max), or "none" (8-bit images kept as they
         are; anything else is min-max scaled). Output is always uint8 0..255.
     channels: "stack3" (grey repeated to 3), "single" (grey), "native" (the file's channels), or a
-        tuple of sequences stacked as channels, e.g. ("T1", "FLAIR", "T1c").
+        tuple of sequences stacked as channels, e.g. ("T1", "FLAIR", "T1c"): one item per study,
+        on the grid of the FIRST sequence named (its plane, matrix and slices); the others are
+        resampled onto it through patient coordinates unless co-registered (see `resample`).
     roi_crop: crop each slice to its mask's bounding box plus `roi_margin` (a fraction of the box side).
     axis: the plane NIfTI volumes are cut in; DICOM series are cut in their acquisition plane.
     min_foreground: drop slices ("all", "middle") whose bright-pixel fraction is below this.
