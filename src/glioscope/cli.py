@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     synth = verbs.add_parser("synth", help="write a phantom cohort in real file layouts")
     synth.add_argument("out", type=Path, help="output folder (must not exist, or use --overwrite)")
-    synth.add_argument("--preset", default="demo", choices=("tiny", "demo", "study"))
+    synth.add_argument("--preset", default="demo", choices=("tiny", "demo", "mgmt", "study"))
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--difficulty", type=float, default=None, help="0 = grades well apart, 1 = heavy overlap")
     synth.add_argument("--mgmt-effect", type=float, default=None, help="strength of the MGMT imaging correlate; 0 = none")
@@ -84,6 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("runs", type=Path, nargs="+", metavar="RUN")
     compare.add_argument("-o", "--out", type=Path, default=None, help="HTML file (default: comparison.html beside the first run)")
     compare.set_defaults(run=_compare)
+
+    fuse = verbs.add_parser("fuse", help="late fusion of runs on the same splits, e.g. one run per MRI sequence")
+    fuse.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run folders trained on the same splits.csv")
+    fuse.add_argument("-o", "--out", type=Path, required=True, metavar="OUT", help="the fused run folder")
+    fuse.add_argument("--methods", nargs="+", default=["mean", "logistic"], choices=("mean", "logistic"),
+                      help="mean of the patient probabilities; logistic regression fit on each fold's validation patients")
+    fuse.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of patients")
+    fuse.add_argument("--overwrite", action="store_true")
+    fuse.set_defaults(run=_fuse)
 
     predict = verbs.add_parser("predict", help="apply a trained run to a DICOM series, NIfTI volume or image; prints JSON")
     predict.add_argument("run_dir", type=Path, metavar="RUN")
@@ -193,6 +202,20 @@ def _compare(args) -> None:
     html = write_comparison(args.runs, out)
     print(comparison_rows(args.runs).to_string(index=False))
     print(f"Comparison: {html}")
+
+
+def _fuse(args) -> None:
+    import json
+
+    from glioscope.evaluate.fusion import fuse
+    from glioscope.report import headline_text
+
+    out = fuse(args.runs, args.out, methods=args.methods, overwrite=args.overwrite, n_boot=args.bootstrap)
+    for note in json.loads((out / "run.json").read_text(encoding="utf-8"))["fusion"]["skipped"]:
+        print(f"note: {note}")
+    print(headline_text(out))
+    print(f"Report: {out / 'report.html'}")
+    print(f"Run folder: {out}")
 
 
 def _predict(args) -> None:

@@ -1,0 +1,502 @@
+"""Late fusion of runs on the same patients and folds, e.g. one run per MRI sequence.
+
+Seed 003 trains one EfficientNet per sequence (FLAIR, T1w, T1wCE, T2w) and asks,
+as future work, for the four to be fused. `fuse` does it after training, from the
+run folders alone:
+
+1. Per input run, its headline model (the last of run.json "models": "eff",
+   "sdl/mean", ...) is read from predictions.csv and aggregated to one
+   probability per patient per fold (mean over the patient's slices), as
+   everywhere else in glioscope.
+2. Per fold (each CV fold, and "test"), the runs' patient probabilities are
+   combined:
+
+   - ``mean``: the mean of the runs' probability vectors. A patient missing from
+     a run (a sequence missing, as in the real RSNA-MICCAI data) is fused from
+     the runs that have it; the run records how many patients that was.
+   - ``logistic``: a logistic regression (scikit-learn, L2, C = LOGISTIC_C) on
+     the logit of each run's patient probability (more than two classes: the
+     centred log-probabilities of every class), plus one missing-input indicator
+     per run; a missing input is imputed as p = 0.5 (logit 0; more classes: the
+     uniform distribution). Fold k's combiner is fit ONLY on fold k's
+     inner-validation patients (validation_predictions.csv, predicted by fold
+     k's models; they are training patients of the outer split) and applied to
+     fold k's held-out patients. The test combiner is fit on every fold's
+     validation patients pooled (one combiner from the most data; each row was
+     predicted by the model of its own fold) and applied to the test
+     predictions, which are the mean over the fold models. Before each fit the
+     fitted patients are checked disjoint from the patients predicted and from
+     the test partition (glioscope.split.assert_disjoint): a combiner never sees
+     the label of a patient it scores.
+
+3. The result is a run folder (recipe "fusion", models "fusion/mean",
+   "fusion/logistic") with patient-level predictions (slice_id = item_id =
+   patient_id), the inputs' splits.csv and cohort.csv (rows of all inputs, each
+   item once), evaluated (metrics.json) and reported (report.html) like any run,
+   so `glioscope compare` puts it beside its inputs. It has no learning curves
+   and no Grad-CAM, and `glioscope predict` cannot apply it.
+
+Logistic fusion is skipped, with a note, when some input has no validation
+predictions for some fold (a recipe without ``train.validation: inner``) or a
+fold's validation patients lack a class; asking for logistic alone is then an
+error.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import yaml
+from sklearn.linear_model import LogisticRegression
+
+import glioscope
+from glioscope.errors import GlioscopeError, InputError
+from glioscope.evaluate.aggregate import prob_columns, to_patients
+from glioscope.evaluate.run import _fold_key, evaluate_run, read_predictions, read_run_info
+from glioscope.split import LEAKY_WARNING, assert_disjoint
+from glioscope.util import atomic
+
+METHODS = ("mean", "logistic")
+VALIDATION_FILE = "validation_predictions.csv"
+LOGISTIC_C = 1.0  # inverse L2 strength of the logistic combiner (scikit-learn's default)
+EPS = 1e-6  # probabilities are clipped to [EPS, 1 - EPS] before taking logits
+
+
+@dataclass
+class _Input:
+    """One input run: its folder, name, headline model and patient-level predictions."""
+
+    run_dir: Path
+    name: str
+    info: dict
+    model: str
+    patients: pd.DataFrame  # fold, patient_id, target, prob_* (held-out folds and "test")
+    validation: pd.DataFrame | None  # fold, patient_id, target, prob_* (inner validation), None without the file
+
+
+@dataclass
+class _Stack:
+    """Patients of one fold with every run's probabilities: probs[i, r, c], NaN where run r lacks patient i."""
+
+    patients: list[str]
+    targets: np.ndarray
+    probs: np.ndarray
+
+    @property
+    def missing(self) -> np.ndarray:
+        return np.isnan(self.probs[:, :, 0])
+
+
+@dataclass
+class _Summary:
+    """What fusion did, for run.json and the notes."""
+
+    folds: dict = field(default_factory=dict)
+    logistic: dict = field(default_factory=dict)
+    skipped: list = field(default_factory=list)
+    methods: list = field(default_factory=list)
+
+
+# --- reading the inputs ---------------------------------------------------------------------------
+
+
+def _read_validation(run_dir: Path, class_names: list[str]) -> pd.DataFrame | None:
+    """validation_predictions.csv with prob_<class> columns in class order, or None when the run has none."""
+    path = run_dir / VALIDATION_FILE
+    if not path.is_file():
+        return None
+    frame = pd.read_csv(path, dtype={"fold": str, "model": str, "patient_id": str, "item_id": str, "slice_id": str})
+    missing = [c for c in ("fold", "model", "patient_id", "target") if c not in frame.columns]
+    probs = prob_columns(frame)
+    if missing or not probs:
+        raise InputError(path, f"expected columns fold, model, patient_id, target and prob_<class>; missing {missing or 'prob_*'}")
+    suffixes = [c[len("prob_"):] for c in probs]
+    if sorted(suffixes) != sorted(class_names):
+        if len(probs) != len(class_names) or not all(s.isdigit() for s in suffixes):
+            raise InputError(path, f"probability columns {probs} do not match the classes {class_names}")
+        frame = frame.rename(columns={f"prob_{s}": f"prob_{class_names[int(s)]}" for s in suffixes})
+    ordered = [f"prob_{c}" for c in class_names]
+    if frame.empty:
+        return None
+    if frame[ordered].isna().any().any() or frame["target"].isna().any():
+        raise InputError(path, "contains empty probabilities or targets")
+    frame["target"] = frame["target"].astype(int)
+    frame["fold"] = frame["fold"].astype(str).str.strip()
+    if frame["fold"].str.lower().isin(["test", "-1"]).any():
+        raise InputError(path, "has rows of the test partition; validation predictions belong to a CV fold")
+    return frame
+
+
+def _headline_model(run_dir: Path, info: dict, available: set[str]) -> str:
+    """The last model run.json lists that has predictions (the run's headline: "eff", "sdl/mean", ...)."""
+    listed = [m for m in info.get("models", []) if m in available]
+    if listed:
+        return listed[-1]
+    if len(available) == 1:
+        return next(iter(available))
+    raise InputError(run_dir / "run.json", f"cannot tell the headline model: run.json lists {info.get('models')}, "
+                                           f"predictions.csv has {sorted(available)}")
+
+
+def _load_input(run_dir: Path, name: str, class_names: list[str]) -> _Input:
+    info = read_run_info(run_dir)
+    images = read_predictions(run_dir, class_names)
+    model = _headline_model(run_dir, info, set(images["model"]))
+    patients = to_patients(images[images["model"] == model], by=("fold",))
+    validation = _read_validation(run_dir, class_names)
+    if validation is not None:
+        validation = validation[validation["model"] == model]
+        validation = to_patients(validation, by=("fold",)) if len(validation) else None
+    keep = ["fold", "patient_id", "target", *[f"prob_{c}" for c in class_names]]
+    return _Input(run_dir, name, info, model, patients[keep], None if validation is None else validation[keep])
+
+
+def _names(run_dirs: Sequence[Path]) -> list[str]:
+    """A short name per run: its folder name, with its position added where two would clash."""
+    names = [d.name or str(d) for d in run_dirs]
+    return [f"{n}#{k + 1}" if names.count(n) > 1 else n for k, n in enumerate(names)]
+
+
+def _class_names(run_dirs: Sequence[Path]) -> list[str]:
+    """The inputs' classes (run.json class_names, else predictions.csv); they must agree, in order."""
+    found = []
+    for run_dir in run_dirs:
+        names = read_run_info(run_dir).get("class_names") or [c[len("prob_"):] for c in prob_columns(read_predictions(run_dir))]
+        found.append([str(c) for c in names])
+    for run_dir, names in zip(run_dirs[1:], found[1:]):
+        if names != found[0]:
+            raise GlioscopeError(f"runs {run_dirs[0]} and {run_dir} have different classes: {found[0]} vs {names}; "
+                                 "only runs of the same task can be fused")
+    return found[0]
+
+
+def _assignment(run_dir: Path) -> pd.Series:
+    """patient -> its (partition, fold) pairs as one string, from splits.csv (as report.check_same_folds reads it)."""
+    path = run_dir / "splits.csv"
+    if not path.is_file():
+        raise InputError(path, "not found: cannot check that the runs share their folds")
+    splits = pd.read_csv(path, dtype={"patient_id": str, "partition": str})
+    missing = {"patient_id", "partition", "fold"} - set(splits.columns)
+    if missing:
+        raise InputError(path, f"expected columns patient_id, partition, fold; missing {', '.join(sorted(missing))}")
+    pairs = splits["partition"].astype(str) + ":" + splits["fold"].astype(int).astype(str)
+    return pairs.groupby(splits["patient_id"]).agg(lambda s: ",".join(sorted(set(s))))
+
+
+def _check_folds(run_dirs: Sequence[Path]) -> int:
+    """Every patient the runs share sits in the same partition and fold in each; returns how many patients are
+    in only some of the runs (allowed: a missing sequence). With the same patients everywhere this is
+    report.check_same_folds, which `glioscope compare` applies."""
+    from glioscope.report import check_same_folds
+
+    assignments = [_assignment(d) for d in run_dirs]
+    table = pd.DataFrame({k: a for k, a in enumerate(assignments)})  # patients x runs, NaN where a run lacks one
+    differ = table[table.nunique(axis=1) > 1]
+    if len(differ):
+        patient = differ.index[0]
+        values = differ.loc[patient].dropna()
+        a, b = values.index[0], values.index[values != values.iloc[0]][0]
+        raise GlioscopeError(
+            f"runs {run_dirs[a]} and {run_dirs[b]} differ: {len(differ)} patients sit in other folds "
+            f"(e.g. patient {patient}: {table.loc[patient, a]} vs {table.loc[patient, b]}); "
+            "only runs trained on the same splits.csv can be fused")
+    for k in table.columns[1:]:
+        shared = int((table[0].notna() & table[k].notna()).sum())
+        smaller = int(min(table[0].notna().sum(), table[k].notna().sum()))
+        if shared < smaller / 2:
+            raise GlioscopeError(f"runs {run_dirs[0]} and {run_dirs[k]} share only {shared} of {smaller} patients; "
+                                 "fuse runs of the same cohort trained on the same splits.csv")
+    partial = int(table.isna().any(axis=1).sum())
+    if not partial:
+        check_same_folds(run_dirs)
+    return partial
+
+
+# --- combining ----------------------------------------------------------------------------------------
+
+
+def _stack(inputs: Sequence[_Input], attribute: str, folds: Sequence[str], class_names: list[str]) -> _Stack:
+    """The patients of `folds` (in any input's `attribute` table) with each input's probabilities."""
+    probs_cols = [f"prob_{c}" for c in class_names]
+    tables = []
+    for k, item in enumerate(inputs):
+        table = getattr(item, attribute)
+        if table is None:
+            continue
+        rows = table[table["fold"].isin(list(folds))]
+        tables.append(rows.assign(_run=k))
+    rows = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["patient_id", "target", "_run", *probs_cols])
+    if len(folds) > 1:  # pooled folds: a patient validated in two folds counts once per run (mean of its predictions)
+        rows = rows.groupby(["_run", "patient_id"], sort=False).agg(
+            {"target": "first", **{c: "mean" for c in probs_cols}}).reset_index()
+    duplicated = rows.duplicated(["_run", "patient_id"])
+    if duplicated.any():
+        raise GlioscopeError(f"patient {rows.loc[duplicated, 'patient_id'].iloc[0]} appears twice in one run's fold")
+    targets = rows.groupby("patient_id")["target"].nunique()
+    if (targets > 1).any():
+        patient = targets[targets > 1].index[0]
+        raise GlioscopeError(f"patient {patient} has different targets in different runs; the runs disagree on labels")
+    patients = sorted(rows["patient_id"].unique())
+    index = {p: i for i, p in enumerate(patients)}
+    probs = np.full((len(patients), len(inputs), len(class_names)), np.nan)
+    target = np.zeros(len(patients), dtype=int)
+    where = rows["patient_id"].map(index).to_numpy()
+    probs[where, rows["_run"].to_numpy(dtype=int)] = rows[probs_cols].to_numpy(dtype=float)
+    target[where] = rows["target"].to_numpy(dtype=int)
+    return _Stack(patients, target, probs)
+
+
+def fuse_mean(stack: _Stack) -> np.ndarray:
+    """Mean probability over the runs that have each patient."""
+    return np.nanmean(stack.probs, axis=1)
+
+
+def features(stack: _Stack) -> np.ndarray:
+    """Per run: the logit of its probability of the last class (more classes: centred log-probabilities), 0 when
+    missing; then one missing-input indicator per run."""
+    p = np.clip(stack.probs, EPS, 1 - EPS)
+    missing = stack.missing
+    if p.shape[2] == 2:
+        values = np.log(p[:, :, 1]) - np.log1p(-p[:, :, 1])
+        values[missing] = 0.0
+    else:
+        logs = np.log(p)
+        centred = logs - logs.mean(axis=2, keepdims=True)
+        centred[missing] = 0.0
+        values = centred.reshape(len(p), -1)
+    return np.hstack([values, missing.astype(float)])
+
+
+def _logistic(fit: _Stack, target: _Stack, n_classes: int) -> tuple[np.ndarray, LogisticRegression]:
+    """Fit the combiner on `fit`'s patients (their labels) and return class probabilities of `target`'s patients."""
+    model = LogisticRegression(C=LOGISTIC_C, max_iter=2000)
+    model.fit(features(fit), fit.targets)
+    proba = np.zeros((len(target.patients), n_classes))
+    proba[:, model.classes_.astype(int)] = model.predict_proba(features(target))
+    return proba, model
+
+
+def _coefficients(model: LogisticRegression, inputs: Sequence[_Input], class_names: list[str]) -> dict:
+    """The combiner's weights by feature name (per class when there are more than two)."""
+    missing = [f"missing {i.name}" for i in inputs]
+    if len(class_names) == 2:
+        names = [f"logit {i.name}" for i in inputs] + missing
+        return {"coef": dict(zip(names, map(float, model.coef_[0]))), "intercept": float(model.intercept_[0])}
+    names = [f"log p({c}) {i.name}" for i in inputs for c in class_names] + missing
+    return {"coef": {c: dict(zip(names, map(float, row))) for c, row in zip(class_names, model.coef_)},
+            "intercept": dict(zip(class_names, map(float, model.intercept_)))}
+
+
+def _logistic_blocker(inputs: Sequence[_Input], cv_folds: Sequence[str], has_test: bool, class_names) -> str | None:
+    """Why logistic fusion cannot run, or None."""
+    for item in inputs:
+        if item.validation is None:
+            return (f"run {item.name} has no validation predictions ({VALIDATION_FILE}) for model {item.model}; "
+                    "train with train.validation: inner")
+        missing = [f for f in cv_folds if not (item.validation["fold"] == f).any()]
+        if missing:
+            return f"run {item.name} has no validation predictions for fold(s) {', '.join(missing)}"
+    groups = [[f] for f in cv_folds] + ([sorted({f for i in inputs for f in i.validation["fold"]})] if has_test else [])
+    for folds in groups:
+        present = {int(t) for i in inputs for t in i.validation.loc[i.validation["fold"].isin(folds), "target"]}
+        if len(present) < len(class_names):
+            lacking = [class_names[k] for k in range(len(class_names)) if k not in present]
+            return f"the validation patients of fold(s) {', '.join(folds)} lack class(es) {lacking}"
+    return None
+
+
+def _rows(stack: _Stack, proba: np.ndarray, fold: str, model: str, class_names: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame({"fold": fold, "model": model, "slice_id": stack.patients, "item_id": stack.patients,
+                          "patient_id": stack.patients, "target": stack.targets,
+                          "n_inputs": (~stack.missing).sum(axis=1)})
+    for k, name in enumerate(class_names):
+        frame[f"prob_{name}"] = proba[:, k]
+    return frame
+
+
+def _test_patients(run_dirs: Sequence[Path]) -> set[str]:
+    ids = set()
+    for run_dir in run_dirs:
+        splits = pd.read_csv(run_dir / "splits.csv", dtype={"patient_id": str, "partition": str})
+        ids |= set(splits.loc[splits["partition"] == "test", "patient_id"])
+    return ids
+
+
+def _fuse_predictions(inputs: list[_Input], class_names: list[str], methods: list[str], test_ids: set[str],
+                      leaky: bool, summary: _Summary) -> pd.DataFrame:
+    cv_sets = [set(i.patients.loc[i.patients["fold"] != "test", "fold"]) for i in inputs]
+    cv_folds = sorted(set.intersection(*cv_sets), key=_fold_key)
+    dropped = sorted(set.union(*cv_sets) - set(cv_folds), key=_fold_key)
+    if dropped:
+        summary.skipped.append(f"fold(s) {', '.join(dropped)} left out: not every input run has predictions for them")
+    has_test = all((i.patients["fold"] == "test").any() for i in inputs)
+    if any((i.patients["fold"] == "test").any() for i in inputs) and not has_test:
+        summary.skipped.append("the test set left out: not every input run has test predictions")
+    folds = cv_folds + (["test"] if has_test else [])
+    if not folds:
+        raise GlioscopeError("the runs share no fold with predictions: nothing to fuse")
+
+    if "logistic" in methods:
+        blocker = _logistic_blocker(inputs, cv_folds, has_test, class_names)
+        if blocker:
+            if methods == ["logistic"]:
+                raise GlioscopeError(f"cannot fuse by logistic regression: {blocker}")
+            methods = [m for m in methods if m != "logistic"]
+            summary.skipped.append(f"logistic fusion skipped: {blocker}")
+
+    frames = []
+    for fold in folds:
+        stack = _stack(inputs, "patients", [fold], class_names)
+        per_run = {i.name: int(n) for i, n in zip(inputs, stack.missing.sum(axis=0))}
+        summary.folds[fold] = {"patients": len(stack.patients),
+                               "fewer_than_all_runs": int(stack.missing.any(axis=1).sum()),
+                               "missing_per_run": per_run}
+        if "mean" in methods:
+            frames.append(_rows(stack, fuse_mean(stack), fold, "fusion/mean", class_names))
+        if "logistic" in methods:
+            fit_folds = [fold] if fold != "test" else sorted({f for i in inputs for f in i.validation["fold"]}, key=_fold_key)
+            fit = _stack(inputs, "validation", fit_folds, class_names)
+            if not leaky:
+                assert_disjoint({f"validation patients the combiner is fit on (fold(s) {', '.join(fit_folds)})": fit.patients,
+                                 f"patients it predicts (fold {fold})": stack.patients,
+                                 **({"the test partition": sorted(test_ids)} if fold != "test" else {})})
+            proba, model = _logistic(fit, stack, len(class_names))
+            summary.logistic[fold] = {"fit_on": "validation patients of fold(s) " + ", ".join(fit_folds),
+                                      "n_fit": len(fit.patients), "n_fit_imputed": int(fit.missing.any(axis=1).sum()),
+                                      "n_predicted": len(stack.patients), **_coefficients(model, inputs, class_names)}
+            frames.append(_rows(stack, proba, fold, "fusion/logistic", class_names))
+    summary.methods = methods
+    order = {m: k for k, m in enumerate(METHODS)}
+    table = pd.concat(frames, ignore_index=True)
+    table["_m"] = table["model"].str.split("/").str[1].map(order)
+    table["_f"] = table["fold"].map(lambda f: _fold_key(f))
+    return table.sort_values(["_m", "_f", "patient_id"], kind="stable").drop(columns=["_m", "_f"]).reset_index(drop=True)
+
+
+# --- writing the run ------------------------------------------------------------------------------
+
+
+def _union_csv(paths: Sequence[Path], key: str = "item_id") -> pd.DataFrame | None:
+    frames = [pd.read_csv(p, dtype=str, keep_default_na=False) for p in paths if p.is_file()]
+    if not frames:
+        return None
+    table = pd.concat(frames, ignore_index=True)
+    return table.drop_duplicates(key) if key in table.columns else table.drop_duplicates()
+
+
+def _notes(inputs: list[_Input], methods: list[str], summary: _Summary, n_partial: int, leaky: bool) -> list[str]:
+    listing = "; ".join(f"{i.name} (model {i.model})" for i in inputs)
+    notes = [f"Late fusion of {len(inputs)} runs on the same splits: {listing}. Each run's slices were averaged to one "
+             "probability per patient per fold first."]
+    if "mean" in methods:
+        notes.append("fusion/mean: the mean of the runs' patient probabilities; a patient missing from a run is fused "
+                     "from the runs that have it.")
+    if "logistic" in methods:
+        notes.append(f"fusion/logistic: logistic regression (scikit-learn, L2, C={LOGISTIC_C}) on each run's patient "
+                     "logit plus a missing-input indicator per run (a missing input imputed as p = 0.5, logit 0); fold k's "
+                     "combiner fit only on fold k's inner-validation patients (validation_predictions.csv) and applied "
+                     "to fold k's held-out patients; the test combiner fit on all folds' validation patients pooled and "
+                     "applied to the test predictions (mean over the fold models). "
+                     + ("The split is leaky, so the fitted and predicted patients were not checked disjoint. " if leaky else
+                        "The fitted patients were checked disjoint from the predicted ones and from the test partition. ")
+                     + "Coefficients: run.json 'fusion'.")
+    notes.append("Predictions are per patient (slice_id = item_id = patient_id): image level equals patient level.")
+    partial = {f: s["fewer_than_all_runs"] for f, s in summary.folds.items() if s["fewer_than_all_runs"]}
+    if partial:
+        total = sum(partial.values())
+        where = ", ".join(f"fold {f}: {n}" for f, n in partial.items())
+        per_run = {i.name: sum(s["missing_per_run"][i.name] for s in summary.folds.values()) for i in inputs}
+        lacking = ", ".join(f"{name} lacks {n}" for name, n in per_run.items() if n)
+        notes.append(f"{total} patient prediction(s) fused from fewer than all {len(inputs)} runs ({where}; {lacking}).")
+    else:
+        notes.append(f"Every patient had predictions from all {len(inputs)} runs.")
+    if n_partial:
+        notes.append(f"{n_partial} patient(s) are in the splits of only some of the runs (a missing sequence).")
+    imputed = {f: s["n_fit_imputed"] for f, s in summary.logistic.items() if s["n_fit_imputed"]}
+    if imputed:
+        notes.append("Validation patients with an imputed input: " + ", ".join(f"fold {f}: {n}" for f, n in imputed.items()) + ".")
+    notes += [f"Note: {s}." for s in summary.skipped]
+    for item in inputs:
+        notes += [f"{item.name}: {n}" for n in item.info.get("notes", [])]
+    return notes
+
+
+def fuse(run_dirs: Sequence[str | Path], out: str | Path, methods: Sequence[str] = METHODS, overwrite: bool = False,
+         n_boot: int = 1000, seed: int = 0) -> Path:
+    """Fuse the headline models of runs on the same splits into a new run folder `out`; evaluates and reports it.
+
+    methods: "mean" and/or "logistic" (see the module docstring). Returns `out`.
+    """
+    run_dirs = [Path(r) for r in run_dirs]
+    out = Path(out)
+    methods = list(dict.fromkeys(methods))
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise GlioscopeError(f"fusion methods: choose from {', '.join(METHODS)}, got {methods}")
+    if len(run_dirs) < 2:
+        raise GlioscopeError(f"fusion needs at least two runs, got {len(run_dirs)}")
+    resolved = [d.resolve() for d in run_dirs]
+    if len(set(resolved)) < len(resolved):
+        raise GlioscopeError("a run is given twice: " + ", ".join(str(d) for d, r in zip(run_dirs, resolved) if resolved.count(r) > 1))
+    if out.resolve() in resolved:
+        raise GlioscopeError(f"{out}: the output is one of the input runs")
+    for run_dir in run_dirs:
+        read_run_info(run_dir)  # a clear error for a folder that is not a run
+    class_names = _class_names(run_dirs)
+    n_partial = _check_folds(run_dirs)
+    names = _names(run_dirs)
+    inputs = [_load_input(d, n, class_names) for d, n in zip(run_dirs, names)]
+    leaky = any(i.info.get("leaky") for i in inputs)
+    summary = _Summary()
+    predictions = _fuse_predictions(inputs, class_names, methods, _test_patients(run_dirs), leaky, summary)
+    used = summary.methods
+    first = inputs[0].info
+    labels = {i.info.get("label") for i in inputs}
+    info = {
+        "recipe": "fusion",
+        "task": first.get("task"),
+        "label": first.get("label") if len(labels) == 1 else "fusion",
+        "class_names": class_names,
+        "models": [f"fusion/{m}" for m in used],
+        "folds": sorted(int(f) for f in summary.folds if f != "test"),
+        "leaky": leaky,
+        "split_statement": LEAKY_WARNING if leaky else first.get("split_statement", ""),
+        "seed_tables": first.get("seed_tables"),
+        "caveat": first.get("caveat"),
+        "patient_ids": all(i.info.get("patient_ids", True) for i in inputs),
+        "inputs": [{"run": str(i.run_dir), "name": i.name, "model": i.model, "recipe": i.info.get("recipe")} for i in inputs],
+        "fusion": {"methods": used, "logistic_C": LOGISTIC_C, "folds": summary.folds, "logistic": summary.logistic,
+                   "skipped": summary.skipped},
+        "notes": _notes(inputs, used, summary, n_partial, leaky),
+        "samples": {"kind": "patients", "count": int(predictions["patient_id"].nunique())},
+        "created": datetime.datetime.now().isoformat(timespec="seconds"),
+        "glioscope_version": glioscope.__version__,
+        "cohort": "cohort.csv (the input runs' cohorts)",
+    }
+    config = {"name": "fusion", "description": "late fusion of runs on the same splits",
+              "inputs": [{"run": str(i.run_dir), "model": i.model} for i in inputs],
+              "fusion": {"methods": used, "logistic_C": LOGISTIC_C}, "evaluate": {"bootstrap": int(n_boot)}}
+    from glioscope.report import write_report
+
+    with atomic.atomic_dir(out, overwrite=overwrite) as tmp:
+        atomic.write_text(tmp / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+        atomic.write_json(tmp / "run.json", info)
+        splits = _union_csv([d / "splits.csv" for d in run_dirs])
+        atomic.write_csv(tmp / "splits.csv", splits)
+        cohort = _union_csv([d / "cohort.csv" for d in run_dirs])
+        if cohort is not None:
+            atomic.write_csv(tmp / "cohort.csv", cohort)
+        atomic.write_csv(tmp / "predictions.csv", predictions)
+        evaluate_run(tmp, n_boot=n_boot, seed=seed)
+        metrics_path = tmp / "metrics.json"
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        metrics["run"] = out.name  # evaluated in the temporary folder
+        atomic.write_json(metrics_path, metrics)
+        write_report(tmp, n_boot=n_boot, seed=seed)
+    return out
