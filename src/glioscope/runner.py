@@ -130,6 +130,8 @@ def make_or_load_splits(recipe: dict, frame: pd.DataFrame, splits_path: Path | N
         return table, meta
     if cv.get("mode", "kfold") == "source":
         return _source_split(frame)
+    if cv.get("mode") == "holdout":
+        return split.make_holdout(frame, float(cv.get("test_fraction") or 0.1), seed=int(cv.get("seed", 0)))
     return split.make_splits(
         frame, folds=int(cv["folds"]), test_fraction=float(cv.get("test_fraction", 0.0)), seed=int(cv.get("seed", 0)),
         leaky_slice_level=bool(cv.get("leaky_slice_level")),
@@ -156,7 +158,7 @@ def plan_jobs(recipe: dict, table: pd.DataFrame, only: list[int] | None = None) 
     test = table[table["partition"] == "test"]
     folds = sorted(int(k) for k in table.loc[table["partition"] == "cv", "fold"].unique())
     jobs = []
-    source_mode = recipe["cv"].get("mode", "kfold") == "source"
+    source_mode = recipe["cv"].get("mode", "kfold") in ("source", "holdout")  # one training, tested on `test`
     for k in folds:
         if only is not None and k not in only:
             continue
@@ -203,6 +205,8 @@ def input_channels(samples) -> int:
 
 def build_model(recipe: dict, num_classes: int, in_chans: int, notes: list[str]) -> torch.nn.Module:
     model_cfg = recipe["model"]
+    if model_cfg.get("sigmoid") and num_classes == 2:
+        num_classes = 1  # one sigmoid unit for the second class, trained with binary cross-entropy
     kwargs = {k: model_cfg[k] for k in ("head", "hidden") if model_cfg.get(k) is not None}
     if model_cfg["name"] == "sdl":
         kwargs.update(backbone=model_cfg["backbone"], members=int(model_cfg["members"]))
@@ -335,10 +339,13 @@ def _run_job(recipe, job: Job, slices: SliceSet, targets, names, out: Path, resu
     torch.manual_seed(int(recipe["train"].get("seed", 0)))
     model = build_model(recipe, len(names), input_channels(slices), notes)
     weights = class_weights(recipe, targets[train_mask], len(names))
-    trainer = trainer_for(recipe, model, names, job_dir, weights, progress, context)
-    trainer.fit(train_set, val_set, resume=resume)
+    trainer = _train_phases(recipe, model, names, job_dir, weights, progress, context, train_set, val_set, resume)
     if context.is_main:
         save_checkpoint(job_dir / MODEL_FILE, model=trainer.raw_model.state_dict(), best_epoch=trainer.best_epoch)
+        if val_set is not None:  # for combiners fit on validation patients only (glioscope fuse)
+            fold = job.name[len("fold"):] if job.name.startswith("fold") else "0"
+            rows = prediction_rows(trainer.predict(val_set), slices.table[val_mask], targets[val_mask], fold, names)
+            atomic.write_csv(job_dir / "validation_predictions.csv", rows)
     frames = []
     for k, (fold_label, held_out) in enumerate(job.evaluate.items()):
         mask = sample_mask(recipe, slices, held_out)
@@ -353,6 +360,38 @@ def _run_job(recipe, job: Job, slices: SliceSet, targets, names, out: Path, resu
     if context.is_main:
         atomic.write_csv(job_dir / "predictions.csv", pd.concat(frames, ignore_index=True))
     ddp.barrier(context)
+
+
+def phases(recipe: dict) -> list[tuple[str, dict]]:
+    """(folder, settings) of each training phase: one, or two when `train.finetune` has epochs.
+
+    Seed 003: first the head alone on a frozen backbone, then everything but the
+    BatchNorm layers at a lower learning rate, from the first phase's best weights.
+    """
+    settings = recipe["train"]
+    finetune = settings.get("finetune") or {}
+    if not finetune.get("epochs"):
+        return [("", settings)]
+    first = {k: v for k, v in settings.items() if k != "finetune"}
+    second = {**first, **finetune}
+    return [("phase1", first), ("phase2", second)]
+
+
+def _train_phases(recipe, model, names, job_dir: Path, weights, progress, context, train_set, val_set, resume):
+    """Fit each phase in turn; the fold's metrics.csv joins their histories."""
+    histories = []
+    for folder, settings in phases(recipe):
+        phase_recipe = {**recipe, "train": settings}
+        trainer = trainer_for(phase_recipe, model, names, job_dir / folder, weights, progress, context)
+        history = trainer.fit(train_set, val_set, resume=resume)
+        model = trainer.raw_model  # the phase's kept weights go on to the next phase
+        if folder:
+            histories.append(history.assign(phase=folder))
+    if histories and context.is_main:
+        joined = pd.concat(histories, ignore_index=True)
+        joined["epoch"] = np.arange(1, len(joined) + 1)
+        atomic.write_csv(job_dir / "metrics.csv", joined)
+    return trainer
 
 
 def _write_inputs(out: Path, recipe, frame, table, meta, slices: SliceSet, names, notes) -> None:
@@ -377,6 +416,7 @@ def _write_run_json(out: Path, recipe, names, table, meta, notes, slices: SliceS
         "leaky": bool(meta.get("leaky", False)),
         "split_statement": meta.get("statement", ""),
         "seed_tables": recipe["evaluate"].get("tables"),
+        "caveat": recipe["task"].get("caveat"),
         "patient_ids": has_ids,
         "notes": notes,
         "samples": {"kind": recipe["data"].get("kind", "slices"), "count": int(len(slices.table)),
@@ -405,7 +445,12 @@ def _model_names(recipe: dict) -> list[str]:
 
 
 def _merge_predictions(out: Path, job_names: list[str]) -> None:
-    frames = [pd.read_csv(out / name / "predictions.csv", dtype={"fold": str, "patient_id": str, "item_id": str})
+    types = {"fold": str, "patient_id": str, "item_id": str}
+    validation = [pd.read_csv(out / name / "validation_predictions.csv", dtype=types) for name in job_names
+                  if (out / name / "validation_predictions.csv").is_file()]
+    if validation:
+        atomic.write_csv(out / "validation_predictions.csv", pd.concat(validation, ignore_index=True))
+    frames = [pd.read_csv(out / name / "predictions.csv", dtype=types)
               for name in job_names if (out / name / "predictions.csv").is_file()]
     merged = pd.concat(frames, ignore_index=True)
     test = merged[merged["fold"] == "test"]

@@ -105,6 +105,17 @@ def make_splits(
     return table, meta
 
 
+def make_holdout(cohort: pd.DataFrame, test_fraction: float, seed: int = 0, label_column: str = "label") -> tuple[pd.DataFrame, dict]:
+    """One stratified patient-level test set; everything else is fold 0 (to train, with an inner validation)."""
+    table, meta = make_splits(cohort, folds=2, test_fraction=test_fraction, seed=seed, label_column=label_column)
+    table.loc[table["partition"] == "cv", "fold"] = 0
+    meta.update(folds=1, mode="holdout", counts=fold_counts(table),
+                statement=f"Split by patient: a stratified {test_fraction:.0%} of the patients held out as the test set; "
+                          "no patient has items in two partitions.")
+    check_splits(table)
+    return table, meta
+
+
 def _units(cohort: pd.DataFrame, labels: pd.Series, group_column: str) -> pd.Series:
     """One label per grouping unit; a patient with two labels cannot be stratified."""
     per_unit = labels.groupby(cohort[group_column].values).agg(lambda s: sorted(set(s)))

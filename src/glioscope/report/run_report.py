@@ -80,7 +80,7 @@ class _Figures:
 
 
 def _header(info: dict, metrics: dict) -> list[str]:
-    title = info.get("label") or info.get("recipe") or "run"
+    title = " — ".join(str(v) for v in (info.get("recipe"), info.get("task")) if v) or "run"
     model_name = ", ".join(metrics["models"])
     meta = [("Recipe", info.get("recipe")), ("Task", info.get("task")), ("Cohort", info.get("cohort")),
             ("Classes", ", ".join(metrics["class_names"])), ("Models", model_name),
@@ -91,6 +91,8 @@ def _header(info: dict, metrics: dict) -> list[str]:
         body.append(f'<div class="banner leaky">{esc(LEAKY_WARNING)}</div>')
     if not info.get("patient_ids", True):
         body.append(f'<div class="banner warning">Warning: {esc(NO_PATIENT_IDS)}.</div>')
+    if info.get("caveat"):
+        body.append(f'<div class="banner warning">{esc(info["caveat"])}</div>')
     statement = info.get("split_statement") or "No split statement was recorded for this run."
     body.append(f'<div class="statement">{esc(statement)}</div>')
     return body
@@ -109,7 +111,10 @@ def _metric_sections(metrics: dict, set_name: str, histories) -> list[str]:
             "<h3>Image level</h3>", tables.headline(metrics, set_name, "image"),
             "<h3>Per class (patient level)</h3>", tables.per_class(metrics, set_name, "patient")]
     train = training_accuracy(histories, metrics["models"]) if set_name == "cv" else {}
-    wanted = metrics.get("seed_tables") or list(SEED_TABLES)
+    wanted = metrics.get("seed_tables")
+    wanted = list(SEED_TABLES) if wanted is None else wanted
+    if not wanted:
+        return body
     body.append("<h3>As in the seed papers</h3>")
     for index, level in enumerate(levels):
         parts = [part for name in wanted for part in SEED_TABLES[name](metrics, set_name, level, train)]

@@ -29,10 +29,14 @@ class Preset:
     png_slices: int  # axial slices per subject in the image folder
     montage_per_class: int
     description: str
+    n_grade_iv: int | None = None  # grade IV subjects when they differ from n_per_grade
 
     @property
     def counts(self) -> dict[str, int]:
-        return {**{grade: self.n_per_grade for grade in GRADES}, "healthy": self.n_healthy}
+        counts = {**{grade: self.n_per_grade for grade in GRADES}, "healthy": self.n_healthy}
+        if self.n_grade_iv is not None:
+            counts["IV"] = self.n_grade_iv
+        return counts
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -64,6 +68,20 @@ PRESETS: dict[str, Preset] = {
         png_slices=5,
         montage_per_class=2,
         description="for the demo: 44 subjects on a 2 mm grid, 6 mm DICOM slices",
+    ),
+    "mgmt": Preset(
+        name="mgmt",
+        n_per_grade=0,
+        n_grade_iv=60,
+        n_healthy=0,
+        voxel_mm=4,
+        dicom_slab=2,
+        rsna_slab=1,
+        dicom_fov_mm=256,
+        png_size=64,
+        png_slices=1,
+        montage_per_class=3,
+        description="for MGMT checks: 60 grade IV subjects (about half methylated) on a 4 mm grid",
     ),
     "study": Preset(
         name="study",

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from glioscope.errors import GlioscopeError
 from glioscope.train import ddp
 from glioscope.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from glioscope.train.optim import EarlyStopping, build_optimizer, build_schedule
@@ -47,6 +48,10 @@ class Trainer:
         self.model = self.raw_model  # wrapped for DDP once the precision is known
         weight = class_weights.to(self.device) if class_weights is not None else None
         self.criterion = torch.nn.CrossEntropyLoss(weight=weight)
+        # One output unit (a sigmoid, as seed 003's Dense 1): binary cross-entropy; the positive class is the second.
+        self.binary = getattr(getattr(model, "fc", None), "out_features", None) == 1
+        self.pos_weight = None if weight is None or not self.binary else (weight[1] / weight[0]).reshape(1)
+        self.frozen = apply_freeze(self.raw_model, settings.get("freeze") or "none")
         self.optimizer = build_optimizer(
             [p for p in self.raw_model.parameters() if p.requires_grad], settings["optimizer"], float(settings["lr"]),
             float(settings.get("momentum", 0.9)), float(settings.get("weight_decay", 0.0)),
@@ -79,10 +84,25 @@ class Trainer:
         images = self.precision.prepare(images)
         with self.precision.autocast(self.device):
             logits = self.model(images)
-            loss = self.criterion(logits.float(), targets)
+            loss = self.loss(logits.float(), targets)
         self.backward(loss)
-        correct = (logits.argmax(1) == targets).sum().item()
+        correct = (self.predicted_class(logits) == targets).sum().item()
         return {"loss_sum": loss.item() * len(targets), "correct": correct, "count": len(targets)}
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.binary:
+            return F.binary_cross_entropy_with_logits(logits[:, 0], targets.float(), pos_weight=self.pos_weight)
+        return self.criterion(logits, targets)
+
+    def predicted_class(self, logits: torch.Tensor) -> torch.Tensor:
+        return (logits[:, 0] > 0).long() if self.binary else logits.argmax(1)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (N, classes); a single sigmoid unit gives [1 - p, p]."""
+        if logits.shape[1] == 1:
+            p = torch.sigmoid(logits[:, 0])
+            return torch.stack([1 - p, p], dim=1)
+        return torch.softmax(logits, dim=1)
 
     def epoch_metrics(self, sums: dict[str, float]) -> dict[str, float]:
         count = max(sums["count"], 1)
@@ -101,7 +121,7 @@ class Trainer:
         images, targets = sample
         images = precision.prepare(images)
         with precision.autocast(self.device):
-            loss = F.cross_entropy(model(images).float(), targets)
+            loss = self.loss(model(images).float(), targets)
         loss.backward()
         model.zero_grad(set_to_none=True)
 
@@ -198,6 +218,8 @@ class Trainer:
 
     def _run_epoch(self, train_set, val_set, epoch: int) -> dict:
         self.model.train()
+        for module in self.frozen:  # frozen parts keep their statistics (BatchNorm in inference mode)
+            module.eval()
         start = time.perf_counter()
         sums: dict[str, float] = {}
         batches = self.train_batches(train_set, epoch)
@@ -250,7 +272,7 @@ class Trainer:
         outputs: list[list[torch.Tensor]] = []
         batch = max(int(self.settings["batch_size"]), 32)
         for images, _ in self.loader(dataset, 0, shuffle=False, batch_size=batch):
-            outputs.append([torch.softmax(l, dim=1).cpu() for l in self.predict_logits(images.to(self.device))])
+            outputs.append([self.probabilities(l).cpu() for l in self.predict_logits(images.to(self.device))])
         names = self.model_names()
         return {name: torch.cat([o[k] for o in outputs]).numpy() for k, name in enumerate(names)}
 
@@ -332,3 +354,30 @@ class Trainer:
         log.info("resumed %s after epoch %d", path, self.epoch)
         if self.context.is_main:
             tqdm.write(f"{self.name}: resuming from {path} after epoch {self.epoch}")
+
+
+def apply_freeze(model: torch.nn.Module, what: str) -> list[torch.nn.Module]:
+    """Stop training part of a model; returns the modules to keep in evaluation mode.
+
+    none: train everything. backbone: only the head (neck and output layer) learns,
+    the backbone is fixed, BatchNorm statistics included (seed 003's first phase).
+    batchnorm: everything learns except the BatchNorm layers (its second phase).
+    """
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
+    if what == "none":
+        return []
+    if what == "backbone":
+        backbone = getattr(model, "backbone", None)
+        if backbone is None:
+            raise GlioscopeError("train.freeze: backbone needs a model with a backbone (glioscope Classifier)")
+        for parameter in backbone.parameters():
+            parameter.requires_grad_(False)
+        return [backbone]
+    if what == "batchnorm":
+        norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        for module in norms:
+            for parameter in module.parameters():
+                parameter.requires_grad_(False)
+        return norms
+    raise GlioscopeError(f"train.freeze: choose none, backbone or batchnorm, got {what!r}")
