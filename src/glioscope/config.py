@@ -56,10 +56,10 @@ def _resolve(path: Path, seen: tuple[Path, ...] = ()) -> dict:
 
 
 def merge(base: dict, update: dict) -> dict:
-    """Deep merge: mappings merge key by key, everything else replaces."""
+    """Deep merge: mappings merge key by key, everything else replaces; an empty mapping clears."""
     out = copy.deepcopy(base)
     for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if isinstance(value, dict) and value and isinstance(out.get(key), dict):
             out[key] = merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
