@@ -1,15 +1,18 @@
 """Training throughput through the full data pipeline vs the model alone on in-memory tensors.
 
-For AlexNet and for SDL (an AlexNet pair), with the `sdl` recipe's data: sagittal T1
-slices of the demo phantom's DICOM tree, decoded once into the slice cache, 128 px,
-random rotation +-10 degrees, ImageNet normalisation, DataLoader, batch 8.
+2D (default): AlexNet and SDL (an AlexNet pair) with the `sdl` recipe's data: the
+demo phantom's sagittal T1 slices, decoded once into the slice cache, 128 px,
+rotation +-10 degrees, ImageNet normalisation, DataLoader, batch 8.
+3D (--3d): r3d_18, mc3_18 and r2plus1d_18 with `st3d --quick`: the demo phantom's
+BraTS and IXI volumes, preprocessed once into the volume cache (4 mm, 40x56x48),
+TorchIO's light augmentation in the DataLoader, batch 2.
 
-    python benchmarks/train_throughput.py                   # synthesises the demo phantom
-    python benchmarks/train_throughput.py --cohort COHORT   # a cohort folder (sagittal T1 rows are used)
+    python benchmarks/train_throughput.py [--cohort COHORT]
+    python benchmarks/train_throughput.py --3d [--cohort COHORT] [--workers 0 1 2]
 
-It prints images per second of both, and their ratio, measured in the same run with
-the two alternating, so that the machine's other load affects both alike.
-The goal is a ratio of at least 0.90: the data pipeline must not be the bottleneck.
+It prints samples per second of both, and their ratio, measured in the same run with
+the two alternating, so that the machine's other load affects both alike. The goal is
+a ratio of at least 0.90: the data pipeline must not be the bottleneck.
 """
 
 from __future__ import annotations
@@ -24,95 +27,100 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from glioscope import cohort
 from glioscope.config import load_recipe
 from glioscope.ingest import ingest
-from glioscope.runner import build_model, make_dataset, slice_settings
-from glioscope.preprocess import build_slices
-from glioscope.train.loop import Trainer
-from glioscope.train.sdl import SDLTrainer
+from glioscope.runner import build_model, build_samples, class_names, input_channels, load_cohort, make_dataset, trainer_for
 
 
-def _cohort(scratch: Path, given: Path | None) -> Path:
+def _cohort(scratch: Path, given: Path | None, three_d: bool) -> Path:
     if given is not None:
         return given
     from glioscope.synth import synthesize
 
-    print("synthesising the demo phantom (DICOM layout only) ...", file=sys.stderr)
-    synthesize(scratch / "phantom", preset="demo", seed=0, layouts=["dicom"])
-    ingest([scratch / "phantom" / "dicom"], scratch / "cohort", select={"plane": ["sagittal"], "sequence": ["T1"]},
-           progress=False, echo=None)
+    layouts = ["brats", "ixi"] if three_d else ["dicom"]
+    print(f"synthesising the demo phantom ({', '.join(layouts)}) ...", file=sys.stderr)
+    synthesize(scratch / "phantom", preset="demo", seed=0, layouts=layouts)
+    if three_d:
+        sources, select = [scratch / "phantom" / "brats", scratch / "phantom" / "ixi"], None
+    else:
+        sources, select = [scratch / "phantom" / "dicom"], {"plane": ["sagittal"], "sequence": ["T1"]}
+    ingest(sources, scratch / "cohort", select=select, progress=False, echo=None)
     return scratch / "cohort"
 
 
-def _rate(step, batches, images_per_batch: int) -> float:
+def _rate(step, batches, samples_per_batch: int) -> float:
     start = time.perf_counter()
     count = 0
     for batch in batches:
         step(batch)
-        count += images_per_batch
+        count += samples_per_batch
     return count / (time.perf_counter() - start)
 
 
-def measure(name: str, recipe: dict, slices, targets, steps: int, rounds: int, workers: int) -> tuple[float, float]:
-    """(pipeline images/s, model-only images/s), medians over alternating rounds."""
-    recipe = {**recipe, "train": {**recipe["train"], "num_workers": workers, "tensorboard": False}}
-    mask = np.ones(len(targets), dtype=bool)
-    dataset = make_dataset(recipe, slices, targets, mask, train=True)
+def measure(recipe: dict, samples, targets, names, steps: int, rounds: int) -> tuple[float, float, object]:
+    """(pipeline samples/s, model-only samples/s, chosen precision), medians over alternating rounds."""
+    dataset = make_dataset(recipe, samples, targets, np.ones(len(targets), dtype=bool), train=True)
     torch.manual_seed(0)
-    model = build_model(recipe, 3, slices.images.shape[1], [])
-    cls = SDLTrainer if recipe["model"]["name"] == "sdl" else Trainer
-    trainer = cls(model, recipe["train"], ["II", "III", "IV"], Path(tempfile.mkdtemp()), name=name, progress=False)
+    model = build_model(recipe, len(names), input_channels(samples), [])
+    trainer = trainer_for(recipe, model, names, Path(tempfile.mkdtemp()), None, progress=False)
     trainer._setup_precision(dataset)
     trainer.model.train()
-    if trainer.timings:
-        timings = ", ".join(f"{k} {v:.3f}" for k, v in trainer.timings.items())
-        print(f"{name}: seconds per batch of {recipe['train']['batch_size']}: {timings} -> {trainer.precision}")
     batch_size = int(recipe["train"]["batch_size"])
     members = getattr(trainer.raw_model, "n_members", 1)
-    images_per_batch = batch_size * members
 
     def pipeline_batches():
         loader = iter(trainer.train_batches(dataset, 0))
         return (next(loader) for _ in range(steps))
 
-    # Model only: the same step on tensors already in memory, already normalised.
+    # Model only: the same step on tensors already in memory (normalised, augmented or not: no matter).
     item = dataset.inputs([0])[0].shape
     shape = (batch_size, members, *item) if members > 1 else (batch_size, *item)
-    fixed = (torch.randn(shape), torch.randint(0, 3, shape[:2] if members > 1 else shape[:1]))
-    _rate(trainer.train_step, [fixed] * 3, images_per_batch)  # warm-up
+    fixed = (torch.randn(shape), torch.randint(0, len(names), shape[:2] if members > 1 else shape[:1]))
+    _rate(trainer.train_step, [fixed] * 2, batch_size * members)  # warm-up
     pipeline, model_only = [], []
     for _ in range(rounds):
-        pipeline.append(_rate(trainer.train_step, pipeline_batches(), images_per_batch))
-        model_only.append(_rate(trainer.train_step, [fixed] * steps, images_per_batch))
-    return statistics.median(pipeline), statistics.median(model_only)
+        pipeline.append(_rate(trainer.train_step, pipeline_batches(), batch_size * members))
+        model_only.append(_rate(trainer.train_step, [fixed] * steps, batch_size * members))
+    return statistics.median(pipeline), statistics.median(model_only), trainer
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cohort", type=Path, default=None)
-    parser.add_argument("--steps", type=int, default=25, help="batches per measurement")
+    parser.add_argument("--3d", dest="three_d", action="store_true", help="the 3D video ResNets (st3d --quick)")
+    parser.add_argument("--steps", type=int, default=None, help="batches per measurement (default 25 in 2D, 8 in 3D)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating measurements of each; medians count")
-    parser.add_argument("--workers", type=int, nargs="+", default=[0, 1], help="DataLoader workers to try")
+    parser.add_argument("--workers", type=int, nargs="+", default=None, help="DataLoader workers to try (default 0 1)")
     args = parser.parse_args(argv)
+    steps = args.steps or (8 if args.three_d else 25)
+    if args.three_d:
+        base, variants = "st3d", [("r3d_18", "st3d"), ("mc3_18", "st3d-mc3"), ("r2plus1d_18", "st3d-r2plus1d")]
+    else:
+        base, variants = "sdl", [("alexnet", "alexnet"), ("sdl", "sdl")]
     with tempfile.TemporaryDirectory(prefix="glioscope-bench-") as scratch:
-        cohort_dir = _cohort(Path(scratch), args.cohort)
-        recipe = load_recipe("sdl", ["model.weights=none"])
-        frame = cohort.select(cohort.load(cohort_dir), {"plane": ["sagittal"], "sequence": ["T1"]})
-        slices = build_slices(frame, slice_settings(recipe), Path(scratch) / "cache", progress=False)
+        cohort_dir = _cohort(Path(scratch), args.cohort, args.three_d)
+        cache = Path(scratch) / "cache"
+        recipe = load_recipe(base, ["model.weights=none"], quick=args.three_d)
+        frame = load_cohort(recipe, cohort_dir)
+        names = class_names(recipe, frame)
+        samples = build_samples(recipe, frame, cache, progress=False)
         start = time.perf_counter()
-        build_slices(frame, slice_settings(recipe), Path(scratch) / "cache", progress=False)
-        cached = time.perf_counter() - start
-        names = {"II": 0, "III": 1, "IV": 2}
-        targets = slices.table["label"].map(names).to_numpy()
-        print(f"{len(slices.table)} slices of {frame['patient_id'].nunique()} patients; "
-              f"reloading them from the slice cache took {cached:.2f} s")
-        print(f"{'model':<8} {'workers':>7} {'pipeline img/s':>15} {'model-only img/s':>17} {'ratio':>6}")
-        for name, overrides in (("alexnet", ["model.name=alexnet", "model.backbone=null"]), ("sdl", [])):
-            model_recipe = load_recipe("sdl", ["model.weights=none", *overrides])
-            for workers in args.workers:
-                pipeline, model_only = measure(name, model_recipe, slices, targets, args.steps, args.rounds, workers)
-                print(f"{name:<8} {workers:>7} {pipeline:>15.1f} {model_only:>17.1f} {pipeline / model_only:>6.2f}")
+        samples = build_samples(recipe, frame, cache, progress=False)
+        print(f"{len(samples.table)} samples of {frame['patient_id'].nunique()} patients; "
+              f"loading them again from the cache took {time.perf_counter() - start:.2f} s")
+        targets = samples.table["label"].map({n: i for i, n in enumerate(names)}).to_numpy()
+        rows = []
+        for label, name in variants:
+            for workers in args.workers or [0, 1]:
+                model_recipe = load_recipe(name, ["model.weights=none", f"train.num_workers={workers}",
+                                                  "train.tensorboard=false"], quick=args.three_d)
+                pipeline, model_only, trainer = measure(model_recipe, samples, targets, names, steps, args.rounds)
+                timings = ", ".join(f"{k} {v:.3f} s" for k, v in trainer.timings.items())
+                print(f"{label}: precision {trainer.precision} ({timings or 'as set'})")
+                rows.append((label, workers, pipeline, model_only))
+        print(f"\n{'model':<12} {'workers':>7} {'pipeline /s':>12} {'model-only /s':>14} {'ratio':>6}")
+        for label, workers, pipeline, model_only in rows:
+            print(f"{label:<12} {workers:>7} {pipeline:>12.2f} {model_only:>14.2f} {pipeline / model_only:>6.2f}")
     return 0
 
 
