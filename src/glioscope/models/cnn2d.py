@@ -95,3 +95,24 @@ def _register(arch: str) -> None:
 
 for _arch in ("alexnet", "vgg19", "resnet18", "resnet50", "resnet152", "efficientnet_b0", "efficientnet_b3"):
     _register(_arch)
+
+
+@register_model("smallcnn")
+def smallcnn(num_classes: int, in_chans: int = 3, weights=None, width: int = 16, **kwargs) -> Classifier:
+    """Four conv-BN-ReLU-pool blocks (width, 2w, 4w, 4w channels) and global average pooling.
+
+    Not from a paper: about 70 thousand weights, for CPU checks of a pipeline (the MGMT
+    honesty check) where a large network would take minutes to train or memorise a small
+    cohort. Any input of 16 px or more; no pretrained weights.
+    """
+    if weights is not None:
+        raise GlioscopeError("smallcnn has no pretrained weights; set model.weights: none")
+    if kwargs.get("head", "linear") != "linear":
+        raise GlioscopeError("smallcnn has only the linear head")
+    channels = [in_chans, width, 2 * width, 4 * width, 4 * width]
+    layers: list[nn.Module] = []
+    for cin, cout in zip(channels[:-1], channels[1:]):
+        layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                   nn.MaxPool2d(2)]
+    backbone = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+    return Classifier(backbone, nn.Identity(), channels[-1], num_classes)

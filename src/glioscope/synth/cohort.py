@@ -37,7 +37,7 @@ WRITERS = {
 
 def synthesize(
     out: str | Path,
-    preset: str = "demo",
+    preset: str | Preset = "demo",
     seed: int = 0,
     difficulty: float | None = None,
     mgmt_effect: float | None = None,
@@ -50,9 +50,11 @@ def synthesize(
 
     `workers` > 1 simulates subjects in that many spawned processes (worth it for big
     presets on machines with several physical cores; a script calling it then needs the
-    `if __name__ == "__main__":` guard). The output does not depend on it.
+    `if __name__ == "__main__":` guard). The output does not depend on it. `preset` is a
+    preset's name or a `Preset` of one's own (a cohort sized for a particular check).
     """
-    settings = get_preset(preset)
+    settings = preset if isinstance(preset, Preset) else get_preset(preset)
+    preset = settings.name
     difficulty, mgmt_effect = _knobs(difficulty, mgmt_effect)
     layouts = _layouts(layouts)
     records = plan(settings, seed)
