@@ -24,6 +24,8 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest_speed.py
 	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/train_throughput.py --3d
+	$(BIN)/python benchmarks/augment3d_cost.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
