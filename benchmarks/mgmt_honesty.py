@@ -36,7 +36,7 @@ def main() -> None:
     for effect in args.effects:
         work = args.out / f"effect{effect:g}"
         shutil.rmtree(work, ignore_errors=True)
-        result = check(work, effect, preset=args.preset, seed=args.seed)
+        result = check(work, effect, preset=args.preset, seed=args.seed, progress=True)
         rows.append({k: v for k, v in result.items() if k != "ci"} | {"ci_low": result["ci"][0], "ci_high": result["ci"][1]})
         print(f"effect {effect:g}: patient AUC {result['auc']:.3f} [{result['ci'][0]:.3f}, {result['ci'][1]:.3f}] "
               f"({result['n_patients']} patients, {result['seconds']:.0f} s)", flush=True)
