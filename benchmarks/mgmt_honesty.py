@@ -4,8 +4,8 @@
 
 For each effect size: write an RSNA-MICCAI phantom cohort (preset `mgmt`: 60 grade IV
 subjects), ingest it, cross-validate the quick honesty settings (glioscope.honesty) and
-pool the out-of-fold patient probabilities. Writes OUT/honesty.csv and OUT/honesty.png;
-the docs' figure is docs/mgmt_honesty.png. At effect 0 the interval must cover 0.5.
+pool the out-of-fold patient probabilities. Writes OUT/honesty.csv and OUT/honesty.png.
+At effect 0 the interval must cover 0.5; the larger the effect, the higher it should lie.
 A benchmark, not a test: about two to three minutes per effect size on 2 CPU cores.
 """
 
