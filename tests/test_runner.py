@@ -161,3 +161,16 @@ def test_jobs_refuse_a_split_where_a_patient_sits_in_two_folds():
     table["leaky"] = True  # stamped leaky: accepted, for reproducing slice-level papers
     assert len(plan_jobs(recipe, table)) == 2
     split.check_splits(table, allow_leaky=True)
+
+
+def test_given_kfold_splits_win_over_a_holdout_recipe():
+    recipe = load_recipe("eff")  # cv.mode: holdout
+    table = pd.DataFrame({"item_id": list("abcdef"), "patient_id": ["p1", "p2", "p3", "p4", "p5", "p6"],
+                          "label": ["0", "1"] * 3, "partition": ["cv"] * 6, "fold": [0, 0, 1, 1, 2, 2],
+                          "leaky": [False] * 6})
+    recipe["train"]["validation"] = "none"
+    jobs = plan_jobs(recipe, table, mode="kfold")  # splits from `glioscope split --folds 3`
+    assert [job.name for job in jobs] == ["fold0", "fold1", "fold2"]
+    assert all(set(job.evaluate) == {str(k)} for k, job in enumerate(jobs))
+    with pytest.raises(InputError, match="has none"):  # holdout needs test patients to evaluate on
+        plan_jobs(recipe, table)

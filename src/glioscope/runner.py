@@ -153,12 +153,19 @@ def _source_split(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return table, meta
 
 
-def plan_jobs(recipe: dict, table: pd.DataFrame, only: list[int] | None = None) -> list[Job]:
-    """One job per fold (or one for a source split); validation is an inner patient split if asked."""
+def plan_jobs(recipe: dict, table: pd.DataFrame, only: list[int] | None = None, mode: str | None = None) -> list[Job]:
+    """One job per fold (or one for a source or holdout split); validation is an inner patient split if asked.
+
+    `mode` is the splits' own (split.json), which wins over the recipe's cv.mode: k-fold
+    splits given with --splits run every fold even for a holdout recipe.
+    """
     test = table[table["partition"] == "test"]
     folds = sorted(int(k) for k in table.loc[table["partition"] == "cv", "fold"].unique())
     jobs = []
-    source_mode = recipe["cv"].get("mode", "kfold") in ("source", "holdout")  # one training, tested on `test`
+    mode = mode or recipe["cv"].get("mode", "kfold")
+    source_mode = mode in ("source", "holdout")  # one training, tested on `test`
+    if source_mode and test.empty:
+        raise InputError(None, f"a {mode} split trains once and evaluates on its test patients, but this split has none")
     for k in folds:
         if only is not None and k not in only:
             continue
@@ -311,7 +318,7 @@ def run(recipe: dict, cohort_path: Path, out: Path, splits_path: Path | None = N
     if context.is_main:
         _write_inputs(out, recipe, frame, table, meta, slices, names, notes)
     targets = slices.table["label"].map({n: i for i, n in enumerate(names)}).to_numpy()
-    jobs = plan_jobs(recipe, table, folds)
+    jobs = plan_jobs(recipe, table, folds, mode=meta.get("mode") or ("kfold" if splits_path else None))
     for k, job in enumerate(jobs):
         _run_job(recipe, job, slices, targets, names, out, resume, progress and context.is_main, notes, context,
                  first=k == 0)
