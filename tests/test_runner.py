@@ -13,7 +13,7 @@ from glioscope.cli import main
 from glioscope.config import load_recipe
 from glioscope.errors import InputError, PatientLeakError
 from glioscope.ingest import ingest
-from glioscope.runner import plan_jobs
+from glioscope.runner import build_model, plan_jobs
 
 FAST = ["train.epochs=1", "cv.folds=2", "data.slices.size=64", "evaluate.bootstrap=50", "evaluate.gradcam_per_class=1",
         "train.precision=fp32", "train.channels_last=false", "model.weights=none"]
@@ -174,3 +174,15 @@ def test_given_kfold_splits_win_over_a_holdout_recipe():
     assert all(set(job.evaluate) == {str(k)} for k, job in enumerate(jobs))
     with pytest.raises(InputError, match="has none"):  # holdout needs test patients to evaluate on
         plan_jobs(recipe, table)
+
+
+def test_missing_weights_fall_back_to_scratch_and_unfreeze_the_backbone(tmp_path):
+    recipe = load_recipe("eff", [f"model.weights={tmp_path / 'absent.pth'}"])  # phase 1 freezes the backbone
+    notes: list[str] = []
+    model = build_model(recipe, 2, 3, notes)
+    assert model.fc.out_features == 1  # one sigmoid unit
+    assert recipe["train"]["freeze"] == "none"
+    assert any("from scratch" in n for n in notes) and any("freeze" in n for n in notes)
+    recipe = load_recipe("eff", ["model.weights=none"])  # scratch asked for: the recipe is left as it is
+    build_model(recipe, 2, 3, notes := [])
+    assert recipe["train"]["freeze"] == "backbone" and not notes

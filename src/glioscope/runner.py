@@ -227,6 +227,12 @@ def build_model(recipe: dict, num_classes: int, in_chans: int, notes: list[str])
         if message not in notes:
             notes.append(message)
             print(f"note: {message}")
+        if recipe["train"].get("freeze") == "backbone":
+            # A frozen backbone without its pretrained weights would stay random: train it too.
+            recipe["train"]["freeze"] = "none"
+            message = "train.freeze: backbone dropped, since the backbone starts from scratch"
+            notes.append(message)
+            print(f"note: {message}")
         return create_model(model_cfg["name"], num_classes, in_chans, None, **kwargs)
 
 
