@@ -265,3 +265,18 @@ def format_split(meta: dict) -> str:
     lines.extend(f"Note: {n}" for n in meta.get("notes", []))
     return "\n".join(lines)
 
+
+def fold_assignment(run_dir: Path) -> pd.Series:
+    """patient -> its (partition, fold) pairs as one sortable string, from a run folder's splits.csv.
+
+    Two runs share their folds when these agree (glioscope compare and fuse check it).
+    """
+    path = run_dir / "splits.csv"
+    if not path.is_file():
+        raise InputError(path, "not found: cannot check that the runs share their folds")
+    splits = pd.read_csv(path, dtype={"patient_id": str, "partition": str})
+    missing = {"patient_id", "partition", "fold"} - set(splits.columns)
+    if missing:
+        raise InputError(path, f"expected columns patient_id, partition, fold; missing {', '.join(sorted(missing))}")
+    pairs = splits["partition"].astype(str) + ":" + splits["fold"].astype(int).astype(str)
+    return pairs.groupby(splits["patient_id"]).agg(lambda s: ",".join(sorted(set(s))))

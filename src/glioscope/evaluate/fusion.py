@@ -59,7 +59,7 @@ import glioscope
 from glioscope.errors import GlioscopeError, InputError
 from glioscope.evaluate.aggregate import prob_columns, to_patients
 from glioscope.evaluate.run import _fold_key, evaluate_run, read_predictions, read_run_info
-from glioscope.split import LEAKY_WARNING, assert_disjoint
+from glioscope.split import LEAKY_WARNING, assert_disjoint, fold_assignment
 from glioscope.util import atomic
 
 METHODS = ("mean", "logistic")
@@ -176,26 +176,13 @@ def _class_names(run_dirs: Sequence[Path]) -> list[str]:
     return found[0]
 
 
-def _assignment(run_dir: Path) -> pd.Series:
-    """patient -> its (partition, fold) pairs as one string, from splits.csv (as report.check_same_folds reads it)."""
-    path = run_dir / "splits.csv"
-    if not path.is_file():
-        raise InputError(path, "not found: cannot check that the runs share their folds")
-    splits = pd.read_csv(path, dtype={"patient_id": str, "partition": str})
-    missing = {"patient_id", "partition", "fold"} - set(splits.columns)
-    if missing:
-        raise InputError(path, f"expected columns patient_id, partition, fold; missing {', '.join(sorted(missing))}")
-    pairs = splits["partition"].astype(str) + ":" + splits["fold"].astype(int).astype(str)
-    return pairs.groupby(splits["patient_id"]).agg(lambda s: ",".join(sorted(set(s))))
-
-
 def _check_folds(run_dirs: Sequence[Path]) -> int:
     """Every patient the runs share sits in the same partition and fold in each; returns how many patients are
     in only some of the runs (allowed: a missing sequence). With the same patients everywhere this is
     report.check_same_folds, which `glioscope compare` applies."""
     from glioscope.report import check_same_folds
 
-    assignments = [_assignment(d) for d in run_dirs]
+    assignments = [fold_assignment(d) for d in run_dirs]
     table = pd.DataFrame({k: a for k, a in enumerate(assignments)})  # patients x runs, NaN where a run lacks one
     differ = table[table.nunique(axis=1) > 1]
     if len(differ):

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from glioscope import cohort
 from glioscope.cohort import Skip
 from glioscope.errors import InputError
-from glioscope.io.parallel import map_files
 from glioscope.preprocess import cache
-from glioscope.preprocess.decode import decode_item, reason_of
+from glioscope.preprocess.decode import decode_item
 from glioscope.preprocess.items import Item, plan_items
 from glioscope.preprocess.settings import TABLE_COLUMNS, SliceSet, SliceSettings
+from glioscope.util.entry_cache import fetch_or_compute, reason_of
 
 # Starting a pool of worker processes (and their imports) costs about a second: worth it beyond this much work.
 _POOL_WORTH_SECONDS = 3.0
@@ -67,26 +65,12 @@ def _checked(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _entries(items: list[Item], settings, cache_dir, workers, progress) -> tuple[dict, list[Skip]]:
     """Cache entries by item id: read from the cache where present, decoded (and cached) otherwise."""
-    folder = cache.folder(cache_dir, settings) if cache_dir is not None else None
-    entries, skipped, pending = {}, [], []
-    for item in tqdm(items, desc="slice cache", unit="item", disable=not progress or folder is None, leave=False):
-        task = item.task
-        if folder is not None:
-            try:
-                entry_file = folder / f"{cache.item_key(task.sources, task.mask_path)}.npz"
-            except InputError as exc:
-                skipped.append(Skip(exc.path, reason_of(exc)))
-                continue
-            cached = cache.load(entry_file)
-            if cached is not None:
-                entries[task.item_id] = cached
-                continue
-            task = replace(task, cache_file=str(entry_file))
-        pending.append(task)
-    threshold = 2 if sum(task.seconds for task in pending) > _POOL_WORTH_SECONDS else len(pending) + 1
-    decoded = map_files(decode_item, pending, workers, progress, desc="decoding items", min_parallel=threshold)
-    entries.update((task.item_id, entry) for task, entry in zip(pending, decoded))
-    return entries, skipped
+    return fetch_or_compute(
+        [item.task for item in items], cache.folder(cache_dir, settings) if cache_dir is not None else None,
+        key=lambda task: cache.item_key(task.sources, task.mask_path), ident=lambda task: task.item_id,
+        load=cache.load, compute=decode_item, reason=reason_of, workers=workers, progress=progress,
+        pool_worth_seconds=_POOL_WORTH_SECONDS, labels=("slice cache", "item", "decoding items"),
+    )
 
 
 def _decode_notes(entries: list[dict], settings: SliceSettings) -> list[str]:

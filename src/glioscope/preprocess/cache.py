@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import zipfile
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from glioscope.cohort import Skip, series_files
-from glioscope.errors import InputError
 from glioscope.preprocess.pixels import Source
 from glioscope.preprocess.settings import SliceSettings
 from glioscope.util import atomic
+from glioscope.util.entry_cache import settings_folder, stamp
 
 
 def item_key(sources: tuple[Source, ...], mask_path: str) -> str:
@@ -36,31 +34,16 @@ def item_key(sources: tuple[Source, ...], mask_path: str) -> str:
     entries = []
     for source in sources:
         for path in series_files({"path": source.path, "files": source.files}):
-            entries.append(_stat(path))
+            entries.append(stamp(path))
         entries.append([source.kind, list(source.pick) if isinstance(source.pick, tuple) else source.pick])
     if mask_path:
-        entries.append(_stat(Path(mask_path)))
+        entries.append(stamp(Path(mask_path)))
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:24]
-
-
-def _stat(path: Path) -> list:
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        raise InputError(path, f"cannot be read ({exc.strerror or exc})") from None
-    return [str(path), info.st_size, info.st_mtime_ns]
 
 
 def folder(cache_dir: Path, settings: SliceSettings) -> Path:
     """The cache folder of these settings, with settings.json written once."""
-    path = Path(cache_dir).expanduser() / settings.key()
-    described = path / "settings.json"
-    try:
-        if not described.is_file():
-            atomic.write_json(described, asdict(settings))
-    except OSError as exc:
-        raise InputError(path, f"cannot write the slice cache here ({exc.strerror or exc})") from None
-    return path
+    return settings_folder(cache_dir, settings, "slice")
 
 
 # Each entry holds two arrays: `images` and `numbers`, an int64 vector laid out as

@@ -19,6 +19,7 @@ from glioscope.errors import InputError
 from glioscope.preprocess import cache, ops, pixels, resample
 from glioscope.preprocess.pixels import Source
 from glioscope.preprocess.settings import SliceSettings
+from glioscope.util.entry_cache import reason_of, store
 
 
 @dataclass(frozen=True)
@@ -41,19 +42,8 @@ def decode_item(task: ItemTask) -> dict | Skip:
         entry = Skip(exc.path or task.sources[0].path, reason_of(exc))
     except Exception as exc:  # noqa: BLE001 - a decoder failure on this item must not stop the others
         return Skip(task.sources[0].path, f"cannot be decoded ({type(exc).__name__}: {str(exc)[:200]})")
-    if task.cache_file:
-        try:
-            cache.save(Path(task.cache_file), entry)
-        except OSError as exc:  # a full disk costs the cache, not the run
-            return entry if isinstance(entry, Skip) else {**entry, "cache_error": f"{exc.strerror or exc}"}
-    return entry
+    return store(cache.save, task.cache_file, entry)
 
-
-def reason_of(exc: InputError) -> str:
-    """The message of an InputError without the path it starts with."""
-    text = str(exc)
-    prefix = f"{exc.path}: "
-    return text[len(prefix) :] if exc.path and text.startswith(prefix) else text
 
 
 def _decode(task: ItemTask) -> dict:

@@ -34,7 +34,7 @@ def slices_from_file(
     elif path.is_file() and images.is_image(path):
         rows, skipped = _image_row(path), []
     else:
-        rows, skipped = _dicom_rows(path)
+        rows, skipped = dicom_rows(path)
     if mask_path is not None:
         for row in rows:
             row["mask_path"] = str(Path(mask_path).expanduser())
@@ -71,7 +71,9 @@ def _image_row(path: Path) -> list[dict]:
     return [{"patient_id": path.stem, "kind": "image", "path": str(path), **size, "source_format": "image"}]
 
 
-def _dicom_rows(path: Path) -> tuple[list[dict], list[cohort.Skip]]:
+def dicom_rows(path: Path, expected: str = "a DICOM series folder, a NIfTI file or an image",
+               ) -> tuple[list[dict], list[cohort.Skip]]:
+    """Cohort rows of the DICOM series under `path` (one file or a folder), with the files skipped."""
     headers, skipped, _ = dicom.scan_headers(walk_files(path), workers=1, progress=False)
     for header in headers:
         header["patient_id"] = header["patient_id"] or (path.stem if path.is_file() else path.name)
@@ -79,7 +81,7 @@ def _dicom_rows(path: Path) -> tuple[list[dict], list[cohort.Skip]]:
     skipped += series_skips
     if not rows:
         hint = f"; e.g. {skipped[0].path}: {skipped[0].reason}" if skipped else ""
-        raise InputError(path, f"expected a DICOM series folder, a NIfTI file or an image; found no DICOM series{hint}")
+        raise InputError(path, f"expected {expected}; found no DICOM series{hint}")
     for row in rows:
         row["source_format"] = "dicom"
     return rows, skipped

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from glioscope import cohort
 from glioscope.cohort import Skip
 from glioscope.errors import InputError
-from glioscope.io.parallel import map_files
 from glioscope.preprocess3d import cache
 from glioscope.preprocess3d.plan import Planned, plan_volumes
 from glioscope.preprocess3d.settings import TABLE_COLUMNS, VolumeSet, VolumeSettings
-from glioscope.preprocess3d.volume import process, reason_of
+from glioscope.preprocess3d.volume import process
+from glioscope.util.entry_cache import fetch_or_compute, reason_of
 
 # A worker process imports torch, TorchIO and SimpleITK (several seconds on a busy machine): worth it beyond this.
 _POOL_WORTH_SECONDS = 20.0
@@ -64,26 +62,12 @@ def _checked(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _entries(planned: list[Planned], settings, cache_dir, workers, progress) -> tuple[dict, list[Skip]]:
     """Entries by volume id: read from the cache where present, preprocessed (and cached) otherwise."""
-    folder = cache.folder(cache_dir, settings) if cache_dir is not None else None
-    entries, skipped, pending = {}, [], []
-    for item in tqdm(planned, desc="volume cache", unit="volume", disable=not progress or folder is None, leave=False):
-        task = item.task
-        if folder is not None:
-            try:
-                entry_file = folder / f"{cache.volume_key(task.sources, task.source_format)}.npz"
-            except InputError as exc:
-                skipped.append(Skip(exc.path, reason_of(exc)))
-                continue
-            cached = cache.load(entry_file)
-            if cached is not None:
-                entries[task.volume_id] = cached
-                continue
-            task = replace(task, cache_file=str(entry_file))
-        pending.append(task)
-    threshold = 2 if sum(task.seconds for task in pending) > _POOL_WORTH_SECONDS else len(pending) + 1
-    done = map_files(process, pending, workers, progress, desc="preprocessing volumes", min_parallel=threshold)
-    entries.update((task.volume_id, entry) for task, entry in zip(pending, done))
-    return entries, skipped
+    return fetch_or_compute(
+        [item.task for item in planned], cache.folder(cache_dir, settings) if cache_dir is not None else None,
+        key=lambda task: cache.volume_key(task.sources, task.source_format), ident=lambda task: task.volume_id,
+        load=cache.load, compute=process, reason=reason_of, workers=workers, progress=progress,
+        pool_worth_seconds=_POOL_WORTH_SECONDS, labels=("volume cache", "volume", "preprocessing volumes"),
+    )
 
 
 def _notes(usable: list[tuple[Planned, dict]]) -> list[str]:

@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import zipfile
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from glioscope.cohort import Skip, series_files
-from glioscope.errors import InputError
 from glioscope.preprocess3d.settings import VolumeSettings
 from glioscope.util import atomic
+from glioscope.util.entry_cache import settings_folder, stamp
 
 _COMPRESS_LEVEL = 1
 
@@ -37,28 +35,13 @@ def volume_key(sources, source_format: str) -> str:
     entries: list = [source_format]
     for source in sources:
         entries.append([source.kind, source.sequence])
-        entries.extend(_stat(path) for path in series_files({"path": source.path, "files": source.files}))
+        entries.extend(stamp(path) for path in series_files({"path": source.path, "files": source.files}))
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:24]
-
-
-def _stat(path: Path) -> list:
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        raise InputError(path, f"cannot be read ({exc.strerror or exc})") from None
-    return [str(path), info.st_size, info.st_mtime_ns]
 
 
 def folder(cache_dir: Path, settings: VolumeSettings) -> Path:
     """The cache folder of these settings, with settings.json written once."""
-    path = Path(cache_dir).expanduser() / settings.key()
-    described = path / "settings.json"
-    try:
-        if not described.is_file():
-            atomic.write_json(described, asdict(settings))
-    except OSError as exc:
-        raise InputError(path, f"cannot write the volume cache here ({exc.strerror or exc})") from None
-    return path
+    return settings_folder(cache_dir, settings, "volume")
 
 
 def load(path: Path) -> dict | Skip | None:

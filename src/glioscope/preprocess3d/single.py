@@ -6,10 +6,10 @@ from pathlib import Path
 
 from glioscope import cohort
 from glioscope.errors import InputError
-from glioscope.io import dicom, nifti
+from glioscope.io import nifti
 from glioscope.io.files import walk_files
 from glioscope.io.sequences import classify_file_name, patient_from_file_name
-from glioscope.io.series import group_series
+from glioscope.preprocess.single import dicom_rows
 from glioscope.preprocess3d.build import build_volumes
 from glioscope.preprocess3d.settings import VolumeSet, VolumeSettings
 
@@ -30,7 +30,10 @@ def volume_from_file(path: Path, settings: VolumeSettings, select: dict[str, lis
     else:
         volumes = [p for p in walk_files(path) if nifti.is_nifti(p)] if path.is_dir() else []
         volumes = [p for p in volumes if classify_file_name(p.name)[0] in ("image", "unknown")]  # not masks
-        rows, skipped = ([_nifti_row(p, path.name) for p in volumes], []) if volumes else _dicom_rows(path)
+        if volumes:
+            rows, skipped = [_nifti_row(p, path.name) for p in volumes], []
+        else:
+            rows, skipped = dicom_rows(path, "a NIfTI file, a folder of NIfTI files or a DICOM series")
     frame = cohort.to_frame(rows)
     if select:
         frame = cohort.select(frame, select)
@@ -68,19 +71,3 @@ def _nifti_row(path: Path, patient: str) -> dict:
         "cols": x,
         "source_format": "nifti",
     }
-
-
-def _dicom_rows(path: Path) -> tuple[list[dict], list[cohort.Skip]]:
-    headers, skipped, _ = dicom.scan_headers(walk_files(path), workers=1, progress=False)
-    for header in headers:
-        header["patient_id"] = header["patient_id"] or (path.stem if path.is_file() else path.name)
-    rows, series_skips, _ = group_series(headers)
-    skipped += series_skips
-    if not rows:
-        hint = f"; e.g. {skipped[0].path}: {skipped[0].reason}" if skipped else ""
-        raise InputError(
-            path, f"expected a NIfTI file, a folder of NIfTI files or a DICOM series; found no DICOM series{hint}"
-        )
-    for row in rows:
-        row["source_format"] = "dicom"
-    return rows, skipped

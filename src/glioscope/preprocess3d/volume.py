@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import multiprocessing
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,6 +28,7 @@ from glioscope.errors import InputError
 from glioscope.io import dicom, nifti
 from glioscope.preprocess3d import cache, skullstrip
 from glioscope.preprocess3d.settings import VolumeSettings
+from glioscope.util.entry_cache import reason_of, store
 
 # Sequences whose contrast resembles the T1 template best: registration uses the first of them among the channels.
 _REGISTRATION_SEQUENCES = ("T1", "T1c")
@@ -74,12 +74,7 @@ def process(task: VolumeTask) -> dict | Skip:
         entry = Skip(first, str(exc))
     except Exception as exc:  # noqa: BLE001 - a failure on this volume must not stop the others
         return Skip(first, f"cannot be preprocessed ({type(exc).__name__}: {str(exc)[:200]})")
-    if task.cache_file:
-        try:
-            cache.save(Path(task.cache_file), entry)
-        except OSError as exc:  # a full disk costs the cache, not the run
-            return entry if isinstance(entry, Skip) else {**entry, "cache_error": f"{exc.strerror or exc}"}
-    return entry
+    return store(cache.save, task.cache_file, entry)
 
 
 def _process(task: VolumeTask) -> dict:
@@ -209,9 +204,3 @@ def _one_thread() -> None:
 
     torch.set_num_threads(1)
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
-
-
-def reason_of(exc: InputError) -> str:
-    text = str(exc)
-    prefix = f"{exc.path}: "
-    return text[len(prefix) :] if exc.path and text.startswith(prefix) else text

@@ -10,36 +10,24 @@ import numpy as np
 import pandas as pd
 
 import glioscope
-from glioscope.errors import GlioscopeError, InputError
+from glioscope.errors import GlioscopeError
 from glioscope.evaluate.aggregate import to_patients
 from glioscope.evaluate.run import load_metrics, read_predictions, read_run_info
 from glioscope.report import figures
 from glioscope.report.html import esc, image, interval, is_missing, mean_sd, number, page, table
 from glioscope.report.run_report import roc_panels
+from glioscope.split import fold_assignment
 from glioscope.util import atomic
 
 METRICS = (("accuracy", "Accuracy"), ("macro_f1", "Macro F1"), ("macro_auc", "Macro AUC"))
 
 
-def _assignment(run_dir: Path) -> pd.Series:
-    """patient -> its (partition, fold) pairs, as one sortable string."""
-    path = run_dir / "splits.csv"
-    if not path.is_file():
-        raise InputError(path, "not found: cannot check that the runs share their folds")
-    splits = pd.read_csv(path, dtype={"patient_id": str, "partition": str})
-    missing = {"patient_id", "partition", "fold"} - set(splits.columns)
-    if missing:
-        raise InputError(path, f"expected columns patient_id, partition, fold; missing {', '.join(sorted(missing))}")
-    pairs = splits["partition"].astype(str) + ":" + splits["fold"].astype(int).astype(str)
-    return pairs.groupby(splits["patient_id"]).agg(lambda s: ",".join(sorted(set(s))))
-
-
 def check_same_folds(run_dirs: Sequence[str | Path]) -> None:
     """Raise GlioscopeError naming the runs whose splits.csv put some patient in another fold."""
     run_dirs = [Path(r) for r in run_dirs]
-    reference = _assignment(run_dirs[0])
+    reference = fold_assignment(run_dirs[0])
     for other in run_dirs[1:]:
-        assignment = _assignment(other)
+        assignment = fold_assignment(other)
         only = sorted(set(reference.index) ^ set(assignment.index))
         if only:
             raise GlioscopeError(
