@@ -13,6 +13,7 @@ sweeps the effect size.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from glioscope.config import load_recipe
@@ -20,20 +21,15 @@ from glioscope.evaluate.run import evaluate_run
 from glioscope.ingest import ingest
 from glioscope.runner import run
 from glioscope.synth import synthesize
-from glioscope.synth.presets import Preset
+from glioscope.synth.presets import PRESETS, Preset
 
 # 40 grade IV subjects on a 4 mm grid, RSNA-MICCAI series of 12 mm slices: seconds to write.
-QUICK_PRESET = Preset(
+QUICK_PRESET = replace(
+    PRESETS["mgmt"],
     name="honesty",
-    n_per_grade=0,
     n_grade_iv=40,
-    n_healthy=0,
-    voxel_mm=4,
     dicom_slab=3,
     rsna_slab=3,
-    dicom_fov_mm=256,
-    png_size=64,
-    png_slices=1,
     montage_per_class=2,
     description="for the MGMT honesty check: 40 grade IV subjects, 12 mm RSNA-MICCAI slices",
 )
