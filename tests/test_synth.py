@@ -336,7 +336,7 @@ def test_mgmt_effect_zero_leaves_no_signal():
             assert np.array_equal(methylated.images[sequence], unmethylated.images[sequence]) == same
 
 
-def test_mgmt_effect_shifts_oedema_and_necrosis_by_that_many_sd():
+def test_mgmt_effect_shifts_oedema_necrosis_and_enhancement_by_that_many_sd():
     plain = tumour.sample_parameters("IV", np.random.default_rng(5), 0.2, 0.5, methylated=False)
     shifted = tumour.sample_parameters("IV", np.random.default_rng(5), 0.2, 0.5, methylated=True)
     for name, (_, sd, low, high, _) in tumour.PARAMETERS.items():
@@ -345,6 +345,18 @@ def test_mgmt_effect_shifts_oedema_and_necrosis_by_that_many_sd():
             assert shifted[name] == pytest.approx(max(plain[name] - 0.5 * sd * (1 + 2 * 0.2), low))
         else:
             assert shifted[name] == plain[name]
+    assert set(tumour.MGMT_PARAMETERS) == {"oedema_mm", "necrosis", "enhancement"}
+
+
+def test_strong_mgmt_effect_shows_in_the_lesion():
+    # Methylated at a strong effect: a solid, non-enhancing mass without oedema; the same
+    # tumour unmethylated keeps its enhancing rim, necrotic core and oedema.
+    kwargs = dict(index=4, grade="IV", seed=3)
+    methylated = simulate(SubjectSpec(methylated=True, **kwargs), TINY.voxel_mm, 0.35, 5.0)
+    unmethylated = simulate(SubjectSpec(methylated=False, **kwargs), TINY.voxel_mm, 0.35, 5.0)
+    assert methylated.volumes_ml["enhancing_ml"] == methylated.volumes_ml["oedema_ml"] == 0
+    assert methylated.volumes_ml["necrosis_ml"] == 0 < methylated.volumes_ml["non_enhancing_ml"]
+    assert unmethylated.volumes_ml["enhancing_ml"] > 0 and unmethylated.volumes_ml["oedema_ml"] > 0
 
 
 def _draws(grade: str, difficulty: float, n: int = 400) -> pd.DataFrame:

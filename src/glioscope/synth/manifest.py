@@ -62,7 +62,7 @@ def describe(settings: Preset, seed: int, difficulty: float, mgmt_effect: float,
             ),
             "mgmt_formula": (
                 "grade IV only; methylated with p = 0.5 independently of everything else; "
-                "shift = -mgmt_effect for a methylated tumour on oedema_mm and necrosis, else 0 "
+                f"shift = -mgmt_effect for a methylated tumour on {', '.join(tumour.MGMT_PARAMETERS)}, else 0 "
                 "(a shift of mgmt_effect standard deviations s(d)); the same z are drawn whatever the status"
             ),
             "parameters": tumour.distributions(difficulty),
