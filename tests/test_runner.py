@@ -7,11 +7,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from glioscope import split
 from glioscope.cli import main
 from glioscope.config import load_recipe
-from glioscope.errors import InputError, PatientLeakError
+from glioscope.errors import GlioscopeError, InputError, PatientLeakError
 from glioscope.ingest import ingest
 from glioscope.runner import build_model, plan_jobs
 
@@ -186,3 +187,23 @@ def test_missing_weights_fall_back_to_scratch_and_unfreeze_the_backbone(tmp_path
     recipe = load_recipe("eff", ["model.weights=none"])  # scratch asked for: the recipe is left as it is
     build_model(recipe, 2, 3, notes := [])
     assert recipe["train"]["freeze"] == "backbone" and not notes
+
+
+def test_model_options_reach_the_builder():
+    torch.manual_seed(0)
+    recipe = load_recipe("r18-mgmt", ["model.name=smallcnn", "model.weights=none", "model.options={pool: max}"])
+    model = build_model(recipe, 2, 1, [])
+    assert isinstance(model.backbone[-2], torch.nn.AdaptiveMaxPool2d)
+    # Max pooling answers to one bright spot wherever it is; the default average barely does.
+    x = torch.zeros(1, 1, 64, 64)
+    spot = x.clone()
+    spot[..., 40:43, 10:13] = 5.0
+    with torch.no_grad():
+        model.eval()
+        moved = model.backbone(spot) - model.backbone(x)
+        average = build_model(load_recipe("r18-mgmt", ["model.name=smallcnn", "model.weights=none"]), 2, 1, []).eval()
+        diluted = average.backbone(spot) - average.backbone(x)
+    assert moved.abs().max() > 3 * diluted.abs().max()
+    with pytest.raises(GlioscopeError, match="pool"):
+        build_model(load_recipe("r18-mgmt", ["model.name=smallcnn", "model.weights=none", "model.options={pool: min}"]),
+                    2, 1, [])

@@ -215,6 +215,7 @@ def build_model(recipe: dict, num_classes: int, in_chans: int, notes: list[str])
     if model_cfg.get("sigmoid") and num_classes == 2:
         num_classes = 1  # one sigmoid unit for the second class, trained with binary cross-entropy
     kwargs = {k: model_cfg[k] for k in ("head", "hidden") if model_cfg.get(k) is not None}
+    kwargs.update(model_cfg.get("options") or {})
     if model_cfg["name"] == "sdl":
         kwargs.update(backbone=model_cfg["backbone"], members=int(model_cfg["members"]))
     weights = model_cfg.get("weights")

@@ -98,12 +98,13 @@ for _arch in ("alexnet", "vgg19", "resnet18", "resnet50", "resnet152", "efficien
 
 
 @register_model("smallcnn")
-def smallcnn(num_classes: int, in_chans: int = 3, weights=None, width: int = 16, **kwargs) -> Classifier:
-    """Four conv-BN-ReLU-pool blocks (width, 2w, 4w, 4w channels) and global average pooling.
+def smallcnn(num_classes: int, in_chans: int = 3, weights=None, width: int = 16, pool: str = "avg", **kwargs) -> Classifier:
+    """Four conv-BN-ReLU-pool blocks (width, 2w, 4w, 4w channels) and global `pool`ing ("avg" or "max").
 
     Not from a paper: about 70 thousand weights, for CPU checks of a pipeline (the MGMT
     honesty check) where a large network would take minutes to train or memorise a small
-    cohort. Any input of 16 px or more; no pretrained weights.
+    cohort. Any input of 16 px or more; no pretrained weights. Global max pooling suits a
+    small focal finding (an enhancing rim) that an average over the slice would dilute.
     """
     if weights is not None:
         raise GlioscopeError("smallcnn has no pretrained weights; set model.weights: none")
@@ -114,5 +115,8 @@ def smallcnn(num_classes: int, in_chans: int = 3, weights=None, width: int = 16,
     for cin, cout in zip(channels[:-1], channels[1:]):
         layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
                    nn.MaxPool2d(2)]
-    backbone = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+    if pool not in ("avg", "max"):
+        raise GlioscopeError(f"smallcnn pool {pool!r}: choose avg or max")
+    pooling = nn.AdaptiveAvgPool2d(1) if pool == "avg" else nn.AdaptiveMaxPool2d(1)
+    backbone = nn.Sequential(*layers, pooling, nn.Flatten(1))
     return Classifier(backbone, nn.Identity(), channels[-1], num_classes)
