@@ -1,4 +1,4 @@
-"""The MGMT honesty check: the whole pipeline on a phantom whose images carry no MGMT signal."""
+"""The MGMT honesty check: the whole pipeline on phantoms whose images carry no, or a strong, MGMT signal."""
 
 from __future__ import annotations
 
@@ -28,3 +28,11 @@ def test_no_signal_gives_an_interval_covering_chance(tmp_path):
     assert (predictions["fold"] == predictions["patient_id"].map(fold_of)).all()
     info = json.loads((run / "run.json").read_text())
     assert info["leaky"] is False and "MGMT" in info["task"]
+
+
+def test_strong_signal_gives_an_interval_above_chance(tmp_path):
+    # At effect 5 a methylated tumour is a solid, non-enhancing mass without oedema: the same
+    # pipeline must find it, or it could not find anything.
+    result = check(tmp_path, mgmt_effect=5.0)
+    low, high = result["ci"]
+    assert 0.5 < low < result["auc"], result
