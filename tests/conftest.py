@@ -32,3 +32,10 @@ def tiny_phantom(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("phantom") / "tiny"
     synthesize(out, preset="tiny", seed=0, progress=False)
     return out
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    """A monkeypatch that lasts for one test module (e.g. its cache folder)."""
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch

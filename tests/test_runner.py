@@ -40,12 +40,6 @@ def sdl_and_alexnet_runs(sagittal_cohort, tmp_path_factory, monkeypatch_module):
     return root / "sdl", root / "alexnet"
 
 
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
-
-
 def test_cv_writes_a_complete_run(sdl_and_alexnet_runs, tiny_phantom):
     run, _ = sdl_and_alexnet_runs
     for name in ("config.yaml", "run.json", "cohort.csv", "splits.csv", "predictions.csv", "metrics.json", "report.html"):

@@ -79,10 +79,15 @@ def build_samples(recipe: dict, frame: pd.DataFrame, cache_dir: Path, progress: 
 
 
 def sample_mask(recipe: dict, samples, items: pd.DataFrame) -> np.ndarray:
-    """Which samples belong to a partition's cohort items (by item; by patient for volumes)."""
+    """Which samples belong to a partition's cohort items (by item; by patient for volumes).
+
+    A sample of sequences stacked as channels comes from several cohort rows of one
+    patient (item id "a+b+..."): it belongs where its first row does.
+    """
     if is_3d(recipe):
         return samples.table["patient_id"].isin(set(items["patient_id"])).to_numpy()
-    return samples.table["item_id"].isin(set(items["item_id"])).to_numpy()
+    first = samples.table["item_id"].astype(str).str.split("+", regex=False).str[0]
+    return first.isin(set(items["item_id"].astype(str))).to_numpy()
 
 
 def slice_settings(recipe: dict) -> SliceSettings:
