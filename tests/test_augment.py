@@ -1,10 +1,11 @@
-"""Seed 004's fixed SVHN AutoAugment expansion."""
+"""2D augmentation: seed 004's fixed SVHN AutoAugment expansion, brightness on any channel count."""
 
 from __future__ import annotations
 
 import torch
 from torchvision.transforms import AutoAugmentPolicy, v2
 
+from glioscope.augment.augment2d import build_train_transform
 from glioscope.augment.svhn import SVHN_TABLE, expansion, svhn_variants
 
 
@@ -60,3 +61,16 @@ def test_batch_prep_repeats_grey_and_normalises():
     assert torch.allclose(out[:, 0], torch.full((2, 8, 8), (1 - 0.485) / 0.229))
     pairs = torch.zeros((2, 2, 1, 8, 8), dtype=torch.uint8)  # SDL batches: (batch, members, C, H, W)
     assert BatchPrep(channels=3)(pairs).shape == (2, 2, 3, 8, 8)
+
+
+def test_brightness_works_on_four_channels_as_colorjitter_does_on_three():
+    torch.manual_seed(0)
+    four = torch.randint(0, 256, (4, 16, 16), dtype=torch.uint8)
+    transform = build_train_transform({"brightness": [0.8, 1.2]})
+    out = transform(four)
+    assert out.shape == four.shape and out.dtype == torch.uint8
+    ratio = out.float().sum() / four.float().sum()
+    assert 0.78 < ratio < 1.22 and not torch.equal(out, four)
+    fixed = build_train_transform({"brightness": [1.1, 1.1]})
+    three = four[:3]
+    assert torch.equal(fixed(three), v2.ColorJitter(brightness=(1.1, 1.1))(three))

@@ -30,7 +30,7 @@ def build_train_transform(augment: dict) -> v2.Compose | None:
         steps.append(random_policy())
     if augment.get("brightness"):
         low, high = augment["brightness"]
-        steps.append(v2.ColorJitter(brightness=(float(low), float(high))))
+        steps.append(RandomBrightness(float(low), float(high)))
     blur = augment.get("gaussian_blur")
     if blur:
         sizes = blur if isinstance(blur, (list, tuple)) else [blur]
@@ -40,6 +40,27 @@ def build_train_transform(augment: dict) -> v2.Compose | None:
         # seed 000's optional filter: one of the kernel sizes, sigma as OpenCV derives it from the size
         steps.append(v2.RandomChoice([v2.GaussianBlur(int(s), sigma=0.3 * ((int(s) - 1) * 0.5 - 1) + 0.8) for s in sizes]))
     return v2.Compose(steps) if steps else None
+
+
+class RandomBrightness(torch.nn.Module):
+    """Scale an image's intensities by a factor drawn uniformly from [low, high], any channel count.
+
+    What torchvision's ColorJitter(brightness=...) does to a uint8 image (multiply, clamp to
+    0..255), without its limit to 1 or 3 channels (the MGMT recipes stack four sequences).
+    """
+
+    def __init__(self, low: float, high: float):
+        super().__init__()
+        if not 0 <= low <= high:
+            raise GlioscopeError(f"augment.brightness: need 0 <= low <= high, got [{low}, {high}]")
+        self.low, self.high = low, high
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        factor = float(torch.empty(1).uniform_(self.low, self.high))
+        scaled = image.float() * factor
+        if image.dtype == torch.uint8:
+            return scaled.clamp_(0, 255).to(torch.uint8)  # truncated, as torchvision does
+        return scaled.clamp_(0, 1)
 
 
 def build_batch_affine(augment: dict) -> BatchRandomAffine | None:
