@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pandas as pd
@@ -57,3 +58,16 @@ def test_one_sequence_and_its_fusion_with_another(rsna):
     assert main(["fuse", *runs, "-o", str(rsna / "runs" / "fused"), "--bootstrap", "20"]) == 0
     fused = pd.read_csv(rsna / "runs" / "fused" / "predictions.csv", dtype={"patient_id": str})
     assert set(fused["model"]) == {"fusion/mean", "fusion/logistic"}
+
+
+def test_predict_scores_a_patient_folder_with_both_classes(rsna, capsys):
+    # Needs the runs above; one sigmoid unit must give [1 - p, p], not a softmax over one logit (always 1).
+    patient = sorted((rsna / "phantom" / "rsna-miccai" / "train").iterdir())[0]
+    for run in ("eff-4ch", "eff-FLAIR"):
+        capsys.readouterr()
+        assert main(["predict", str(rsna / "runs" / run), str(patient)]) == 0
+        result = json.loads(capsys.readouterr().out)
+        probs = result["patients"][0]["probabilities"]
+        assert set(probs) == {"0", "1"} and abs(sum(probs.values()) - 1) < 1e-5
+        assert 0 < probs["1"] < 1
+        assert {s["item_id"].count("+") for s in result["slices"]} == ({3} if run == "eff-4ch" else {0})

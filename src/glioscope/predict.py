@@ -42,10 +42,13 @@ def fold_models(run_dir: Path, recipe: dict, names: list[str], in_chans: int) ->
 
 @torch.no_grad()
 def probabilities(model: torch.nn.Module, images: torch.Tensor) -> np.ndarray:
-    """Class probabilities; for SDL the mean of its members, as reported."""
+    """Class probabilities; for SDL the mean of its members, as reported; one sigmoid unit gives [1 - p, p]."""
     logits = model(images)
     if isinstance(model, SynergicNet):
         return torch.softmax(logits, dim=2).mean(0).numpy()
+    if logits.shape[1] == 1:
+        p = torch.sigmoid(logits[:, 0])
+        return torch.stack([1 - p, p], dim=1).numpy()
     return torch.softmax(logits, dim=1).numpy()
 
 
