@@ -48,7 +48,7 @@ def test_four_sequences_as_channels_train_on_given_splits(rsna):
     assert (predictions["fold"] == predictions["patient_id"].map(fold_of)).all()
 
 
-def test_one_sequence_and_its_fusion_with_another(rsna):
+def test_one_sequence_runs_fused_and_compared_with_the_four_channel_run(rsna):
     runs = []
     for sequence in ("FLAIR", "T1c"):
         out = rsna / "runs" / f"eff-{sequence}"
@@ -58,6 +58,14 @@ def test_one_sequence_and_its_fusion_with_another(rsna):
     assert main(["fuse", *runs, "-o", str(rsna / "runs" / "fused"), "--bootstrap", "20"]) == 0
     fused = pd.read_csv(rsna / "runs" / "fused" / "predictions.csv", dtype={"patient_id": str})
     assert set(fused["model"]) == {"fusion/mean", "fusion/logistic"}
+    # One report for all of them, on the same folds; eff-4ch lacks the patients without all four sequences.
+    html = rsna / "mgmt.html"
+    assert main(["compare", str(rsna / "runs" / "eff-4ch"), *runs, str(rsna / "runs" / "fused"),
+                 "-o", str(html)]) == 0
+    rows = pd.read_csv(html.with_suffix(".csv"))
+    assert {"eff-4ch", "fusion/mean", "fusion/logistic"} <= set(rows["model"])
+    assert set(rows["run"]) == {"eff-4ch", "eff-FLAIR", "eff-T1c", "fusion"}  # two eff runs: named by folder
+    assert "in only some of the runs" in html.read_text()
 
 
 def test_predict_scores_a_patient_folder_with_both_classes(rsna, capsys):

@@ -29,11 +29,25 @@ def test_runs_on_different_folds_are_refused(runs, tmp_path):
     assert not (tmp_path / "comparison.html").exists()
 
 
-def test_runs_with_other_patients_are_refused(runs, tmp_path):
-    _, sdl, _, _ = runs
-    fewer = fake_run(tmp_path / "fewer", models=["alexnet"], n_patients=18, folds=3, seed=5)
+def test_a_run_missing_some_patients_is_compared_on_its_own_patients(runs, tmp_path):
+    # A run on one MRI sequence lacks the patients without it: same folds otherwise.
+    root, sdl, _, _ = runs
+    splits = pd.read_csv(sdl / "splits.csv", dtype={"patient_id": str})
+    gone = sorted(splits["patient_id"].unique())[:3]
+    fewer = fake_run(tmp_path / "fewer", models=["alexnet"], splits=splits[~splits["patient_id"].isin(gone)], seed=3)
     with pytest.raises(GlioscopeError, match="in only one of them"):
-        check_same_folds([sdl, fewer])
+        check_same_folds([sdl, fewer])  # strict: the same patients everywhere
+    assert check_same_folds([sdl, fewer], partial=True) == 3
+    rows = comparison_rows([sdl, fewer], n_boot=20)
+    patients = rows[(rows["set"] == "cv") & (rows["level"] == "patient")].set_index("model")["n_patients"]
+    assert patients["sdl/mean"] == 24 and patients["alexnet"] == 21
+    text = write_comparison([sdl, fewer], tmp_path / "c.html", n_boot=20).read_text()
+    assert "3 patient(s) are in only some of the runs" in text
+    # Too little overlap is another cohort, not a missing sequence.
+    renamed = splits.assign(patient_id=splits["patient_id"].where(splits["patient_id"].isin(gone), "X" + splits["patient_id"]))
+    few = fake_run(tmp_path / "few", models=["alexnet"], splits=renamed, seed=3)
+    with pytest.raises(GlioscopeError, match="share only 3 of 24"):
+        check_same_folds([sdl, few], partial=True)
 
 
 def test_comparison_table_has_every_model_patient_level_first(runs):

@@ -59,7 +59,7 @@ import glioscope
 from glioscope.errors import GlioscopeError, InputError
 from glioscope.evaluate.aggregate import prob_columns, to_patients
 from glioscope.evaluate.run import _fold_key, evaluate_run, read_predictions, read_run_info
-from glioscope.split import LEAKY_WARNING, assert_disjoint, fold_assignment
+from glioscope.split import LEAKY_WARNING, assert_disjoint
 from glioscope.util import atomic
 
 METHODS = ("mean", "logistic")
@@ -178,31 +178,10 @@ def _class_names(run_dirs: Sequence[Path]) -> list[str]:
 
 def _check_folds(run_dirs: Sequence[Path]) -> int:
     """Every patient the runs share sits in the same partition and fold in each; returns how many patients are
-    in only some of the runs (allowed: a missing sequence). With the same patients everywhere this is
-    report.check_same_folds, which `glioscope compare` applies."""
+    in only some of the runs (allowed: a missing sequence). See report.check_same_folds."""
     from glioscope.report import check_same_folds
 
-    assignments = [fold_assignment(d) for d in run_dirs]
-    table = pd.DataFrame({k: a for k, a in enumerate(assignments)})  # patients x runs, NaN where a run lacks one
-    differ = table[table.nunique(axis=1) > 1]
-    if len(differ):
-        patient = differ.index[0]
-        values = differ.loc[patient].dropna()
-        a, b = values.index[0], values.index[values != values.iloc[0]][0]
-        raise GlioscopeError(
-            f"runs {run_dirs[a]} and {run_dirs[b]} differ: {len(differ)} patients sit in other folds "
-            f"(e.g. patient {patient}: {table.loc[patient, a]} vs {table.loc[patient, b]}); "
-            "only runs trained on the same splits.csv can be fused")
-    for k in table.columns[1:]:
-        shared = int((table[0].notna() & table[k].notna()).sum())
-        smaller = int(min(table[0].notna().sum(), table[k].notna().sum()))
-        if shared < smaller / 2:
-            raise GlioscopeError(f"runs {run_dirs[0]} and {run_dirs[k]} share only {shared} of {smaller} patients; "
-                                 "fuse runs of the same cohort trained on the same splits.csv")
-    partial = int(table.isna().any(axis=1).sum())
-    if not partial:
-        check_same_folds(run_dirs)
-    return partial
+    return check_same_folds(run_dirs, partial=True)
 
 
 # --- combining ----------------------------------------------------------------------------------------

@@ -22,33 +22,47 @@ from glioscope.util import atomic
 METRICS = (("accuracy", "Accuracy"), ("macro_f1", "Macro F1"), ("macro_auc", "Macro AUC"))
 
 
-def check_same_folds(run_dirs: Sequence[str | Path]) -> None:
-    """Raise GlioscopeError naming the runs whose splits.csv put some patient in another fold."""
+def check_same_folds(run_dirs: Sequence[str | Path], partial: bool = False) -> int:
+    """Raise GlioscopeError naming two runs whose splits.csv put a shared patient in other folds.
+
+    With `partial`, a patient may be missing from some runs (a run on one MRI sequence lacks
+    the patients without it), as long as any two runs share at least half of the smaller
+    one's patients; returns how many patients are in only some of the runs. Without it,
+    every run must have the same patients.
+    """
     run_dirs = [Path(r) for r in run_dirs]
-    reference = fold_assignment(run_dirs[0])
-    for other in run_dirs[1:]:
-        assignment = fold_assignment(other)
-        only = sorted(set(reference.index) ^ set(assignment.index))
-        if only:
+    table = pd.DataFrame({k: fold_assignment(d) for k, d in enumerate(run_dirs)})  # patients x runs, NaN: absent
+    differ = table[table.nunique(axis=1) > 1]
+    if len(differ):
+        patient = differ.index[0]
+        values = differ.loc[patient].dropna()
+        a, b = values.index[0], values.index[values != values.iloc[0]][0]
+        raise GlioscopeError(
+            f"runs {run_dirs[a]} and {run_dirs[b]} differ: {len(differ)} patients sit in other folds "
+            f"(e.g. patient {patient}: {table.loc[patient, a]} vs {table.loc[patient, b]}); "
+            "use runs trained on the same splits.csv")
+    for k in table.columns[1:]:
+        only = table.index[table[0].notna() != table[k].notna()]
+        if len(only) and not partial:
             raise GlioscopeError(
-                f"runs {run_dirs[0]} and {other} differ: {len(only)} patients are in only one of them "
+                f"runs {run_dirs[0]} and {run_dirs[k]} differ: {len(only)} patients are in only one of them "
                 f"(e.g. {only[0]}); compare runs trained on the same splits.csv")
-        differ = reference[reference != assignment.reindex(reference.index)]
-        if len(differ):
-            patient = differ.index[0]
-            raise GlioscopeError(
-                f"runs {run_dirs[0]} and {other} differ: {len(differ)} patients sit in other folds "
-                f"(e.g. patient {patient}: {reference[patient]} vs {assignment[patient]}); "
-                "compare runs trained on the same splits.csv")
+        shared = int((table[0].notna() & table[k].notna()).sum())
+        smaller = int(min(table[0].notna().sum(), table[k].notna().sum()))
+        if shared < smaller / 2:
+            raise GlioscopeError(f"runs {run_dirs[0]} and {run_dirs[k]} share only {shared} of {smaller} patients; "
+                                 "use runs of the same cohort trained on the same splits.csv")
+    return int(table.isna().any(axis=1).sum())
 
 
 def _labels(run_dirs: Sequence[Path]) -> list[str]:
-    """A short name per run (label, else recipe, else folder); the folder is added where two would clash."""
+    """A short name per run: its run_name, else its recipe; the folder's name where two would clash."""
     names = []
     for run_dir in run_dirs:
         info = read_run_info(run_dir)
-        names.append(str(info.get("label") or info.get("recipe") or run_dir.name))
-    return [f"{n} ({d.name})" if names.count(n) > 1 else n for n, d in zip(names, run_dirs)]
+        names.append(str(info.get("run_name") or info.get("recipe") or run_dir.name))
+    names = [d.name if names.count(n) > 1 else n for n, d in zip(names, run_dirs)]
+    return [str(d) if names.count(n) > 1 else n for n, d in zip(names, run_dirs)]
 
 
 def comparison_rows(run_dirs: Sequence[str | Path], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -56,7 +70,7 @@ def comparison_rows(run_dirs: Sequence[str | Path], n_boot: int = 1000, seed: in
     run_dirs = [Path(r) for r in run_dirs]
     if not run_dirs:
         raise GlioscopeError("no runs to compare")
-    check_same_folds(run_dirs)
+    check_same_folds(run_dirs, partial=True)
     rows = []
     for run_index, (run_dir, label) in enumerate(zip(run_dirs, _labels(run_dirs))):
         metrics = load_metrics(run_dir, evaluate_if_missing=True, n_boot=n_boot, seed=seed)
@@ -168,8 +182,13 @@ def write_comparison(run_dirs: Sequence[str | Path], out_html: str | Path, n_boo
     if any(i.get("leaky") for i in infos):
         leaky = [label for label, i in zip(labels, infos) if i.get("leaky")]
         body.append(f'<div class="banner leaky">LEAKY SPLIT in {esc(", ".join(leaky))}: results overestimate performance on new patients.</div>')
-    body.append('<div class="statement">All runs share the same folds: every patient sits in the same fold in each run\'s splits.csv. '
-                + esc(infos[0].get("split_statement", "")) + "</div>")
+    partial = check_same_folds(run_dirs, partial=True)
+    shared = ("All runs share the same folds: every patient sits in the same fold in each run's splits.csv. "
+              if not partial else
+              "All runs share the same folds: every patient sits in the same fold in each run's splits.csv that has "
+              f"it. {partial} patient(s) are in only some of the runs (e.g. a missing MRI sequence): each run is "
+              "scored on its own patients (see the patients column). ")
+    body.append('<div class="statement">' + esc(shared + infos[0].get("split_statement", "")) + "</div>")
     for set_name in [s for s in ("cv", "test") if (rows["set"] == s).any()]:
         body.append("<h2>" + ("Cross-validation" if set_name == "cv" else "Held-out test set") + "</h2>")
         for level in ("patient", "image"):

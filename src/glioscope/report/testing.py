@@ -67,7 +67,7 @@ def fake_run(run_dir: str | Path, models: Sequence[str] = SDL_MODELS, class_name
         "recipe": recipe, "class_names": class_names, "models": list(models), "folds": fold_ids, "leaky": leaky,
         "split_statement": LEAKY_WARNING if leaky else "Split by patient: no patient has items in two partitions.",
         "patient_ids": patient_ids, "notes": ["fake run written by glioscope.report.testing"],
-        "label": label or recipe, "task": "grade", "created": "2024-01-01T00:00:00+00:00", "glioscope_version": "0.1.0",
+        "label": "label", "run_name": label or recipe, "task": "grade", "created": "2024-01-01T00:00:00+00:00", "glioscope_version": "0.1.0",
         "cohort": "fake",
     }
     (run_dir / "run.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
