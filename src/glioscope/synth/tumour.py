@@ -17,7 +17,8 @@ reported with less oedema and fewer ring-enhancing necrotic patterns), i.e. a sh
 mgmt_effect standard deviations s_p(d); shift = 0 otherwise. The same z are drawn
 whatever the status, so mgmt_effect = 0 means no signal at all. A perfect reading of
 the three parameters separates the classes with d' = mgmt_effect * sqrt(3) (ignoring
-the clipping), i.e. AUC = Phi(mgmt_effect * sqrt(3/2)): 0.73 at the default 0.5; at 5
+the clipping), i.e. AUC = Phi(mgmt_effect * sqrt(3/2)): 0.73 at the default 0.5 (0.72
+with the clipping, measured by a logistic regression on 6,000 draws); at 5
 a methylated tumour is a solid, non-enhancing mass without oedema, an unmethylated one
 a necrotic, ring-enhancing mass inside oedema.
 """
