@@ -26,8 +26,8 @@ def check_same_folds(run_dirs: Sequence[str | Path], partial: bool = False) -> i
     """Raise GlioscopeError naming two runs whose splits.csv put a shared patient in other folds.
 
     With `partial`, a patient may be missing from some runs (a run on one MRI sequence lacks
-    the patients without it), as long as any two runs share at least half of the smaller
-    one's patients; returns how many patients are in only some of the runs. Without it,
+    the patients without it), as long as each run shares with the first at least half of
+    the smaller one's patients; returns how many patients are in only some of the runs. Without it,
     every run must have the same patients.
     """
     run_dirs = [Path(r) for r in run_dirs]
