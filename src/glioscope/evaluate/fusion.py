@@ -176,14 +176,6 @@ def _class_names(run_dirs: Sequence[Path]) -> list[str]:
     return found[0]
 
 
-def _check_folds(run_dirs: Sequence[Path]) -> int:
-    """Every patient the runs share sits in the same partition and fold in each; returns how many patients are
-    in only some of the runs (allowed: a missing sequence). See report.check_same_folds."""
-    from glioscope.report import check_same_folds
-
-    return check_same_folds(run_dirs, partial=True)
-
-
 # --- combining ----------------------------------------------------------------------------------------
 
 
@@ -415,7 +407,10 @@ def fuse(run_dirs: Sequence[str | Path], out: str | Path, methods: Sequence[str]
     for run_dir in run_dirs:
         read_run_info(run_dir)  # a clear error for a folder that is not a run
     class_names = _class_names(run_dirs)
-    n_partial = _check_folds(run_dirs)
+    from glioscope.report import check_same_folds  # the report package imports this module
+
+    # Shared patients in the same folds everywhere; a patient may lack a run (a missing sequence).
+    n_partial = check_same_folds(run_dirs, partial=True)
     names = _names(run_dirs)
     inputs = [_load_input(d, n, class_names) for d, n in zip(run_dirs, names)]
     leaky = any(i.info.get("leaky") for i in inputs)

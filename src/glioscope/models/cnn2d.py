@@ -101,7 +101,7 @@ for _arch in ("alexnet", "vgg19", "resnet18", "resnet50", "resnet152", "efficien
 def smallcnn(num_classes: int, in_chans: int = 3, weights=None, width: int = 16, pool: str = "avg", **kwargs) -> Classifier:
     """Four conv-BN-ReLU-pool blocks (width, 2w, 4w, 4w channels) and global `pool`ing ("avg" or "max").
 
-    Not from a paper: about 70 thousand weights, for CPU checks of a pipeline (the MGMT
+    Not from a paper: about 60 thousand weights, for CPU checks of a pipeline (the MGMT
     honesty check) where a large network would take minutes to train or memorise a small
     cohort. Any input of 16 px or more; no pretrained weights. Global max pooling suits a
     small focal finding (an enhancing rim) that an average over the slice would dilute.
