@@ -27,9 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from glioscope.config import load_recipe
+from glioscope import plan
 from glioscope.ingest import ingest
-from glioscope.runner import build_model, build_samples, class_names, input_channels, load_cohort, make_dataset, trainer_for
+from glioscope.models import model_entry
+from glioscope.models.build import build_model, input_normalisation, reported_names
+from glioscope.recipe import Recipe, load_recipe
+from glioscope.samples import build_samples
+from glioscope.train import trainer_class
 
 
 def _cohort(scratch: Path, given: Path | None, three_d: bool) -> Path:
@@ -57,15 +61,18 @@ def _rate(step, batches, samples_per_batch: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def measure(recipe: dict, samples, targets, names, steps: int, rounds: int) -> tuple[float, float, object]:
+def measure(recipe: Recipe, samples, targets, names, steps: int, rounds: int) -> tuple[float, float, object]:
     """(pipeline samples/s, model-only samples/s, chosen precision), medians over alternating rounds."""
-    dataset = make_dataset(recipe, samples, targets, np.ones(len(targets), dtype=bool), train=True)
+    everything = np.ones(len(targets), dtype=bool)
+    dataset = samples.dataset(everything, targets, recipe.augment, input_normalisation(recipe.model, recipe.data.normalize))
     torch.manual_seed(0)
-    model = build_model(recipe, len(names), input_channels(samples), [])
-    trainer = trainer_for(recipe, model, names, Path(tempfile.mkdtemp()), None, progress=False)
+    model = build_model(recipe.model, len(names), samples.channels).model
+    variant = trainer_class(model_entry(recipe.model.name).variant)
+    trainer = variant(model, recipe.train, names, Path(tempfile.mkdtemp()), name=recipe.name,
+                      reported=reported_names(recipe.model, recipe.name), progress=False)
     trainer._setup_precision(dataset)
     trainer.model.train()
-    batch_size = int(recipe["train"]["batch_size"])
+    batch_size = recipe.train.batch_size
     members = getattr(trainer.raw_model, "n_members", 1)
 
     def pipeline_batches():
@@ -101,14 +108,14 @@ def main(argv=None) -> int:
         cohort_dir = _cohort(Path(scratch), args.cohort, args.three_d)
         cache = Path(scratch) / "cache"
         recipe = load_recipe(base, ["model.weights=none"], quick=args.three_d)
-        frame = load_cohort(recipe, cohort_dir)
-        names = class_names(recipe, frame)
-        samples = build_samples(recipe, frame, cache, progress=False)
+        frame = plan.load_cohort(cohort_dir, recipe.task, recipe.data)
+        names = plan.class_names(recipe.task, frame)
+        samples = build_samples(frame, recipe.data, cache, progress=False)
         start = time.perf_counter()
-        samples = build_samples(recipe, frame, cache, progress=False)
+        samples = build_samples(frame, recipe.data, cache, progress=False)
         print(f"{len(samples.table)} samples of {frame['patient_id'].nunique()} patients; "
               f"loading them again from the cache took {time.perf_counter() - start:.2f} s")
-        targets = samples.table["label"].map({n: i for i, n in enumerate(names)}).to_numpy()
+        targets = samples.targets(names)
         rows = []
         for label, name in variants:
             for workers in args.workers or [0, 1]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torchvision.transforms import AutoAugmentPolicy, v2
 
-from glioscope.augment.augment2d import build_train_transform
+from glioscope.augment.images import build_train_transform
 from glioscope.augment.svhn import SVHN_TABLE, expansion, svhn_variants
 
 
@@ -52,8 +52,8 @@ def test_batch_affine_identity_flip_and_per_image_parameters():
 
 
 def test_batch_prep_repeats_grey_and_normalises():
-    from glioscope.augment.augment2d import normalisation
-    from glioscope.train.data import BatchPrep
+    from glioscope.augment.images import normalisation
+    from glioscope.augment.prep import BatchPrep
 
     grey = torch.full((2, 1, 8, 8), 255, dtype=torch.uint8)
     out = BatchPrep(normalisation("imagenet", 3), channels=3)(grey)

@@ -13,8 +13,9 @@ from sklearn.metrics import roc_auc_score
 from glioscope.cli import main
 from glioscope.errors import GlioscopeError, PatientLeakError
 from glioscope.evaluate import fusion
-from glioscope.evaluate.fusion import fuse
-from glioscope.report import check_same_folds, comparison_rows, write_comparison
+from glioscope.report import comparison_rows, write_comparison
+from glioscope.split import check_same_folds
+from glioscope.workflows import fuse
 from glioscope.report.testing import fake_run, fake_splits
 
 CLASSES = ["0", "1"]

@@ -11,11 +11,11 @@ import torch
 import torchvision
 
 from glioscope.cli import main
-from glioscope.config import load_recipe
+from glioscope.recipe import load_recipe
 from glioscope.ingest import ingest
 from glioscope.models import create_model
-from glioscope.runner import class_weights
-from glioscope.train.data import VolumeDataset
+from glioscope.samples.datasets import VolumeDataset
+from glioscope.train.weights import class_weights
 from glioscope.train.loop import Trainer
 
 ARCHS = ("r3d_18", "mc3_18", "r2plus1d_18")
@@ -43,10 +43,9 @@ def test_kinetics_checkpoint_loads_all_but_stem_and_head(tmp_path):
 
 def test_class_weights_follow_the_published_formula():
     targets = np.array([0] * 6 + [1] * 3 + [2] * 1)
-    recipe = {"train": {"class_weights": "complement"}}
-    weights = class_weights(recipe, targets, 3)
+    weights = class_weights("complement", targets, 3)
     assert torch.allclose(weights, torch.tensor([1 - 6 / 10, 1 - 3 / 10, 1 - 1 / 10]))
-    assert class_weights({"train": {"class_weights": "none"}}, targets, 3) is None
+    assert class_weights("none", targets, 3) is None
 
 
 def test_a_3d_training_step_lowers_the_loss(tmp_path):
@@ -123,7 +122,7 @@ def test_real_volumes_get_a_prediction(st3d_run, shared_data, capsys):
 
 def test_st3d_recipes_resolve_with_the_published_settings():
     recipe = load_recipe("st3d")
-    assert recipe["train"]["lr"] == 1e-5 and recipe["train"]["weight_decay"] == 1e-3 and recipe["train"]["batch_size"] == 1
-    assert recipe["train"]["class_weights"] == "complement" and recipe["cv"]["folds"] == 3
-    assert recipe["data"]["volumes"]["spacing"] == 2.0 and recipe["augment"]["volume"] == "light"
-    assert {load_recipe(n)["model"]["name"] for n in ("st3d", "st3d-mc3", "st3d-r2plus1d")} == set(ARCHS)
+    assert recipe.train.lr == 1e-5 and recipe.train.weight_decay == 1e-3 and recipe.train.batch_size == 1
+    assert recipe.train.class_weights == "complement" and recipe.cv.folds == 3
+    assert recipe.data.volumes.spacing == 2.0 and recipe.augment.volume == "light"
+    assert {load_recipe(n).model.name for n in ("st3d", "st3d-mc3", "st3d-r2plus1d")} == set(ARCHS)

@@ -17,15 +17,14 @@ from glioscope import cohort
 from glioscope.errors import InputError
 from glioscope.ingest import ingest
 from glioscope.io import dicom, nifti
+from glioscope.augment.volumes import VolumeAugmentation, augmentation
 from glioscope.preprocess3d import (
     VolumeSettings,
     array_affine,
-    augmentation,
     build_volumes,
     skullstrip,
     volume_from_file,
 )
-from glioscope.preprocess3d.augment import VolumeAugmentation
 from glioscope.preprocess3d.plan import plan_volumes
 from glioscope.preprocess3d.volume import preprocess, scale_intensities, to_array
 

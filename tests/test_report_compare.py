@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from glioscope.errors import GlioscopeError
-from glioscope.report import check_same_folds, comparison_rows, write_comparison
+from glioscope.report import comparison_rows, write_comparison
+from glioscope.split import check_same_folds
 from glioscope.report.testing import fake_run, fake_splits
 
 

@@ -11,10 +11,11 @@ import torch
 
 from glioscope import split
 from glioscope.cli import main
-from glioscope.config import load_recipe
+from glioscope.models.build import build_model
+from glioscope.plan import plan_jobs
+from glioscope.recipe import load_recipe
 from glioscope.errors import GlioscopeError, InputError, PatientLeakError
 from glioscope.ingest import ingest
-from glioscope.runner import build_model, plan_jobs
 
 FAST = ["train.epochs=1", "cv.folds=2", "data.slices.size=64", "evaluate.bootstrap=50", "evaluate.gradcam_per_class=1",
         "train.precision=fp32", "train.channels_last=false", "model.weights=none"]
@@ -140,9 +141,9 @@ def test_axt_recipe_representative_roi_slices_with_svhn_expansion(tiny_phantom, 
 def test_every_shipped_recipe_resolves_and_quick_shortens_it():
     for name in ("sdl", "sdl-n", "r18", "axt", "alexnet", "vgg19", "resnet50", "resnet152"):
         full, quick = load_recipe(name), load_recipe(name, quick=True)
-        assert quick["train"]["epochs"] < full["train"]["epochs"]
-    assert load_recipe("sdl")["train"]["epochs"] == 250 and load_recipe("sdl")["train"]["synergic_lambda"] == 3
-    assert load_recipe("sdl-n")["model"]["members"] == 3
+        assert quick.train.epochs < full.train.epochs
+    assert load_recipe("sdl").train.epochs == 250 and load_recipe("sdl").train.synergic_lambda == 3
+    assert load_recipe("sdl-n").model.members == 3
     with pytest.raises(InputError, match="unknown setting 'train.epoch'"):
         load_recipe("sdl", ["train.epoch=3"])
 
@@ -152,41 +153,40 @@ def test_jobs_refuse_a_split_where_a_patient_sits_in_two_folds():
     table = pd.DataFrame({"item_id": ["a", "b", "c", "d"], "patient_id": ["p1", "p1", "p2", "p3"],
                           "label": ["II"] * 4, "partition": ["cv"] * 4, "fold": [0, 1, 0, 1], "leaky": [False] * 4})
     with pytest.raises(PatientLeakError, match="p1"):
-        plan_jobs(recipe, table)
+        plan_jobs(table, recipe.cv.mode, recipe.train.inner_validation)
     table["leaky"] = True  # stamped leaky: accepted, for reproducing slice-level papers
-    assert len(plan_jobs(recipe, table)) == 2
+    assert len(plan_jobs(table, recipe.cv.mode, recipe.train.inner_validation)) == 2
     split.check_splits(table, allow_leaky=True)
 
 
 def test_given_kfold_splits_win_over_a_holdout_recipe():
-    recipe = load_recipe("eff")  # cv.mode: holdout
+    recipe = load_recipe("eff", ["train.validation=none"])  # cv.mode: holdout
     table = pd.DataFrame({"item_id": list("abcdef"), "patient_id": ["p1", "p2", "p3", "p4", "p5", "p6"],
                           "label": ["0", "1"] * 3, "partition": ["cv"] * 6, "fold": [0, 0, 1, 1, 2, 2],
                           "leaky": [False] * 6})
-    recipe["train"]["validation"] = "none"
-    jobs = plan_jobs(recipe, table, mode="kfold")  # splits from `glioscope split --folds 3`
+    jobs = plan_jobs(table, "kfold", recipe.train.inner_validation)  # splits from `glioscope split --folds 3`
     assert [job.name for job in jobs] == ["fold0", "fold1", "fold2"]
     assert all(set(job.evaluate) == {str(k)} for k, job in enumerate(jobs))
     with pytest.raises(InputError, match="has none"):  # holdout needs test patients to evaluate on
-        plan_jobs(recipe, table)
+        plan_jobs(table, recipe.cv.mode, recipe.train.inner_validation)
 
 
 def test_missing_weights_fall_back_to_scratch_and_unfreeze_the_backbone(tmp_path):
     recipe = load_recipe("eff", [f"model.weights={tmp_path / 'absent.pth'}"])  # phase 1 freezes the backbone
-    notes: list[str] = []
-    model = build_model(recipe, 2, 3, notes)
-    assert model.fc.out_features == 1  # one sigmoid unit
-    assert recipe["train"]["freeze"] == "none"
+    built = build_model(recipe.model, 2, 3)
+    assert built.model.fc.out_features == 1  # one sigmoid unit
+    notes = built.notes
+    assert built.from_scratch and recipe.train.from_scratch(notes).freeze == "none"
     assert any("from scratch" in n for n in notes) and any("freeze" in n for n in notes)
     recipe = load_recipe("eff", ["model.weights=none"])  # scratch asked for: the recipe is left as it is
-    build_model(recipe, 2, 3, notes := [])
-    assert recipe["train"]["freeze"] == "backbone" and not notes
+    built = build_model(recipe.model, 2, 3)
+    assert not built.from_scratch and recipe.train.freeze == "backbone" and not built.notes
 
 
 def test_model_options_reach_the_builder():
     torch.manual_seed(0)
     recipe = load_recipe("r18-mgmt", ["model.name=smallcnn", "model.weights=none", "model.options={pool: max}"])
-    model = build_model(recipe, 2, 1, [])
+    model = build_model(recipe.model, 2, 1).model
     assert isinstance(model.backbone[-2], torch.nn.AdaptiveMaxPool2d)
     # Max pooling answers to one bright spot wherever it is; the default average barely does.
     x = torch.zeros(1, 1, 64, 64)
@@ -195,9 +195,9 @@ def test_model_options_reach_the_builder():
     with torch.no_grad():
         model.eval()
         moved = model.backbone(spot) - model.backbone(x)
-        average = build_model(load_recipe("r18-mgmt", ["model.name=smallcnn", "model.weights=none"]), 2, 1, []).eval()
+        average = build_model(load_recipe("r18-mgmt", ["model.name=smallcnn", "model.weights=none"]).model, 2, 1).model.eval()
         diluted = average.backbone(spot) - average.backbone(x)
     assert moved.abs().max() > 3 * diluted.abs().max()
     with pytest.raises(GlioscopeError, match="pool"):
-        build_model(load_recipe("r18-mgmt", ["model.name=smallcnn", "model.weights=none", "model.options={pool: min}"]),
-                    2, 1, [])
+        build_model(load_recipe("r18-mgmt", ["model.name=smallcnn", "model.weights=none", "model.options={pool: min}"]).model,
+                    2, 1)

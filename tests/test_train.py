@@ -16,7 +16,9 @@ import torchvision
 from glioscope.models import create_model
 from glioscope.models.weights import WeightsUnavailable
 from glioscope.train.checkpoint import load_checkpoint
-from glioscope.train.data import BatchPrep, SliceDataset, TupleDataset, make_pairs, make_tuples
+from glioscope.augment.prep import BatchPrep
+from glioscope.samples.datasets import SliceDataset
+from glioscope.train.pairs import TupleDataset, make_pairs, make_tuples
 from glioscope.train.loop import Trainer
 from glioscope.train.sdl import SDLTrainer
 
@@ -103,7 +105,7 @@ def test_synergic_layer_learns_from_bce_only():
 def fit(out: Path, epochs: int, resume=False, cls=Trainer, model_name="resnet18", n=24):
     torch.manual_seed(0)
     images, targets = toy_images(n)
-    from glioscope.augment.augment2d import build_batch_affine
+    from glioscope.augment.images import build_batch_affine
 
     dataset = SliceDataset(images, targets, prep=BatchPrep(affine=build_batch_affine({"rotation": 10})))
     model = small_net() if model_name == "resnet18" else create_model("sdl", 3, backbone="resnet18", head="hidden", hidden=16)
@@ -177,7 +179,7 @@ DDP_SCRIPT = """
 import sys, numpy as np, torch
 from pathlib import Path
 from glioscope.models import create_model
-from glioscope.train.data import SliceDataset
+from glioscope.samples.datasets import SliceDataset
 from glioscope.train.loop import Trainer
 torch.manual_seed(0)
 g = torch.Generator().manual_seed(0)

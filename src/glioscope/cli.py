@@ -164,12 +164,12 @@ def _split(args) -> None:
 
 
 def _train(args) -> None:
-    from glioscope.config import load_recipe
+    from glioscope.recipe import load_recipe
     from glioscope.runner import run
 
     overrides = list(args.overrides) + ([f"cv.folds={args.folds}"] if args.folds else [])
-    recipe = load_recipe(args.recipe, overrides, quick=args.quick)
-    out = args.out or Path("runs") / recipe["name"]
+    recipe = load_recipe(args.recipe, overrides, quick=args.quick)  # every value checked before anything is written
+    out = args.out or Path("runs") / recipe.name
     folds = getattr(args, "fold", None)
     run_dir = run(recipe, args.cohort, out, splits_path=args.splits, folds=folds, resume=args.resume,
                   report=not args.no_report)
@@ -184,15 +184,13 @@ def _train(args) -> None:
 
 
 def _evaluate(args) -> None:
-    from glioscope.evaluate.run import evaluate_run
-    from glioscope.report import headline_text, write_report
+    from glioscope.report import headline_text
+    from glioscope.workflows import finish
 
-    evaluate_run(args.run_dir, n_boot=args.bootstrap)
+    finish(args.run_dir, n_boot=args.bootstrap, report=not args.no_report)
     print(headline_text(args.run_dir))
     if not args.no_report:
-        from glioscope.runner import gradcam_panels
-
-        print(f"Report: {write_report(args.run_dir, gradcam_panels=gradcam_panels(args.run_dir))}")
+        print(f"Report: {args.run_dir / 'report.html'}")
 
 
 def _compare(args) -> None:
@@ -205,13 +203,12 @@ def _compare(args) -> None:
 
 
 def _fuse(args) -> None:
-    import json
-
-    from glioscope.evaluate.fusion import fuse
     from glioscope.report import headline_text
+    from glioscope.rundir import RunFolder
+    from glioscope.workflows import fuse
 
     out = fuse(args.runs, args.out, methods=args.methods, overwrite=args.overwrite, n_boot=args.bootstrap)
-    for note in json.loads((out / "run.json").read_text(encoding="utf-8"))["fusion"]["skipped"]:
+    for note in RunFolder(out).info()["fusion"]["skipped"]:
         print(f"note: {note}")
     print(headline_text(out))
     print(f"Report: {out / 'report.html'}")

@@ -257,3 +257,13 @@ def load(path: str | Path) -> pd.DataFrame:
     frame = normalise(frame)
     validate(frame, csv)
     return frame
+
+
+def has_patient_ids(path: str | Path) -> bool:
+    """False when ingest noted that the cohort's source has no patient ids (each image its own patient)."""
+    from glioscope.io.formats.imagefolder import NO_PATIENT_IDS
+
+    summary = Path(path) / "summary.json"
+    if not summary.is_file():
+        return True
+    return NO_PATIENT_IDS not in json.loads(summary.read_text(encoding="utf-8")).get("notes", [])

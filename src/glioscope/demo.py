@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from glioscope import __version__, split
-from glioscope.config import load_recipe
+from glioscope.recipe import load_recipe
 from glioscope.ingest import ingest
 from glioscope.report import comparison_rows, headline_text, write_comparison
 from glioscope.runner import run

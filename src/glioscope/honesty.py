@@ -16,7 +16,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from glioscope.config import load_recipe
+from glioscope.recipe import load_recipe
 from glioscope.evaluate.run import evaluate_run
 from glioscope.ingest import ingest
 from glioscope.runner import run
@@ -82,8 +82,8 @@ def check(root: str | Path, mgmt_effect: float, preset: str | Preset = QUICK_PRE
     ingest([root / "phantom" / "rsna-miccai"], root / "cohort", progress=progress, echo=print if progress else None)
     config = load_recipe(recipe, QUICK_SETTINGS if settings is None else settings)
     run_dir = run(config, root / "cohort", root / "run", progress=progress, cache_dir=root / "cache", report=False)
-    metrics = evaluate_run(run_dir, n_boot=int(config["evaluate"]["bootstrap"]), seed=seed)
-    level = metrics["cv"][config["name"]]["patient"]
+    metrics = evaluate_run(run_dir, n_boot=config.evaluate.bootstrap, seed=seed)
+    level = metrics["cv"][config.name]["patient"]
     return {
         "mgmt_effect": float(mgmt_effect),
         "auc": level["pooled"]["auc"],

@@ -1,4 +1,4 @@
-"""Grad-CAM overlays of a few held-out patients per class, saved with the fold that made them."""
+"""Grad-CAM overlays of a few held-out patients per class, saved with the fold that made them (RunFolder.gradcam_dir)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,6 @@ import torch
 
 from glioscope.evaluate.gradcam import gradcam_panels
 from glioscope.util import atomic
-
-FOLDER = "gradcam"
-
 
 def pick_examples(table: pd.DataFrame, targets: np.ndarray, per_class: int) -> list[int]:
     """Row positions: per class, up to `per_class` patients, each by its slice with the
@@ -50,13 +47,3 @@ def save_gradcam(model: torch.nn.Module, dataset, table: pd.DataFrame, targets: 
             tmp.write_bytes(png)
         paths.append(path)
     return paths
-
-
-def gradcam_for_run(run_dir: Path) -> list[tuple[str, bytes]] | None:
-    """The panels saved by the first fold that has them, titled for the report."""
-    for folder in sorted(Path(run_dir).glob(f"*/{FOLDER}")):
-        files = sorted(folder.glob("*.png"))
-        if files:
-            return [(f"{folder.parent.name}, held-out patients ({k + 1}/{len(files)})", f.read_bytes())
-                    for k, f in enumerate(files)]
-    return None

@@ -20,12 +20,12 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from glioscope.errors import InputError, PatientLeakError
+from glioscope.errors import GlioscopeError, InputError, PatientLeakError
 from glioscope.util import atomic
 
 SPLIT_COLUMNS = ["item_id", "patient_id", "label", "partition", "fold", "leaky"]
@@ -280,3 +280,36 @@ def fold_assignment(run_dir: Path) -> pd.Series:
         raise InputError(path, f"expected columns patient_id, partition, fold; missing {', '.join(sorted(missing))}")
     pairs = splits["partition"].astype(str) + ":" + splits["fold"].astype(int).astype(str)
     return pairs.groupby(splits["patient_id"]).agg(lambda s: ",".join(sorted(set(s))))
+
+
+def check_same_folds(run_dirs: Sequence[str | Path], partial: bool = False) -> int:
+    """Raise GlioscopeError naming two runs whose splits.csv put a shared patient in other folds (compare, fuse).
+
+    With `partial`, a patient may be missing from some runs (a run on one MRI sequence lacks
+    the patients without it), as long as each run shares with the first at least half of
+    the smaller one's patients; returns how many patients are in only some of the runs. Without it,
+    every run must have the same patients.
+    """
+    run_dirs = [Path(r) for r in run_dirs]
+    table = pd.DataFrame({k: fold_assignment(d) for k, d in enumerate(run_dirs)})  # patients x runs, NaN: absent
+    differ = table[table.nunique(axis=1) > 1]
+    if len(differ):
+        patient = differ.index[0]
+        values = differ.loc[patient].dropna()
+        a, b = values.index[0], values.index[values != values.iloc[0]][0]
+        raise GlioscopeError(
+            f"runs {run_dirs[a]} and {run_dirs[b]} differ: {len(differ)} patients sit in other folds "
+            f"(e.g. patient {patient}: {table.loc[patient, a]} vs {table.loc[patient, b]}); "
+            "use runs trained on the same splits.csv")
+    for k in table.columns[1:]:
+        only = table.index[table[0].notna() != table[k].notna()]
+        if len(only) and not partial:
+            raise GlioscopeError(
+                f"runs {run_dirs[0]} and {run_dirs[k]} differ: {len(only)} patients are in only one of them "
+                f"(e.g. {only[0]}); compare runs trained on the same splits.csv")
+        shared = int((table[0].notna() & table[k].notna()).sum())
+        smaller = int(min(table[0].notna().sum(), table[k].notna().sum()))
+        if shared < smaller / 2:
+            raise GlioscopeError(f"runs {run_dirs[0]} and {run_dirs[k]} share only {shared} of {smaller} patients; "
+                                 "use runs of the same cohort trained on the same splits.csv")
+    return int(table.isna().any(axis=1).sum())

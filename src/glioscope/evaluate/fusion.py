@@ -29,12 +29,13 @@ run folders alone:
      the test partition (glioscope.split.assert_disjoint): a combiner never sees
      the label of a patient it scores.
 
-3. The result is a run folder (recipe "fusion", models "fusion/mean",
-   "fusion/logistic") with patient-level predictions (slice_id = item_id =
+3. The result (`FusedRun`: recipe "fusion", models "fusion/mean",
+   "fusion/logistic") has patient-level predictions (slice_id = item_id =
    patient_id), the inputs' splits.csv and cohort.csv (rows of all inputs, each
-   item once), evaluated (metrics.json) and reported (report.html) like any run,
-   so `glioscope compare` puts it beside its inputs. It has no learning curves
-   and no Grad-CAM, and `glioscope predict` cannot apply it.
+   item once). `glioscope.workflows.fuse` writes it as a run folder, evaluated
+   (metrics.json) and reported (report.html) like any run, so `glioscope compare`
+   puts it beside its inputs. It has no learning curves and no Grad-CAM, and
+   `glioscope predict` cannot apply it.
 
 Logistic fusion is skipped, with a note, when some input has no validation
 predictions for some fold (a recipe without ``train.validation: inner``) or a
@@ -45,27 +46,24 @@ error.
 from __future__ import annotations
 
 import datetime
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import yaml
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression  # the fitted combiner's type
 
 import glioscope
 from glioscope.errors import GlioscopeError, InputError
 from glioscope.evaluate.aggregate import prob_columns, to_patients
-from glioscope.evaluate.run import _fold_key, evaluate_run, read_predictions, read_run_info
-from glioscope.split import LEAKY_WARNING, assert_disjoint
-from glioscope.util import atomic
+from glioscope.evaluate.combiners import LOGISTIC_C, Stack, fit_logistic, fuse_mean
+from glioscope.evaluate.run import fold_key
+from glioscope.rundir import COHORT, INFO, SPLITS, VALIDATION, RunFolder
+from glioscope.split import LEAKY_WARNING, assert_disjoint, check_same_folds
 
 METHODS = ("mean", "logistic")
-VALIDATION_FILE = "validation_predictions.csv"
-LOGISTIC_C = 1.0  # inverse L2 strength of the logistic combiner (scikit-learn's default)
-EPS = 1e-6  # probabilities are clipped to [EPS, 1 - EPS] before taking logits
+_logistic = fit_logistic  # by this name, so that a test can watch every fit
 
 
 @dataclass
@@ -81,19 +79,6 @@ class _Input:
 
 
 @dataclass
-class _Stack:
-    """Patients of one fold with every run's probabilities: probs[i, r, c], NaN where run r lacks patient i."""
-
-    patients: list[str]
-    targets: np.ndarray
-    probs: np.ndarray
-
-    @property
-    def missing(self) -> np.ndarray:
-        return np.isnan(self.probs[:, :, 0])
-
-
-@dataclass
 class _Summary:
     """What fusion did, for run.json and the notes."""
 
@@ -106,33 +91,6 @@ class _Summary:
 # --- reading the inputs ---------------------------------------------------------------------------
 
 
-def _read_validation(run_dir: Path, class_names: list[str]) -> pd.DataFrame | None:
-    """validation_predictions.csv with prob_<class> columns in class order, or None when the run has none."""
-    path = run_dir / VALIDATION_FILE
-    if not path.is_file():
-        return None
-    frame = pd.read_csv(path, dtype={"fold": str, "model": str, "patient_id": str, "item_id": str, "slice_id": str})
-    missing = [c for c in ("fold", "model", "patient_id", "target") if c not in frame.columns]
-    probs = prob_columns(frame)
-    if missing or not probs:
-        raise InputError(path, f"expected columns fold, model, patient_id, target and prob_<class>; missing {missing or 'prob_*'}")
-    suffixes = [c[len("prob_"):] for c in probs]
-    if sorted(suffixes) != sorted(class_names):
-        if len(probs) != len(class_names) or not all(s.isdigit() for s in suffixes):
-            raise InputError(path, f"probability columns {probs} do not match the classes {class_names}")
-        frame = frame.rename(columns={f"prob_{s}": f"prob_{class_names[int(s)]}" for s in suffixes})
-    ordered = [f"prob_{c}" for c in class_names]
-    if frame.empty:
-        return None
-    if frame[ordered].isna().any().any() or frame["target"].isna().any():
-        raise InputError(path, "contains empty probabilities or targets")
-    frame["target"] = frame["target"].astype(int)
-    frame["fold"] = frame["fold"].astype(str).str.strip()
-    if frame["fold"].str.lower().isin(["test", "-1"]).any():
-        raise InputError(path, "has rows of the test partition; validation predictions belong to a CV fold")
-    return frame
-
-
 def _headline_model(run_dir: Path, info: dict, available: set[str]) -> str:
     """The last model run.json lists that has predictions (the run's headline: "eff", "sdl/mean", ...)."""
     listed = [m for m in info.get("models", []) if m in available]
@@ -140,16 +98,17 @@ def _headline_model(run_dir: Path, info: dict, available: set[str]) -> str:
         return listed[-1]
     if len(available) == 1:
         return next(iter(available))
-    raise InputError(run_dir / "run.json", f"cannot tell the headline model: run.json lists {info.get('models')}, "
+    raise InputError(RunFolder(run_dir) / INFO, f"cannot tell the headline model: run.json lists {info.get('models')}, "
                                            f"predictions.csv has {sorted(available)}")
 
 
 def _load_input(run_dir: Path, name: str, class_names: list[str]) -> _Input:
-    info = read_run_info(run_dir)
-    images = read_predictions(run_dir, class_names)
+    folder = RunFolder(run_dir)
+    info = folder.info()
+    images = folder.predictions(class_names)
     model = _headline_model(run_dir, info, set(images["model"]))
     patients = to_patients(images[images["model"] == model], by=("fold",))
-    validation = _read_validation(run_dir, class_names)
+    validation = folder.validation_predictions(class_names)
     if validation is not None:
         validation = validation[validation["model"] == model]
         validation = to_patients(validation, by=("fold",)) if len(validation) else None
@@ -167,7 +126,8 @@ def _class_names(run_dirs: Sequence[Path]) -> list[str]:
     """The inputs' classes (run.json class_names, else predictions.csv); they must agree, in order."""
     found = []
     for run_dir in run_dirs:
-        names = read_run_info(run_dir).get("class_names") or [c[len("prob_"):] for c in prob_columns(read_predictions(run_dir))]
+        folder = RunFolder(run_dir)
+        names = folder.info().get("class_names") or [c[len("prob_"):] for c in prob_columns(folder.predictions())]
         found.append([str(c) for c in names])
     for run_dir, names in zip(run_dirs[1:], found[1:]):
         if names != found[0]:
@@ -179,7 +139,7 @@ def _class_names(run_dirs: Sequence[Path]) -> list[str]:
 # --- combining ----------------------------------------------------------------------------------------
 
 
-def _stack(inputs: Sequence[_Input], attribute: str, folds: Sequence[str], class_names: list[str]) -> _Stack:
+def _stack(inputs: Sequence[_Input], attribute: str, folds: Sequence[str], class_names: list[str]) -> Stack:
     """The patients of `folds` (in any input's `attribute` table) with each input's probabilities."""
     probs_cols = [f"prob_{c}" for c in class_names]
     tables = []
@@ -207,37 +167,7 @@ def _stack(inputs: Sequence[_Input], attribute: str, folds: Sequence[str], class
     where = rows["patient_id"].map(index).to_numpy()
     probs[where, rows["_run"].to_numpy(dtype=int)] = rows[probs_cols].to_numpy(dtype=float)
     target[where] = rows["target"].to_numpy(dtype=int)
-    return _Stack(patients, target, probs)
-
-
-def fuse_mean(stack: _Stack) -> np.ndarray:
-    """Mean probability over the runs that have each patient."""
-    return np.nanmean(stack.probs, axis=1)
-
-
-def features(stack: _Stack) -> np.ndarray:
-    """Per run: the logit of its probability of the last class (more classes: centred log-probabilities), 0 when
-    missing; then one missing-input indicator per run."""
-    p = np.clip(stack.probs, EPS, 1 - EPS)
-    missing = stack.missing
-    if p.shape[2] == 2:
-        values = np.log(p[:, :, 1]) - np.log1p(-p[:, :, 1])
-        values[missing] = 0.0
-    else:
-        logs = np.log(p)
-        centred = logs - logs.mean(axis=2, keepdims=True)
-        centred[missing] = 0.0
-        values = centred.reshape(len(p), -1)
-    return np.hstack([values, missing.astype(float)])
-
-
-def _logistic(fit: _Stack, target: _Stack, n_classes: int) -> tuple[np.ndarray, LogisticRegression]:
-    """Fit the combiner on `fit`'s patients (their labels) and return class probabilities of `target`'s patients."""
-    model = LogisticRegression(C=LOGISTIC_C, max_iter=2000)
-    model.fit(features(fit), fit.targets)
-    proba = np.zeros((len(target.patients), n_classes))
-    proba[:, model.classes_.astype(int)] = model.predict_proba(features(target))
-    return proba, model
+    return Stack(patients, target, probs)
 
 
 def _coefficients(model: LogisticRegression, inputs: Sequence[_Input], class_names: list[str]) -> dict:
@@ -255,7 +185,7 @@ def _logistic_blocker(inputs: Sequence[_Input], cv_folds: Sequence[str], has_tes
     """Why logistic fusion cannot run, or None."""
     for item in inputs:
         if item.validation is None:
-            return (f"run {item.name} has no validation predictions ({VALIDATION_FILE}) for model {item.model}; "
+            return (f"run {item.name} has no validation predictions ({VALIDATION}) for model {item.model}; "
                     "train with train.validation: inner")
         missing = [f for f in cv_folds if not (item.validation["fold"] == f).any()]
         if missing:
@@ -269,7 +199,7 @@ def _logistic_blocker(inputs: Sequence[_Input], cv_folds: Sequence[str], has_tes
     return None
 
 
-def _rows(stack: _Stack, proba: np.ndarray, fold: str, model: str, class_names: list[str]) -> pd.DataFrame:
+def _rows(stack: Stack, proba: np.ndarray, fold: str, model: str, class_names: list[str]) -> pd.DataFrame:
     frame = pd.DataFrame({"fold": fold, "model": model, "slice_id": stack.patients, "item_id": stack.patients,
                           "patient_id": stack.patients, "target": stack.targets,
                           "n_inputs": (~stack.missing).sum(axis=1)})
@@ -281,7 +211,7 @@ def _rows(stack: _Stack, proba: np.ndarray, fold: str, model: str, class_names: 
 def _test_patients(run_dirs: Sequence[Path]) -> set[str]:
     ids = set()
     for run_dir in run_dirs:
-        splits = pd.read_csv(run_dir / "splits.csv", dtype={"patient_id": str, "partition": str})
+        splits = pd.read_csv(run_dir / SPLITS, dtype={"patient_id": str, "partition": str})
         ids |= set(splits.loc[splits["partition"] == "test", "patient_id"])
     return ids
 
@@ -289,8 +219,8 @@ def _test_patients(run_dirs: Sequence[Path]) -> set[str]:
 def _fuse_predictions(inputs: list[_Input], class_names: list[str], methods: list[str], test_ids: set[str],
                       leaky: bool, summary: _Summary) -> pd.DataFrame:
     cv_sets = [set(i.patients.loc[i.patients["fold"] != "test", "fold"]) for i in inputs]
-    cv_folds = sorted(set.intersection(*cv_sets), key=_fold_key)
-    dropped = sorted(set.union(*cv_sets) - set(cv_folds), key=_fold_key)
+    cv_folds = sorted(set.intersection(*cv_sets), key=fold_key)
+    dropped = sorted(set.union(*cv_sets) - set(cv_folds), key=fold_key)
     if dropped:
         summary.skipped.append(f"fold(s) {', '.join(dropped)} left out: not every input run has predictions for them")
     has_test = all((i.patients["fold"] == "test").any() for i in inputs)
@@ -318,7 +248,7 @@ def _fuse_predictions(inputs: list[_Input], class_names: list[str], methods: lis
         if "mean" in methods:
             frames.append(_rows(stack, fuse_mean(stack), fold, "fusion/mean", class_names))
         if "logistic" in methods:
-            fit_folds = [fold] if fold != "test" else sorted({f for i in inputs for f in i.validation["fold"]}, key=_fold_key)
+            fit_folds = [fold] if fold != "test" else sorted({f for i in inputs for f in i.validation["fold"]}, key=fold_key)
             fit = _stack(inputs, "validation", fit_folds, class_names)
             if not leaky:
                 assert_disjoint({f"validation patients the combiner is fit on (fold(s) {', '.join(fit_folds)})": fit.patients,
@@ -333,7 +263,7 @@ def _fuse_predictions(inputs: list[_Input], class_names: list[str], methods: lis
     order = {m: k for k, m in enumerate(METHODS)}
     table = pd.concat(frames, ignore_index=True)
     table["_m"] = table["model"].str.split("/").str[1].map(order)
-    table["_f"] = table["fold"].map(lambda f: _fold_key(f))
+    table["_f"] = table["fold"].map(lambda f: fold_key(f))
     return table.sort_values(["_m", "_f", "patient_id"], kind="stable").drop(columns=["_m", "_f"]).reset_index(drop=True)
 
 
@@ -385,14 +315,20 @@ def _notes(inputs: list[_Input], methods: list[str], summary: _Summary, n_partia
     return notes
 
 
-def fuse(run_dirs: Sequence[str | Path], out: str | Path, methods: Sequence[str] = METHODS, overwrite: bool = False,
-         n_boot: int = 1000, seed: int = 0) -> Path:
-    """Fuse the headline models of runs on the same splits into a new run folder `out`; evaluates and reports it.
+@dataclass
+class FusedRun:
+    """What a fused run folder holds (written by glioscope.rundir.RunFolder.write_fused)."""
 
-    methods: "mean" and/or "logistic" (see the module docstring). Returns `out`.
-    """
+    config: dict
+    info: dict
+    splits: pd.DataFrame
+    cohort: pd.DataFrame | None
+    predictions: pd.DataFrame
+
+
+def check_inputs(run_dirs: Sequence[str | Path], out: str | Path, methods: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """The runs and methods of a fusion, checked: known methods, two runs or more, none twice, out not among them."""
     run_dirs = [Path(r) for r in run_dirs]
-    out = Path(out)
     methods = list(dict.fromkeys(methods))
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
@@ -402,20 +338,22 @@ def fuse(run_dirs: Sequence[str | Path], out: str | Path, methods: Sequence[str]
     resolved = [d.resolve() for d in run_dirs]
     if len(set(resolved)) < len(resolved):
         raise GlioscopeError("a run is given twice: " + ", ".join(str(d) for d, r in zip(run_dirs, resolved) if resolved.count(r) > 1))
-    if out.resolve() in resolved:
+    if Path(out).resolve() in resolved:
         raise GlioscopeError(f"{out}: the output is one of the input runs")
     for run_dir in run_dirs:
-        read_run_info(run_dir)  # a clear error for a folder that is not a run
-    class_names = _class_names(run_dirs)
-    from glioscope.report import check_same_folds  # the report package imports this module
+        RunFolder(run_dir).info()  # a clear error for a folder that is not a run
+    return run_dirs, methods
 
+
+def fuse_runs(run_dirs: Sequence[Path], methods: Sequence[str], n_boot: int = 1000) -> FusedRun:
+    """Fuse the headline models of runs on the same splits (see the module docstring); nothing is written."""
+    class_names = _class_names(run_dirs)
     # Shared patients in the same folds everywhere; a patient may lack a run (a missing sequence).
     n_partial = check_same_folds(run_dirs, partial=True)
-    names = _names(run_dirs)
-    inputs = [_load_input(d, n, class_names) for d, n in zip(run_dirs, names)]
+    inputs = [_load_input(d, n, class_names) for d, n in zip(run_dirs, _names(run_dirs))]
     leaky = any(i.info.get("leaky") for i in inputs)
     summary = _Summary()
-    predictions = _fuse_predictions(inputs, class_names, methods, _test_patients(run_dirs), leaky, summary)
+    predictions = _fuse_predictions(inputs, class_names, list(methods), _test_patients(run_dirs), leaky, summary)
     used = summary.methods
     first = inputs[0].info
     labels = {i.info.get("label") for i in inputs}
@@ -443,21 +381,5 @@ def fuse(run_dirs: Sequence[str | Path], out: str | Path, methods: Sequence[str]
     config = {"name": "fusion", "description": "late fusion of runs on the same splits",
               "inputs": [{"run": str(i.run_dir), "model": i.model} for i in inputs],
               "fusion": {"methods": used, "logistic_C": LOGISTIC_C}, "evaluate": {"bootstrap": int(n_boot)}}
-    from glioscope.report import write_report
-
-    with atomic.atomic_dir(out, overwrite=overwrite) as tmp:
-        atomic.write_text(tmp / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-        atomic.write_json(tmp / "run.json", info)
-        splits = _union_csv([d / "splits.csv" for d in run_dirs])
-        atomic.write_csv(tmp / "splits.csv", splits)
-        cohort = _union_csv([d / "cohort.csv" for d in run_dirs])
-        if cohort is not None:
-            atomic.write_csv(tmp / "cohort.csv", cohort)
-        atomic.write_csv(tmp / "predictions.csv", predictions)
-        evaluate_run(tmp, n_boot=n_boot, seed=seed)
-        metrics_path = tmp / "metrics.json"
-        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-        metrics["run"] = out.name  # evaluated in the temporary folder
-        atomic.write_json(metrics_path, metrics)
-        write_report(tmp, n_boot=n_boot, seed=seed)
-    return out
+    return FusedRun(config, info, _union_csv([d / SPLITS for d in run_dirs]), _union_csv([d / COHORT for d in run_dirs]),
+                    predictions)

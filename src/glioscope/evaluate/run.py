@@ -21,7 +21,6 @@ NaN (e.g. an AUC where a fold lacks a class) is written as null.
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,83 +29,17 @@ import numpy as np
 import pandas as pd
 
 import glioscope
-from glioscope.errors import InputError
 from glioscope.evaluate.aggregate import arrays, prob_columns, to_patients
 from glioscope.evaluate.bootstrap import bootstrap_intervals, fold_summary
 from glioscope.evaluate.metrics import classification_metrics, flat_metrics
-from glioscope.util import atomic
+from glioscope.rundir import RunFolder
 
 LEVELS = ("patient", "image")
 SETS = ("cv", "test")
-_REQUIRED = ("fold", "model", "patient_id", "target")
 
 
-def read_run_info(run_dir: str | Path) -> dict:
-    """run.json of a run folder, with defaults for keys an older run may lack."""
-    path = Path(run_dir) / "run.json"
-    if not path.is_file():
-        raise InputError(path, "not found: a run folder has a run.json written by `glioscope train`")
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(path, f"cannot read run metadata ({exc})") from None
-    info.setdefault("recipe", Path(run_dir).name)
-    info.setdefault("models", [])
-    info.setdefault("folds", [])
-    info.setdefault("leaky", False)
-    info.setdefault("patient_ids", True)
-    info.setdefault("notes", [])
-    info.setdefault("split_statement", "")
-    return info
-
-
-def read_predictions(run_dir: str | Path, class_names: list[str] | None = None) -> pd.DataFrame:
-    """predictions.csv with `set` added and prob columns named prob_<class> in class order.
-
-    The file may name its probability columns by class name or by index
-    (prob_0, prob_1); either way they are mapped onto `class_names` (run.json).
-    """
-    path = Path(run_dir) / "predictions.csv"
-    if not path.is_file():
-        raise InputError(path, "not found: the run has no predictions yet (did training finish?)")
-    frame = pd.read_csv(path, dtype={"fold": str, "model": str, "patient_id": str, "item_id": str, "slice_id": str})
-    missing = [c for c in _REQUIRED if c not in frame.columns]
-    probs = prob_columns(frame)
-    if missing or not probs:
-        raise InputError(path, f"expected columns {', '.join(_REQUIRED)} and prob_<class>; missing {missing or 'prob_*'}")
-    if frame.empty:
-        raise InputError(path, "has no rows")
-    frame = frame.rename(columns=_prob_names(path, probs, class_names))
-    names = class_names or [c[len("prob_"):] for c in probs]
-    ordered = [f"prob_{c}" for c in names]
-    if frame[ordered].isna().any().any() or frame["target"].isna().any():
-        raise InputError(path, "contains empty probabilities or targets")
-    frame["target"] = frame["target"].astype(int)
-    bad = ~frame["target"].between(0, len(names) - 1)
-    if bad.any():
-        raise InputError(path, f"target {int(frame.loc[bad, 'target'].iloc[0])} is not a class index 0..{len(names) - 1}")
-    fold = frame["fold"].astype(str).str.strip()
-    is_test = fold.str.lower().isin(["test", "-1"])
-    frame["fold"] = fold.where(~is_test, "test")
-    frame["set"] = np.where(is_test, "test", "cv")
-    others = [c for c in frame.columns if c not in ordered]
-    return frame[others + ordered]
-
-
-def _prob_names(path: Path, probs: list[str], class_names: list[str] | None) -> dict[str, str]:
-    if not class_names:
-        return {}
-    suffixes = [c[len("prob_"):] for c in probs]
-    if sorted(suffixes) == sorted(class_names):
-        return {}
-    if len(probs) != len(class_names):
-        raise InputError(path, f"{len(probs)} probability columns for {len(class_names)} classes {class_names}")
-    if all(s.isdigit() for s in suffixes):
-        return {f"prob_{s}": f"prob_{class_names[int(s)]}" for s in suffixes}
-    return {p: f"prob_{name}" for p, name in zip(probs, class_names)}
-
-
-def _fold_key(fold: str):
+def fold_key(fold: str):
+    """Sort key of fold labels: CV folds by number, then "test"."""
     return (0, int(fold), "") if str(fold).lstrip("-").isdigit() else (1, 0, str(fold))
 
 
@@ -117,7 +50,7 @@ def _fold_value(fold: str):
 def evaluate_level(frame: pd.DataFrame, class_names: list[str], n_boot: int = 1000, seed: int = 0) -> dict:
     """Per-fold, mean +- SD, pooled and bootstrap metrics of one model at one level."""
     per_fold = []
-    for fold in sorted(frame["fold"].unique(), key=_fold_key):
+    for fold in sorted(frame["fold"].unique(), key=fold_key):
         rows = frame[frame["fold"] == fold]
         flat = flat_metrics(classification_metrics(*arrays(rows), class_names))
         per_fold.append({"fold": _fold_value(fold), "n": int(len(rows)), **flat})
@@ -133,24 +66,28 @@ def evaluate_level(frame: pd.DataFrame, class_names: list[str], n_boot: int = 10
     }
 
 
-def evaluate_run(run_dir: str | Path, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Evaluate every model of a run at patient and image level; writes metrics.json and predictions_patients.csv."""
+def evaluate_run(run_dir: str | Path, n_boot: int = 1000, seed: int = 0, name: str | None = None) -> dict:
+    """Evaluate every model of a run at patient and image level; writes metrics.json and predictions_patients.csv.
+
+    `name` is the run's name in metrics.json (default: its folder's name).
+    """
     run_dir = Path(run_dir)
-    info = read_run_info(run_dir)
-    images = read_predictions(run_dir, info.get("class_names") or None)
+    folder = RunFolder(run_dir)
+    info = folder.info()
+    images = folder.predictions(info.get("class_names") or None)
     names = [c[len("prob_"):] for c in prob_columns(images)]
     patients = to_patients(images, by=("set", "fold", "model"))
     models = [m for m in info["models"] if m in set(images["model"])]
     models += sorted(set(images["model"]) - set(models))
     sets = [s for s in SETS if (images["set"] == s).any()]
     result = {
-        "run": run_dir.name,
+        "run": name or run_dir.name,
         "recipe": info.get("recipe"),
         "label": info.get("label"),
         "task": info.get("task"),
         "class_names": names,
         "models": models,
-        "folds": [_fold_value(f) for f in sorted(images.loc[images["set"] == "cv", "fold"].unique(), key=_fold_key)],
+        "folds": [_fold_value(f) for f in sorted(images.loc[images["set"] == "cv", "fold"].unique(), key=fold_key)],
         "leaky": bool(info.get("leaky")),
         "patient_ids": bool(info.get("patient_ids", True)),
         "split_statement": info.get("split_statement", ""),
@@ -172,8 +109,7 @@ def evaluate_run(run_dir: str | Path, n_boot: int = 1000, seed: int = 0) -> dict
                 if len(rows):
                     result[set_name][model][level] = evaluate_level(rows, names, n_boot, seed)
     result = _json_safe(result)
-    atomic.write_json(run_dir / "metrics.json", result)
-    atomic.write_csv(run_dir / "predictions_patients.csv", _patient_table(patients, names))
+    folder.write_metrics(result, _patient_table(patients, names))
     return result
 
 
@@ -187,7 +123,7 @@ def _patient_table(patients: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     table["predicted_label"] = [names[k] for k in predicted]
     table["correct"] = table["predicted"] == table["target"]
     front = ["set", "fold", "model", "patient_id", "n_items", "target", "target_label", "predicted", "predicted_label", "correct"]
-    table["_order"] = table["fold"].map(_fold_key)
+    table["_order"] = table["fold"].map(fold_key)
     table = table.sort_values(["set", "_order", "model", "patient_id"], kind="stable")
     return table[front + probs].reset_index(drop=True)
 
@@ -207,18 +143,10 @@ def _json_safe(obj):
 
 def load_metrics(run_dir: str | Path, evaluate_if_missing: bool = False, **kwargs) -> dict:
     """RUN/metrics.json; evaluates the run first when it is missing or older than predictions.csv and asked to."""
-    run_dir = Path(run_dir)
-    path = run_dir / "metrics.json"
-    predictions = run_dir / "predictions.csv"
-    stale = not path.is_file() or (predictions.is_file() and predictions.stat().st_mtime > path.stat().st_mtime)
-    if stale and evaluate_if_missing:
+    folder = RunFolder(run_dir)
+    if evaluate_if_missing and folder.metrics_stale():
         return evaluate_run(run_dir, **kwargs)
-    if not path.is_file():
-        raise InputError(path, "not found: evaluate the run first (glioscope.evaluate.run.evaluate_run)")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(path, f"cannot read metrics ({exc})") from None
+    return folder.metrics()
 
 
 def value(x) -> float:

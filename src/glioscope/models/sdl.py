@@ -55,7 +55,13 @@ class SynergicNet(nn.Module):
         return logits, synergic
 
 
-@register_model("sdl")
+def reported_names(prefix: str, spec) -> list[str]:
+    """Each member alone, then their mean probability: "<prefix>/net1", ..., "<prefix>/mean"."""
+    members = 2 if spec is None else int(spec.members)
+    return [f"{prefix}/net{m + 1}" for m in range(members)] + [f"{prefix}/mean"]
+
+
+@register_model("sdl", variant="synergic", spec_fields=("backbone", "members"), names=reported_names)
 def sdl(num_classes: int, in_chans: int = 3, weights=None, backbone: str = "alexnet", members: int = 2,
         head: str = "hidden", **kwargs) -> SynergicNet:
     """SDL with `members` copies of `backbone`, each initialised independently (or from the same weights)."""

@@ -51,7 +51,7 @@ def build_3d(arch: str, num_classes: int, in_chans: int = 1, weights=None, dropo
 
 
 def _register(arch: str) -> None:
-    @register_model(arch)
+    @register_model(arch, kind="volumes", normalisation="none")  # volumes come scaled to [0, 1]
     def builder(num_classes: int, in_chans: int = 1, weights=None, **kwargs) -> Classifier:
         return build_3d(arch, num_classes, in_chans, weights, **kwargs)
 

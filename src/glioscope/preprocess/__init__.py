@@ -5,6 +5,9 @@
     slices.images   # uint8 (N, 3, 300, 300)
     slices.table    # one row per slice: slice_id, item_id, patient_id, label, slice_index, ...
 
+A SliceSet is a `glioscope.samples.SampleSet`: the runner and predict use it through that
+protocol (its rows for a split's items, a dataset of them, the keys of its predictions).
+
 Per item (a volume, a DICOM series or an image): decode, cut into displayed slices
 (see `pixels`), scale the whole item to [0, 1] (minmax or percentile, per channel),
 choose slices, crop to the tumour ROI or zero-pad to a square (keeping the aspect
@@ -31,7 +34,8 @@ cache_dir=None to compare decode, cache-read and no-cache rates.
 """
 
 from glioscope.preprocess.build import build_slices
-from glioscope.preprocess.settings import SliceSet, SliceSettings
+from glioscope.preprocess.settings import SliceSettings
 from glioscope.preprocess.single import slices_from_file
+from glioscope.preprocess.slice_set import SliceSet
 
 __all__ = ["SliceSet", "SliceSettings", "build_slices", "slices_from_file"]

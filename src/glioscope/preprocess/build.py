@@ -7,14 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from glioscope import cohort
 from glioscope.cohort import Skip
-from glioscope.errors import InputError
 from glioscope.preprocess import cache
 from glioscope.preprocess.decode import decode_item
 from glioscope.preprocess.items import Item, plan_items
-from glioscope.preprocess.settings import TABLE_COLUMNS, SliceSet, SliceSettings
-from glioscope.util.entry_cache import fetch_or_compute, reason_of
+from glioscope.preprocess.settings import TABLE_COLUMNS, SliceSettings
+from glioscope.preprocess.slice_set import SliceSet
+from glioscope.samples.entry_cache import build_entries, checked, nothing_left, reason_of
 
 # Starting a pool of worker processes (and their imports) costs about a second: worth it beyond this much work.
 _POOL_WORTH_SECONDS = 3.0
@@ -32,45 +31,24 @@ def build_slices(
     With `cache_dir`, each item is decoded once per settings (see glioscope.preprocess.cache);
     `workers` processes decode the others (None: one per CPU core).
     """
-    frame = _checked(frame)
+    frame = checked(frame, "to cut slices from")
     items, skipped, notes = plan_items(frame, settings)
-    entries, more_skips = _entries(items, settings, cache_dir, workers, progress)
+    usable, more_skips = build_entries(
+        items, cache.folder(cache_dir, settings) if cache_dir is not None else None,
+        key=lambda task: cache.item_key(task.sources, task.mask_path), ident=lambda task: task.item_id,
+        load=cache.load, compute=decode_item, reason=reason_of, workers=workers, progress=progress,
+        pool_worth_seconds=_POOL_WORTH_SECONDS, labels=("slice cache", "item", "decoding items"),
+    )
     skipped += more_skips
-    usable = []
-    for item in items:
-        entry = entries.get(item.meta["item_id"])
-        if isinstance(entry, Skip):
-            skipped.append(entry)
-        elif entry is not None:
-            usable.append((item, entry))
     notes += _decode_notes([entry for _, entry in usable], settings)
     if settings.selection == "representative":
         usable, choice_notes = _one_per_patient(usable)
         notes += choice_notes
     usable = _same_channels(usable, settings, skipped, notes)
     if not usable or not any(len(entry["images"]) for _, entry in usable):
-        example = f"; e.g. {skipped[0].path}: {skipped[0].reason}" if skipped else "; ".join(["", *notes])
-        raise InputError(None, f"no slices left from {len(items)} item(s) ({len(skipped)} skipped{example})")
+        raise nothing_left("slices", len(items), "item(s)", skipped, notes)
     images, table = _assemble(usable, settings)
     return SliceSet(images, table, settings, skipped, notes)
-
-
-def _checked(frame: pd.DataFrame) -> pd.DataFrame:
-    if frame is None or len(frame) == 0:
-        raise InputError(None, "the cohort table has no rows to cut slices from")
-    frame = cohort.normalise(frame.fillna(""))
-    cohort.validate(frame, "cohort")
-    return frame
-
-
-def _entries(items: list[Item], settings, cache_dir, workers, progress) -> tuple[dict, list[Skip]]:
-    """Cache entries by item id: read from the cache where present, decoded (and cached) otherwise."""
-    return fetch_or_compute(
-        [item.task for item in items], cache.folder(cache_dir, settings) if cache_dir is not None else None,
-        key=lambda task: cache.item_key(task.sources, task.mask_path), ident=lambda task: task.item_id,
-        load=cache.load, compute=decode_item, reason=reason_of, workers=workers, progress=progress,
-        pool_worth_seconds=_POOL_WORTH_SECONDS, labels=("slice cache", "item", "decoding items"),
-    )
 
 
 def _decode_notes(entries: list[dict], settings: SliceSettings) -> list[str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +24,7 @@ import numpy as np
 from glioscope.cohort import Skip, series_files
 from glioscope.preprocess.pixels import Source
 from glioscope.preprocess.settings import SliceSettings
-from glioscope.util import atomic
-from glioscope.util.entry_cache import settings_folder, stamp
+from glioscope.samples.entry_cache import read_npz, settings_folder, stamp, write_npz
 
 
 def item_key(sources: tuple[Source, ...], mask_path: str) -> str:
@@ -53,33 +51,16 @@ SLICE_FIELDS = ("slice_index", "tumour_area", "crop_top", "crop_left", "crop_bot
 ITEM_FIELDS = ("n_slices", "has_mask", "dropped_foreground", "dropped_empty_mask", "min_max_instead_of_none")
 # Entries of several slices (volumes, series) are deflated at level 1, which nearly halves them at little
 # cost; a single 2D image is stored as is, where inflating would cost more time than the bytes save.
-_COMPRESS_LEVEL = 1
 
 
 def load(path: Path) -> dict | Skip | None:
     """A cached item (see `unpack`), its cached Skip, or None when absent or unreadable."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if "skip" in archive.files:
-                where, reason = (str(s) for s in archive["skip"])
-                return Skip(where, reason)
-            return unpack(archive["images"], archive["numbers"])
-    except (OSError, ValueError, EOFError, KeyError, IndexError, zipfile.BadZipFile):
-        return None  # absent, or damaged by something outside glioscope: decode again
+    return read_npz(path, lambda archive: unpack(archive["images"], archive["numbers"]))
 
 
 def save(path: Path, entry: dict | Skip) -> None:
-    """Write one item (or its Skip) atomically, as a .npz that `numpy.load` reads."""
-    if isinstance(entry, Skip):
-        arrays, deflate = {"skip": np.array([entry.path, entry.reason])}, False
-    else:
-        arrays, deflate = pack(entry), len(entry["images"]) > 1
-    method = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
-    with atomic.atomic_path(path) as tmp:
-        with zipfile.ZipFile(tmp, "w", method, compresslevel=_COMPRESS_LEVEL if deflate else None) as archive:
-            for name, array in arrays.items():
-                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                    np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+    """Write one item (or its Skip) atomically; entries of several slices are deflated."""
+    write_npz(path, entry, pack, deflate=not isinstance(entry, Skip) and len(entry["images"]) > 1)
 
 
 def pack(entry: dict) -> dict[str, np.ndarray]:

@@ -19,7 +19,7 @@ from glioscope.errors import InputError
 from glioscope.preprocess import cache, ops, pixels, resample
 from glioscope.preprocess.pixels import Source
 from glioscope.preprocess.settings import SliceSettings
-from glioscope.util.entry_cache import reason_of, store
+from glioscope.samples.entry_cache import reason_of, store
 
 
 @dataclass(frozen=True)

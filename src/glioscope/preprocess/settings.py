@@ -1,31 +1,32 @@
-"""What a 2D method asks of its slices (SliceSettings) and what it gets back (SliceSet)."""
+"""What a 2D method asks of its slices (SliceSettings), and the columns of the slice table."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from typing import Annotated, Literal
 
-import numpy as np
-import pandas as pd
-
-from glioscope.cohort import Skip
+from glioscope import defaults
 from glioscope.errors import InputError
 from glioscope.io.sequences import normalise_sequence
+from glioscope.util import schema
+from glioscope.util.schema import Range, at_least
 
-SELECTIONS = ("all", "middle", "representative")
-SCALINGS = ("minmax", "percentile", "none")
-CHANNEL_MODES = ("stack3", "single", "native")
-AXES = ("axial", "sagittal", "coronal")
 # Bump when the cached arrays change meaning: old cache folders are then ignored.
 # 2: stacked sequences on different grids are resampled onto the first one's (were skipped, or
 #    concatenated index by index when their shapes happened to agree).
 CACHE_VERSION = 2
+CHANNEL_MODES = ("stack3", "single", "native")
+
+_default = defaults.of("data.slices")
 
 
 @dataclass(frozen=True)
 class SliceSettings:
     """How slices are chosen, scaled, cropped and resized; `key()` names their cache folder.
+
+    Defaults: base.yaml's `data.slices`.
 
     selection: "all" slices of each item, the "middle" `middle_fraction` of them, or one
         "representative" slice per patient (largest tumour area; the middle slice without a mask).
@@ -41,36 +42,29 @@ class SliceSettings:
     min_foreground: drop slices ("all", "middle") whose bright-pixel fraction is below this.
     """
 
-    selection: str = "all"
-    middle_fraction: float = 0.2
-    size: int = 128
-    scaling: str = "minmax"
-    percentiles: tuple[float, float] = (0.5, 99.5)
-    channels: str | tuple[str, ...] = "stack3"
-    roi_crop: bool = False
-    roi_margin: float = 0.1
-    axis: str = "axial"
-    min_foreground: float = 0.0
+    selection: Literal["all", "middle", "representative"] = _default("selection")
+    middle_fraction: Annotated[float, Range(0.0, 1.0, low_open=True)] = _default("middle_fraction")
+    size: Annotated[int, at_least(8)] = _default("size")
+    scaling: Literal["minmax", "percentile", "none"] = _default("scaling")
+    percentiles: tuple[float, float] = _default("percentiles")
+    channels: str | tuple[str, ...] = _default("channels")
+    roi_crop: bool = _default("roi_crop")
+    roi_margin: Annotated[float, at_least(0.0)] = _default("roi_margin")
+    axis: Literal["axial", "sagittal", "coronal"] = _default("axis")
+    min_foreground: Annotated[float, Range(0.0, 1.0, high_open=True)] = _default("min_foreground")
 
     def __post_init__(self):
+        schema.check(self, "slice settings")
         if isinstance(self.channels, str) and self.channels not in CHANNEL_MODES:
             object.__setattr__(self, "channels", (self.channels,))  # one sequence, e.g. "T1c" of a kaggle_3m TIF
-        if isinstance(self.channels, (list, tuple)):
+        if isinstance(self.channels, tuple):
             sequences = tuple(normalise_sequence(s) for s in self.channels)
             if not sequences or "unknown" in sequences:
                 modes = ", ".join(CHANNEL_MODES)
                 raise InputError(None, f"channels {self.channels!r}: choose {modes} or sequences such as T1, T1c, FLAIR")
             object.__setattr__(self, "channels", sequences)
-        object.__setattr__(self, "percentiles", tuple(float(p) for p in self.percentiles))
-        _check(self.selection in SELECTIONS, f"selection {self.selection!r}: choose one of {', '.join(SELECTIONS)}")
-        _check(self.scaling in SCALINGS, f"scaling {self.scaling!r}: choose one of {', '.join(SCALINGS)}")
-        _check(self.axis in AXES, f"axis {self.axis!r}: choose one of {', '.join(AXES)}")
-        _check(0 < self.middle_fraction <= 1, f"middle_fraction {self.middle_fraction} must be in (0, 1]")
-        _check(int(self.size) == self.size and self.size >= 8, f"size {self.size} must be an integer >= 8")
         low, high = self.percentiles
         _check(0 <= low < high <= 100, f"percentiles {self.percentiles} must satisfy 0 <= low < high <= 100")
-        _check(self.roi_margin >= 0, f"roi_margin {self.roi_margin} must be >= 0")
-        _check(0 <= self.min_foreground < 1, f"min_foreground {self.min_foreground} must be in [0, 1)")
 
     @property
     def stacked(self) -> tuple[str, ...] | None:
@@ -105,17 +99,3 @@ TABLE_COLUMNS = [
     "source_split",
     "source_path",
 ]
-
-
-@dataclass
-class SliceSet:
-    """Slices ready for a 2D model: uint8 (N, C, H, W) images and one table row per slice."""
-
-    images: np.ndarray
-    table: pd.DataFrame
-    settings: SliceSettings
-    skipped: list[Skip] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.images)

@@ -11,7 +11,8 @@ from glioscope.io.files import walk_files
 from glioscope.io.sequences import classify_file_name, patient_from_file_name
 from glioscope.io.series import group_series
 from glioscope.preprocess.build import build_slices
-from glioscope.preprocess.settings import SliceSet, SliceSettings
+from glioscope.preprocess.settings import SliceSettings
+from glioscope.preprocess.slice_set import SliceSet
 
 
 def slices_from_file(

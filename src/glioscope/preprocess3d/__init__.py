@@ -1,10 +1,9 @@
-"""3D volumes from a cohort table: one per patient and study, preprocessed once (cached), and 3D augmentation.
+"""3D volumes from a cohort table: one per patient and study, preprocessed once (cached).
 
     settings = VolumeSettings(channels=("T1c",), spacing=2.0, shape=(96, 112, 96))
     volumes = build_volumes(cohort_frame, settings, cache_dir=Path("cache/volumes"))
     volumes.volumes   # float16 (N, C, D, H, W) in [0, 1]
     volumes.table     # one row per volume: volume_id, patient_id, label, item_ids, sequences, skull_stripped, ...
-    transform = augmentation("light", spacing=settings.spacing)   # TorchIO, on (C, D, H, W) tensors
 
 Axis order: D runs inferior to superior (the axial slice axis, the "time" axis of the video
 models), H anterior to posterior, W from the patient's right to left, so `volumes[n, c, d]`
@@ -22,9 +21,9 @@ used (unreadable file, missing sequence, failed skull strip) are listed in `skip
 file and the reason.
 """
 
-from glioscope.preprocess3d.augment import augmentation
 from glioscope.preprocess3d.build import build_volumes
-from glioscope.preprocess3d.settings import VolumeSet, VolumeSettings, array_affine
+from glioscope.preprocess3d.settings import VolumeSettings, array_affine
 from glioscope.preprocess3d.single import volume_from_file
+from glioscope.preprocess3d.volume_set import VolumeSet
 
-__all__ = ["VolumeSet", "VolumeSettings", "array_affine", "augmentation", "build_volumes", "volume_from_file"]
+__all__ = ["VolumeSet", "VolumeSettings", "array_affine", "build_volumes", "volume_from_file"]

@@ -7,14 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from glioscope import cohort
-from glioscope.cohort import Skip
-from glioscope.errors import InputError
 from glioscope.preprocess3d import cache
 from glioscope.preprocess3d.plan import Planned, plan_volumes
-from glioscope.preprocess3d.settings import TABLE_COLUMNS, VolumeSet, VolumeSettings
+from glioscope.preprocess3d.settings import TABLE_COLUMNS, VolumeSettings
 from glioscope.preprocess3d.volume import process
-from glioscope.util.entry_cache import fetch_or_compute, reason_of
+from glioscope.preprocess3d.volume_set import VolumeSet
+from glioscope.samples.entry_cache import build_entries, checked, nothing_left, reason_of
 
 # A worker process imports torch, TorchIO and SimpleITK (several seconds on a busy machine): worth it beyond this.
 _POOL_WORTH_SECONDS = 20.0
@@ -32,42 +30,21 @@ def build_volumes(
     With `cache_dir`, each volume is preprocessed once per settings (see glioscope.preprocess3d.cache);
     `workers` processes preprocess the others (None: one per CPU core).
     """
-    frame = _checked(frame)
+    frame = checked(frame, "to build volumes from")
     planned, skipped, notes = plan_volumes(frame, settings)
-    entries, more_skips = _entries(planned, settings, cache_dir, workers, progress)
-    skipped += more_skips
-    usable = []
-    for item in planned:
-        entry = entries.get(item.task.volume_id)
-        if isinstance(entry, Skip):
-            skipped.append(entry)
-        elif entry is not None:
-            usable.append((item, entry))
-    if not usable:
-        example = f"; e.g. {skipped[0].path}: {skipped[0].reason}" if skipped else "; ".join(["", *notes])
-        raise InputError(None, f"no volume left from {len(planned)} study(ies) ({len(skipped)} skipped{example})")
-    notes += _notes(usable)
-    volumes = np.stack([entry["volume"] for _, entry in usable]).astype(np.float16, copy=False)
-    rows = [{**item.meta, **{k: entry["meta"][k] for k in ("skull_stripped", "skull_strip")}} for item, entry in usable]
-    return VolumeSet(volumes, pd.DataFrame(rows, columns=TABLE_COLUMNS), settings, skipped, notes)
-
-
-def _checked(frame: pd.DataFrame) -> pd.DataFrame:
-    if frame is None or len(frame) == 0:
-        raise InputError(None, "the cohort table has no rows to build volumes from")
-    frame = cohort.normalise(frame.fillna(""))
-    cohort.validate(frame, "cohort")
-    return frame
-
-
-def _entries(planned: list[Planned], settings, cache_dir, workers, progress) -> tuple[dict, list[Skip]]:
-    """Entries by volume id: read from the cache where present, preprocessed (and cached) otherwise."""
-    return fetch_or_compute(
-        [item.task for item in planned], cache.folder(cache_dir, settings) if cache_dir is not None else None,
+    usable, more_skips = build_entries(
+        planned, cache.folder(cache_dir, settings) if cache_dir is not None else None,
         key=lambda task: cache.volume_key(task.sources, task.source_format), ident=lambda task: task.volume_id,
         load=cache.load, compute=process, reason=reason_of, workers=workers, progress=progress,
         pool_worth_seconds=_POOL_WORTH_SECONDS, labels=("volume cache", "volume", "preprocessing volumes"),
     )
+    skipped += more_skips
+    if not usable:
+        raise nothing_left("volume", len(planned), "study(ies)", skipped, notes)
+    notes += _notes(usable)
+    volumes = np.stack([entry["volume"] for _, entry in usable]).astype(np.float16, copy=False)
+    rows = [{**item.meta, **{k: entry["meta"][k] for k in ("skull_stripped", "skull_strip")}} for item, entry in usable]
+    return VolumeSet(volumes, pd.DataFrame(rows, columns=TABLE_COLUMNS), settings, skipped, notes)
 
 
 def _notes(usable: list[tuple[Planned, dict]]) -> list[str]:

@@ -17,17 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from glioscope.cohort import Skip, series_files
 from glioscope.preprocess3d.settings import VolumeSettings
-from glioscope.util import atomic
-from glioscope.util.entry_cache import settings_folder, stamp
-
-_COMPRESS_LEVEL = 1
+from glioscope.samples.entry_cache import read_npz, settings_folder, stamp, write_npz
 
 
 def volume_key(sources, source_format: str) -> str:
@@ -46,24 +42,13 @@ def folder(cache_dir: Path, settings: VolumeSettings) -> Path:
 
 def load(path: Path) -> dict | Skip | None:
     """A cached volume {"volume", "meta"}, its cached Skip, or None when absent or unreadable."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if "skip" in archive.files:
-                where, reason = (str(s) for s in archive["skip"])
-                return Skip(where, reason)
-            return {"volume": archive["volume"], "meta": json.loads(str(archive["meta"]))}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
-        return None  # absent, or damaged by something outside glioscope: preprocess again
+    return read_npz(path, lambda archive: {"volume": archive["volume"], "meta": json.loads(str(archive["meta"]))})
 
 
 def save(path: Path, entry: dict | Skip) -> None:
-    """Write one volume (or its Skip) atomically, as a .npz that `numpy.load` reads."""
-    if isinstance(entry, Skip):
-        arrays = {"skip": np.array([entry.path, entry.reason])}
-    else:
-        arrays = {"volume": np.asarray(entry["volume"], np.float16), "meta": np.array(json.dumps(entry["meta"]))}
-    method, level = zipfile.ZIP_DEFLATED, _COMPRESS_LEVEL
-    with atomic.atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", method, compresslevel=level) as archive:
-        for name, array in arrays.items():
-            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, array, allow_pickle=False)
+    """Write one volume (or its Skip) atomically, deflated."""
+    write_npz(path, entry, _pack, deflate=True)
+
+
+def _pack(entry: dict) -> dict[str, np.ndarray]:
+    return {"volume": np.asarray(entry["volume"], np.float16), "meta": np.array(json.dumps(entry["meta"]))}

@@ -1,21 +1,25 @@
-"""What a 3D method asks of its volumes (VolumeSettings) and what it gets back (VolumeSet)."""
+"""What a 3D method asks of its volumes (VolumeSettings), the axes of its arrays, and the volume table's columns."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Annotated, Literal
 
 import numpy as np
-import pandas as pd
 
-from glioscope.cohort import Skip
+from glioscope import defaults
 from glioscope.errors import InputError
 from glioscope.io.sequences import normalise_sequence
+from glioscope.util import schema
+from glioscope.util.schema import Range, at_least
 
-SKULL_STRIPS = ("auto", "mni", "none")
 # Bump when the cached arrays change meaning (pipeline, registration, axis order): old cache folders are then ignored.
 CACHE_VERSION = 1
+
+_default = defaults.of("data.volumes")
 
 
 @dataclass(frozen=True)
@@ -36,43 +40,31 @@ class VolumeSettings:
     spacing: isotropic output voxel size in mm (seed 002: 2 mm; the quick recipes use 4 mm).
     shape: output (D, H, W) = (inferior-superior, anterior-posterior, right-left) voxels, cropped
         or zero-padded around the centre of the brain's bounding box.
+
+    Defaults: base.yaml's `data.volumes`.
     """
 
-    channels: tuple[str, ...] = ("T1c",)
-    fallback: tuple[tuple[str, str], ...] = (("T1c", "T1"),)
-    skull_strip: str = "auto"
-    percentiles: tuple[float, float] = (0.5, 99.5)
-    spacing: float = 2.0
-    shape: tuple[int, int, int] = (96, 112, 96)
+    channels: str | tuple[str, ...] = _default("channels")
+    fallback: tuple[tuple[str, str], ...] | Mapping[str, str] | None = _default("fallback", metadata={"plain": dict})
+    skull_strip: Literal["auto", "mni", "none"] = _default("skull_strip")
+    percentiles: tuple[float, float] = _default("percentiles")
+    spacing: Annotated[float, Range(0.25, 16.0)] = _default("spacing")
+    shape: Annotated[int, at_least(8)] | tuple[Annotated[int, at_least(8)], ...] = _default("shape")
 
     def __post_init__(self):
-        channels = (self.channels,) if isinstance(self.channels, str) else tuple(self.channels)
+        schema.check(self, "volume settings")
+        channels = (self.channels,) if isinstance(self.channels, str) else self.channels
         channels = tuple(_sequence(s, "channels") for s in channels)
         _check(len(channels) > 0, "channels must name at least one sequence, e.g. ('T1c',)")
         _check(len(set(channels)) == len(channels), f"channels {channels} name a sequence twice")
         object.__setattr__(self, "channels", channels)
-        pairs = self.fallback.items() if isinstance(self.fallback, dict) else (self.fallback or ())
-        try:
-            fallback = tuple((_sequence(a, "fallback"), _sequence(b, "fallback")) for a, b in pairs)
-        except (TypeError, ValueError):
-            raise InputError(
-                None, f"volume settings: fallback {self.fallback!r}: give (wanted, substitute) pairs"
-            ) from None
-        object.__setattr__(self, "fallback", fallback)
-        object.__setattr__(self, "percentiles", tuple(float(p) for p in self.percentiles))
-        object.__setattr__(self, "spacing", float(self.spacing))
-        shape = tuple(self.shape) if not isinstance(self.shape, (int, float)) else (self.shape,) * 3
-        _check(
-            len(shape) == 3 and all(int(n) == n and n >= 8 for n in shape), f"shape {self.shape}: three integers >= 8"
-        )
-        object.__setattr__(self, "shape", tuple(int(n) for n in shape))
-        _check(
-            self.skull_strip in SKULL_STRIPS,
-            f"skull_strip {self.skull_strip!r}: choose one of {', '.join(SKULL_STRIPS)}",
-        )
+        pairs = self.fallback.items() if isinstance(self.fallback, Mapping) else (self.fallback or ())
+        object.__setattr__(self, "fallback", tuple((_sequence(a, "fallback"), _sequence(b, "fallback")) for a, b in pairs))
+        shape = self.shape if isinstance(self.shape, tuple) else (self.shape,) * 3
+        _check(len(shape) == 3, f"shape {self.shape}: three integers >= 8")
+        object.__setattr__(self, "shape", shape)
         low, high = self.percentiles
         _check(0 <= low < high <= 100, f"percentiles {self.percentiles} must satisfy 0 <= low < high <= 100")
-        _check(0.25 <= self.spacing <= 16, f"spacing {self.spacing} mm must be between 0.25 and 16")
 
     def substitutes(self, sequence: str) -> list[str]:
         """The sequences that may stand in for `sequence`, in the order given."""
@@ -122,22 +114,3 @@ TABLE_COLUMNS = [
     "skull_stripped",  # True when the volume has no skull: stripped at the source or by registration
     "skull_strip",  # what was done: "source" (already stripped), "mni" (registered here), "none" (skull kept)
 ]
-
-
-@dataclass
-class VolumeSet:
-    """Volumes ready for a 3D model and one table row per volume.
-
-    volumes: float16 (N, C, D, H, W) in [0, 1]; C follows settings.channels; D runs inferior to
-        superior (axial slices), H anterior to posterior, W the patient's right to left, so
-        `volumes[n, c, d]` shows an axial slice in radiological convention (see `array_affine`).
-    """
-
-    volumes: np.ndarray
-    table: pd.DataFrame
-    settings: VolumeSettings
-    skipped: list[Skip] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.volumes)

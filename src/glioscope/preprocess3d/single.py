@@ -11,7 +11,8 @@ from glioscope.io.files import walk_files
 from glioscope.io.sequences import classify_file_name, patient_from_file_name
 from glioscope.preprocess.single import dicom_rows
 from glioscope.preprocess3d.build import build_volumes
-from glioscope.preprocess3d.settings import VolumeSet, VolumeSettings
+from glioscope.preprocess3d.settings import VolumeSettings
+from glioscope.preprocess3d.volume_set import VolumeSet
 
 
 def volume_from_file(path: Path, settings: VolumeSettings, select: dict[str, list[str]] | None = None) -> VolumeSet:

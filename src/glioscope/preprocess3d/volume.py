@@ -28,7 +28,7 @@ from glioscope.errors import InputError
 from glioscope.io import dicom, nifti
 from glioscope.preprocess3d import cache, skullstrip
 from glioscope.preprocess3d.settings import VolumeSettings
-from glioscope.util.entry_cache import reason_of, store
+from glioscope.samples.entry_cache import reason_of, store
 
 # Sequences whose contrast resembles the T1 template best: registration uses the first of them among the channels.
 _REGISTRATION_SEQUENCES = ("T1", "T1c")

@@ -12,54 +12,22 @@ import pandas as pd
 import glioscope
 from glioscope.errors import GlioscopeError
 from glioscope.evaluate.aggregate import to_patients
-from glioscope.evaluate.run import load_metrics, read_predictions, read_run_info
+from glioscope.evaluate.run import load_metrics
 from glioscope.report import figures
 from glioscope.report.html import esc, image, interval, is_missing, mean_sd, number, page, table
 from glioscope.report.run_report import roc_panels
-from glioscope.split import fold_assignment
+from glioscope.rundir import RunFolder
+from glioscope.split import check_same_folds
 from glioscope.util import atomic
 
 METRICS = (("accuracy", "Accuracy"), ("macro_f1", "Macro F1"), ("macro_auc", "Macro AUC"))
-
-
-def check_same_folds(run_dirs: Sequence[str | Path], partial: bool = False) -> int:
-    """Raise GlioscopeError naming two runs whose splits.csv put a shared patient in other folds.
-
-    With `partial`, a patient may be missing from some runs (a run on one MRI sequence lacks
-    the patients without it), as long as each run shares with the first at least half of
-    the smaller one's patients; returns how many patients are in only some of the runs. Without it,
-    every run must have the same patients.
-    """
-    run_dirs = [Path(r) for r in run_dirs]
-    table = pd.DataFrame({k: fold_assignment(d) for k, d in enumerate(run_dirs)})  # patients x runs, NaN: absent
-    differ = table[table.nunique(axis=1) > 1]
-    if len(differ):
-        patient = differ.index[0]
-        values = differ.loc[patient].dropna()
-        a, b = values.index[0], values.index[values != values.iloc[0]][0]
-        raise GlioscopeError(
-            f"runs {run_dirs[a]} and {run_dirs[b]} differ: {len(differ)} patients sit in other folds "
-            f"(e.g. patient {patient}: {table.loc[patient, a]} vs {table.loc[patient, b]}); "
-            "use runs trained on the same splits.csv")
-    for k in table.columns[1:]:
-        only = table.index[table[0].notna() != table[k].notna()]
-        if len(only) and not partial:
-            raise GlioscopeError(
-                f"runs {run_dirs[0]} and {run_dirs[k]} differ: {len(only)} patients are in only one of them "
-                f"(e.g. {only[0]}); compare runs trained on the same splits.csv")
-        shared = int((table[0].notna() & table[k].notna()).sum())
-        smaller = int(min(table[0].notna().sum(), table[k].notna().sum()))
-        if shared < smaller / 2:
-            raise GlioscopeError(f"runs {run_dirs[0]} and {run_dirs[k]} share only {shared} of {smaller} patients; "
-                                 "use runs of the same cohort trained on the same splits.csv")
-    return int(table.isna().any(axis=1).sum())
 
 
 def _labels(run_dirs: Sequence[Path]) -> list[str]:
     """A short name per run: its run_name, else its recipe; the folder's name where two would clash."""
     names = []
     for run_dir in run_dirs:
-        info = read_run_info(run_dir)
+        info = RunFolder(run_dir).info()
         names.append(str(info.get("run_name") or info.get("recipe") or run_dir.name))
     names = [d.name if names.count(n) > 1 else n for n, d in zip(names, run_dirs)]
     return [str(d) if names.count(n) > 1 else n for n, d in zip(names, run_dirs)]
@@ -170,7 +138,7 @@ def write_comparison(run_dirs: Sequence[str | Path], out_html: str | Path, n_boo
     rows = comparison_rows(run_dirs, n_boot=n_boot, seed=seed)
     labels = _labels(run_dirs)
     metrics_by_label = {label: load_metrics(d) for label, d in zip(labels, run_dirs)}
-    infos = [read_run_info(d) for d in run_dirs]
+    infos = [RunFolder(d).info() for d in run_dirs]
     class_names = metrics_by_label[labels[0]]["class_names"]
     for label in labels[1:]:
         if metrics_by_label[label]["class_names"] != class_names:
@@ -197,7 +165,7 @@ def write_comparison(run_dirs: Sequence[str | Path], out_html: str | Path, n_boo
     shown = class_names[1:] if len(class_names) == 2 else class_names
     panels = {name: [] for name in shown}
     for label, run_dir in zip(labels, run_dirs):
-        images = read_predictions(run_dir, class_names)
+        images = RunFolder(run_dir).predictions(class_names)
         patients = to_patients(images[images["set"] == "cv"], by=("fold", "model"))
         for model_label, model_curves in roc_panels(patients, metrics_by_label[label]["models"], class_names,
                                                     label=lambda m, run=label: f"{run}: {m}"):

@@ -13,9 +13,10 @@ from matplotlib.figure import Figure
 
 import glioscope
 from glioscope.evaluate.aggregate import to_patients
-from glioscope.evaluate.run import load_metrics, read_predictions, read_run_info
+from glioscope.evaluate.run import load_metrics
 from glioscope.report import figures, tables
 from glioscope.report.html import esc, image, page
+from glioscope.rundir import CONFIG, REPORT, RunFolder
 from glioscope.split import LEAKY_WARNING
 from glioscope.util import atomic
 
@@ -24,19 +25,6 @@ NO_PATIENT_IDS = "no patient ids: results are per image and may overestimate"
 
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", str(text)).strip("_") or "x"
-
-
-def fold_histories(run_dir: Path, folds: Sequence) -> list[tuple[object, pd.DataFrame]]:
-    """(fold, per-epoch metrics) of every fold that has a metrics.csv."""
-    found = []
-    for fold in folds:
-        path = run_dir / f"fold{fold}" / "metrics.csv"
-        if path.is_file():
-            history = pd.read_csv(path)
-            if "epoch" not in history:
-                history["epoch"] = np.arange(1, len(history) + 1)
-            found.append((fold, history))
-    return found
 
 
 def training_accuracy(histories: list[tuple[object, pd.DataFrame]], models: Sequence[str]) -> dict[str, float]:
@@ -164,12 +152,13 @@ def write_report(run_dir: str | Path, gradcam_panels=None, n_boot: int = 1000, s
     gradcam_panels: [(title, png bytes or matplotlib Figure)] (see glioscope.evaluate.gradcam.gradcam_panels) or one Figure.
     """
     run_dir = Path(run_dir)
-    info = read_run_info(run_dir)
+    folder = RunFolder(run_dir)
+    info = folder.info()
     metrics = load_metrics(run_dir, evaluate_if_missing=True, n_boot=n_boot, seed=seed)
-    images = read_predictions(run_dir, metrics["class_names"])
+    images = folder.predictions(metrics["class_names"])
     patients = to_patients(images, by=("set", "fold", "model"))
     saver = _Figures(run_dir / "figures")
-    histories = fold_histories(run_dir, metrics.get("folds", []))
+    histories = folder.histories(metrics.get("folds", []))
 
     body = _header(info, metrics)
     body.append("<h2>Results: cross-validation</h2>")
@@ -189,7 +178,7 @@ def write_report(run_dir: str | Path, gradcam_panels=None, n_boot: int = 1000, s
     notes = list(info.get("notes") or [])
     body.append("<h2>Notes</h2>")
     body.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>" if notes else "<p>No notes.</p>")
-    config = run_dir / "config.yaml"
+    config = run_dir / CONFIG
     if config.is_file():
         body.append(f"<details><summary>Resolved recipe (config.yaml)</summary><pre>{esc(config.read_text(encoding='utf-8'))}</pre></details>")
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -197,6 +186,6 @@ def write_report(run_dir: str | Path, gradcam_panels=None, n_boot: int = 1000, s
     body.append(f"<footer>glioscope {esc(glioscope.__version__)} · report written {esc(now)}"
                 + (f" · run trained with glioscope {esc(trained)}" if trained else "")
                 + f" · {metrics.get('n_boot')} bootstrap resamples, seed {metrics.get('seed')}</footer>")
-    out = run_dir / "report.html"
+    out = run_dir / REPORT
     atomic.write_text(out, page(f"glioscope report: {info.get('label') or info.get('recipe')}", body))
     return out

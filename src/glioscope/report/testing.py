@@ -6,13 +6,13 @@ noise plus `signal` on the true class, so metrics are good but not perfect.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
+from glioscope.rundir import RunFolder
 from glioscope.split import LEAKY_WARNING
 
 SDL_MODELS = ("sdl/net1", "sdl/net2", "sdl/mean")
@@ -70,7 +70,7 @@ def fake_run(run_dir: str | Path, models: Sequence[str] = SDL_MODELS, class_name
         "label": "label", "run_name": label or recipe, "task": "grade", "created": "2024-01-01T00:00:00+00:00", "glioscope_version": "0.1.0",
         "cohort": "fake",
     }
-    (run_dir / "run.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+    RunFolder(run_dir).write_info(info)
 
     targets = splits["label"].map({c: k for k, c in enumerate(class_names)}).to_numpy()
     patient_effect = {p: rng.normal(0, 0.8, len(class_names)) for p in splits["patient_id"].unique()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +21,12 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from glioscope.errors import GlioscopeError
+from glioscope.models.outputs import probabilities
 from glioscope.train import ddp
 from glioscope.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from glioscope.train.optim import EarlyStopping, build_optimizer, build_schedule
 from glioscope.train.precision import Precision, choose
+from glioscope.train.settings import TrainSettings
 from glioscope.util import atomic
 
 log = logging.getLogger(__name__)
@@ -32,17 +35,22 @@ LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"
 
 
 class Trainer:
-    """Trains `model` on a dataset of (image, target) pairs; writes into `out_dir`."""
+    """Trains `model` on a dataset of (image, target) pairs; writes into `out_dir`.
 
-    def __init__(self, model: torch.nn.Module, settings: dict, class_names: list[str], out_dir: Path,
-                 name: str = "model", class_weights: torch.Tensor | None = None, progress: bool = True,
-                 context: ddp.DistContext | None = None):
-        self.settings = settings
+    settings: TrainSettings (or a mapping of some of them; base.yaml gives the rest).
+    reported: the names of the models whose predictions `predict` returns, in the order
+    of glioscope.models.outputs.probabilities (default: [name]; see the model registry).
+    """
+
+    def __init__(self, model: torch.nn.Module, settings: TrainSettings | Mapping, class_names: list[str],
+                 out_dir: Path, name: str = "model", class_weights: torch.Tensor | None = None, progress: bool = True,
+                 context: ddp.DistContext | None = None, reported: list[str] | None = None):
+        self.settings = settings = TrainSettings.of(settings)
         self.class_names = list(class_names)
         self.out_dir = Path(out_dir)
         self.name = name
         self.progress = progress
-        self.context = context or ddp.init_distributed(settings.get("device"))
+        self.context = context or ddp.init_distributed(settings.device)
         self.device = self.context.device
         self.raw_model = model.to(self.device)
         self.model = self.raw_model  # wrapped for DDP once the precision is known
@@ -51,18 +59,13 @@ class Trainer:
         # One output unit (a sigmoid, as seed 003's Dense 1): binary cross-entropy; the positive class is the second.
         self.binary = getattr(getattr(model, "fc", None), "out_features", None) == 1
         self.pos_weight = None if weight is None or not self.binary else (weight[1] / weight[0]).reshape(1)
-        self.frozen = apply_freeze(self.raw_model, settings.get("freeze") or "none")
-        self.optimizer = build_optimizer(
-            [p for p in self.raw_model.parameters() if p.requires_grad], settings["optimizer"], float(settings["lr"]),
-            float(settings.get("momentum", 0.9)), float(settings.get("weight_decay", 0.0)),
-        )
-        self.schedule = build_schedule(
-            self.optimizer, settings.get("schedule"), float(settings.get("decay", 1e-4)),
-            int(settings.get("step_size", 7)), float(settings.get("gamma", 0.1)),
-            int(settings.get("plateau_patience", 3)),
-        )
-        self.monitor = settings.get("monitor", "val_loss")
-        self.stopper = EarlyStopping(settings.get("early_stopping"), "min" if self.monitor.endswith("loss") else "max")
+        self.frozen = apply_freeze(self.raw_model, settings.freeze)
+        self.optimizer = build_optimizer([p for p in self.raw_model.parameters() if p.requires_grad],
+                                         settings.optimizer, settings.lr, settings.momentum, settings.weight_decay)
+        self.schedule = build_schedule(self.optimizer, settings.schedule, settings.decay, settings.step_size,
+                                       settings.gamma, settings.plateau_patience)
+        self.monitor = settings.monitor
+        self.stopper = EarlyStopping(settings.early_stopping, "min" if self.monitor.endswith("loss") else "max")
         self.precision: Precision | None = None
         self.scaler = torch.amp.GradScaler("cuda") if self.device.type == "cuda" else None
         self.history: list[dict] = []
@@ -70,7 +73,8 @@ class Trainer:
         self.best_epoch = -1
         self.epoch = 0  # epochs completed
         self.timings: dict = {}
-        self.accumulate = max(1, int(settings.get("accumulate", 1)))
+        self.accumulate = settings.accumulate
+        self.reported = list(reported) if reported else self.default_reported()
         self._pending = 0  # batches backpropagated since the last optimiser step
 
     # --- the parts a variant overrides ------------------------------------------------
@@ -97,25 +101,18 @@ class Trainer:
     def predicted_class(self, logits: torch.Tensor) -> torch.Tensor:
         return (logits[:, 0] > 0).long() if self.binary else logits.argmax(1)
 
-    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        """Class probabilities (N, classes); a single sigmoid unit gives [1 - p, p]."""
-        if logits.shape[1] == 1:
-            p = torch.sigmoid(logits[:, 0])
-            return torch.stack([1 - p, p], dim=1)
-        return torch.softmax(logits, dim=1)
-
     def epoch_metrics(self, sums: dict[str, float]) -> dict[str, float]:
         count = max(sums["count"], 1)
         return {"train_loss": sums["loss_sum"] / count, "train_accuracy": sums["correct"] / count}
 
-    def model_names(self) -> list[str]:
+    def default_reported(self) -> list[str]:
         return [self.name]
 
     @torch.no_grad()
-    def predict_logits(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Logits of each reported model for one batch."""
+    def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """The network's raw output for one batch (see glioscope.models.outputs.probabilities)."""
         with self.precision.autocast(self.device):
-            return [self.model(self.precision.prepare(images)).float()]
+            return self.model(self.precision.prepare(images)).float()
 
     def timing_step(self, model, sample, precision: Precision) -> None:
         images, targets = sample
@@ -157,13 +154,13 @@ class Trainer:
 
     def loader(self, dataset, epoch: int, shuffle: bool, batch_size: int | None = None) -> DataLoader:
         """Batches in an order fixed by (seed, epoch), so a resumed run sees the same data."""
-        batch_size = int(batch_size or self.settings["batch_size"])
-        generator = torch.Generator().manual_seed(int(self.settings.get("seed", 0)) * 1000 + epoch)
+        batch_size = batch_size or self.settings.batch_size
+        generator = torch.Generator().manual_seed(self.settings.seed * 1000 + epoch)
         sampler = None
         if self.context.distributed and shuffle:
-            sampler = DistributedSampler(dataset, shuffle=True, seed=int(self.settings.get("seed", 0)))
+            sampler = DistributedSampler(dataset, shuffle=True, seed=self.settings.seed)
             sampler.set_epoch(epoch)
-        workers = int(self.settings.get("num_workers", 0))
+        workers = self.settings.num_workers
         return DataLoader(
             dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
             generator=generator, num_workers=workers, persistent_workers=False,
@@ -173,8 +170,8 @@ class Trainer:
     def _setup_precision(self, dataset) -> None:
         if self.precision is not None:
             return
-        wanted = self.settings.get("precision", "auto")
-        layout = self.settings.get("channels_last", "auto")
+        wanted = self.settings.precision
+        layout = self.settings.channels_last
         decision = None
         if self.context.is_main:  # timings differ between processes: all follow the first one's
             decision = choose(self.raw_model, self.timing_step, self.timing_sample(dataset), self.device, wanted,
@@ -198,7 +195,7 @@ class Trainer:
             self._resume(self.out_dir / LAST)
         self._setup_precision(train_set)
         writer = self._tensorboard()
-        epochs = int(self.settings["epochs"])
+        epochs = self.settings.epochs
         try:
             while self.epoch < epochs and not self.stopper.should_stop:
                 row = self._run_epoch(train_set, val_set, self.epoch)
@@ -211,7 +208,7 @@ class Trainer:
         finally:
             if writer is not None:
                 writer.close()
-        if self.settings.get("keep_best", True) and self.best_state is not None:
+        if self.settings.keep_best and self.best_state is not None:
             self.raw_model.load_state_dict(self.best_state)
         ddp.barrier(self.context)
         return pd.DataFrame(self.history)
@@ -223,7 +220,7 @@ class Trainer:
         start = time.perf_counter()
         sums: dict[str, float] = {}
         batches = self.train_batches(train_set, epoch)
-        bar = tqdm(batches, desc=f"{self.name} epoch {epoch + 1}/{self.settings['epochs']}", unit="batch",
+        bar = tqdm(batches, desc=f"{self.name} epoch {epoch + 1}/{self.settings.epochs}", unit="batch",
                    disable=not (self.progress and self.context.is_main), leave=False, dynamic_ncols=True)
         self.optimizer.zero_grad(set_to_none=True)
         for batch in bar:
@@ -270,15 +267,17 @@ class Trainer:
         """Class probabilities of each reported model, in dataset order."""
         self.model.eval()
         outputs: list[list[torch.Tensor]] = []
-        batch = max(int(self.settings["batch_size"]), 32)
+        batch = max(self.settings.batch_size, 32)
         for images, _ in self.loader(dataset, 0, shuffle=False, batch_size=batch):
-            outputs.append([self.probabilities(l).cpu() for l in self.predict_logits(images.to(self.device))])
-        names = self.model_names()
-        return {name: torch.cat([o[k] for o in outputs]).numpy() for k, name in enumerate(names)}
+            outputs.append([p.cpu() for p in probabilities(self.predict_logits(images.to(self.device)))])
+        if outputs and len(outputs[0]) != len(self.reported):
+            raise GlioscopeError(f"the model reports {len(outputs[0])} predictions but {len(self.reported)} names "
+                                 f"were given ({', '.join(self.reported)})")
+        return {name: torch.cat([o[k] for o in outputs]).numpy() for k, name in enumerate(self.reported)}
 
     def validate(self, dataset) -> dict[str, float]:
         """Loss and accuracy of each reported model on `dataset` (columns val_loss/<model> for variants)."""
-        targets = dataset.base_targets.numpy() if hasattr(dataset, "base_targets") else None
+        targets = dataset.base_targets.numpy()
         probs = self.predict(dataset)
         row = {}
         for k, (name, p) in enumerate(probs.items()):
@@ -305,7 +304,7 @@ class Trainer:
         tqdm.write(f"{self.name} " + " ".join(f"{k}={v}" for k, v in shown.items()))
 
     def _tensorboard(self):
-        if not (self.context.is_main and self.settings.get("tensorboard", True)):
+        if not (self.context.is_main and self.settings.tensorboard):
             return None
         try:
             from torch.utils.tensorboard import SummaryWriter

@@ -7,8 +7,8 @@ import torch
 from glioscope.errors import GlioscopeError
 
 
-def build_optimizer(params, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0):
-    name = name.lower()
+def build_optimizer(params, name: str, lr: float, momentum: float, weight_decay: float):
+    """sgd | adam | adamw (train.optimizer; momentum is SGD's)."""
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "adam":
@@ -18,13 +18,12 @@ def build_optimizer(params, name: str, lr: float, momentum: float = 0.9, weight_
     raise GlioscopeError(f"unknown optimizer {name!r}; choose sgd, adam or adamw")
 
 
-def build_schedule(optimizer, name: str | None, decay: float = 1e-4, step_size: int = 7, gamma: float = 0.1,
-                   patience: int = 3, factor: float = 0.1):
-    """Schedules step once per epoch; 'plateau' steps on the validation loss.
+def build_schedule(optimizer, name: str, decay: float, step_size: int, gamma: float, patience: int,
+                   factor: float = 0.1):
+    """Schedules step once per epoch; 'plateau' steps on the validation loss (by `factor`, Keras' default).
 
     inverse_decay is seed 000's lr / (1 + decay * epoch); step is seed 001's StepLR(7, 0.1).
     """
-    name = (name or "none").lower()
     if name == "none":
         return None
     if name == "inverse_decay":

@@ -4,7 +4,7 @@ Loss = sum of the members' cross-entropy + lambda * sum of the pairs' binary
 cross-entropy. The synergic layers appear only in the second term, so they learn
 from it alone, while its gradient also reaches the members (they learn from each
 other). At test time each member classifies alone; their mean probability is
-reported as a further model.
+reported as a further model (the names: the sdl registry entry's).
 """
 
 from __future__ import annotations
@@ -14,15 +14,17 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from glioscope.train.data import TupleDataset, make_tuples
+from glioscope.models import model_entry
+from glioscope.models.spec import ModelSpec
 from glioscope.train.loop import Trainer
+from glioscope.train.pairs import TupleDataset, make_tuples
 
 
 class SDLTrainer(Trainer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.synergic_lambda = float(self.settings.get("synergic_lambda", 3.0))
-        self.pairs_mode = self.settings.get("sdl_pairs", "fixed")
+        self.synergic_lambda = self.settings.synergic_lambda
+        self.pairs_mode = self.settings.sdl_pairs
         self.leftovers = 0
 
     @property
@@ -31,7 +33,7 @@ class SDLTrainer(Trainer):
 
     def tuples(self, dataset, epoch: int) -> np.ndarray:
         draw = 0 if self.pairs_mode == "fixed" else epoch
-        rng = np.random.default_rng([int(self.settings.get("seed", 0)), draw])
+        rng = np.random.default_rng([self.settings.seed, draw])
         tuples, leftovers = make_tuples(dataset.base_targets.numpy(), self.members, rng)
         if len(leftovers) != self.leftovers and self.context.is_main and self.progress:
             tqdm.write(f"{self.name}: {len(tuples)} synergic pairs; {len(leftovers)} image(s) left unpaired this epoch")
@@ -77,16 +79,8 @@ class SDLTrainer(Trainer):
         row["total_loss"] = sums["loss_sum"] / count
         return row
 
-    def model_names(self) -> list[str]:
-        return [f"{self.name}/net{m + 1}" for m in range(self.members)] + [f"{self.name}/mean"]
-
-    @torch.no_grad()
-    def predict_logits(self, images: torch.Tensor) -> list[torch.Tensor]:
-        with self.precision.autocast(self.device):
-            logits = self.model(self.precision.prepare(images)).float()
-        members = list(logits)
-        mean_probability = torch.softmax(logits, dim=2).mean(0)
-        return members + [mean_probability.clamp_min(1e-12).log()]  # softmax(log p) = p
+    def default_reported(self) -> list[str]:
+        return model_entry("sdl").reported_names(self.name, ModelSpec(name="sdl", members=self.members))
 
     def timing_step(self, model, sample, precision) -> None:
         images, targets = sample

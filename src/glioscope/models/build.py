@@ -1,0 +1,52 @@
+"""A recipe's model section to a network: the registry entry's builder, with the weights it asks for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch.nn as nn
+
+from glioscope.models import create_model, model_entry
+from glioscope.models.spec import ModelSpec
+from glioscope.models.weights import WeightsUnavailable
+
+
+@dataclass
+class BuiltModel:
+    """A network and how it was made: `from_scratch` is True when the asked-for weights were missing."""
+
+    model: nn.Module
+    from_scratch: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def build_model(spec: ModelSpec, num_classes: int, in_chans: int) -> BuiltModel:
+    """The network of `spec` for `num_classes` and `in_chans` input channels.
+
+    Two classes with `spec.sigmoid` give one output unit (a sigmoid, trained with binary
+    cross-entropy). Missing pretrained weights are an error, or, with weights_fallback
+    "scratch", a network from scratch and a note.
+    """
+    if spec.sigmoid and num_classes == 2:
+        num_classes = 1  # one sigmoid unit for the second class
+    entry = model_entry(spec.name)
+    kwargs = {"head": spec.head, "hidden": spec.hidden}
+    kwargs.update({name: getattr(spec, name) for name in entry.spec_fields})
+    kwargs.update(spec.options)
+    try:
+        return BuiltModel(create_model(spec.name, num_classes, in_chans, spec.weights, **kwargs))
+    except WeightsUnavailable as exc:
+        if spec.weights_fallback != "scratch":
+            raise
+        note = f"{exc}. Training from scratch instead (model.weights_fallback: scratch)."
+        return BuiltModel(create_model(spec.name, num_classes, in_chans, None, **kwargs), True, [note])
+
+
+def input_normalisation(spec: ModelSpec, requested: str) -> str:
+    """data.normalize resolved: "model" is the registry entry's own normalisation."""
+    return model_entry(spec.name).normalisation if requested == "model" else requested
+
+
+def reported_names(spec: ModelSpec, prefix: str) -> list[str]:
+    """The names under which a run of this model reports its predictions (`prefix`: the recipe's name)."""
+    return model_entry(spec.name).reported_names(prefix, spec)

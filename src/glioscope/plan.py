@@ -1,0 +1,133 @@
+"""What a run trains and evaluates: the recipe's cohort rows, its splits, and one job per training.
+
+Splits come from `--splits` (a `glioscope split` folder, or a resumed run's own), else
+from the recipe's `cv` settings: k patient-level folds, one holdout test set, or the
+source's own Training/Testing folders. Each job is one training: its training items, an
+inner validation split of its training patients when the recipe asks for one, and the
+items it is evaluated on. Every job's partitions are checked for shared patients
+(glioscope.split.assert_disjoint) before anything trains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from glioscope import cohort, split
+from glioscope.errors import InputError
+from glioscope.train.settings import InnerValidation
+
+
+@dataclass
+class Job:
+    """One training: its name, and the items it trains, validates and is evaluated on."""
+
+    name: str  # "fold0", ... or "train" (one training for a source or holdout split)
+    train: pd.DataFrame
+    validation: pd.DataFrame | None
+    evaluate: dict[str, pd.DataFrame] = field(default_factory=dict)  # fold label -> held-out items
+
+
+def load_cohort(cohort_path: Path, task, data) -> pd.DataFrame:
+    """The cohort rows a recipe uses (`task`: TaskSettings, `data`: DataSettings): its selection, labelled rows."""
+    frame = cohort.load(cohort_path)
+    if data.select:
+        frame = cohort.select(frame, data.selection())
+    column = task.label
+    if column not in frame:
+        raise InputError(cohort_path, f"cohort has no column {column!r} (task.label)")
+    frame = frame[frame[column].astype(str) != ""].reset_index(drop=True)
+    if frame.empty:
+        raise InputError(cohort_path, f"no labelled rows left after data.select {dict(data.select)}")
+    if column != "label":
+        frame["label"] = frame[column]
+    return frame
+
+
+def class_names(task, frame: pd.DataFrame) -> list[str]:
+    """task.classes, or the sorted labels present; a label outside task.classes is an error."""
+    present = sorted({str(v) for v in frame[task.label] if str(v) != ""})
+    names = list(task.classes or present)
+    unknown = sorted(set(present) - set(names))
+    if unknown:
+        raise InputError(None, f"labels {unknown} are not among task.classes {names}")
+    return names
+
+
+def make_or_load_splits(cv, frame: pd.DataFrame, splits_path: Path | None) -> tuple[pd.DataFrame, dict]:
+    """The split table of the cohort rows (`cv`: CVSettings), and its metadata."""
+    if splits_path is not None:
+        table, meta = split.load(splits_path, allow_leaky=cv.leaky_slice_level)
+        missing = set(frame["item_id"]) - set(table["item_id"])
+        if missing:
+            raise InputError(splits_path, f"{len(missing)} cohort items have no fold, e.g. {sorted(missing)[:3]}")
+        table = table[table["item_id"].isin(set(frame["item_id"]))].reset_index(drop=True)
+        return table, meta
+    if cv.mode == "source":
+        return source_split(frame)
+    if cv.mode == "holdout":
+        return split.make_holdout(frame, cv.test_fraction or 0.1, seed=cv.seed)
+    return split.make_splits(frame, folds=cv.folds, test_fraction=cv.test_fraction, seed=cv.seed,
+                             leaky_slice_level=cv.leaky_slice_level)
+
+
+def source_split(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The split a source defines (Training/Testing folders): train = fold 0, test held out."""
+    given = frame["source_split"].str.lower()
+    if not given.isin(["test", "testing"]).any():
+        raise InputError(None, "cv.mode 'source' needs a source split with a Test/Testing part (see source_split)")
+    table = pd.DataFrame({"item_id": frame["item_id"], "patient_id": frame["patient_id"], "label": frame["label"]})
+    table["partition"] = np.where(given.isin(["test", "testing"]), "test", "cv")
+    table["fold"] = np.where(table["partition"] == "test", -1, 0)
+    table["leaky"] = False
+    split.assert_disjoint({"train": table[table["partition"] == "cv"], "test": table[table["partition"] == "test"]})
+    meta = {"folds": 1, "mode": "source", "leaky": False, "statement": "Split given by the source (train/test folders); "
+            "no patient in both.", "counts": split.fold_counts(table), "notes": [], "test_fraction": None, "seed": None}
+    return table, meta
+
+
+def plan_jobs(table: pd.DataFrame, mode: str, inner: InnerValidation | None = None,
+              only: list[int] | None = None) -> list[Job]:
+    """One job per fold (or one for a source or holdout split); validation is an inner patient split if asked.
+
+    `mode` is the splits' own (split.json's, "kfold" for given k-fold splits), which wins over the
+    recipe's cv.mode: k-fold splits given with --splits run every fold even for a holdout recipe.
+    """
+    test = table[table["partition"] == "test"]
+    folds = sorted(int(k) for k in table.loc[table["partition"] == "cv", "fold"].unique())
+    once = mode in ("source", "holdout")  # one training, tested on `test`
+    if once and test.empty:
+        raise InputError(None, f"a {mode} split trains once and evaluates on its test patients, but this split has none")
+    jobs = []
+    for k in folds:
+        if only is not None and k not in only:
+            continue
+        parts = split.fold_partitions(table, k)
+        train, held_out = (table[table["partition"] == "cv"], None) if once else (parts["train"], parts["validation"])
+        train, validation = inner_validation(train, inner)
+        evaluate = {} if held_out is None else {str(k): held_out}
+        if len(test):
+            evaluate["test"] = test
+        job = Job("train" if once else f"fold{k}", train, validation, evaluate)
+        named = {"train": job.train, **({"validation": validation} if validation is not None else {}),
+                 **{f"evaluate:{n}": t for n, t in evaluate.items()}}
+        if not bool(table["leaky"].any()):
+            split.assert_disjoint(named)
+        jobs.append(job)
+    return jobs
+
+
+def inner_validation(train: pd.DataFrame, inner: InnerValidation | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(training, validation) items: a stratified patient-level split of `train`, or (train, None)."""
+    if inner is None:
+        return train, None
+    units = train.drop_duplicates("patient_id")
+    folds = max(2, round(1 / inner.fraction))
+    if units["label"].value_counts().min() < folds:
+        folds = max(2, int(units["label"].value_counts().min()))
+    table, _ = split.make_splits(train, folds=folds, seed=inner.seed + 17)
+    is_validation = train["item_id"].isin(set(table.loc[table["fold"] == 0, "item_id"]))
+    return train[~is_validation], train[is_validation]

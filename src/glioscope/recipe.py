@@ -1,0 +1,220 @@
+"""Recipes: the settings of one method, typed and immutable, checked when they are loaded.
+
+A recipe is a YAML file that names a `base` recipe to extend (in the end base.yaml, whose
+values are the defaults of every setting and whose comments say what each one means), and
+may carry a `quick` block of dotted overrides that `--quick` applies to shorten it for a
+CPU. `load_recipe` resolves the chain, applies `quick` and the command line's `--set
+key=value` overrides, and returns a `Recipe`: frozen dataclasses whose schema is
+base.yaml's. Every value is checked for type, choice and range there, before anything is
+written: an unknown key, `train.epochs=abc`, `train.optimizer=adamm` or malformed YAML is
+a SettingError (exit status 2) naming the key, the value and what is expected.
+
+Each stage receives only its own section: `recipe.data` (glioscope.samples.settings.DataSettings),
+`recipe.model` (glioscope.models.spec.ModelSpec), `recipe.augment` (AugmentSettings),
+`recipe.train` (TrainSettings), `recipe.cv` (CVSettings), `recipe.evaluate` (EvaluateSettings).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+
+from glioscope import defaults
+from glioscope.augment.settings import AugmentSettings
+from glioscope.errors import InputError
+from glioscope.models.spec import ModelSpec
+from glioscope.samples.settings import DataSettings
+from glioscope.train.settings import TrainSettings
+from glioscope.util import schema
+from glioscope.util.schema import SettingError, at_least, fraction
+
+RECIPE_DIR = Path(__file__).parent / "recipes"
+
+_task, _cv, _evaluate, _top = (defaults.of(s) for s in ("task", "cv", "evaluate", ""))
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """name: what is predicted, in words (None: the recipe's description); label: the cohort column
+    holding the class; caveat: a warning the report shows first; classes: the class order (None:
+    the sorted labels present)."""
+
+    name: str | None = _task("name")
+    label: str = _task("label")
+    caveat: str | None = _task("caveat")
+    classes: tuple[str, ...] | None = _task("classes")
+
+    def __post_init__(self):
+        schema.check(self, "task")
+
+
+@dataclass(frozen=True)
+class CVSettings:
+    """How the cohort is split when no --splits are given: always by patient unless leaky_slice_level."""
+
+    mode: Literal["kfold", "holdout", "source"] = _cv("mode")
+    folds: Annotated[int, at_least(2)] = _cv("folds")
+    test_fraction: Annotated[float, fraction(open_high=True)] = _cv("test_fraction")
+    seed: int = _cv("seed")
+    leaky_slice_level: bool = _cv("leaky_slice_level")
+
+    def __post_init__(self):
+        schema.check(self, "cv")
+
+
+@dataclass(frozen=True)
+class EvaluateSettings:
+    """bootstrap: resamples of patients for the intervals; gradcam_per_class: held-out patients per
+    class shown with Grad-CAM; tables: result tables in the layout of these papers."""
+
+    bootstrap: Annotated[int, at_least(1)] = _evaluate("bootstrap")
+    gradcam_per_class: Annotated[int, at_least(0)] = _evaluate("gradcam_per_class")
+    tables: tuple[Literal["seed000", "seed002", "seed004"], ...] = _evaluate("tables")
+
+    def __post_init__(self):
+        schema.check(self, "evaluate")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A resolved recipe. `to_dict()` is what a run folder's config.yaml holds, `from_dict` reads it back."""
+
+    name: str = _top("name")
+    description: str = _top("description")
+    task: TaskSettings = _top("task")
+    data: DataSettings = _top("data")
+    model: ModelSpec = _top("model")
+    augment: AugmentSettings = _top("augment")
+    train: TrainSettings = _top("train")
+    cv: CVSettings = _top("cv")
+    evaluate: EvaluateSettings = _top("evaluate")
+    quick: bool = False  # the recipe's quick block was applied
+
+    def __post_init__(self):
+        schema.check(self)
+        from glioscope.models import list_models, model_entry  # the registry imports torchvision: only here
+
+        if self.model.name not in list_models():
+            raise SettingError("model.name", f"got {self.model.name!r}, expected one of {', '.join(list_models())}")
+        reads = model_entry(self.model.name).kind
+        if reads != self.data.kind:
+            raise SettingError("data.kind", f"got {self.data.kind!r}, but model {self.model.name} reads {reads}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "Recipe":
+        """A Recipe from a resolved mapping (a config.yaml); unknown keys and bad values are SettingErrors."""
+        return schema.build(cls, data)
+
+    def to_dict(self) -> dict:
+        return schema.to_plain(self)
+
+    def dump(self) -> str:
+        """config.yaml's text."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @property
+    def task_name(self) -> str:
+        """What is predicted, in words."""
+        return self.task.name or self.description or self.task.label
+
+
+def recipe_path(name_or_path: str | Path) -> Path:
+    """A recipe file: a path, or the name of a recipe shipped with glioscope."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path
+    shipped = RECIPE_DIR / f"{path.stem}.yaml"
+    if shipped.is_file() and (path.suffix in ("", ".yaml", ".yml")):
+        return shipped
+    known = ", ".join(sorted(p.stem for p in RECIPE_DIR.glob("*.yaml")))
+    raise InputError(name_or_path, f"no such recipe; give a YAML file or one of: {known}")
+
+
+def _read(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(path, f"is not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(path, "a recipe must be a YAML mapping")
+    return data
+
+
+def _resolve(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """The recipe at `path` merged onto its bases; every chain ends in base.yaml."""
+    if path in seen:
+        raise InputError(path, "recipe extends itself (base: loop)")
+    data = _read(path)
+    base = data.pop("base", None)
+    if path.resolve() == defaults.BASE.resolve():
+        return data
+    parent = _resolve(recipe_path(base or "base"), seen + (path,))
+    quick = {**parent.pop("quick", {}), **data.pop("quick", {})}
+    merged = merge(parent, data)
+    if quick:
+        merged["quick"] = quick
+    return merged
+
+
+def merge(base: dict, update: dict) -> dict:
+    """Deep merge: mappings merge key by key, everything else replaces; an empty mapping clears."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and value and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_value(text: str, key: str = ""):
+    """YAML scalar parsing, so '3' -> 3, '1e-4' -> 0.0001, 'none' -> None, '[1,2]' -> [1, 2]."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        problem = str(getattr(exc, "problem", "") or exc).splitlines()[0]
+        raise SettingError(key, f"got {text!r}, which is not valid YAML ({problem})") from None
+    if isinstance(value, str):
+        try:
+            return float(value) if any(c in value for c in "eE.") else value
+        except ValueError:
+            return value
+    return value
+
+
+def set_dotted(config: dict, dotted: str, value) -> None:
+    """config['a']['b'] = value for 'a.b'; the setting must exist (base.yaml has every one)."""
+    keys = dotted.split(".")
+    node = config
+    for i, key in enumerate(keys[:-1]):
+        if key not in node or not isinstance(node[key], dict):
+            raise SettingError("", f"unknown setting {dotted!r}: {'.'.join(keys[: i + 1])} is not a section")
+        node = node[key]
+    if keys[-1] not in node:
+        raise SettingError.unknown(dotted, node)
+    node[keys[-1]] = value
+
+
+def load_recipe(name_or_path: str | Path, overrides: Sequence[str] = (), quick: bool = False) -> Recipe:
+    """The resolved, checked recipe: its bases merged, `quick` applied if asked, then the overrides."""
+    path = recipe_path(name_or_path)
+    config = _resolve(path)
+    config["name"] = _read(path).get("name") or path.stem
+    quick_block = config.pop("quick", {}) or {}
+    if quick:
+        for dotted, value in quick_block.items():
+            set_dotted(config, dotted, value)
+    config["quick"] = bool(quick)
+    for item in overrides:
+        if "=" not in item:
+            raise InputError(None, f"--set expects KEY=VALUE, got {item!r}")
+        dotted, text = (part.strip() for part in item.split("=", 1))
+        set_dotted(config, dotted, parse_value(text, dotted))
+    return Recipe.from_dict(config)

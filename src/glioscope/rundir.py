@@ -1,0 +1,300 @@
+"""A run folder: every file in it is written and read here.
+
+    RUN/config.yaml             the resolved recipe (Recipe.to_dict)
+    RUN/run.json                classes, models, folds, split statement, notes, what the samples were
+    RUN/cohort.csv splits.csv split.json      the inputs: cohort rows used, their folds
+    RUN/slices.csv | volumes.csv              the samples (SampleSet.table_file); samples_skipped.csv
+    RUN/fold<k>/model.pt        the weights the fold's predictions came from (and the trainer's own files)
+    RUN/fold<k>/predictions.csv validation_predictions.csv gradcam/
+    RUN/predictions.csv         every fold's held-out predictions (one row per sample and model)
+    RUN/validation_predictions.csv  every fold's inner-validation predictions (for fusion)
+    RUN/metrics.json predictions_patients.csv report.html figures/   evaluation and report
+
+A predictions table has columns fold, model, slice_id, item_id, patient_id, target (class
+index) and one prob_<class> column per class; slice_id is the sample (a slice, or a
+volume in 3D runs). Files are written atomically (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from glioscope import __version__
+from glioscope.errors import InputError
+from glioscope.evaluate.aggregate import prob_columns
+from glioscope.train.checkpoint import load_checkpoint, save_checkpoint
+from glioscope.util import atomic
+
+CONFIG, INFO, METRICS, REPORT = "config.yaml", "run.json", "metrics.json", "report.html"
+COHORT, SPLITS, SPLIT_META, SKIPPED = "cohort.csv", "splits.csv", "split.json", "samples_skipped.csv"
+PREDICTIONS, VALIDATION, PATIENTS = "predictions.csv", "validation_predictions.csv", "predictions_patients.csv"
+MODEL, GRADCAM, HISTORY = "model.pt", "gradcam", "metrics.csv"
+_KEYS = ("fold", "model", "patient_id", "target")
+_TYPES = {"fold": str, "model": str, "patient_id": str, "item_id": str, "slice_id": str}
+_INFO_DEFAULTS = {"models": [], "folds": [], "leaky": False, "patient_ids": True, "notes": [], "split_statement": ""}
+
+
+class RunFolder:
+    """The files of one run folder (see the module docstring)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    # --- starting, the recipe -----------------------------------------------------------------
+
+    def check_start(self, recipe, resume: bool) -> bool:
+        """Whether this is a resumed run; errors for a used folder without --resume or another recipe."""
+        if self.path.exists() and any(self.path.iterdir()) and not resume:
+            raise InputError(self.path, "run folder already exists; pass --resume to continue it or choose another folder")
+        if not (resume and (self / CONFIG).is_file()):
+            return False
+        if yaml.safe_load((self / CONFIG).read_text(encoding="utf-8")) != yaml.safe_load(recipe.dump()):
+            raise InputError(self / CONFIG, "the recipe differs from the run being resumed; give the same recipe "
+                                            "and --set/--quick options")
+        return True
+
+    def recipe(self):
+        """The run's Recipe, read back from config.yaml."""
+        from glioscope.recipe import Recipe
+
+        config = self.config()
+        if "inputs" in config:
+            raise InputError(self.path, "is a fused run (glioscope fuse): it has no models of its own to apply")
+        return Recipe.from_dict(config)
+
+    def config(self) -> dict:
+        path = self / CONFIG
+        if not path.is_file():
+            raise InputError(self.path, f"not a glioscope run folder (no {CONFIG})")
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+    def write_inputs(self, recipe, cohort: pd.DataFrame, splits: pd.DataFrame, split_meta: dict, samples) -> None:
+        """The recipe and what the run starts from: cohort rows, splits, the samples (and those skipped)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(self / CONFIG, recipe.dump())
+        atomic.write_csv(self / COHORT, cohort)
+        atomic.write_csv(self / SPLITS, splits)
+        atomic.write_json(self / SPLIT_META, split_meta)
+        atomic.write_csv(self / samples.table_file, samples.table)
+        if samples.skipped:
+            atomic.write_csv(self / SKIPPED, pd.DataFrame([s.__dict__ for s in samples.skipped]))
+
+    def write_fused(self, fused) -> None:
+        """A fused run (glioscope.evaluate.fusion.FusedRun): its config, run.json, inputs and predictions."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(self / CONFIG, yaml.safe_dump(fused.config, sort_keys=False))
+        self.write_info(fused.info)
+        atomic.write_csv(self / SPLITS, fused.splits)
+        if fused.cohort is not None:
+            atomic.write_csv(self / COHORT, fused.cohort)
+        atomic.write_csv(self / PREDICTIONS, fused.predictions)
+
+    def cohort(self) -> pd.DataFrame:
+        return pd.read_csv(self / COHORT, dtype=str, keep_default_na=False)
+
+    # --- run.json ------------------------------------------------------------------------------
+
+    def write_info(self, info: dict) -> None:
+        atomic.write_json(self / INFO, info)
+
+    def write_run_info(self, recipe, class_names: list[str], models: list[str], splits: pd.DataFrame, split_meta: dict,
+                       notes: list[str], samples, patient_ids: bool) -> None:
+        """run.json of a trained recipe."""
+        self.write_info({
+            "recipe": recipe.name,
+            "task": recipe.task_name,
+            "label": recipe.task.label,
+            "class_names": class_names,
+            "models": models,
+            "folds": sorted(int(k) for k in splits.loc[splits["partition"] == "cv", "fold"].unique()),
+            "leaky": bool(split_meta.get("leaky", False)),
+            "split_statement": split_meta.get("statement", ""),
+            "seed_tables": list(recipe.evaluate.tables),
+            "caveat": recipe.task.caveat,
+            "patient_ids": patient_ids,
+            "notes": notes,
+            "samples": {"kind": samples.kind, "count": int(len(samples.table)), "settings": samples.settings.__dict__},
+            "created": datetime.datetime.now().isoformat(timespec="seconds"),
+            "glioscope_version": __version__,
+            "cohort": str(self / COHORT),
+        })
+
+    def info(self) -> dict:
+        """run.json, with defaults for keys an older run may lack."""
+        path = self / INFO
+        if not path.is_file():
+            raise InputError(path, "not found: a run folder has a run.json written by `glioscope train`")
+        try:
+            info = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(path, f"cannot read run metadata ({exc})") from None
+        return {"recipe": self.path.name, **_INFO_DEFAULTS, **info}
+
+    # --- folds ---------------------------------------------------------------------------------
+
+    def fold(self, name: str) -> Path:
+        return self / name
+
+    def fold_finished(self, name: str) -> bool:
+        return (self.fold(name) / PREDICTIONS).is_file()
+
+    def write_fold_predictions(self, name: str, frame: pd.DataFrame, validation: bool = False) -> None:
+        atomic.write_csv(self.fold(name) / (VALIDATION if validation else PREDICTIONS), frame)
+
+    def save_model(self, name: str, state: dict, best_epoch: int) -> None:
+        save_checkpoint(self.fold(name) / MODEL, model=state, best_epoch=best_epoch)
+
+    def model_files(self) -> list[tuple[str, Path]]:
+        """(fold name, model.pt) of every trained fold."""
+        files = sorted(self.path.glob(f"*/{MODEL}"))
+        if not files:
+            raise InputError(self.path, f"no trained model ({MODEL}) in any fold folder; has training finished?")
+        return [(path.parent.name, path) for path in files]
+
+    @staticmethod
+    def model_state(path: Path) -> dict:
+        return load_checkpoint(path)["model"]
+
+    def merge_predictions(self, job_names: list[str]) -> None:
+        """RUN/predictions.csv (and validation_predictions.csv) from the folds'; the test set's as their mean."""
+        validation = [pd.read_csv(self.fold(n) / VALIDATION, dtype=_TYPES) for n in job_names
+                      if (self.fold(n) / VALIDATION).is_file()]
+        if validation:
+            atomic.write_csv(self / VALIDATION, pd.concat(validation, ignore_index=True))
+        frames = [pd.read_csv(self.fold(n) / PREDICTIONS, dtype=_TYPES) for n in job_names if self.fold_finished(n)]
+        merged = pd.concat(frames, ignore_index=True)
+        test = merged[merged["fold"] == "test"]
+        if len(test) and len(job_names) > 1:
+            # Every fold's model predicts the held-out test patients: report their mean (an ensemble).
+            probs = prob_columns(test)
+            keys = ["model", "slice_id", "item_id", "patient_id", "target"]
+            test = test.groupby(keys, sort=False)[probs].mean().reset_index()
+            test.insert(0, "fold", "test")
+            merged = pd.concat([merged[merged["fold"] != "test"], test], ignore_index=True)
+        atomic.write_csv(self / PREDICTIONS, merged)
+
+    def gradcam_dir(self, name: str) -> Path:
+        return self.fold(name) / GRADCAM
+
+    def gradcam_panels(self) -> list[tuple[str, bytes]] | None:
+        """The Grad-CAM panels saved by the first fold that has them, titled for the report."""
+        for folder in sorted(self.path.glob(f"*/{GRADCAM}")):
+            files = sorted(folder.glob("*.png"))
+            if files:
+                return [(f"{folder.parent.name}, held-out patients ({k + 1}/{len(files)})", f.read_bytes())
+                        for k, f in enumerate(files)]
+        return None
+
+    def write_history(self, name: str, history: pd.DataFrame) -> None:
+        """A fold's per-epoch metrics (its trainer writes them; a two-phase training joins its phases' here)."""
+        atomic.write_csv(self.fold(name) / HISTORY, history)
+
+    def histories(self, folds) -> list[tuple[object, pd.DataFrame]]:
+        """(fold, per-epoch metrics) of every fold that has a metrics.csv."""
+        found = []
+        for fold in folds:
+            path = self.fold(f"fold{fold}") / HISTORY
+            if path.is_file():
+                history = pd.read_csv(path)
+                if "epoch" not in history:
+                    history["epoch"] = np.arange(1, len(history) + 1)
+                found.append((fold, history))
+        return found
+
+    # --- predictions ---------------------------------------------------------------------------
+
+    def predictions(self, class_names: list[str] | None = None) -> pd.DataFrame:
+        """predictions.csv with `set` (cv | test) added and prob_<class> columns in class order.
+
+        The file may name its probability columns by class name or by index (prob_0, prob_1);
+        either way they are mapped onto `class_names` (run.json).
+        """
+        path = self / PREDICTIONS
+        if not path.is_file():
+            raise InputError(path, "not found: the run has no predictions yet (did training finish?)")
+        frame = _read_table(path, class_names)
+        if frame is None:
+            raise InputError(path, "has no rows")
+        names = class_names or [c[len("prob_"):] for c in prob_columns(frame)]
+        bad = ~frame["target"].between(0, len(names) - 1)
+        if bad.any():
+            raise InputError(path, f"target {int(frame.loc[bad, 'target'].iloc[0])} is not a class index 0..{len(names) - 1}")
+        fold = frame["fold"].astype(str).str.strip()
+        is_test = fold.str.lower().isin(["test", "-1"])
+        frame["fold"] = fold.where(~is_test, "test")
+        frame["set"] = np.where(is_test, "test", "cv")
+        ordered = [c for c in frame.columns if c.startswith("prob_")]
+        return frame[[c for c in frame.columns if c not in ordered] + ordered]
+
+    def validation_predictions(self, class_names: list[str]) -> pd.DataFrame | None:
+        """validation_predictions.csv in class order, or None when the run has none."""
+        path = self / VALIDATION
+        if not path.is_file():
+            return None
+        frame = _read_table(path, class_names)
+        if frame is None:
+            return None
+        frame["fold"] = frame["fold"].astype(str).str.strip()
+        if frame["fold"].str.lower().isin(["test", "-1"]).any():
+            raise InputError(path, "has rows of the test partition; validation predictions belong to a CV fold")
+        return frame
+
+    # --- metrics -------------------------------------------------------------------------------
+
+    def write_metrics(self, metrics: dict, patients: pd.DataFrame) -> None:
+        atomic.write_json(self / METRICS, metrics)
+        atomic.write_csv(self / PATIENTS, patients)
+
+    def metrics_stale(self) -> bool:
+        """True when metrics.json is missing or older than predictions.csv."""
+        path, predictions = self / METRICS, self / PREDICTIONS
+        return not path.is_file() or (predictions.is_file() and predictions.stat().st_mtime > path.stat().st_mtime)
+
+    def metrics(self) -> dict:
+        path = self / METRICS
+        if not path.is_file():
+            raise InputError(path, "not found: evaluate the run first (glioscope evaluate)")
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(path, f"cannot read metrics ({exc})") from None
+
+
+def _read_table(path: Path, class_names: list[str] | None) -> pd.DataFrame | None:
+    """A predictions table with prob_<class> columns in class order; None when it has no rows."""
+    frame = pd.read_csv(path, dtype=_TYPES)
+    missing = [c for c in _KEYS if c not in frame.columns]
+    probs = prob_columns(frame)
+    if missing or not probs:
+        raise InputError(path, f"expected columns {', '.join(_KEYS)} and prob_<class>; missing {missing or 'prob_*'}")
+    if frame.empty:
+        return None
+    frame = frame.rename(columns=_prob_names(path, probs, class_names))
+    names = class_names or [c[len("prob_"):] for c in probs]
+    ordered = [f"prob_{c}" for c in names]
+    if frame[ordered].isna().any().any() or frame["target"].isna().any():
+        raise InputError(path, "contains empty probabilities or targets")
+    frame["target"] = frame["target"].astype(int)
+    return frame[[c for c in frame.columns if c not in ordered] + ordered]
+
+
+def _prob_names(path: Path, probs: list[str], class_names: list[str] | None) -> dict[str, str]:
+    if not class_names:
+        return {}
+    suffixes = [c[len("prob_"):] for c in probs]
+    if sorted(suffixes) == sorted(class_names):
+        return {}
+    if len(probs) != len(class_names):
+        raise InputError(path, f"{len(probs)} probability columns for {len(class_names)} classes {class_names}")
+    if all(s.isdigit() for s in suffixes):
+        return {f"prob_{s}": f"prob_{class_names[int(s)]}" for s in suffixes}
+    return {p: f"prob_{name}" for p, name in zip(probs, class_names)}
