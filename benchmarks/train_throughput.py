@@ -108,7 +108,7 @@ def main(argv=None) -> int:
         cohort_dir = _cohort(Path(scratch), args.cohort, args.three_d)
         cache = Path(scratch) / "cache"
         recipe = load_recipe(base, ["model.weights=none"], quick=args.three_d)
-        frame = plan.load_cohort(cohort_dir, recipe.task, recipe.data)
+        frame, _ = plan.load_cohort(cohort_dir, recipe.task, recipe.data)
         names = plan.class_names(recipe.task, frame)
         samples = build_samples(frame, recipe.data, cache, progress=False)
         start = time.perf_counter()
@@ -122,8 +122,7 @@ def main(argv=None) -> int:
                 model_recipe = load_recipe(name, ["model.weights=none", f"train.num_workers={workers}",
                                                   "train.tensorboard=false"], quick=args.three_d)
                 pipeline, model_only, trainer = measure(model_recipe, samples, targets, names, steps, args.rounds)
-                timings = ", ".join(f"{k} {v:.3f} s" for k, v in trainer.timings.items())
-                print(f"{label}: precision {trainer.precision} ({timings or 'as set'})")
+                print(f"{label}: precision {trainer.precision} ({trainer.precision_record['chosen_by']})")
                 rows.append((label, workers, pipeline, model_only))
         print(f"\n{'model':<12} {'workers':>7} {'pipeline /s':>12} {'model-only /s':>14} {'ratio':>6}")
         for label, workers, pipeline, model_only in rows:

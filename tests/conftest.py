@@ -39,3 +39,36 @@ def monkeypatch_module():
     """A monkeypatch that lasts for one test module (e.g. its cache folder)."""
     with pytest.MonkeyPatch.context() as patch:
         yield patch
+
+
+FAST_2D = ["train.epochs=1", "cv.folds=2", "data.slices.size=64", "evaluate.bootstrap=30",
+           "evaluate.gradcam_per_class=1", "model.weights=none"]  # default precision: as a user runs it
+
+
+@pytest.fixture(scope="session")
+def tiny_2d_settings() -> list[str]:
+    """The --set overrides tiny_2d_run was trained with (a resume must repeat them)."""
+    return list(FAST_2D)
+
+
+@pytest.fixture(scope="session")
+def sagittal_cohort(tiny_phantom, tmp_path_factory) -> Path:
+    """The tiny phantom's sagittal T1 series: the sdl recipe's data."""
+    from glioscope.ingest import ingest
+
+    out = tmp_path_factory.mktemp("sagittal") / "cohort"
+    ingest([tiny_phantom / "dicom"], out, select={"plane": ["sagittal"], "sequence": ["T1"]}, progress=False, echo=None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_2d_run(sagittal_cohort, tmp_path_factory) -> Path:
+    """A finished `sdl` run (2 folds, 1 epoch, 64 px) on the sagittal cohort, for tests that apply or inspect one."""
+    from glioscope.cli import main
+
+    root = tmp_path_factory.mktemp("tiny-2d-run")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GLIOSCOPE_CACHE", str(root / "cache"))
+        args = [arg for item in FAST_2D for arg in ("--set", item)]
+        assert main(["cv", "sdl", "--cohort", str(sagittal_cohort), "-o", str(root / "run"), *args]) == 0
+    return root / "run"

@@ -107,8 +107,8 @@ class RunFolder:
         atomic.write_json(self / INFO, info)
 
     def write_run_info(self, recipe, class_names: list[str], models: list[str], splits: pd.DataFrame, split_meta: dict,
-                       notes: list[str], samples, patient_ids: bool) -> None:
-        """run.json of a trained recipe."""
+                       notes: list[str], samples, patient_ids: bool, precision: dict[str, dict]) -> None:
+        """run.json of a trained recipe; `precision`: each fold's (see `precisions`)."""
         self.write_info({
             "recipe": recipe.name,
             "task": recipe.task_name,
@@ -123,6 +123,7 @@ class RunFolder:
             "patient_ids": patient_ids,
             "notes": notes,
             "samples": {"kind": samples.kind, "count": int(len(samples.table)), "settings": samples.settings.__dict__},
+            "precision": precision,
             "created": datetime.datetime.now().isoformat(timespec="seconds"),
             "glioscope_version": __version__,
             "cohort": str(self / COHORT),
@@ -150,8 +151,18 @@ class RunFolder:
     def write_fold_predictions(self, name: str, frame: pd.DataFrame, validation: bool = False) -> None:
         atomic.write_csv(self.fold(name) / (VALIDATION if validation else PREDICTIONS), frame)
 
-    def save_model(self, name: str, state: dict, best_epoch: int) -> None:
-        save_checkpoint(self.fold(name) / MODEL, model=state, best_epoch=best_epoch)
+    def save_model(self, name: str, state: dict, best_epoch: int, precision: dict) -> None:
+        """A fold's model: its weights, the epoch they are from, and the precision it trained in."""
+        save_checkpoint(self.fold(name) / MODEL, model=state, best_epoch=best_epoch, precision=precision)
+
+    def precisions(self, job_names: list[str]) -> dict[str, dict]:
+        """How each fold's model was trained (dtype, channels_last, chosen_by), from its model.pt."""
+        found = {}
+        for name in job_names:
+            path = self.fold(name) / MODEL
+            if path.is_file():
+                found[name] = load_checkpoint(path).get("precision") or {}
+        return found
 
     def model_files(self) -> list[tuple[str, Path]]:
         """(fold name, model.pt) of every trained fold."""

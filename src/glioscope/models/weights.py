@@ -8,6 +8,7 @@ import torch
 import torchvision.models as tvm
 
 from glioscope.errors import GlioscopeError
+from glioscope.util.tensors import UnsafeFile, load_tensors
 
 # Names a recipe may give instead of a path.
 NAMED_WEIGHTS = ("imagenet", "kinetics", "kinetics400")
@@ -41,8 +42,10 @@ def read_state_dict(source: str | Path, arch: str) -> dict[str, torch.Tensor]:
         if not path.is_file():
             raise WeightsUnavailable(f"{path}: weights file not found")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a torch/pickle error deep inside: report the file instead
+        state = load_tensors(path)  # an UnsafeFile is an error, never a reason to fall back to scratch
+    except UnsafeFile:
+        raise
+    except Exception as exc:  # a torch error deep inside: report the file instead
         raise WeightsUnavailable(f"{path}: cannot be read as PyTorch weights ({type(exc).__name__}: {exc})") from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):

@@ -72,7 +72,8 @@ def _header(info: dict, metrics: dict) -> list[str]:
     model_name = ", ".join(metrics["models"])
     meta = [("Recipe", info.get("recipe")), ("Task", info.get("task")), ("Cohort", info.get("cohort")),
             ("Classes", ", ".join(metrics["class_names"])), ("Models", model_name),
-            ("Folds", len(metrics.get("folds", []))), ("Run created", info.get("created"))]
+            ("Folds", len(metrics.get("folds", []))), ("Precision", _precision(info.get("precision"))),
+            ("Run created", info.get("created"))]
     body = [f"<h1>glioscope report: {esc(title)}</h1>",
             '<p class="meta">' + " · ".join(f"<b>{esc(k)}:</b> {esc(v)}" for k, v in meta if v not in (None, "")) + "</p>"]
     if info.get("leaky"):
@@ -84,6 +85,19 @@ def _header(info: dict, metrics: dict) -> list[str]:
     statement = info.get("split_statement") or "No split statement was recorded for this run."
     body.append(f'<div class="statement">{esc(statement)}</div>')
     return body
+
+
+def _precision(by_fold: dict | None) -> str | None:
+    """The folds' training precision in words, e.g. "fp32 (auto: fp32 on CPU)"; each distinct one once."""
+    if not by_fold:
+        return None
+    words = []
+    for record in by_fold.values():
+        text = f"{record.get('dtype')}{' + channels_last' if record.get('channels_last') else ''}"
+        text += f" ({record['chosen_by']})" if record.get("chosen_by") else ""
+        if text not in words:
+            words.append(text)
+    return "; ".join(words)
 
 
 SEED_TABLES = {  # name -> the tables in that paper's layout (recipes choose with evaluate.tables)

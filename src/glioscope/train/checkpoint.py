@@ -1,8 +1,17 @@
-"""Checkpoints written atomically every epoch, with everything needed to resume exactly."""
+"""Checkpoints written atomically every epoch, with everything needed to resume exactly, and nothing that runs.
+
+A checkpoint (and a fold's model.pt) holds tensors and plain values only: numbers, strings,
+None, lists, tuples and dicts of them, which `torch.load(..., weights_only=True)` reads
+without unpickling any object. The random number generators' states are stored as tensors
+and plain values for that reason. Every load here uses weights_only=True: a file holding
+anything else (a pickled object, whose loading could run code) is refused with a clear
+error, and nothing in it runs.
+"""
 
 from __future__ import annotations
 
 import random
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -10,34 +19,65 @@ import torch
 
 from glioscope.errors import InputError
 from glioscope.util.atomic import atomic_path
+from glioscope.util.tensors import UnsafeFile, load_tensors
 
 
 def rng_state() -> dict:
+    """Python's, NumPy's, torch's (and CUDA's) generator states, as tensors and plain values."""
+    version, words, gauss = random.getstate()
+    kind, keys, position, has_gauss, cached = np.random.get_state()
     return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": {"version": version, "state": torch.tensor(words, dtype=torch.int64), "gauss": gauss},
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
     }
 
 
 def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    python, numpy = state["python"], state["numpy"]
+    random.setstate((python["version"], tuple(int(w) for w in python["state"].tolist()), python["gauss"]))
+    np.random.set_state((numpy["kind"], numpy["keys"].numpy().astype(np.uint32), numpy["position"],
+                         numpy["has_gauss"], numpy["cached_gaussian"]))
     torch.set_rng_state(state["torch"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def save_checkpoint(path: Path, **state) -> None:
-    """torch.save to a temporary file, then rename: a kill never leaves half a checkpoint."""
+    """torch.save of tensors and plain values to a temporary file, then rename: a kill never leaves half a file."""
+    state = plain(state)
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
+def plain(value):
+    """`value` with NumPy numbers and arrays made Python numbers and tensors; TypeError for any other object.
+
+    So that nothing is written that `weights_only=True` could not read back.
+    """
+    if isinstance(value, torch.Tensor) or value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    if isinstance(value, torch.Size):
+        return value
+    if isinstance(value, dict):
+        items = [(k, plain(v)) for k, v in value.items()]
+        return OrderedDict(items) if isinstance(value, OrderedDict) else dict(items)
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value) if type(value) in (list, tuple) else list(map(plain, value))
+    raise TypeError(f"a checkpoint holds tensors and plain values only, not {type(value).__name__}")
+
+
 def load_checkpoint(path: Path) -> dict:
+    """A checkpoint or model file's contents; UnsafeFile (an InputError) for one that holds more than weights."""
     try:
-        # Checkpoints hold RNG states and metric dicts as well as tensors: written by us, so trusted.
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # a damaged file: say which
+        return load_tensors(path)
+    except UnsafeFile:
+        raise
+    except Exception as exc:  # a damaged or foreign file: say which
         raise InputError(path, f"cannot be read as a glioscope checkpoint ({type(exc).__name__}: {exc})") from None

@@ -28,6 +28,7 @@ from glioscope.train.optim import EarlyStopping, build_optimizer, build_schedule
 from glioscope.train.precision import Precision, choose
 from glioscope.train.settings import TrainSettings
 from glioscope.util import atomic
+from glioscope.util.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +68,12 @@ class Trainer:
         self.monitor = settings.monitor
         self.stopper = EarlyStopping(settings.early_stopping, "min" if self.monitor.endswith("loss") else "max")
         self.precision: Precision | None = None
+        self.precision_record: dict = {}  # how the precision was chosen (run.json, the report)
         self.scaler = torch.amp.GradScaler("cuda") if self.device.type == "cuda" else None
         self.history: list[dict] = []
         self.best_state: dict | None = None
         self.best_epoch = -1
         self.epoch = 0  # epochs completed
-        self.timings: dict = {}
         self.accumulate = settings.accumulate
         self.reported = list(reported) if reported else self.default_reported()
         self._pending = 0  # batches backpropagated since the last optimiser step
@@ -170,13 +171,11 @@ class Trainer:
     def _setup_precision(self, dataset) -> None:
         if self.precision is not None:
             return
-        wanted = self.settings.precision
-        layout = self.settings.channels_last
         decision = None
-        if self.context.is_main:  # timings differ between processes: all follow the first one's
-            decision = choose(self.raw_model, self.timing_step, self.timing_sample(dataset), self.device, wanted,
-                              layout, dims=self.dims)
-        self.precision, self.timings = ddp.broadcast(decision, self.context)
+        if self.context.is_main:  # with `measure`, timings differ between processes: all follow the first one's
+            decision = choose(self.raw_model, self.timing_step, lambda: self.timing_sample(dataset), self.device,
+                              self.settings.precision, self.settings.channels_last, dims=self.dims)
+        self.precision, self.precision_record = ddp.broadcast(decision, self.context)
         self._apply_precision()
 
     @property
@@ -220,8 +219,8 @@ class Trainer:
         start = time.perf_counter()
         sums: dict[str, float] = {}
         batches = self.train_batches(train_set, epoch)
-        bar = tqdm(batches, desc=f"{self.name} epoch {epoch + 1}/{self.settings.epochs}", unit="batch",
-                   disable=not (self.progress and self.context.is_main), leave=False, dynamic_ncols=True)
+        bar = progress_bar(batches, desc=f"{self.name} epoch {epoch + 1}/{self.settings.epochs}", unit="batch",
+                           disable=not (self.progress and self.context.is_main), summary=False)  # _log says it
         self.optimizer.zero_grad(set_to_none=True)
         for batch in bar:
             out = self.train_step(batch)
@@ -324,7 +323,7 @@ class Trainer:
             history=self.history,
             best_state=self.best_state,
             best_epoch=self.best_epoch,
-            precision=self.precision,
+            precision=self.precision_record,
             rng=rng_state(),
             extra=self.extra_state(),
         )
@@ -346,7 +345,8 @@ class Trainer:
         self.stopper.load_state_dict(state["stopper"])
         self.epoch, self.history = state["epoch"], state["history"]
         self.best_state, self.best_epoch = state["best_state"], state["best_epoch"]
-        self.precision = state["precision"]
+        self.precision_record = {**state["precision"], "resumed": True}
+        self.precision = Precision(state["precision"]["dtype"], state["precision"]["channels_last"])
         self._apply_precision()
         set_rng_state(state["rng"])
         self.load_extra_state(state.get("extra", {}))
