@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--select", default=None, metavar="KEY=VALUE,...", help="keep matching rows, e.g. plane=sagittal,sequence=T1")
     ingest.add_argument("--patient-regex", default=None, help="image folders: regex whose group 'patient' is the patient id")
     ingest.add_argument("--workers", type=int, default=None, help="processes for reading headers (default: all cores)")
+    ingest.add_argument("--modality", default="MR", metavar="MODALITY,...",
+                        help="DICOM modalities to keep (default MR; 'any' keeps every one); others are skipped")
     ingest.add_argument("-o", "--out", type=Path, required=True, metavar="COHORT", help="output cohort folder")
     ingest.add_argument("--overwrite", action="store_true")
     ingest.set_defaults(run=_ingest)
@@ -50,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--test-fraction", type=float, default=0.0)
     split.add_argument("--seed", type=int, default=0)
     split.add_argument("--label-column", default="label")
+    split.add_argument("--drop-unlabelled", action="store_true",
+                       help="leave out the cohort's rows without a label (with a note) instead of refusing them")
     split.add_argument(
         "--leaky-slice-level",
         action="store_true",
@@ -99,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("input", type=Path, metavar="INPUT", help="a DICOM series folder, a NIfTI file or a 2D image")
     predict.add_argument("--mask", type=Path, default=None, help="a mask for ROI cropping or slice choice, when the recipe needs one")
     predict.add_argument("-o", "--out", type=Path, default=None, help="also write the JSON to this file")
+    predict.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     predict.set_defaults(run=_predict)
 
     demo = verbs.add_parser("demo", help="the main job on a phantom cohort: synthesise, ingest, split, summarise")
@@ -141,6 +146,7 @@ def _ingest(args) -> None:
         patient_regex=args.patient_regex,
         workers=args.workers,
         overwrite=args.overwrite,
+        modalities=None if args.modality.lower() == "any" else [m.strip() for m in args.modality.split(",") if m.strip()],
     )
     print(f"Cohort written to {args.out}")
 
@@ -149,6 +155,9 @@ def _split(args) -> None:
     from glioscope import cohort, split
 
     frame = cohort.load(args.cohort)
+    dropped = (frame[args.label_column].astype(str) == "") if args.label_column in frame else None
+    if args.drop_unlabelled and dropped is not None and dropped.any():
+        frame = frame[~dropped].reset_index(drop=True)
     table, meta = split.make_splits(
         frame,
         folds=args.folds,
@@ -158,6 +167,9 @@ def _split(args) -> None:
         leaky_slice_level=args.leaky_slice_level,
     )
     meta["cohort"] = str(args.cohort)
+    if args.drop_unlabelled and dropped is not None and dropped.any():
+        meta["notes"].append(f"{int(dropped.sum())} cohort row(s) without a {args.label_column!r} left out "
+                             "(--drop-unlabelled)")
     split.save(args.out, table, meta, overwrite=args.overwrite)
     print(split.format_split(meta))
     print(f"Splits written to {args.out}")
@@ -169,6 +181,13 @@ def _train(args) -> None:
 
     overrides = list(args.overrides) + ([f"cv.folds={args.folds}"] if args.folds else [])
     recipe = load_recipe(args.recipe, overrides, quick=args.quick)  # every value checked before anything is written
+    if args.folds and args.splits:
+        raise GlioscopeError("--folds and --splits both say how to split: the splits decide; give one of them")
+    if args.folds and recipe.cv.mode != "kfold":  # honoured, never ignored: k folds of every patient
+        print(f"note: --folds {args.folds}: {args.folds}-fold cross-validation of every patient, instead of the "
+              f"recipe's cv.mode {recipe.cv.mode}" + (f" (test fraction {recipe.cv.test_fraction:g})"
+                                                      if recipe.cv.test_fraction else ""))
+        recipe = load_recipe(args.recipe, overrides + ["cv.mode=kfold", "cv.test_fraction=0"], quick=args.quick)
     out = args.out or Path("runs") / recipe.name
     folds = getattr(args, "fold", None)
     run_dir = run(recipe, args.cohort, out, splits_path=args.splits, folds=folds, resume=args.resume,
@@ -220,11 +239,13 @@ def _predict(args) -> None:
 
     from glioscope.predict import predict
 
+    from glioscope.util.atomic import check_output_file, write_text
+
+    if args.out:  # before the work: a bad output is refused at once
+        check_output_file(args.out, args.overwrite, inputs=[args.input, args.run_dir])
     result = predict(args.run_dir, args.input, mask=args.mask)
     text = json.dumps(result, indent=2)
     if args.out:
-        from glioscope.util.atomic import write_text
-
         write_text(args.out, text + "\n")
     print(text)
 

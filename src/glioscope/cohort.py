@@ -12,6 +12,7 @@ table. A cohort is saved as a folder:
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,6 +43,8 @@ COLUMNS = [
     "rows",
     "cols",
     "spacing",  # "x,y,z" in mm, as read
+    "modality",  # DICOM Modality (MR ...); '' for NIfTI and 2D images, which do not say
+    "transfer_syntax",  # DICOM TransferSyntaxUID of the series' files; '' for other formats
     "source_format",
     "source_split",  # a split the source itself defines (Training/Testing...), else ''
 ]
@@ -65,6 +68,8 @@ _DEFAULTS = {
     "rows": 0,
     "cols": 0,
     "spacing": "",
+    "modality": "",
+    "transfer_syntax": "",
     "source_split": "",
 }
 _STRING_COLUMNS = [c for c in COLUMNS if c not in ("slice_index", "n_slices", "rows", "cols")]
@@ -188,6 +193,7 @@ def summarise(frame: pd.DataFrame, skipped: list[Skip] = (), notes: list[str] = 
         "unlabelled_items": int((frame["label"] == "").sum()),
         "sequences": dict(Counter(frame["sequence"])),
         "planes": dict(Counter(frame["plane"])),
+        "modalities": dict(Counter(m or "not stated" for m in frame["modality"])),
         "formats": dict(Counter(frame["source_format"])),
         "source_splits": dict(Counter(s for s in frame["source_split"] if s)),
         "skipped": [asdict(s) for s in skipped],
@@ -214,17 +220,30 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  (unlabelled)  {summary['unlabelled_items']} items")
     lines.append("Sequences: " + _counts(summary["sequences"]))
     lines.append("Planes: " + _counts(summary["planes"]))
+    if summary.get("modalities"):
+        lines.append("Modalities: " + _counts(summary["modalities"]))
     if summary.get("source_splits"):
         lines.append("Splits given by the source: " + _counts(summary["source_splits"]))
     for note in summary.get("notes", []):
         lines.append(f"Note: {note}")
     skipped = summary.get("skipped", [])
-    lines.append(f"Skipped: {len(skipped)}")
+    kinds = sorted(_reasons(skipped).items(), key=lambda kv: -kv[1])
+    lines.append(f"Skipped: {len(skipped)}" + (" (" + "; ".join(f"{n} {k}" for k, n in kinds) + ")" if skipped else ""))
     for skip in skipped[:50]:
         lines.append(f"  {skip['path']}: {skip['reason']}")
     if len(skipped) > 50:
         lines.append(f"  ... and {len(skipped) - 50} more (see skipped.csv)")
     return "\n".join(lines)
+
+
+def _reasons(skipped: list[dict]) -> dict[str, int]:
+    """Skips by kind of reason: the reason's words before any detail in brackets or after a colon."""
+    kinds = Counter()
+    for skip in skipped:
+        reason = skip["reason"]
+        reason = reason.split(": ", 1)[1] if reason.startswith("series ") and ": " in reason else reason
+        kinds[re.split(r" \(|: | as /", reason)[0][:60]] += 1
+    return dict(kinds)
 
 
 def _counts(counter: dict) -> str:

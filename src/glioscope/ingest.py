@@ -11,6 +11,7 @@ import pandas as pd
 from glioscope import cohort
 from glioscope.errors import InputError
 from glioscope.io import labels as label_table
+from glioscope.io.files import inside
 from glioscope.io.formats import FORMATS, ReadOptions, detect_format, read_source
 from glioscope.io.formats.imagefolder import NO_PATIENT_IDS
 from glioscope.util import atomic
@@ -31,8 +32,12 @@ def ingest(
     overwrite: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] | None = print,
+    modalities: Sequence[str] | None = ("MR",),
 ) -> tuple[pd.DataFrame, dict]:
-    """Build one cohort table from `sources`; write it to `out` (atomically) when given: (frame, summary)."""
+    """Build one cohort table from `sources`; write it to `out` (atomically) when given: (frame, summary).
+
+    `modalities`: the DICOM modalities kept (default MR; None: any); other series are skipped with the reason.
+    """
     if not sources:
         raise InputError(None, "no source given")
     if format != "auto" and format not in FORMATS:
@@ -46,7 +51,10 @@ def ingest(
         workers=workers,
         progress=progress,
         echo=say,
+        modalities=None if modalities is None else tuple(m.upper() for m in modalities),
     )
+    if out is not None:
+        _refuse_output_inside(Path(out), [Path(s) for s in sources])
     # Entering the output folder first refuses an existing output before a long scan,
     # and a failure anywhere below leaves nothing behind.
     target = atomic.atomic_dir(out, overwrite) if out is not None else contextlib.nullcontext()
@@ -91,6 +99,14 @@ def _build(sources: list[Path], format: str, options: ReadOptions, select) -> tu
         options.say(f"warning: {len(skipped)} file(s) skipped; reasons below and in skipped.csv")
     summary = cohort.summarise(frame, skipped, notes, sources=[s.expanduser().resolve() for s in sources])
     return frame, summary
+
+
+def _refuse_output_inside(out: Path, sources: list[Path]) -> None:
+    """An output folder inside a source would be read as data by the next ingest of that source."""
+    for source in sources:
+        if source.is_dir() and inside(out, source):
+            raise InputError(out, f"is inside the source {source}: a later ingest would read it as data; "
+                                  "write the cohort elsewhere")
 
 
 def _skip_hint(skipped) -> str:

@@ -31,29 +31,44 @@ class Job:
     evaluate: dict[str, pd.DataFrame] = field(default_factory=dict)  # fold label -> held-out items
 
 
-def load_cohort(cohort_path: Path, task, data) -> pd.DataFrame:
-    """The cohort rows a recipe uses (`task`: TaskSettings, `data`: DataSettings): its selection, labelled rows."""
+def load_cohort(cohort_path: Path, task, data) -> tuple[pd.DataFrame, list[str]]:
+    """The cohort rows a recipe uses (`task`: TaskSettings, `data`: DataSettings), and notes on those left out."""
     frame = cohort.load(cohort_path)
+    total, notes = len(frame), []
     if data.select:
         frame = cohort.select(frame, data.selection())
+        if len(frame) < total:
+            notes.append(f"{total - len(frame)} of {total} cohort row(s) are not in data.select {dict(data.select)}")
     column = task.label
     if column not in frame:
         raise InputError(cohort_path, f"cohort has no column {column!r} (task.label)")
-    frame = frame[frame[column].astype(str) != ""].reset_index(drop=True)
+    unlabelled = frame[column].astype(str) == ""
+    if unlabelled.any():
+        examples = ", ".join(frame.loc[unlabelled, "item_id"].head(3))
+        notes.append(f"{int(unlabelled.sum())} cohort row(s) have no {column!r} and are left out (e.g. {examples})")
+    frame = frame[~unlabelled].reset_index(drop=True)
     if frame.empty:
         raise InputError(cohort_path, f"no labelled rows left after data.select {dict(data.select)}")
     if column != "label":
         frame["label"] = frame[column]
-    return frame
+    return frame, notes
 
 
-def class_names(task, frame: pd.DataFrame) -> list[str]:
-    """task.classes, or the sorted labels present; a label outside task.classes is an error."""
+def class_names(task, frame: pd.DataFrame, notes: list[str] | None = None) -> list[str]:
+    """task.classes, or the sorted labels present; a label outside task.classes is an error.
+
+    A class of task.classes that no row has stays among the model's outputs, with a note in
+    `notes`: no patient can be scored on it, and macro metrics average over the classes present.
+    """
     present = sorted({str(v) for v in frame[task.label] if str(v) != ""})
     names = list(task.classes or present)
     unknown = sorted(set(present) - set(names))
     if unknown:
         raise InputError(None, f"labels {unknown} are not among task.classes {names}")
+    absent = [n for n in names if n not in present]
+    if absent and notes is not None:
+        notes.append(f"class(es) {', '.join(absent)} of task.classes have no patient in this cohort: the model keeps "
+                     "an output for them, and macro metrics average over the classes present")
     return names
 
 
@@ -107,7 +122,7 @@ def plan_jobs(table: pd.DataFrame, mode: str, inner: InnerValidation | None = No
             continue
         parts = split.fold_partitions(table, k)
         train, held_out = (table[table["partition"] == "cv"], None) if once else (parts["train"], parts["validation"])
-        train, validation = inner_validation(train, inner)
+        train, validation = inner_validation(train, inner, "train" if once else f"fold{k}")
         evaluate = {} if held_out is None else {str(k): held_out}
         if len(test):
             evaluate["test"] = test
@@ -120,7 +135,8 @@ def plan_jobs(table: pd.DataFrame, mode: str, inner: InnerValidation | None = No
     return jobs
 
 
-def inner_validation(train: pd.DataFrame, inner: InnerValidation | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+def inner_validation(train: pd.DataFrame, inner: InnerValidation | None,
+                     job: str = "fold") -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """(training, validation) items: a stratified patient-level split of `train`, or (train, None)."""
     if inner is None:
         return train, None
@@ -128,6 +144,11 @@ def inner_validation(train: pd.DataFrame, inner: InnerValidation | None) -> tupl
     folds = max(2, round(1 / inner.fraction))
     if units["label"].value_counts().min() < folds:
         folds = max(2, int(units["label"].value_counts().min()))
-    table, _ = split.make_splits(train, folds=folds, seed=inner.seed + 17)
+    try:
+        table, _ = split.make_splits(train, folds=folds, seed=inner.seed + 17)
+    except InputError as exc:
+        raise InputError(None, f"{job}: its {len(units)} training patient(s) are too few for an inner validation "
+                               f"split (train.validation: inner; {exc}); use more patients or "
+                               "--set train.validation=none") from None
     is_validation = train["item_id"].isin(set(table.loc[table["fold"] == 0, "item_id"]))
     return train[~is_validation], train[is_validation]

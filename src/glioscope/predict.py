@@ -61,11 +61,23 @@ def predict(run_dir: Path, input_path: Path, mask: Path | None = None) -> dict:
         "classes": names,
         "models": f"mean probability of {len(models)} fold model(s): {', '.join(n for n, _ in models)}",
         "patients": patients,
+        "inputs": _inputs(samples, table, per_sample, names),
         samples.kind: [{**samples.describe(i), **_scores(per_sample[i], names)} for i in range(len(samples))],
         "notes": list(samples.notes) + (
             [f"patient(s) {', '.join(sorted(seen))} were in this run's cohort: not an independent test"] if seen else []
         ),
     }
+
+
+def _inputs(samples, table, per_sample: np.ndarray, names: list[str]) -> list[dict]:
+    """Every input found: each series, volume or image with its prediction, or the reason it was not used."""
+    entries = []
+    for _, group in table.groupby(samples.item_column, sort=False):
+        first = group.iloc[0]
+        entries.append({"path": str(first[samples.path_column]), "patient_id": str(first["patient_id"]),
+                        "status": "predicted", "n_samples": int(len(group)),
+                        **_scores(per_sample[group.index.to_numpy()].mean(axis=0), names)})
+    return entries + [{"path": s.path, "status": "skipped", "reason": s.reason} for s in samples.skipped]
 
 
 def _scores(p: np.ndarray, names: list[str]) -> dict:

@@ -37,13 +37,17 @@ def run(recipe: Recipe, cohort_path: Path, out: Path, splits_path: Path | None =
     folder = RunFolder(out)
     if folder.check_start(recipe, resume):
         splits_path = splits_path or folder.path  # the folds the run started with
-    frame = plan.load_cohort(cohort_path, recipe.task, recipe.data)
-    names = plan.class_names(recipe.task, frame)
+    frame, notes = plan.load_cohort(cohort_path, recipe.task, recipe.data)
+    names = plan.class_names(recipe.task, frame, notes)
     table, meta = plan.make_or_load_splits(recipe.cv, frame, splits_path)
     samples = build_samples(frame, recipe.data, Path(cache_dir) if cache_dir else recipe.data.cache_dir(), progress)
-    notes = list(samples.notes)
     if samples.skipped:
-        notes.append(f"{len(samples.skipped)} item(s) could not be used and were left out (see samples_skipped.csv)")
+        first = samples.skipped[0]
+        notes.append(f"{len(samples.skipped)} cohort item(s) could not be used and were left out (samples_skipped.csv; "
+                     f"e.g. {first.path}: {first.reason})")
+    for note in notes:  # every cohort row is used or accounted for, on the console too
+        print(f"note: {note}")
+    notes += samples.notes
     # Under torchrun every process trains; the first one writes the files.
     context = ddp.init_distributed(recipe.train.device)
     if context.is_main:
@@ -55,7 +59,7 @@ def run(recipe: Recipe, cohort_path: Path, out: Path, splits_path: Path | None =
                  gradcam=k == 0)
     if context.is_main:
         folder.write_run_info(recipe, names, reported_names(recipe.model, recipe.name), table, meta, notes, samples,
-                              cohort.has_patient_ids(cohort_path))
+                              cohort.has_patient_ids(cohort_path), folder.precisions([job.name for job in jobs]))
         folder.merge_predictions([job.name for job in jobs])
         if report:
             from glioscope.workflows import finish  # evaluation and the report, composed there
@@ -89,7 +93,7 @@ def _run_job(recipe: Recipe, job: plan.Job, samples: SampleSet, names: list[str]
     trainer = _train_phases(recipe, settings, built.model, names, folder.fold(job.name), weights, progress, context,
                             train_set, val_set, resume)
     if context.is_main:
-        folder.save_model(job.name, trainer.raw_model.state_dict(), trainer.best_epoch)
+        folder.save_model(job.name, trainer.raw_model.state_dict(), trainer.best_epoch, trainer.precision_record)
         if val_set is not None:  # for combiners fit on validation patients only (glioscope fuse)
             fold = job.name[len("fold"):] if job.name.startswith("fold") else "0"
             rows = prediction_rows(trainer.predict(val_set), samples.keys(val_mask), targets[val_mask], fold, names)

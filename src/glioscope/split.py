@@ -56,12 +56,19 @@ def make_splits(
         raise InputError(
             None,
             f"{int((labels == '').sum())} items have no {label_column!r} (e.g. {missing}); "
-            "join labels at ingest (--labels) or leave them out (--select)",
+            "join labels at ingest (--labels), or leave them out (`glioscope split --drop-unlabelled`)",
         )
     group_column = "item_id" if leaky_slice_level else "patient_id"
     units = _units(cohort, labels, group_column)
-    if len(units) < folds + (1 if test_fraction else 0):
-        raise InputError(None, f"{len(units)} {group_column}s are too few for {folds} folds")
+    unit = "patients" if group_column == "patient_id" else "items"
+    n_test = round(len(units) * test_fraction) if test_fraction else 0
+    if test_fraction and n_test < 1:
+        raise InputError(None, f"a test set of {test_fraction:.0%} of {len(units)} {unit} holds out none "
+                               f"({len(units) * test_fraction:.1f}); use more {unit} or a larger test fraction")
+    if len(units) - n_test < folds:
+        held = f" after a test set of about {n_test}" if n_test else ""
+        raise InputError(None, f"{len(units)} {unit} are too few for {folds} folds{held}: each fold needs at "
+                               f"least one; use fewer folds")
 
     rng_seed = int(seed)
     unit_partition = pd.Series("cv", index=units.index)
@@ -69,6 +76,11 @@ def make_splits(
         test_units = _one_fold(units, round(1 / test_fraction), rng_seed)
         unit_partition[test_units] = "test"
     cv_units = units[unit_partition == "cv"]
+    per_class = cv_units.value_counts()
+    if (per_class < folds).all():
+        listing = ", ".join(f"{label}: {n}" for label, n in per_class.items())
+        raise InputError(None, f"every class has fewer {unit} than the {folds} folds ({listing}): too few for "
+                               "stratified folds; use fewer folds or more patients")
     unit_fold = pd.Series(-1, index=units.index)
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=rng_seed)
     with warnings.catch_warnings(record=True) as caught:
@@ -132,7 +144,7 @@ def _units(cohort: pd.DataFrame, labels: pd.Series, group_column: str) -> pd.Ser
 
 def _one_fold(units: pd.Series, n_splits: int, seed: int) -> pd.Index:
     """The first fold of a stratified split of the units: about 1/n_splits of them."""
-    n_splits = max(2, n_splits)
+    n_splits = min(max(2, n_splits), len(units))
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

@@ -3,6 +3,11 @@
 Computed with numpy from the confusion matrix and ranks (the AUC is the
 Mann-Whitney statistic), because the bootstrap calls this thousands of times;
 tests check every value against scikit-learn.
+
+A class without cases in the evaluated set (a recipe's class absent from a cohort, or
+from a bootstrap resample) has no sensitivity, F1 or AUC: they are NaN, and macro and
+weighted averages are taken over the classes present, for point estimates and bootstrap
+intervals alike (scikit-learn would count such a class as 0 in a macro average).
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ def classification_metrics(y_true, proba, class_names: list[str]) -> dict:
     precision = _ratio(tp, predicted)
     recall = _ratio(tp, support)
     f1 = _ratio(2 * precision * recall, precision + recall)
+    absent = support == 0
+    recall[absent], f1[absent] = np.nan, np.nan
     specificity = _ratio(tn, tn + fp)
     accuracy_ovr = (tp + tn) / max(total, 1)
     auc = _auc_per_class(y_true, proba, n_classes)
@@ -55,7 +62,7 @@ def classification_metrics(y_true, proba, class_names: list[str]) -> dict:
     weights = support / max(support.sum(), 1)
     for metric in PER_CLASS:
         values = np.array([per_class[c][metric] for c in class_names])
-        present = ~np.isnan(values)
+        present = ~np.isnan(values) & ~absent
         result[f"macro_{metric}"] = float(values[present].mean()) if present.any() else float("nan")
         w = weights[present]
         result[f"weighted_{metric}"] = float((values[present] * w).sum() / w.sum()) if w.sum() > 0 else float("nan")

@@ -1,11 +1,17 @@
-"""DICOM files: find them, read their headers (never their pixels) in parallel, load a series.
+"""DICOM files: find them, read their headers in parallel, check that a series is MR and decodes, load a series.
 
 A header is a plain dict (picklable, cheap to send back from a worker); a file
-that cannot be used becomes a `Skip` with the reason, never an exception.
+that cannot be used becomes a `Skip` with the reason, never an exception. Headers are
+read without pixels; `undecodable` then decodes one slice of each series, so that a
+series glioscope keeps is one it can read (compressed transfer syntaxes decode with
+pylibjpeg's plugins: JPEG baseline, extended and lossless, JPEG-LS, JPEG 2000; RLE and
+deflated files with pydicom itself).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,9 +27,20 @@ from glioscope.io.files import is_sidecar
 from glioscope.io.parallel import map_files
 
 PIXEL_DATA = 0x7FE00010
+DEFLATED = "1.2.840.10008.1.2.1.99"  # Deflated Explicit VR Little Endian
+_HALF_CHROMA = ("YBR_FULL_422", "YBR_PARTIAL_422")
+MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"  # a DICOMDIR
 _OTHER_PIXEL_TAGS = (0x7FE00008, 0x7FE00009)  # FloatPixelData, DoubleFloatPixelData
 # Values larger than this are skipped over, not read: pixel data stays on disk.
 _DEFER_SIZE = 4096
+
+MR = ("MR",)  # the modalities glioscope grades
+# SOP classes of MR images; an MR "secondary capture" (a screenshot, a report page) is not one.
+MR_IMAGE_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.4": "MR Image Storage",
+    "1.2.840.10008.5.1.4.1.1.4.1": "Enhanced MR Image Storage",
+    "1.2.840.10008.5.1.4.1.1.4.4": "Legacy Converted Enhanced MR Image Storage",
+}
 
 # Other formats: listed as skipped without a forced parse, which could wade through a large archive.
 NOT_DICOM_SUFFIXES = {".gz", ".nii", ".zip", ".tar", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".mha", ".nrrd"}
@@ -54,13 +71,22 @@ def read_header(path: str | Path) -> dict | Skip:
     if "SeriesInstanceUID" not in dataset and "Rows" not in dataset:
         if not magic:
             return Skip(str(path), "not a DICOM file")
+        if "DirectoryRecordSequence" in dataset or _media_class(dataset) == MEDIA_DIRECTORY:
+            return Skip(str(path), "a DICOMDIR (an index of other files), not an image")
         # pydicom returns what it parsed before the end of a cut file, sometimes nothing.
         detail = str(caught[-1].message) if caught else f"no image attributes in its {path.stat().st_size} bytes"
         return Skip(str(path), _unreadable(magic, detail))
     try:
-        return _header_fields(path, dataset)
+        with warnings.catch_warnings(), _quiet_pydicom():
+            warnings.simplefilter("ignore")  # odd values are read as they are, or the file is skipped below
+            return _header_fields(path, dataset)
     except Exception as exc:  # noqa: BLE001 - malformed values (bad DS/IS strings) in this file
         return Skip(str(path), f"DICOM header has an unreadable value ({type(exc).__name__}: {exc})")
+
+
+def _media_class(ds) -> str:
+    meta = getattr(ds, "file_meta", None)
+    return str(meta.get("MediaStorageSOPClassUID", "") or "") if meta is not None else ""
 
 
 def _unreadable(magic: bool, detail: str) -> str:
@@ -74,6 +100,9 @@ def _header_fields(path: Path, ds) -> dict | Skip:
         return Skip(str(path), pixel_problem)
     return {
         "path": str(path),
+        "modality": str(ds.get("Modality", "") or "").strip().upper(),
+        "sop_class": str(ds.get("SOPClassUID", "") or ""),
+        "transfer_syntax": _transfer_syntax(ds),
         "patient_id": str(ds.get("PatientID", "") or "").strip(),
         "study_uid": str(ds.get("StudyInstanceUID", "") or ""),
         "series_uid": str(ds.get("SeriesInstanceUID", "") or ""),
@@ -96,6 +125,11 @@ def _header_fields(path: Path, ds) -> dict | Skip:
     }
 
 
+def _transfer_syntax(ds) -> str:
+    meta = getattr(ds, "file_meta", None)
+    return str(meta.get("TransferSyntaxUID", "") or "") if meta is not None else ""
+
+
 def _pixel_data_problem(path: Path, ds) -> str:
     """Why the pixel data is missing or shorter than Rows x Columns x frames says, else ''."""
     if PIXEL_DATA not in ds:
@@ -103,6 +137,8 @@ def _pixel_data_problem(path: Path, ds) -> str:
             return ""
         kind = str(ds.get("Modality", "") or "no modality")
         return f"DICOM without pixel data ({kind}: a report, presentation state or truncated file)"
+    if _transfer_syntax(ds) == DEFLATED:
+        return ""  # the whole dataset is deflated on disk: its size says nothing of the pixels
     if "Rows" not in ds or "Columns" not in ds:
         return "DICOM pixel data without Rows/Columns"
     element = ds.get_item(PIXEL_DATA, keep_deferred=True)
@@ -112,6 +148,8 @@ def _pixel_data_problem(path: Path, ds) -> str:
         return ""  # encapsulated (compressed) frames: their size is not fixed by the header
     bits = int(ds.get("BitsAllocated", 16) or 16)
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    if samples == 3 and str(ds.get("PhotometricInterpretation", "")) in _HALF_CHROMA:
+        samples = 2  # 4:2:2 chroma subsampling: two values a pixel
     frames = int(_number(ds.get("NumberOfFrames")) or 1)
     expected = (int(ds.Rows) * int(ds.Columns) * samples * frames * bits + 7) // 8
     on_disk = path.stat().st_size - value_tell
@@ -160,6 +198,70 @@ def scan_headers(
     return headers, skips, sidecars
 
 
+def modality_problem(header: dict, modalities: tuple[str, ...] | None = MR) -> str:
+    """Why a file's series is not graded (modality CT, a secondary capture ...), or '' (None: any modality)."""
+    if modalities is None:
+        return ""
+    modality = header.get("modality") or "missing"
+    if modality not in modalities:
+        return f"modality {modality}, not {' or '.join(modalities)}"
+    sop = header.get("sop_class", "")
+    if modality == "MR" and sop and sop not in MR_IMAGE_CLASSES:
+        name = pydicom.uid.UID(sop).name
+        return f"SOP class {name}: not an acquired MR image (a screenshot, map or derived object)"
+    return ""
+
+
+def decode_problem(path: str) -> str:
+    """Why the pixel data of one file cannot be decoded, or '' (runs in a worker process)."""
+    dataset = None
+    try:
+        with warnings.catch_warnings(), _quiet_pydicom():
+            warnings.simplefilter("ignore")
+            dataset = read_dataset(path)
+            dataset.pixel_array  # noqa: B018 - decoding is the test
+    except Exception as exc:  # noqa: BLE001 - a missing decoder, damaged frames, bad attributes
+        syntax = _transfer_syntax(dataset) if dataset is not None else ""
+        name = pydicom.uid.UID(syntax).name if syntax else "unknown transfer syntax"
+        detail = " ".join(str(exc).split())[:200]
+        return f"pixel data cannot be decoded ({name}: {type(exc).__name__}: {detail})"
+    return ""
+
+
+@contextlib.contextmanager
+def _quiet_pydicom():
+    """pydicom logs each failed decoder with its traceback; the reason returned says it in one line."""
+    logger = logging.getLogger("pydicom")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def read_dataset(path: str | Path) -> pydicom.Dataset:
+    """A whole DICOM file, also one without the preamble or file meta (PACS exports, older files).
+
+    Without a TransferSyntaxUID, the one the file was read with (implicit or explicit VR,
+    little or big endian) is recorded, so that its pixel data can be decoded.
+    """
+    dataset = pydicom.dcmread(path, force=True)
+    if "TransferSyntaxUID" not in dataset.file_meta:
+        implicit, little = dataset.original_encoding
+        dataset.file_meta.TransferSyntaxUID = (
+            pydicom.uid.ImplicitVRLittleEndian if implicit else
+            pydicom.uid.ExplicitVRLittleEndian if little else pydicom.uid.ExplicitVRBigEndian)
+    return dataset
+
+
+def undecodable(rows: list[dict], workers: int | None = None, progress: bool = False) -> list[str]:
+    """Per series row, why its middle slice cannot be decoded, or '': a cheap check that what is kept decodes."""
+    files = [series_files(row) for row in rows]
+    files = [str(series[len(series) // 2]) for series in files]
+    return map_files(decode_problem, files, workers, progress, desc="decoding one slice per series")
+
+
 # --- pixels --------------------------------------------------------------------
 
 
@@ -179,7 +281,7 @@ def load_series(row) -> tuple[np.ndarray, VolumeGeometry]:
     slices, datasets = [], []
     for path in series_files(row):
         try:
-            dataset = pydicom.dcmread(path)
+            dataset = read_dataset(path)
             pixels = pydicom.pixels.apply_rescale(dataset.pixel_array, dataset).astype(np.float32)
         except Exception as exc:  # noqa: BLE001 - decoder and I/O errors of this file
             raise InputError(path, f"cannot read DICOM pixels ({type(exc).__name__}: {exc})") from None

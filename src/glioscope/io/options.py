@@ -18,6 +18,7 @@ class ReadOptions:
     workers: int | None = None  # processes for header scans; None = one per CPU core
     progress: bool = True
     check_data: bool = True  # NIfTI: read floating-point voxels once to find NaN/inf
+    modalities: tuple[str, ...] | None = ("MR",)  # DICOM series of other modalities are skipped; None: any
     echo: Callable[[str], None] | None = None  # where readers say what they chose (e.g. a clinical.csv they found)
 
     def say(self, message: str) -> None:

@@ -10,9 +10,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
-from tqdm import tqdm
 
 from glioscope.errors import InputError
+from glioscope.util.progress import progress_bar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -41,7 +41,7 @@ def map_files(
     than `min_parallel` items (default PARALLEL_MIN_FILES) run in this process.
     """
     workers = default_workers() if workers is None else max(1, int(workers))
-    bar = tqdm(total=len(items), desc=desc, unit="file", disable=not progress or not items, leave=False)
+    bar = progress_bar(total=len(items), desc=desc, unit="file", disable=not progress or not items)
     try:
         threshold = PARALLEL_MIN_FILES if min_parallel is None else min_parallel
         if workers == 1 or len(items) < max(2, threshold):

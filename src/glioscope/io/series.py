@@ -10,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 
 from glioscope.cohort import Skip
-from glioscope.io import geometry
+from glioscope.io import dicom, geometry
 from glioscope.io.sequences import dicom_sequence
 
 # ImageOrientationPatient values that differ by less than this are the same orientation.
@@ -24,9 +24,15 @@ def by_series_uid(header: dict) -> str:
 
 
 def group_series(
-    headers: list[dict], key: Callable[[dict], str] = by_series_uid
+    headers: list[dict], key: Callable[[dict], str] = by_series_uid, modalities: tuple[str, ...] | None = dicom.MR,
+    workers: int | None = 1, progress: bool = False,
 ) -> tuple[list[dict], list[Skip], list[str]]:
-    """Rows of kind 'series' from file headers: (rows, skipped, notes)."""
+    """Rows of kind 'series' from file headers: (rows, skipped, notes).
+
+    A series is kept when its modality is one of `modalities` (None: any) and one of its
+    slices decodes (its middle one, read in full: a missing decoder or damaged frames skip
+    the series here, with the reason, rather than later in training).
+    """
     groups: dict[str, list[dict]] = defaultdict(list)
     skips = []
     for header in _without_copies(headers, skips):
@@ -34,11 +40,22 @@ def group_series(
     rows = []
     issues: dict[str, list[str]] = defaultdict(list)
     for group_key in sorted(groups):
+        problem = dicom.modality_problem(groups[group_key][0], modalities)
+        if problem:
+            uid = groups[group_key][0]["series_uid"] or _common_folder(groups[group_key])
+            skips.append(Skip(_common_folder(groups[group_key]), f"series {uid}: {problem}"))
+            continue
         row = _series_row(groups[group_key], skips, issues)
         if row is not None:
             rows.append(row)
-    rows.sort(key=lambda r: (r["patient_id"], r["study_id"], r["path"]))
-    return rows, skips, _notes(issues)
+    kept = []
+    for row, problem in zip(rows, dicom.undecodable(rows, workers, progress)):
+        if problem:
+            skips.append(Skip(row["path"], f"series {row['series_id'] or row['path']}: {problem}"))
+        else:
+            kept.append(row)
+    kept.sort(key=lambda r: (r["patient_id"], r["study_id"], r["path"]))
+    return kept, skips, _notes(issues)
 
 
 def _without_copies(headers: list[dict], skips: list[Skip]) -> list[dict]:
@@ -86,6 +103,8 @@ def _series_row(headers: list[dict], skips: list[Skip], issues: dict) -> dict | 
         "rows": first["rows"],
         "cols": first["cols"],
         "spacing": geometry.format_spacing(dx, dy, spacing_z),
+        "modality": first["modality"],
+        "transfer_syntax": first["transfer_syntax"],
         "series_description": first["series_description"],
     }
 

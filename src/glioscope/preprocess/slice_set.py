@@ -25,6 +25,8 @@ class SliceSet(SampleSet):
     table_file = "slices.csv"
     id_column = "slice_id"
     describe_columns = ("patient_id", "item_id", "slice_index")
+    item_column = "item_id"
+    path_column = "source_path"
 
     images: np.ndarray
     table: pd.DataFrame

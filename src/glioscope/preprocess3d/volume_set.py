@@ -28,6 +28,8 @@ class VolumeSet(SampleSet):
     table_file = "volumes.csv"
     id_column = "volume_id"
     describe_columns = ("patient_id", "volume_id", "sequences")
+    item_column = "volume_id"
+    path_column = "source_paths"
 
     volumes: np.ndarray
     table: pd.DataFrame

@@ -23,6 +23,8 @@ class SampleSet(ABC):
     table_file: ClassVar[str]  # the run folder's copy of the table
     id_column: ClassVar[str]  # the table's key
     describe_columns: ClassVar[tuple[str, ...]]  # what identifies a sample in predict's JSON
+    item_column: ClassVar[str]  # the input a sample comes from (a series, volume or image; a stacked study)
+    path_column: ClassVar[str]  # that input's file(s)
 
     table: pd.DataFrame
     skipped: list

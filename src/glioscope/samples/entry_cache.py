@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from glioscope import cohort
 from glioscope.cohort import Skip
 from glioscope.errors import InputError
 from glioscope.io.parallel import map_files
 from glioscope.util import atomic
+from glioscope.util.progress import progress_bar
 
 # Entries are deflated at level 1 (fast; the zero background of scans halves them) when asked.
 _COMPRESS_LEVEL = 1
@@ -119,7 +119,7 @@ def fetch_or_compute(tasks: Sequence, folder: Path | None, *, key: Callable, ide
     labels: (cache bar, its unit, compute bar)."""
     entries, skipped, pending = {}, [], []
     cache_desc, unit, compute_desc = labels
-    for task in tqdm(tasks, desc=cache_desc, unit=unit, disable=not progress or folder is None, leave=False):
+    for task in progress_bar(tasks, desc=cache_desc, unit=unit, disable=not progress or folder is None):
         if folder is not None:
             try:
                 entry_file = folder / f"{key(task)}.npz"

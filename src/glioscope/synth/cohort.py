@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
 
 from glioscope.errors import InputError
 from glioscope.synth import montage
@@ -25,6 +24,7 @@ from glioscope.synth.plan import Record, plan
 from glioscope.synth.presets import DEFAULT_DIFFICULTY, DEFAULT_MGMT_EFFECT, LAYOUTS, Preset, get_preset
 from glioscope.synth.subject import simulate
 from glioscope.util.atomic import atomic_dir
+from glioscope.util.progress import progress_bar
 
 WRITERS = {
     "dicom": RembrandtWriter,
@@ -61,7 +61,7 @@ def synthesize(
     job = _Job(settings, difficulty, mgmt_effect, tuple(layouts), frozenset(montage.wanted(records, settings.montage_per_class)))
     with atomic_dir(out, overwrite) as tmp:
         results = []
-        bar = tqdm(total=len(records), desc=f"phantom {preset}", unit="subject", disable=not progress, dynamic_ncols=True)
+        bar = progress_bar(total=len(records), desc=f"phantom {preset}", unit="subject", disable=not progress)
         with bar, _pool(max(1, int(workers)), settings.voxel_mm) as pool:
             for result in pool(functools.partial(_simulate_and_write, job, tmp), records):
                 results.append(result)

@@ -1,7 +1,9 @@
 """Atomic outputs: write to a temporary sibling, then rename into place.
 
 A crash or Ctrl-C leaves either the old file (or nothing) or the complete new
-file, never a partial one.
+file, never a partial one. A killed process can leave its hidden temporary folder
+(`.<name>.<pid>.<random>.partial`): the next `atomic_dir` of the same output removes
+those whose process is gone.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from glioscope.util.paths import inside
 
 
 def _umask() -> int:
@@ -55,6 +59,21 @@ def write_csv(path: str | Path, frame) -> Path:
     return Path(path)
 
 
+def check_output_file(path: str | Path, overwrite: bool = False, inputs=()) -> None:
+    """Refuse an output file that is a folder, that exists (without `overwrite`), or that lies inside an input folder."""
+    from glioscope.errors import InputError
+
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(path, "is a folder; give the name of a file to write")
+    if path.exists() and not overwrite:
+        raise InputError(path, "already exists; choose another file or pass --overwrite")
+    for folder in inputs:
+        folder = Path(folder)
+        if folder.is_dir() and inside(path, folder):
+            raise InputError(path, f"is inside the input {folder}; write it elsewhere")
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary directory that replaces `path` when the block succeeds.
@@ -67,12 +86,13 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     if path.exists() and not overwrite and (not path.is_dir() or any(path.iterdir())):
         raise InputError(path, "output already exists; choose another path or pass --overwrite")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    remove_stale(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".partial", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs are ordinary folders
     try:
         yield tmp
         if path.exists():
-            trash = path.with_name(f".{path.name}.old-{os.getpid()}")
+            trash = path.with_name(f".{path.name}.{os.getpid()}.old.partial")
             os.replace(path, trash)
             os.replace(tmp, path)
             shutil.rmtree(trash, ignore_errors=True)
@@ -81,3 +101,28 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def remove_stale(path: Path) -> list[Path]:
+    """Remove the temporary siblings of `path` left by processes that no longer run; returns them."""
+    removed = []
+    for candidate in Path(path).parent.glob(f".{Path(path).name}.*.partial"):
+        pid = candidate.name[len(Path(path).name) + 2:].split(".")[0]
+        if not pid.isdigit() or _running(int(pid)):
+            continue
+        if candidate.is_dir():
+            shutil.rmtree(candidate, ignore_errors=True)
+        else:
+            candidate.unlink(missing_ok=True)
+        removed.append(candidate)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it runs
+        return True
+    return True

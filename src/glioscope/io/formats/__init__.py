@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from glioscope.cohort import ReaderResult
+from glioscope.cohort import ReaderResult, Skip
 from glioscope.errors import InputError
+from glioscope.io.files import outside_links
 from glioscope.io.formats import brats, common, dicom, imagefolder, ixi, kaggle3m, manifest, rsna_miccai
 from glioscope.io.options import ReadOptions
 
@@ -81,4 +83,6 @@ def read_source(source: Path, format: str = "auto", options: ReadOptions | None 
         path = common.source_folder(path)
     result = reader.read(path, options)
     result.format = format
+    for link in outside_links(path) if path.is_dir() else []:  # the readers do not follow them
+        result.skipped.append(Skip(str(link), f"a link to {os.readlink(link)}, outside the source folder: not followed"))
     return result

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from glioscope.cohort import ReaderResult, Skip
 from glioscope.errors import InputError
-from glioscope.io.files import is_sidecar
+from glioscope.io.files import is_sidecar, walk_files
 from glioscope.io.formats.common import Census, split_name
 from glioscope.io.images import is_image, read_image_headers
 from glioscope.io.labels import normalise_grade
@@ -52,7 +52,7 @@ def read(source: Path, options: ReadOptions) -> ReaderResult:
     candidates = []
     for folder, split in layout:
         for class_folder in _folders(folder):
-            for path in sorted(p for p in class_folder.rglob("*") if p.is_file()):
+            for path in walk_files(class_folder, within=source):  # links out of the source: listed by read_source
                 if is_image(path):
                     candidates.append((path, class_folder.name, split))
                 elif not is_sidecar(path):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from glioscope.cohort import ReaderResult, Skip
 from glioscope.io import labels
+from glioscope.io.files import inside
 from glioscope.io.formats.common import Census
 from glioscope.io.images import read_image_headers
 from glioscope.io.options import ReadOptions
@@ -48,15 +49,16 @@ def read(source: Path, options: ReadOptions) -> ReaderResult:
     slices, masks = [], []
     for case in sorted(d for d in root.iterdir() if d.is_dir()):
         for image in sorted(case.glob("*.tif")):
-            if image.stem.endswith("_mask"):
+            if image.stem.endswith("_mask") or not inside(image, source):  # links out: listed by read_source
                 continue
             match = _SLICE.match(image.stem)
             if match is None:
                 result.skipped.append(Skip(str(image), "name is not <case>_<slice number>.tif"))
                 continue
             mask = image.with_name(f"{image.stem}_mask.tif")
-            slices.append((case, image, int(match["index"]), mask if mask.is_file() else None))
-            masks += [mask] if mask.is_file() else []
+            mask = mask if mask.is_file() and inside(mask, source) else None
+            slices.append((case, image, int(match["index"]), mask))
+            masks += [mask] if mask is not None else []
     slices.sort(key=lambda s: (s[0].name, s[2]))
     headers, skips = read_image_headers([s[1] for s in slices] + masks, options.workers, options.progress)
     result.skipped += skips

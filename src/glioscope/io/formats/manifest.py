@@ -135,7 +135,7 @@ def _series_rows(entry: dict, base: dict, options: ReadOptions, result: ReaderRe
     result.skipped += skips
     for header in headers:
         header["patient_id"] = base["patient_id"]  # the manifest names the patient, whatever the tags say
-    rows, series_skips, notes = group_series(headers)
+    rows, series_skips, notes = group_series(headers, modalities=options.modalities)
     result.skipped += series_skips
     result.notes += notes
     if not rows and not skips and not series_skips:
