@@ -183,6 +183,7 @@ def test_too_few_patients_and_folds_for_a_holdout_recipe_are_clear(tmp_path, cap
     captured = capsys.readouterr()
     assert "--folds 2: 2-fold cross-validation of every patient" in captured.out
     assert "too few for an inner validation split" in captured.err and "Traceback" not in captured.err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # refused before any output
     assert main([*base, "--folds", "2", "--splits", str(tmp_path), "-o", str(tmp_path / "c")]) == 2
 
 

@@ -48,12 +48,12 @@ def run(recipe: Recipe, cohort_path: Path, out: Path, splits_path: Path | None =
     for note in notes:  # every cohort row is used or accounted for, on the console too
         print(f"note: {note}")
     notes += samples.notes
+    mode = meta.get("mode") or ("kfold" if splits_path else recipe.cv.mode)
+    jobs = plan.plan_jobs(table, mode, recipe.train.inner_validation, folds)  # before any output: it can refuse
     # Under torchrun every process trains; the first one writes the files.
     context = ddp.init_distributed(recipe.train.device)
     if context.is_main:
         folder.write_inputs(recipe, frame, table, meta, samples)
-    mode = meta.get("mode") or ("kfold" if splits_path else recipe.cv.mode)
-    jobs = plan.plan_jobs(table, mode, recipe.train.inner_validation, folds)
     for k, job in enumerate(jobs):
         _run_job(recipe, job, samples, names, folder, resume, progress and context.is_main, notes, context,
                  gradcam=k == 0)
