@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--difficulty", type=float, default=None, help="0 = grades well apart, 1 = heavy overlap")
     synth.add_argument("--mgmt-effect", type=float, default=None, help="strength of the MGMT imaging correlate; 0 = none")
     synth.add_argument("--layouts", nargs="+", default=None, help="subset of: dicom rsna-miccai brats ixi imagefolder")
+    synth.add_argument("--site", default="A", choices=("A", "B"),
+                       help="the scanner and hospital: B is a second site (other intensities, noise, bias, "
+                            "slices, subjects and ids) for external validation")
     synth.add_argument("--overwrite", action="store_true")
     synth.set_defaults(run=_synth)
 
@@ -124,8 +127,10 @@ def _synth(args) -> None:
         mgmt_effect=args.mgmt_effect,
         layouts=args.layouts,
         overwrite=args.overwrite,
+        site=args.site,
     )
-    print(f"Phantom cohort ({args.preset}, seed {args.seed}) written to {args.out}")
+    site = f", site {args.site}" if args.site != "A" else ""
+    print(f"Phantom cohort ({args.preset}{site}, seed {args.seed}) written to {args.out}")
     for layout, folder in manifest.get("layouts", {}).items():
         print(f"  {layout:<12} {Path(args.out) / folder}")
     print(f"  montage      {Path(args.out) / 'montage.png'}")

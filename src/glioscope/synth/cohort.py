@@ -8,7 +8,7 @@ import json
 import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +21,9 @@ from glioscope.synth.imagefolder_writer import ImageFolderWriter
 from glioscope.synth.manifest import describe, truth_row
 from glioscope.synth.nifti_writer import BratsWriter, IxiWriter
 from glioscope.synth.plan import Record, plan
-from glioscope.synth.presets import DEFAULT_DIFFICULTY, DEFAULT_MGMT_EFFECT, LAYOUTS, Preset, get_preset
+from glioscope.synth.presets import (
+    DEFAULT_DIFFICULTY, DEFAULT_MGMT_EFFECT, LAYOUTS, SITES, Preset, Site, get_preset, get_site,
+)
 from glioscope.synth.subject import simulate
 from glioscope.util.atomic import atomic_dir
 from glioscope.util.progress import progress_bar
@@ -45,6 +47,7 @@ def synthesize(
     overwrite: bool = False,
     progress: bool = True,
     workers: int = 1,
+    site: str = "A",
 ) -> dict:
     """Write the phantom cohort to `out` atomically; return its manifest (also OUT/synth.json).
 
@@ -52,13 +55,19 @@ def synthesize(
     presets on machines with several physical cores; a script calling it then needs the
     `if __name__ == "__main__":` guard). The output does not depend on it. `preset` is a
     preset's name or a `Preset` of one's own (a cohort sized for a particular check).
+    `site` names the scanner and hospital (presets.SITES): "B" is a second site for
+    external validation, with its own subjects, ids, intensities, noise, bias and slices.
     """
     settings = preset if isinstance(preset, Preset) else get_preset(preset)
+    where = get_site(site)
+    settings = replace(settings, dicom_slab=settings.dicom_slab + where.extra_slab,
+                       rsna_slab=settings.rsna_slab + where.extra_slab)
     preset = settings.name
     difficulty, mgmt_effect = _knobs(difficulty, mgmt_effect)
     layouts = _layouts(layouts)
-    records = plan(settings, seed)
-    job = _Job(settings, difficulty, mgmt_effect, tuple(layouts), frozenset(montage.wanted(records, settings.montage_per_class)))
+    records = plan(settings, seed, where)
+    job = _Job(settings, difficulty, mgmt_effect, tuple(layouts), frozenset(montage.wanted(records, settings.montage_per_class)),
+               where)
     with atomic_dir(out, overwrite) as tmp:
         results = []
         bar = progress_bar(total=len(records), desc=f"phantom {preset}", unit="subject", disable=not progress)
@@ -70,8 +79,8 @@ def synthesize(
         outputs = {name: writers[name].finish([r.rows[name] for r in results if r.rows[name] is not None]) for name in layouts}
         pd.DataFrame([r.truth for r in results]).to_csv(tmp / "truth.csv", index=False)
         panels = [r.panel for r in results if r.panel is not None]
-        montage.render(tmp / "montage.png", panels, _title(settings, seed, difficulty, mgmt_effect))
-        manifest = describe(settings, seed, difficulty, mgmt_effect, layouts, records, outputs)
+        montage.render(tmp / "montage.png", panels, _title(settings, seed, difficulty, mgmt_effect, where))
+        manifest = {**describe(settings, seed, difficulty, mgmt_effect, layouts, records, outputs), "site": where.as_dict()}
         (tmp / "synth.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
 
@@ -85,6 +94,7 @@ class _Job:
     mgmt_effect: float
     layouts: tuple[str, ...]
     montage: frozenset[int]
+    site: Site
 
 
 @dataclass
@@ -96,7 +106,7 @@ class _Result:
 
 def _simulate_and_write(job: _Job, root: Path, record: Record) -> _Result:
     """Simulate one subject and write it in every layout (runs in a worker process)."""
-    subject = simulate(record.spec, job.settings.voxel_mm, job.difficulty, job.mgmt_effect)
+    subject = simulate(record.spec, job.settings.voxel_mm, job.difficulty, job.mgmt_effect, job.site)
     rows = {name: WRITERS[name](root, job.settings).write(subject, record) for name in job.layouts}
     panel = montage.panel(subject, record) if record.spec.index in job.montage else None
     return _Result(rows=rows, truth=truth_row(subject, record, list(job.layouts)), panel=panel)
@@ -156,5 +166,6 @@ def _layouts(layouts: Sequence[str] | None) -> list[str]:
     return [name for name in LAYOUTS if name in layouts]
 
 
-def _title(settings: Preset, seed: int, difficulty: float, mgmt_effect: float) -> str:
-    return f"glioscope phantom '{settings.name}', seed {seed}, difficulty {difficulty}, mgmt_effect {mgmt_effect}"
+def _title(settings: Preset, seed: int, difficulty: float, mgmt_effect: float, site: Site = SITES["A"]) -> str:
+    where = f", site {site.name}" if site.number else ""
+    return f"glioscope phantom '{settings.name}'{where}, seed {seed}, difficulty {difficulty}, mgmt_effect {mgmt_effect}"

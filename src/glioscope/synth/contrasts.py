@@ -7,6 +7,7 @@ import torch
 import torchio as tio
 
 from glioscope.synth import warp
+from glioscope.synth.presets import SITES, Site
 
 SEQUENCES = ("T1", "T1c", "T2", "FLAIR")
 
@@ -50,13 +51,14 @@ def synthesise(fractions: dict[str, np.ndarray], texture: np.ndarray, rng: np.ra
     return {sequence: images[i].reshape(texture.shape) for i, sequence in enumerate(SEQUENCES)}
 
 
-def scanner(images: dict[str, np.ndarray], affine: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Apply a bias field (TorchIO, seeded by the caller), Rician noise and a global scaling."""
+def scanner(images: dict[str, np.ndarray], affine: np.ndarray, rng: np.random.Generator,
+            site: Site = SITES["A"]) -> dict[str, np.ndarray]:
+    """Apply a bias field (TorchIO, seeded by the caller), Rician noise and a global scaling, as `site`'s scanner."""
     shape = next(iter(images.values())).shape
-    fields = bias_fields(list(images), shape, affine)
+    fields = bias_fields(list(images), shape, affine, BIAS_COEFFICIENTS * site.bias)
     out = {}
     for name, clean in images.items():
-        sigma = rng.uniform(*NOISE_FRACTION) * INTENSITY["wm"][name]
+        sigma = rng.uniform(*NOISE_FRACTION) * INTENSITY["wm"][name] * site.noise
         # Magnitude of a complex signal with Gaussian noise in both channels: Rician.
         # (In place: these are the largest arrays of the simulation.)
         real = rng.standard_normal(shape, dtype=np.float32)
@@ -67,12 +69,12 @@ def scanner(images: dict[str, np.ndarray], affine: np.ndarray, rng: np.random.Ge
         np.square(real, out=real)
         real += np.square(imaginary, out=imaginary)
         np.sqrt(real, out=real)
-        real *= BASE_SCALE[name] * rng.uniform(*SCALE_RANGE)
+        real *= BASE_SCALE[name] * rng.uniform(*SCALE_RANGE) * site.scale
         out[name] = np.clip(real, 0, MAX_VALUE, out=real)
     return out
 
 
-def bias_fields(names: list[str], shape, affine: np.ndarray) -> dict[str, np.ndarray]:
+def bias_fields(names: list[str], shape, affine: np.ndarray, coefficients: float = BIAS_COEFFICIENTS) -> dict[str, np.ndarray]:
     """One smooth multiplicative field per sequence from TorchIO's RandomBiasField.
 
     The field is a low-order polynomial over the field of view: TorchIO evaluates it on
@@ -81,6 +83,6 @@ def bias_fields(names: list[str], shape, affine: np.ndarray) -> dict[str, np.nda
     coarse_shape, coarse_affine, factor = warp.coarse_grid(shape, affine, BIAS_GRID_MM)
     ones = torch.ones((1, *coarse_shape))
     subject = tio.Subject({name: tio.ScalarImage(tensor=ones.clone(), affine=coarse_affine) for name in names})
-    biased = tio.RandomBiasField(coefficients=BIAS_COEFFICIENTS, order=3)(subject)
+    biased = tio.RandomBiasField(coefficients=coefficients, order=3)(subject)
     fields = warp.upsample(np.concatenate([biased[name].data.numpy() for name in names]), shape, factor)
     return dict(zip(names, fields))

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from glioscope.synth.presets import CLASSES, Preset
+from glioscope.synth.presets import CLASSES, SITES, Preset, Site
 from glioscope.synth.subject import STREAM_MGMT, SubjectSpec, rng_for
 
 STREAM_PLAN = 0
@@ -30,8 +30,9 @@ class Record:
         return self.spec.grade
 
 
-def plan(preset: Preset, seed: int) -> list[Record]:
-    """Shuffle the classes over subject indices and give every subject its ids."""
+def plan(preset: Preset, seed: int, site: Site = SITES["A"]) -> list[Record]:
+    """Shuffle the classes over subject indices and give every subject its ids (each site its own)."""
+    seed = site.seed(seed)
     rng = rng_for(seed, STREAM_PLAN)
     classes = np.array([c for c in CLASSES for _ in range(preset.counts[c])])
     classes = classes[rng.permutation(len(classes))]
@@ -43,16 +44,18 @@ def plan(preset: Preset, seed: int) -> list[Record]:
     glioblastomas = [r for r in records if r.grade == "IV"]
     healthy = [r for r in records if r.grade == "healthy"]
 
+    n = site.number  # another site's ids never meet site A's
     for record, number in zip(tumours, _unique(rng, 1000, 9999, len(tumours), ordered=False)):
-        record.ids["dicom"] = f"900-00-{number:04d}"
+        record.ids["dicom"] = f"{900 + n}-00-{number:04d}"
     for record, number in zip(glioblastomas, _unique(rng, 0, 1010, len(glioblastomas))):
-        record.ids["rsna-miccai"] = f"{number:05d}"
+        record.ids["rsna-miccai"] = f"{number + 20000 * n:05d}"
     for number, record in enumerate(tumours, start=1):
-        record.ids["brats"] = f"BraTS20_Training_{number:03d}"
+        record.ids["brats"] = f"BraTS20_Training_{number:03d}" if not n else f"Site{site.name}_Case_{number:03d}"
     for record, number, scan in zip(healthy, _unique(rng, 2, 662, len(healthy)), _unique(rng, 0, 9999, len(healthy), False)):
-        record.ids["ixi"] = f"IXI{number:03d}-{IXI_SITES[rng.integers(len(IXI_SITES))]}-{scan:04d}"
+        record.ids["ixi"] = f"IXI{number + 1000 * n:03d}-{IXI_SITES[rng.integers(len(IXI_SITES))]}-{scan:04d}"
+    prefix = "P" if not n else site.name
     for record in records:
-        record.ids["imagefolder"] = f"P{record.spec.index + 1:04d}"
+        record.ids["imagefolder"] = f"{prefix}{record.spec.index + 1:04d}"
     _plan_rsna(glioblastomas, rng)
     return records
 

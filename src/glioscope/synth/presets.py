@@ -99,6 +99,46 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+@dataclass(frozen=True)
+class Site:
+    """A scanner and a hospital: how its images differ, and how its patients are named.
+
+    Site A is the phantom as it has always been. Another site scales the intensities
+    (`scale`, a factor on the global scaling), adds more noise (`noise`, a factor on
+    its standard deviation), a stronger bias field (`bias`, a factor on its
+    coefficients) and thicker DICOM slices (`extra_slab` voxels more per slice); its
+    subjects are drawn from their own random streams (no subject of site A appears
+    again) and carry their own ids in every layout.
+    """
+
+    name: str
+    scale: float = 1.0
+    noise: float = 1.0
+    bias: float = 1.0
+    extra_slab: int = 0
+    number: int = 0  # offsets the cohort's random streams and its ids
+
+    def seed(self, seed: int) -> int:
+        """The cohort seed of this site: site A's is the seed itself."""
+        return int(seed) + 1_000_003 * self.number
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+SITES: dict[str, Site] = {
+    "A": Site("A"),
+    "B": Site("B", scale=1.8, noise=2.5, bias=1.8, extra_slab=1, number=1),
+}
+
+
+def get_site(name: str) -> Site:
+    try:
+        return SITES[str(name).upper()]
+    except KeyError:
+        raise InputError(None, f"unknown phantom site {name!r}; choose one of {', '.join(SITES)}") from None
+
+
 def get_preset(name: str) -> Preset:
     """The preset called `name`, or an error listing the known ones."""
     try:

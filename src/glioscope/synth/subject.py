@@ -10,6 +10,7 @@ from scipy import ndimage
 
 from glioscope.synth import contrasts, tumour, warp
 from glioscope.synth.anatomy import BRAIN_TISSUES, HEAD_TISSUES, anatomy
+from glioscope.synth.presets import SITES, Site
 
 OEDEMA_IN_GREY = 0.15  # vasogenic oedema spreads along white matter, mostly sparing cortex
 COMPARTMENTS = ("necrosis", "non_enhancing", "enhancing", "oedema")
@@ -55,8 +56,8 @@ class Subject:
         return self.spec.grade != "healthy"
 
 
-def simulate(spec: SubjectSpec, voxel_mm: int, difficulty: float, mgmt_effect: float) -> Subject:
-    """Simulate one subject deterministically from its spec."""
+def simulate(spec: SubjectSpec, voxel_mm: int, difficulty: float, mgmt_effect: float, site: Site = SITES["A"]) -> Subject:
+    """Simulate one subject deterministically from its spec, imaged by `site`'s scanner."""
     anat = anatomy(voxel_mm)
     tissues = {name: volume.copy() for name, volume in anat.tissues.items()}
     rng = rng_for(spec.seed, STREAM_TUMOUR, spec.index)
@@ -86,7 +87,7 @@ def simulate(spec: SubjectSpec, voxel_mm: int, difficulty: float, mgmt_effect: f
     labels = warp.apply({"labels": labels}, coordinates, nearest=True)["labels"]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_torch_seed(spec) + 1)
-        images = contrasts.scanner(clean, anat.affine, scanner_rng)
+        images = contrasts.scanner(clean, anat.affine, scanner_rng, site)
 
     voxel_ml = voxel_mm**3 / 1000
     volumes = {f"{name}_ml": round(float((labels == code).sum() * voxel_ml), 3) for code, name in LABEL_CODES.items()}

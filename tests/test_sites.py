@@ -1,0 +1,48 @@
+"""A second phantom site: another scanner, other subjects and other ids, for external validation."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from glioscope.ingest import ingest
+from glioscope.synth import synthesize
+
+
+@pytest.fixture(scope="module")
+def two_sites(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sites")
+    for site in ("A", "B"):
+        synthesize(root / site, preset="tiny", seed=0, site=site, layouts=["brats", "dicom"], progress=False)
+    return root
+
+
+def _brain_median(folder) -> float:
+    values = [np.median(v[v > 0]) for v in (nib.load(p).get_fdata() for p in sorted(folder.rglob("*_t1.nii.gz")))]
+    return float(np.median(values))
+
+
+def test_site_b_is_another_scanner_with_other_patients(two_sites):
+    a, b = (pd.read_csv(two_sites / s / "truth.csv") for s in "AB")
+    assert not set(a["dicom_patient_id"].dropna()) & set(b["dicom_patient_id"].dropna())
+    assert not set(a["brats_id"].dropna()) & set(b["brats_id"].dropna())
+    assert not set(a["imagefolder_patient"]) & set(b["imagefolder_patient"])
+    assert not np.allclose(a["centre_x_mm"].fillna(0), b["centre_x_mm"].fillna(0))  # not site A's subjects again
+    assert _brain_median(two_sites / "B") > 1.2 * _brain_median(two_sites / "A")  # its scanner scales higher
+    manifest = json.loads((two_sites / "B" / "synth.json").read_text())
+    assert manifest["site"]["name"] == "B" and manifest["preset_settings"]["dicom_slab"] == 3  # thicker slices
+    slices = {}
+    for site in "AB":
+        frame, _ = ingest([two_sites / site / "dicom"], None, workers=1, progress=False, echo=None)
+        slices[site] = frame.loc[frame["plane"] == "axial", "n_slices"].median()
+    assert slices["B"] < slices["A"]
+
+
+def test_site_a_is_the_phantom_as_before(two_sites, tiny_phantom):
+    ours = pd.read_csv(two_sites / "A" / "truth.csv")
+    theirs = pd.read_csv(tiny_phantom / "truth.csv")  # written without naming a site
+    assert ours[["dicom_patient_id", "grade", "centre_x_mm"]].equals(theirs[["dicom_patient_id", "grade", "centre_x_mm"]])
