@@ -253,3 +253,10 @@ def test_progress_in_a_log_is_one_line_per_stage(capsys, monkeypatch):
     assert "\r" not in err and err.count("\n") == 1 and err.startswith("decoding items: 500 file(s) in")
     monkeypatch.setenv("GLIOSCOPE_PROGRESS", "bar")
     assert not isinstance(progress_bar(range(3), desc="x", disable=False), StageLine)
+
+
+def test_a_model_that_cannot_be_built_fails_before_the_run_folder_exists(sagittal_cohort, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["cv", "alexnet", "--cohort", str(sagittal_cohort), "-o", str(out), "--folds", "2",
+                 "--set", "model.name=smallcnn", "--set", "model.weights=none"]) == 2  # alexnet's head: hidden
+    assert "only the linear head" in capsys.readouterr().err and not out.exists()

@@ -109,6 +109,26 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     predict.set_defaults(run=_predict)
 
+    test = verbs.add_parser("test", help="external validation: apply a trained run, untouched, to a labelled cohort")
+    test.add_argument("run_dir", type=Path, metavar="RUN")
+    test.add_argument("--cohort", type=Path, required=True, help="the external cohort (from `glioscope ingest`)")
+    test.add_argument("-o", "--out", type=Path, required=True, metavar="OUT", help="the external test's folder")
+    test.add_argument("--map", dest="class_map", default=None, metavar="EXT=RUN,...",
+                      help="external classes onto the run's, e.g. LGG=II,HGG=IV, when their names differ")
+    test.add_argument("--allow-shared-patients", action="store_true",
+                      help="test even when patients are also in the run's cohort (stamped: not an external test)")
+    test.add_argument("--allow-duplicates", action="store_true",
+                      help="test even when images are identical to images the run trained on")
+    test.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of patients")
+    test.add_argument("--overwrite", action="store_true")
+    test.set_defaults(run=_test)
+
+    leaks = verbs.add_parser("leakcheck", help="patients and images two cohorts share (ids, identical and near-identical images)")
+    leaks.add_argument("cohorts", type=Path, nargs=2, metavar="COHORT")
+    leaks.add_argument("--recipe", default="base", help="whose slice or volume settings make the images compared (default: base)")
+    leaks.add_argument("-o", "--out", type=Path, default=None, help="write the pairs found to this CSV file")
+    leaks.set_defaults(run=_leakcheck)
+
     demo = verbs.add_parser("demo", help="the main job on a phantom cohort: synthesise, ingest, split, summarise")
     demo.add_argument("--out", type=Path, default=Path("demo-output"))
     demo.add_argument("--seed", type=int, default=0)
@@ -253,6 +273,38 @@ def _predict(args) -> None:
     if args.out:
         write_text(args.out, text + "\n")
     print(text)
+
+
+def _test(args) -> None:
+    from glioscope.external import ExternalSettings
+    from glioscope.report import headline_text
+    from glioscope.workflows import external_test
+
+    mapping = {}
+    for pair in filter(None, (args.class_map or "").split(",")):
+        if "=" not in pair:
+            raise GlioscopeError(f"--map expects EXTERNAL=RUN pairs, got {pair!r}")
+        external, ours = (part.strip() for part in pair.split("=", 1))
+        mapping[external] = ours
+    settings = ExternalSettings(mapping, args.allow_shared_patients, args.allow_duplicates)
+    out = external_test(args.run_dir, args.cohort, args.out, settings, overwrite=args.overwrite, n_boot=args.bootstrap)
+    print(headline_text(out))
+    print(f"Report: {out / 'report.html'}")
+
+
+def _leakcheck(args) -> None:
+    from glioscope.leakcheck import check_cohorts
+
+    found, shared = check_cohorts(*args.cohorts, recipe=args.recipe)
+    print(f"{len(shared)} patient id(s) in both cohorts" + (f": {', '.join(shared[:10])}" if shared else ""))
+    print(f"{len(found.exact)} identical image(s), {len(found.near)} near-identical pair(s)")
+    for a, b, n in found.patients[:20]:
+        print(f"  patient {a} ~ patient {b}: {n} image pair(s)")
+    if args.out:
+        from glioscope.util.atomic import write_csv
+
+        write_csv(args.out, found.frame())
+        print(f"Pairs: {args.out}")
 
 
 def _demo(args) -> None:

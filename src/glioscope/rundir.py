@@ -175,6 +175,9 @@ class RunFolder:
     def model_state(path: Path) -> dict:
         return load_checkpoint(path)["model"]
 
+    def write_predictions(self, frame: pd.DataFrame) -> None:
+        atomic.write_csv(self / PREDICTIONS, frame)
+
     def merge_predictions(self, job_names: list[str]) -> None:
         """RUN/predictions.csv (and validation_predictions.csv) from the folds'; the test set's as their mean."""
         validation = [pd.read_csv(self.fold(n) / VALIDATION, dtype=_TYPES) for n in job_names

@@ -50,6 +50,7 @@ def run(recipe: Recipe, cohort_path: Path, out: Path, splits_path: Path | None =
     notes += samples.notes
     mode = meta.get("mode") or ("kfold" if splits_path else recipe.cv.mode)
     jobs = plan.plan_jobs(table, mode, recipe.train.inner_validation, folds)  # before any output: it can refuse
+    build_model(recipe.model, len(names), samples.channels)  # so can the model's builder (an option, its weights)
     # Under torchrun every process trains; the first one writes the files.
     context = ddp.init_distributed(recipe.train.device)
     if context.is_main:

@@ -2,7 +2,8 @@
 
 Computed with numpy from the confusion matrix and ranks (the AUC is the
 Mann-Whitney statistic), because the bootstrap calls this thousands of times;
-tests check every value against scikit-learn.
+tests check every value against scikit-learn. Calibration (Brier score, expected
+calibration error) comes from `calibration`.
 
 A class without cases in the evaluated set (a recipe's class absent from a cohort, or
 from a bootstrap resample) has no sensitivity, F1 or AUC: they are NaN, and macro and
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.stats import rankdata
+
+from glioscope.evaluate import calibration
 
 PER_CLASS = ("precision", "sensitivity", "specificity", "f1", "accuracy_ovr", "auc")
 
@@ -70,6 +73,7 @@ def classification_metrics(y_true, proba, class_names: list[str]) -> dict:
         result["auc"] = per_class[class_names[1]]["auc"]
     else:
         result["auc"] = result["macro_auc"]
+    result["brier"], result["ece"] = calibration.brier(y_true, proba), calibration.ece(y_true, proba)
     return result
 
 

@@ -32,6 +32,7 @@ import glioscope
 from glioscope.evaluate.aggregate import arrays, prob_columns, to_patients
 from glioscope.evaluate.bootstrap import bootstrap_intervals, fold_summary
 from glioscope.evaluate.metrics import classification_metrics, flat_metrics
+from glioscope.evaluate.operating_point import at_threshold
 from glioscope.rundir import RunFolder
 
 LEVELS = ("patient", "image")
@@ -108,6 +109,11 @@ def evaluate_run(run_dir: str | Path, n_boot: int = 1000, seed: int = 0, name: s
                 rows = table[(table["set"] == set_name) & (table["model"] == model)]
                 if len(rows):
                     result[set_name][model][level] = evaluate_level(rows, names, n_boot, seed)
+    point = (info.get("external") or {}).get("operating_point")
+    if point:  # an external test of a binary run: each model at the threshold the run's CV chose
+        result["operating_point"] = {**point, "test": {
+            model: at_threshold(rows["target"].to_numpy(), rows[f"prob_{names[1]}"].to_numpy(), point["threshold"])
+            for model, rows in patients[patients["set"] == "test"].groupby("model", sort=False)}}
     result = _json_safe(result)
     folder.write_metrics(result, _patient_table(patients, names))
     return result

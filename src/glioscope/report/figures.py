@@ -146,3 +146,23 @@ def paired_folds(folds: Sequence, first: Sequence[float], second: Sequence[float
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
+
+
+def reliability_diagram(curves: Sequence[tuple[str, dict]], title: str) -> Figure:
+    """Observed frequency against mean probability per bin (evaluate.calibration.reliability), marker area ~ count."""
+    fig = new_figure(4.6, 4.3)
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="#a0aec0", linestyle=":", linewidth=1, label="perfect calibration")
+    for label, table in curves:
+        counts = np.asarray(table["count"], float)
+        ax.plot(table["mean_probability"], table["observed"], marker="o", linewidth=1.4, label=label)
+        ax.scatter(table["mean_probability"], table["observed"], s=20 + 180 * counts / max(counts.max(), 1), alpha=0.25)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_aspect("equal")
+    ax.set_xlabel("mean predicted probability in the bin")
+    ax.set_ylabel("observed frequency")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    return fig

@@ -72,7 +72,7 @@ def _header(info: dict, metrics: dict) -> list[str]:
     model_name = ", ".join(metrics["models"])
     meta = [("Recipe", info.get("recipe")), ("Task", info.get("task")), ("Cohort", info.get("cohort")),
             ("Classes", ", ".join(metrics["class_names"])), ("Models", model_name),
-            ("Folds", len(metrics.get("folds", []))), ("Precision", _precision(info.get("precision"))),
+            ("Folds", len(metrics.get("folds", [])) or None), ("Precision", _precision(info.get("precision"))),
             ("Run created", info.get("created"))]
     body = [f"<h1>glioscope report: {esc(title)}</h1>",
             '<p class="meta">' + " · ".join(f"<b>{esc(k)}:</b> {esc(v)}" for k, v in meta if v not in (None, "")) + "</p>"]
@@ -127,10 +127,11 @@ def _metric_sections(metrics: dict, set_name: str, histories) -> list[str]:
     return body
 
 
-def _confusion_and_roc(metrics: dict, set_name: str, patients: pd.DataFrame, saver: _Figures) -> list[str]:
+def _confusion_and_roc(metrics: dict, set_name: str, patients: pd.DataFrame, saver: _Figures,
+                       where: str | None = None) -> list[str]:
     names = metrics["class_names"]
     prefix = "" if set_name == "cv" else "test_"
-    where = "all folds pooled" if set_name == "cv" else "held-out test set"
+    where = where or ("all folds pooled" if set_name == "cv" else "held-out test set")
     h = "h2" if set_name == "cv" else "h3"
     body = [f"<{h}>Confusion matrices ({esc(where)})</{h}>"]
     for model in metrics["models"]:

@@ -1,0 +1,30 @@
+"""A binary model's operating point: the threshold on the positive class's probability, and what it gives."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def youden_threshold(y_true: np.ndarray, positive: np.ndarray) -> float:
+    """The threshold that maximises sensitivity + specificity - 1 (Youden's J); ties: the lowest such threshold."""
+    y_true = np.asarray(y_true, int)
+    candidates = np.unique(positive)
+    best, best_j = 0.5, -np.inf
+    for threshold in candidates:
+        called = positive >= threshold
+        sensitivity = called[y_true == 1].mean() if (y_true == 1).any() else 0.0
+        specificity = (~called[y_true == 0]).mean() if (y_true == 0).any() else 0.0
+        if sensitivity + specificity - 1 > best_j:
+            best, best_j = float(threshold), sensitivity + specificity - 1
+    return best
+
+
+def at_threshold(y_true: np.ndarray, positive: np.ndarray, threshold: float) -> dict:
+    """Confusion matrix ([[TN, FP], [FN, TP]]), sensitivity, specificity and accuracy when p >= threshold is called positive."""
+    y_true = np.asarray(y_true, int)
+    called = np.asarray(positive) >= threshold
+    tp, fn = int((called & (y_true == 1)).sum()), int((~called & (y_true == 1)).sum())
+    tn, fp = int((~called & (y_true == 0)).sum()), int((called & (y_true == 0)).sum())
+    return {"threshold": float(threshold), "confusion_matrix": [[tn, fp], [fn, tp]],
+            "sensitivity": tp / (tp + fn) if tp + fn else None, "specificity": tn / (tn + fp) if tn + fp else None,
+            "accuracy": (tp + tn) / len(y_true) if len(y_true) else None}

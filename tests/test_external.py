@@ -1,0 +1,152 @@
+"""External validation: a run tested on another site's cohort, leak checks by id and by image, calibration."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import brier_score_loss
+
+from glioscope.cli import main
+from glioscope.evaluate.calibration import brier, ece, reliability
+from glioscope.evaluate.operating_point import at_threshold, youden_threshold
+from glioscope.ingest import ingest
+from glioscope.leakcheck import NEAR_BITS, compare
+from glioscope.preprocess import SliceSet, SliceSettings, build_slices
+from glioscope.synth import synthesize
+
+SAGITTAL_T1 = {"plane": ["sagittal"], "sequence": ["T1"]}
+
+
+@pytest.fixture(scope="module")
+def site_b(tmp_path_factory):
+    """The tiny phantom's second site, its sagittal T1 series ingested."""
+    root = tmp_path_factory.mktemp("site-b")
+    synthesize(root / "phantom", preset="tiny", seed=0, site="B", layouts=["dicom"], progress=False)
+    ingest([root / "phantom" / "dicom"], root / "cohort", select=SAGITTAL_T1, progress=False, echo=None)
+    return root / "cohort"
+
+
+@pytest.fixture(scope="module")
+def external(tiny_2d_run, site_b, tmp_path_factory, monkeypatch_module):
+    monkeypatch_module.setenv("GLIOSCOPE_CACHE", str(tmp_path_factory.mktemp("cache")))
+    out = tmp_path_factory.mktemp("external") / "site-b"
+    assert main(["test", str(tiny_2d_run), "--cohort", str(site_b), "-o", str(out), "--bootstrap", "100"]) == 0
+    return out
+
+
+def test_an_external_test_is_a_run_like_folder_with_metrics_calibration_and_a_report(external, tiny_2d_run, site_b):
+    metrics = json.loads((external / "metrics.json").read_text())
+    assert metrics["sets"] == ["test"] and metrics["models"] == ["sdl/mean", "sdl/mean (fold0)", "sdl/mean (fold1)"]
+    patient = metrics["test"]["sdl/mean"]["patient"]
+    assert patient["n_patients"] == pd.read_csv(site_b / "cohort.csv")["patient_id"].nunique()
+    for key in ("brier", "ece", "accuracy", "macro_f1"):
+        low, high = patient["ci"][key]
+        assert low <= patient["pooled"][key] <= high, key
+    predictions = pd.read_csv(external / "predictions.csv")
+    probs = [c for c in predictions if c.startswith("prob_")]
+    by_model = {m: g[probs].to_numpy() for m, g in predictions.groupby("model")}
+    folds = np.mean([by_model["sdl/mean (fold0)"], by_model["sdl/mean (fold1)"]], axis=0)
+    assert np.allclose(by_model["sdl/mean"], folds, atol=1e-6)  # the headline: the mean of the fold models
+    info = json.loads((external / "run.json").read_text())
+    assert info["external"]["shared_patients"] == [] and info["external"]["operating_point"] is None  # 3 classes
+    html = (external / "report.html").read_text()
+    assert "External test beside the run's cross-validation" in html and "Brier score" in html
+    assert "reliability" in html and (external / "figures" / "reliability.png").is_file()
+    assert "no patient of this cohort is in the run" in html
+
+
+def test_shared_patients_are_refused_or_stamped(tiny_2d_run, sagittal_cohort, tmp_path, capsys):
+    out = tmp_path / "own"
+    assert main(["test", str(tiny_2d_run), "--cohort", str(sagittal_cohort), "-o", str(out)]) == 2
+    assert "must not share patients" in capsys.readouterr().err and not out.exists()
+    assert main(["test", str(tiny_2d_run), "--cohort", str(sagittal_cohort), "-o", str(out), "--bootstrap", "20",
+                 "--allow-shared-patients", "--allow-duplicates"]) == 0
+    assert "NOT AN EXTERNAL TEST" in (out / "report.html").read_text()
+
+
+def test_the_same_images_under_new_ids_are_caught(tiny_2d_run, sagittal_cohort, tmp_path, capsys):
+    frame = pd.read_csv(sagittal_cohort / "cohort.csv", dtype=str, keep_default_na=False)
+    frame["patient_id"] = "X-" + frame["patient_id"]  # one patient, two ids
+    (tmp_path / "renamed").mkdir()
+    frame.to_csv(tmp_path / "renamed" / "cohort.csv", index=False)
+    assert main(["test", str(tiny_2d_run), "--cohort", str(tmp_path / "renamed"), "-o", str(tmp_path / "o")]) == 2
+    assert "identical to images the run trained on" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["leakcheck", str(sagittal_cohort), str(tmp_path / "renamed"), "-o", str(tmp_path / "pairs.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "0 patient id(s) in both cohorts" in out and "0 identical image(s)" not in out
+    pairs = pd.read_csv(tmp_path / "pairs.csv")
+    assert (pairs["kind"] == "exact").sum() > 0 and set(pairs["first"].str.split(":").str[0]) <= set(frame["item_id"])
+
+
+def test_classes_must_map_onto_the_run(tiny_2d_run, site_b, tmp_path, capsys):
+    frame = pd.read_csv(site_b / "cohort.csv", dtype=str, keep_default_na=False)
+    frame["label"] = frame["label"].map({"II": "G2", "III": "G3", "IV": "G4"})
+    (tmp_path / "renamed").mkdir()
+    frame.to_csv(tmp_path / "renamed" / "cohort.csv", index=False)
+    base = ["test", str(tiny_2d_run), "--cohort", str(tmp_path / "renamed"), "--bootstrap", "20"]
+    assert main([*base, "-o", str(tmp_path / "a")]) == 2
+    error = capsys.readouterr().err
+    assert "G2, G3, G4" in error and "II, III, IV" in error and "--map" in error
+    assert main([*base, "-o", str(tmp_path / "b"), "--map", "G2=II,G3=III,G4=IV"]) == 0
+    assert "classes mapped: G2 → II" in (tmp_path / "b" / "report.html").read_text()
+
+
+def test_a_binary_run_is_also_judged_at_its_cross_validation_operating_point(sagittal_cohort, site_b, tmp_path,
+                                                                              monkeypatch):
+    monkeypatch.setenv("GLIOSCOPE_CACHE", str(tmp_path / "cache"))
+    fast = ["train.epochs=1", "cv.folds=2", "data.slices.size=64", "evaluate.bootstrap=20", "model.weights=none",
+            "evaluate.gradcam_per_class=0", "data.select={plane: sagittal, sequence: T1, label: [II, III]}",
+            "task.classes=[II, III]"]
+    args = [a for item in fast for a in ("--set", item)]
+    assert main(["cv", "alexnet", "--cohort", str(sagittal_cohort), "-o", str(tmp_path / "run"), *args]) == 0
+    assert main(["test", str(tmp_path / "run"), "--cohort", str(site_b), "-o", str(tmp_path / "ext"),
+                 "--bootstrap", "20"]) == 0
+    metrics = json.loads((tmp_path / "ext" / "metrics.json").read_text())
+    point = metrics["operating_point"]
+    assert "Youden" in point["chosen_on"] and 0 <= point["threshold"] <= 1
+    assert set(point["test"]) == set(metrics["models"])
+    assert sum(map(sum, point["test"]["alexnet"]["confusion_matrix"])) == metrics["test"]["alexnet"]["patient"]["n"]
+    assert "operating point" in (tmp_path / "ext" / "report.html").read_text()
+
+
+def test_calibration_and_operating_point_figures():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    p = np.clip(0.5 + 0.35 * (y - 0.5) + rng.normal(0, 0.2, 400), 0.01, 0.99)
+    proba = np.c_[1 - p, p]
+    assert brier(y, proba) == pytest.approx(2 * brier_score_loss(y, p))  # summed over both classes
+    table = reliability(y, proba)
+    weights = np.array(table["count"]) / len(y)
+    gaps = np.abs(np.array(table["mean_probability"]) - np.array(table["observed"]))
+    assert ece(y, proba) == pytest.approx(float((weights * gaps).sum())) and sum(table["count"]) == len(y)
+    assert ece(y, np.c_[1 - y, y].astype(float)) == 0.0  # certain and right: perfectly calibrated
+    threshold = youden_threshold(y, p)
+    result = at_threshold(y, p, threshold)
+    assert result["sensitivity"] + result["specificity"] - 1 >= max(
+        at_threshold(y, p, t)["sensitivity"] + at_threshold(y, p, t)["specificity"] - 1 for t in (0.3, 0.5, 0.7))
+
+
+def _slices(images: np.ndarray, prefix: str) -> SliceSet:
+    table = pd.DataFrame({"slice_id": [f"{prefix}{k}:0" for k in range(len(images))],
+                          "item_id": [f"{prefix}{k}" for k in range(len(images))],
+                          "patient_id": [f"{prefix}p{k}" for k in range(len(images))], "label": "II"})
+    return SliceSet(images, table, SliceSettings(size=images.shape[-1]))
+
+
+def test_near_duplicates_are_found_and_blank_slices_ignored(tiny_phantom):
+    frame, _ = ingest([tiny_phantom / "imagefolder"], None, format="imagefolder", progress=False, echo=None, workers=1)
+    slices = build_slices(frame, SliceSettings(size=128), workers=1, progress=False).images[::2][:6]  # 6 patients
+    rng = np.random.default_rng(0)
+    noisy = np.clip(slices[1].astype(float) * 1.1 + rng.normal(0, 8, slices[1].shape), 0, 255).astype(np.uint8)
+    blank = np.zeros_like(slices[0])
+    first = np.concatenate([slices, blank[None]])
+    second = np.stack([slices[0], noisy, slices[3][:, :, ::-1].copy(), blank])
+    found = compare(_slices(first, "a"), _slices(second, "b"))
+    assert found.exact == [("a0:0", "b0:0")]  # the same image
+    near = {(a, b) for a, b, d in found.near}
+    assert near == {("a1:0", "b1:0")} and all(d <= NEAR_BITS for *_, d in found.near)  # a brighter, noisier copy
+    assert ("ap1", "bp1", 1) in found.patients  # neither the mirrored slice nor two blank images count
