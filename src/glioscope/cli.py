@@ -101,11 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     fuse.add_argument("--overwrite", action="store_true")
     fuse.set_defaults(run=_fuse)
 
-    predict = verbs.add_parser("predict", help="apply a trained run to a DICOM series, NIfTI volume or image; prints JSON")
+    predict = verbs.add_parser("predict", help="apply a trained run to a study (prints JSON) or to many (one row per patient)")
     predict.add_argument("run_dir", type=Path, metavar="RUN")
-    predict.add_argument("input", type=Path, metavar="INPUT", help="a DICOM series folder, a NIfTI file or a 2D image")
+    predict.add_argument("inputs", type=Path, nargs="+", metavar="INPUT",
+                         help="a DICOM series or study folder, a NIfTI file or a 2D image; or, for many studies at once, "
+                              "a cohort table, a folder of many patients (any layout ingest reads), or several inputs")
     predict.add_argument("--mask", type=Path, default=None, help="a mask for ROI cropping or slice choice, when the recipe needs one")
-    predict.add_argument("-o", "--out", type=Path, default=None, help="also write the JSON to this file")
+    predict.add_argument("-o", "--out", type=Path, default=None,
+                         help="also write the JSON to this file (many studies: a CSV, one row per patient, and a JSON beside)")
     predict.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     predict.set_defaults(run=_predict)
 
@@ -264,11 +267,24 @@ def _predict(args) -> None:
 
     from glioscope.predict import predict
 
+    from glioscope.batch import is_batch, predict_batch, write_batch
     from glioscope.util.atomic import check_output_file, write_text
 
     if args.out:  # before the work: a bad output is refused at once
-        check_output_file(args.out, args.overwrite, inputs=[args.input, args.run_dir])
-    result = predict(args.run_dir, args.input, mask=args.mask)
+        check_output_file(args.out, args.overwrite, inputs=[*args.inputs, args.run_dir])
+    if is_batch(args.inputs):
+        result = predict_batch(args.run_dir, args.inputs)
+        for patient in result["patients"]:
+            print(f"{patient['patient_id']}: {patient['prediction']} "
+                  + " ".join(f"{k}={v:.3f}" for k, v in patient["probabilities"].items()))
+        print(f"{len(result['patients'])} patient(s) predicted; {len(result['skipped'])} input(s) not used"
+              + "".join(f"\n  {s['path']}: {s['reason']}" for s in result["skipped"][:20]))
+        if args.out:
+            print("Written: " + ", ".join(str(p) for p in write_batch(result, args.out)))
+        if not result["patients"]:
+            raise GlioscopeError("nothing could be predicted")
+        return
+    result = predict(args.run_dir, args.inputs[0], mask=args.mask)
     text = json.dumps(result, indent=2)
     if args.out:
         write_text(args.out, text + "\n")

@@ -47,7 +47,7 @@ def predict(run_dir: Path, input_path: Path, mask: Path | None = None) -> dict:
     per_sample = np.mean([headline_probabilities(model, inputs) for _, model in models], axis=0)
     table = samples.table.reset_index(drop=True)
     patient_ids = sorted(set(table["patient_id"]))
-    seen = _seen_in_training(folder, patient_ids)
+    seen = seen_in_training(folder, patient_ids)
     patients = []
     for patient in patient_ids:
         rows = table.index[table["patient_id"] == patient]
@@ -84,7 +84,7 @@ def _scores(p: np.ndarray, names: list[str]) -> dict:
     return {"probabilities": {n: round(float(v), 6) for n, v in zip(names, p)}, "prediction": names[int(np.argmax(p))]}
 
 
-def _seen_in_training(folder: RunFolder, patient_ids: list[str]) -> set[str]:
+def seen_in_training(folder: RunFolder, patient_ids: list[str]) -> set[str]:
     """The input's patients that the run trained or validated on (the leak check on a new input)."""
     cohort = folder.cohort()
     try:

@@ -1,0 +1,134 @@
+"""Predicting many studies at once: a cohort table, a folder of many patients, or several inputs.
+
+    result = predict_batch(RUN, [cohort_or_folder, ...])     # one row per patient, every input accounted for
+    write_batch(result, Path("predictions.csv"))              # and predictions.json beside it
+
+Each input is read as `glioscope ingest` reads a source (any layout it knows: DICOM trees,
+RSNA-MICCAI, BraTS, IXI, image folders, manifests), or taken as it is when it is a cohort
+table (a folder with cohort.csv, or the CSV); labels are not needed. The run's plane and
+sequence selection picks the series; its samples are made as in training, and every fold
+model predicts every sample, in batches, with a progress bar. A patient's probability is
+the mean over its samples and the fold models. Files and series that could not be used
+are listed with their reasons, beside the patients.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from glioscope import cohort
+from glioscope.errors import InputError
+from glioscope.ingest import ingest
+from glioscope.models.build import input_normalisation
+from glioscope.predict import fold_models, headline_probabilities, seen_in_training
+from glioscope.rundir import RunFolder
+from glioscope.samples import build_samples
+from glioscope.util import atomic
+from glioscope.util.progress import progress_bar
+
+BATCH = 64  # samples per forward pass
+
+
+def is_batch(inputs: list[Path]) -> bool:
+    """Several inputs, a cohort table, or a folder holding more than one patient: many studies."""
+    if len(inputs) != 1:
+        return True
+    path = Path(inputs[0])
+    if (path / "cohort.csv").is_file() or (path.is_file() and path.name == "cohort.csv"):
+        return True
+    if not path.is_dir():
+        return False
+    try:
+        frame, _, _ = _rows(path, progress=False)
+    except InputError:
+        return False  # not a layout ingest reads: a single study (predict says what is wrong with it)
+    return frame["patient_id"].nunique() > 1
+
+
+def _rows(path: Path, progress: bool) -> tuple[pd.DataFrame, list[dict], list[str]]:
+    """(cohort rows, skipped files, notes) of one input."""
+    path = Path(path)
+    if (path / "cohort.csv").is_file() or (path.is_file() and path.name == "cohort.csv"):
+        return cohort.load(path), [], []
+    frame, summary = ingest([path], None, progress=progress, echo=None)
+    return frame, summary["skipped"], summary["notes"]
+
+
+def predict_batch(run_dir: Path, inputs: list[Path], progress: bool = True) -> dict:
+    """JSON-ready: one entry per patient (mean probability over its samples and the fold models), and the skips."""
+    folder = RunFolder(run_dir)
+    recipe, info = folder.recipe(), folder.info()
+    names = list(info["class_names"])
+    frames, skipped, notes = [], [], []
+    for path in inputs:
+        try:
+            frame, skips, more = _rows(path, progress)
+        except InputError as exc:  # one unusable input does not stop the others
+            skipped.append({"path": str(path), "reason": str(exc)})
+            continue
+        frames.append(frame)
+        skipped += skips
+        notes += more
+    if not frames:
+        raise InputError(None, f"none of the {len(inputs)} input(s) could be read; e.g. {skipped[0]['reason']}")
+    frame = pd.concat(frames, ignore_index=True)
+    frame["item_id"] = [f"item{k:06d}" for k in range(len(frame))]  # unique over all inputs
+    wanted = {k: v for k, v in recipe.data.selection().items() if k in ("plane", "sequence")}
+    if wanted:
+        chosen = cohort.select(frame, wanted)
+        if len(chosen) < len(frame):
+            notes.append(f"{len(frame) - len(chosen)} input row(s) are not in the run's selection {wanted}")
+        frame = chosen
+    if frame.empty:
+        raise InputError(None, f"no input row matches the run's selection {wanted}")
+    samples = build_samples(frame, recipe.data, None, progress)
+    skipped += [{"path": s.path, "reason": s.reason} for s in samples.skipped]
+    probabilities = _probabilities(folder, recipe, names, samples, progress)
+    return {"run": str(run_dir), "recipe": recipe.name, "classes": names,
+            "patients": _patients(samples, probabilities, names, folder), "skipped": skipped,
+            "notes": notes + list(samples.notes)}
+
+
+def _probabilities(folder: RunFolder, recipe, names: list[str], samples, progress: bool) -> np.ndarray:
+    """The fold models' mean probabilities of every sample, computed a batch at a time."""
+    models = fold_models(folder, recipe.model, names, samples.channels)
+    dataset = samples.dataset(np.ones(len(samples), bool), np.zeros(len(samples), np.int64), None,
+                              input_normalisation(recipe.model, recipe.data.normalize))
+    out = np.zeros((len(samples), len(names)))
+    starts = range(0, len(samples), BATCH)
+    for start in progress_bar(starts, desc="predicting", unit="batch", disable=not progress):
+        inputs = dataset.inputs(range(start, min(start + BATCH, len(samples))))
+        out[start:start + len(inputs)] = np.mean([headline_probabilities(m, inputs) for _, m in models], axis=0)
+    return out
+
+
+def _patients(samples, probabilities: np.ndarray, names: list[str], folder: RunFolder) -> list[dict]:
+    table = samples.table.reset_index(drop=True)
+    seen = seen_in_training(folder, sorted(set(table["patient_id"])))
+    patients = []
+    for patient, group in table.groupby("patient_id", sort=True):
+        mean = probabilities[group.index.to_numpy()].mean(axis=0)
+        inputs = sorted(set(group[samples.path_column].astype(str)))
+        patients.append({"patient_id": str(patient), "prediction": names[int(np.argmax(mean))],
+                         "probabilities": {n: round(float(v), 6) for n, v in zip(names, mean)},
+                         "n_samples": int(len(group)), "n_inputs": len(inputs), "inputs": inputs,
+                         "seen_in_training": patient in seen})
+    return patients
+
+
+def write_batch(result: dict, out: Path) -> tuple[Path, Path]:
+    """OUT (CSV: one row per patient) and OUT with the suffix .json (everything, skips included), atomically."""
+    out = Path(out)
+    rows = [{"patient_id": p["patient_id"], "prediction": p["prediction"],
+             **{f"prob_{n}": p["probabilities"][n] for n in result["classes"]},
+             "n_samples": p["n_samples"], "n_inputs": p["n_inputs"], "seen_in_training": p["seen_in_training"]}
+            for p in result["patients"]]
+    columns = ["patient_id", "prediction", *[f"prob_{n}" for n in result["classes"]], "n_samples", "n_inputs",
+               "seen_in_training"]
+    atomic.write_csv(out, pd.DataFrame(rows, columns=columns))
+    atomic.write_text(out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
+    return out, out.with_suffix(".json")
