@@ -132,6 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
     leaks.add_argument("-o", "--out", type=Path, default=None, help="write the pairs found to this CSV file")
     leaks.set_defaults(run=_leakcheck)
 
+    export = verbs.add_parser("export", help="a self-contained model package: weights, settings, model card, metadata")
+    export.add_argument("run_dir", type=Path, metavar="RUN")
+    export.add_argument("-o", "--out", type=Path, required=True, metavar="PACKAGE")
+    export.add_argument("--torchscript", action="store_true",
+                        help="also each fold model in TorchScript, checked to give PyTorch's probabilities within 1e-5")
+    export.add_argument("--overwrite", action="store_true")
+    export.set_defaults(run=_export)
+
     demo = verbs.add_parser("demo", help="the main job on a phantom cohort: synthesise, ingest, split, summarise")
     demo.add_argument("--out", type=Path, default=Path("demo-output"))
     demo.add_argument("--seed", type=int, default=0)
@@ -321,6 +329,15 @@ def _leakcheck(args) -> None:
 
         write_csv(args.out, found.frame())
         print(f"Pairs: {args.out}")
+
+
+def _export(args) -> None:
+    from glioscope.export import export_run
+
+    checks = export_run(args.run_dir, args.out, torchscript=args.torchscript, overwrite=args.overwrite)
+    for fold, difference in checks["torchscript_max_difference"].items():
+        print(f"{fold}: TorchScript matches PyTorch within {difference:.1e}")
+    print(f"Model package: {args.out} (model card: {args.out / 'README.md'})")
 
 
 def _demo(args) -> None:

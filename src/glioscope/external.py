@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from glioscope import __version__, cohort, leakcheck, plan, split
+from glioscope import __version__, cohort, leakcheck, plan
 from glioscope.errors import InputError, PatientLeakError
 from glioscope.evaluate.operating_point import youden_threshold
 from glioscope.models.build import input_normalisation, reported_names
@@ -58,8 +58,11 @@ def predict_external(run_dir: Path, cohort_path: Path, out: Path, settings: Exte
     shared = _shared_patients(run, frame, settings.allow_shared_patients)
     cache = Path(cache_dir) if cache_dir else recipe.data.cache_dir()
     samples = build_samples(frame, recipe.data, cache, progress)
-    training = build_samples(run.cohort(), recipe.data, cache, progress)
-    duplicates = leakcheck.compare(training, samples)
+    training = run.training_fingerprints(recipe.data, progress)
+    duplicates = leakcheck.compare(training, samples) if training is not None else leakcheck.Duplicates()
+    if training is None:
+        notes.append("the images the run trained on are not available: identical and near-identical images "
+                     "were not looked for")
     if duplicates.exact and not settings.allow_duplicates:
         raise PatientLeakError(f"{len(duplicates.exact)} image(s) of the external cohort are identical to images the "
                                f"run trained on (e.g. {duplicates.exact[0][1]} = {duplicates.exact[0][0]}): the same "
@@ -73,7 +76,7 @@ def predict_external(run_dir: Path, cohort_path: Path, out: Path, settings: Exte
     folder = RunFolder(out)
     folder.write_inputs(recipe, frame, split_table(frame), {"statement": _statement(shared)}, samples)
     folder.write_info(_info(run, recipe, names, headline, list(per_fold), frame, cohort_path, shared, notes,
-                            settings, _operating_point(run, names, headline)))
+                            settings, operating_point(run, names, headline)))
     folder.write_predictions(predictions)
     duplicates.write(out)
     return out
@@ -94,15 +97,12 @@ def _mapped(frame: pd.DataFrame, names: list[str], class_map: dict[str, str], co
 
 def _shared_patients(run: RunFolder, frame: pd.DataFrame, allowed: bool) -> list[str]:
     """Patients of the external cohort that are in the run's cohort; an error unless allowed."""
-    try:
-        split.assert_disjoint({"the run's cohort": run.cohort(), "the external cohort": frame})
-    except PatientLeakError as exc:
-        shared = sorted(set(run.cohort()["patient_id"]) & set(frame["patient_id"]))
-        if not allowed:
-            raise PatientLeakError(f"{exc}: an external test must not share patients with the training cohort "
-                                   "(--allow-shared-patients tests anyway, stamped as not external)") from None
-        return shared
-    return []
+    shared = sorted(run.seen_patients(frame["patient_id"]))
+    if shared and not allowed:
+        raise PatientLeakError(f"patient leak: {len(shared)} patient(s) of the external cohort are in the run's "
+                               f"cohort (e.g. {', '.join(shared[:3])}): an external test must not share patients "
+                               "with the training cohort (--allow-shared-patients tests anyway, stamped as not external)")
+    return shared
 
 
 def split_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -127,10 +127,13 @@ def _predictions(samples, names: list[str], headline: str, per_fold: dict[str, n
     return pd.concat(frames, ignore_index=True)
 
 
-def _operating_point(run: RunFolder, names: list[str], headline: str) -> dict | None:
-    """Binary runs: the threshold chosen on the run's own CV predictions (patient level, pooled), by Youden's J."""
+def operating_point(run: RunFolder, names: list[str], headline: str) -> dict | None:
+    """Binary runs: the threshold chosen on the run's own CV predictions (patient level, pooled), by Youden's J
+    (a model package carries the one chosen when it was exported)."""
     if len(names) != 2:
         return None
+    if not (run / "predictions.csv").is_file():
+        return run.info().get("operating_point")
     from glioscope.evaluate.aggregate import to_patients
 
     cv = run.predictions(names)

@@ -98,45 +98,65 @@ class Duplicates:
         atomic.write_csv(Path(folder) / FILE, self.frame())
 
 
-def fingerprints(samples) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(exact hashes, perceptual hashes (N, 4) uint64, informative mask) of every sample, in table order."""
-    arrays = samples.arrays
-    hashes = np.array([perceptual_hash(a) for a in arrays], dtype=np.uint64).reshape(len(arrays), 4)
-    return [exact_hash(a) for a in arrays], hashes, np.array([informative(a) for a in arrays], dtype=bool)
+@dataclass
+class Fingerprints:
+    """The two hashes of every sample of a set, with its sample and patient ids (as given, or hashed)."""
+
+    ids: np.ndarray  # sample ids
+    patients: np.ndarray  # patient ids
+    exact: np.ndarray  # SHA-256 digests, hex
+    perceptual: np.ndarray  # (N, 4) uint64
+    informative: np.ndarray  # bool
+
+    @classmethod
+    def of(cls, samples) -> "Fingerprints":
+        arrays = samples.arrays
+        return cls(samples.table[samples.id_column].astype(str).to_numpy(),
+                   samples.table["patient_id"].astype(str).to_numpy(),
+                   np.array([exact_hash(a) for a in arrays], dtype="U64"),
+                   np.array([perceptual_hash(a) for a in arrays], dtype=np.uint64).reshape(len(arrays), 4),
+                   np.array([informative(a) for a in arrays], dtype=bool))
+
+    def save(self, path: Path) -> None:
+        """As a .npz of plain arrays (no pickle), written atomically."""
+        with atomic.atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **{k: getattr(self, k) for k in self.__dataclass_fields__})
+
+    @classmethod
+    def load(cls, path: Path) -> "Fingerprints":
+        with np.load(path, allow_pickle=False) as archive:
+            return cls(**{k: archive[k] for k in cls.__dataclass_fields__})
 
 
 def compare(first, second, near_bits: int = NEAR_BITS) -> Duplicates:
-    """The images two sample sets (glioscope.samples.SampleSet) share, by exact and perceptual hash."""
-    exact_a, hash_a, keep_a = fingerprints(first)
-    exact_b, hash_b, keep_b = fingerprints(second)
-    ids_a = first.table[first.id_column].astype(str).to_numpy()
-    ids_b = second.table[second.id_column].astype(str).to_numpy()
+    """The images two sample sets (SampleSets, or their Fingerprints) share, by exact and perceptual hash."""
+    a = first if isinstance(first, Fingerprints) else Fingerprints.of(first)
+    b = second if isinstance(second, Fingerprints) else Fingerprints.of(second)
     where = {}
-    for index, digest in enumerate(exact_a):
-        if keep_a[index]:
+    for index, digest in enumerate(a.exact):
+        if a.informative[index]:
             where.setdefault(digest, index)
     found = Duplicates()
-    exact_pairs = set()
-    for j, digest in enumerate(exact_b):
-        if keep_b[j] and digest in where:
-            found.exact.append((ids_a[where[digest]], ids_b[j]))
-            exact_pairs.add((where[digest], j))
-    rows_a, rows_b = np.flatnonzero(keep_a), np.flatnonzero(keep_b)
+    pairs: list[tuple[int, int]] = []
+    for j, digest in enumerate(b.exact):
+        if b.informative[j] and digest in where:
+            found.exact.append((a.ids[where[digest]], b.ids[j]))
+            pairs.append((where[digest], j))
+    exact_pairs = set(pairs)
+    rows_a, rows_b = np.flatnonzero(a.informative), np.flatnonzero(b.informative)
     for start_a in range(0, len(rows_a), _CHUNK):  # all informative pairs, in blocks: XOR and a bit count
         for start_b in range(0, len(rows_b), _CHUNK):
             block_a, block_b = rows_a[start_a:start_a + _CHUNK], rows_b[start_b:start_b + _CHUNK]
-            distance = np.bitwise_count(hash_a[block_a, None, :] ^ hash_b[None, block_b, :]).sum(-1)
+            distance = np.bitwise_count(a.perceptual[block_a, None, :] ^ b.perceptual[None, block_b, :]).sum(-1)
             for i, j in zip(*np.nonzero(distance <= near_bits)):
-                a, b = int(block_a[i]), int(block_b[j])
-                if (a, b) not in exact_pairs:
-                    found.near.append((ids_a[a], ids_b[b], int(distance[i, j])))
-    patients_a = first.table["patient_id"].astype(str).to_numpy()
-    patients_b = second.table["patient_id"].astype(str).to_numpy()
-    index_a = {sample: k for k, sample in enumerate(ids_a)}
-    index_b = {sample: k for k, sample in enumerate(ids_b)}
-    pairs = pd.Series([(patients_a[index_a[a]], patients_b[index_b[b]]) for a, b, *_ in found.exact + found.near],
-                      dtype=object)
-    found.patients = [(a, b, int(n)) for (a, b), n in pairs.value_counts().items()] if len(pairs) else []
+                x, y = int(block_a[i]), int(block_b[j])
+                if (x, y) not in exact_pairs:
+                    found.near.append((a.ids[x], b.ids[y], int(distance[i, j])))
+                    pairs.append((x, y))
+    counted = pd.Series([(str(a.patients[x]), str(b.patients[y])) for x, y in pairs], dtype=object)
+    found.patients = [(p, q, int(n)) for (p, q), n in counted.value_counts().items()] if len(counted) else []
+    found.exact = [(str(x), str(y)) for x, y in found.exact]
+    found.near = [(str(x), str(y), d) for x, y, d in found.near]
     return found
 
 

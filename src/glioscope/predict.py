@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from glioscope import split
-from glioscope.errors import PatientLeakError
-from glioscope.models.build import build_model, input_normalisation
+from glioscope.models.build import build_model, input_normalisation, weightless
 from glioscope.models.outputs import probabilities
 from glioscope.rundir import RunFolder
 from glioscope.samples import samples_from_file
@@ -20,14 +17,10 @@ def fold_models(folder: RunFolder, spec, names: list[str], in_chans: int) -> lis
     """Every trained fold's model (from `spec`, the run's model section), in evaluation mode."""
     models = []
     for fold, path in folder.model_files():
-        model = build_model(_without_weights(spec), len(names), in_chans).model
+        model = build_model(weightless(spec), len(names), in_chans).model
         model.load_state_dict(folder.model_state(path))
         models.append((fold, model.eval()))
     return models
-
-
-def _without_weights(spec):
-    return replace(spec, weights=None)  # the fold's own weights replace any pretrained ones
 
 
 @torch.no_grad()
@@ -85,10 +78,5 @@ def _scores(p: np.ndarray, names: list[str]) -> dict:
 
 
 def seen_in_training(folder: RunFolder, patient_ids: list[str]) -> set[str]:
-    """The input's patients that the run trained or validated on (the leak check on a new input)."""
-    cohort = folder.cohort()
-    try:
-        split.assert_disjoint({"run cohort": cohort, "input": patient_ids})
-    except PatientLeakError:
-        return set(patient_ids) & set(cohort["patient_id"])
-    return set()
+    """The input's patients that the run (or model package) trained or validated on: the leak check on new input."""
+    return folder.seen_patients(patient_ids)

@@ -35,6 +35,7 @@ CONFIG, INFO, METRICS, REPORT = "config.yaml", "run.json", "metrics.json", "repo
 COHORT, SPLITS, SPLIT_META, SKIPPED = "cohort.csv", "splits.csv", "split.json", "samples_skipped.csv"
 PREDICTIONS, VALIDATION, PATIENTS = "predictions.csv", "validation_predictions.csv", "predictions_patients.csv"
 MODEL, GRADCAM, HISTORY = "model.pt", "gradcam", "metrics.csv"
+PATIENT_HASHES, FINGERPRINTS = "patients.sha256", "fingerprints.npz"  # a model package's stand-ins for the cohort
 _KEYS = ("fold", "model", "patient_id", "target")
 _TYPES = {"fold": str, "model": str, "patient_id": str, "item_id": str, "slice_id": str}
 _INFO_DEFAULTS = {"models": [], "folds": [], "leaky": False, "patient_ids": True, "notes": [], "split_statement": ""}
@@ -100,6 +101,33 @@ class RunFolder:
 
     def cohort(self) -> pd.DataFrame:
         return pd.read_csv(self / COHORT, dtype=str, keep_default_na=False)
+
+    def seen_patients(self, patient_ids) -> set[str]:
+        """The given patients that the run trained or validated on: from its cohort, or (a model package, which
+        ships no ids) from its hashed ids."""
+        ids = set(map(str, patient_ids))
+        if (self / COHORT).is_file():
+            return ids & set(self.cohort()["patient_id"])
+        if (self / PATIENT_HASHES).is_file():
+            hashed = set((self / PATIENT_HASHES).read_text(encoding="utf-8").split())
+            return {i for i in ids if hash_patient(i) in hashed}
+        raise InputError(self.path, f"has neither {COHORT} nor {PATIENT_HASHES}: cannot tell which patients it saw")
+
+    def training_fingerprints(self, data, progress: bool = True):
+        """The fingerprints of the images the run trained on (glioscope.leakcheck): computed from its cohort, or
+        read from a model package; None when neither is available (the cohort's files are gone)."""
+        from glioscope import leakcheck
+
+        if (self / FINGERPRINTS).is_file():
+            return leakcheck.Fingerprints.load(self / FINGERPRINTS)
+        if not (self / COHORT).is_file():
+            return None
+        from glioscope.samples import build_samples
+
+        try:
+            return leakcheck.Fingerprints.of(build_samples(self.cohort(), data, data.cache_dir(), progress))
+        except InputError:
+            return None
 
     # --- run.json ------------------------------------------------------------------------------
 
@@ -174,6 +202,11 @@ class RunFolder:
     @staticmethod
     def model_state(path: Path) -> dict:
         return load_checkpoint(path)["model"]
+
+    @staticmethod
+    def load_model(path: Path) -> dict:
+        """A model.pt whole: its weights, best epoch and precision."""
+        return load_checkpoint(path)
 
     def write_predictions(self, frame: pd.DataFrame) -> None:
         atomic.write_csv(self / PREDICTIONS, frame)
@@ -312,3 +345,10 @@ def _prob_names(path: Path, probs: list[str], class_names: list[str] | None) -> 
     if all(s.isdigit() for s in suffixes):
         return {f"prob_{s}": f"prob_{class_names[int(s)]}" for s in suffixes}
     return {p: f"prob_{name}" for p, name in zip(probs, class_names)}
+
+
+def hash_patient(patient_id: str) -> str:
+    """A patient id as a model package stores it: SHA-256 of a fixed prefix and the id (not the id itself)."""
+    import hashlib
+
+    return hashlib.sha256(f"glioscope-patient:{patient_id}".encode()).hexdigest()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch.nn as nn
 
@@ -40,6 +40,11 @@ def build_model(spec: ModelSpec, num_classes: int, in_chans: int) -> BuiltModel:
             raise
         note = f"{exc}. Training from scratch instead (model.weights_fallback: scratch)."
         return BuiltModel(create_model(spec.name, num_classes, in_chans, None, **kwargs), True, [note])
+
+
+def weightless(spec: ModelSpec) -> ModelSpec:
+    """The spec without pretrained weights: for a network whose trained weights are loaded next."""
+    return replace(spec, weights=None)
 
 
 def input_normalisation(spec: ModelSpec, requested: str) -> str:
