@@ -109,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--mask", type=Path, default=None, help="a mask for ROI cropping or slice choice, when the recipe needs one")
     predict.add_argument("-o", "--out", type=Path, default=None,
                          help="also write the JSON to this file (many studies: a CSV, one row per patient, and a JSON beside)")
-    predict.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    predict.add_argument("--overwrite", action="store_true", help="replace an existing --out or --dicom-sr file")
+    predict.add_argument("--dicom-sr", type=Path, default=None, metavar="FILE",
+                         help="also write the patient's prediction as a DICOM Structured Report referencing the input series")
     predict.set_defaults(run=_predict)
 
     test = verbs.add_parser("test", help="external validation: apply a trained run, untouched, to a labelled cohort")
@@ -278,9 +280,11 @@ def _predict(args) -> None:
     from glioscope.batch import is_batch, predict_batch, write_batch
     from glioscope.util.atomic import check_output_file, write_text
 
-    if args.out:  # before the work: a bad output is refused at once
-        check_output_file(args.out, args.overwrite, inputs=[*args.inputs, args.run_dir])
+    for path in filter(None, (args.out, args.dicom_sr)):  # before the work: a bad output is refused at once
+        check_output_file(path, args.overwrite, inputs=[*args.inputs, args.run_dir])
     if is_batch(args.inputs):
+        if args.dicom_sr:
+            raise GlioscopeError("--dicom-sr writes one study's report: give one study, not many")
         result = predict_batch(args.run_dir, args.inputs)
         for patient in result["patients"]:
             print(f"{patient['patient_id']}: {patient['prediction']} "
@@ -296,6 +300,10 @@ def _predict(args) -> None:
     text = json.dumps(result, indent=2)
     if args.out:
         write_text(args.out, text + "\n")
+    if args.dicom_sr:
+        from glioscope.dicom_sr import write_structured_report
+
+        write_structured_report(result, args.dicom_sr, overwrite=args.overwrite)
     print(text)
 
 

@@ -96,7 +96,7 @@ def model_card(run, recipe, info: dict, metrics: dict, cohort: pd.DataFrame, hea
         f"- Input: {recipe.data.kind} of MR images, {_channel_words(recipe)}; the preprocessing is "
         "the recipe's `data` section in config.yaml (glioscope applies it).",
         f"- Output: one probability per class: {', '.join(names)}.",
-        f"- Files: fold<k>/model.pt (weights, read with `weights_only=True`)"
+        "- Files: fold<k>/model.pt (weights, read with `weights_only=True`)"
         + (", fold<k>/model.ts (TorchScript)" if torchscript else "") + ".", "",
         "## Training data", "",
         f"{sum(counts.values())} patients: " + ", ".join(f"{name} {n}" for name, n in counts.items()) + ".", "",

@@ -68,7 +68,7 @@ def _inputs(samples, table, per_sample: np.ndarray, names: list[str]) -> list[di
     for _, group in table.groupby(samples.item_column, sort=False):
         first = group.iloc[0]
         entries.append({"path": str(first[samples.path_column]), "patient_id": str(first["patient_id"]),
-                        "status": "predicted", "n_samples": int(len(group)),
+                        "series_id": str(first.get("series_id", "")), "status": "predicted", "n_samples": int(len(group)),
                         **_scores(per_sample[group.index.to_numpy()].mean(axis=0), names)})
     return entries + [{"path": s.path, "status": "skipped", "reason": s.reason} for s in samples.skipped]
 

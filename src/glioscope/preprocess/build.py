@@ -128,7 +128,7 @@ def _assemble(usable: list[tuple[Item, dict]], settings: SliceSettings) -> tuple
             number = max(meta["row_slice_index"], 0) if meta["kind"] == "image" else int(index)
             rows.append(
                 {
-                    **{k: meta[k] for k in ("item_id", "patient_id", "study_id", "label", "sequence")},
+                    **{k: meta[k] for k in ("item_id", "patient_id", "study_id", "series_id", "label", "sequence")},
                     "slice_id": f"{meta['item_id']}:{number}",
                     "slice_index": number,
                     "tumour_area": int(area),

@@ -41,6 +41,7 @@ def _item(rows: list[dict], sources: list[Source], settings: SliceSettings, sequ
         "item_id": item_id,
         "patient_id": str(first["patient_id"]),
         "study_id": str(first.get("study_id", "")),
+        "series_id": "+".join(str(r.get("series_id", "")) for r in rows),
         "label": str(first.get("label", "")),
         "sequence": sequence or str(first.get("sequence", "")),
         "source_split": str(first.get("source_split", "")),

@@ -91,6 +91,7 @@ TABLE_COLUMNS = [
     "item_id",
     "patient_id",
     "study_id",
+    "series_id",  # the DICOM SeriesInstanceUID(s) of the item ('' for other formats)
     "label",
     "sequence",
     "slice_index",  # index along the cut axis (or the source's own slice number for 2D images)
