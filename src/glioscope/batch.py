@@ -24,14 +24,10 @@ from glioscope import cohort
 from glioscope.errors import InputError
 from glioscope.ingest import ingest
 from glioscope.models.build import input_normalisation
-from glioscope.predict import fold_models, headline_probabilities, seen_in_training
+from glioscope.predict import fold_models, fold_probabilities, seen_in_training
 from glioscope.rundir import RunFolder
 from glioscope.samples import build_samples
 from glioscope.util import atomic
-from glioscope.util.progress import progress_bar
-
-BATCH = 64  # samples per forward pass
-
 
 def is_batch(inputs: list[Path]) -> bool:
     """Several inputs, a cohort table, or a folder holding more than one patient: many studies."""
@@ -96,14 +92,8 @@ def predict_batch(run_dir: Path, inputs: list[Path], progress: bool = True) -> d
 def _probabilities(folder: RunFolder, recipe, names: list[str], samples, progress: bool) -> np.ndarray:
     """The fold models' mean probabilities of every sample, computed a batch at a time."""
     models = fold_models(folder, recipe.model, names, samples.channels)
-    dataset = samples.dataset(np.ones(len(samples), bool), np.zeros(len(samples), np.int64), None,
-                              input_normalisation(recipe.model, recipe.data.normalize))
-    out = np.zeros((len(samples), len(names)))
-    starts = range(0, len(samples), BATCH)
-    for start in progress_bar(starts, desc="predicting", unit="batch", disable=not progress):
-        inputs = dataset.inputs(range(start, min(start + BATCH, len(samples))))
-        out[start:start + len(inputs)] = np.mean([headline_probabilities(m, inputs) for _, m in models], axis=0)
-    return out
+    per_fold = fold_probabilities(models, samples, input_normalisation(recipe.model, recipe.data.normalize), progress)
+    return np.mean(list(per_fold.values()), axis=0)
 
 
 def _patients(samples, probabilities: np.ndarray, names: list[str], folder: RunFolder) -> list[dict]:

@@ -29,7 +29,7 @@ from glioscope import __version__, cohort, leakcheck, plan
 from glioscope.errors import InputError, PatientLeakError
 from glioscope.evaluate.operating_point import youden_threshold
 from glioscope.models.build import input_normalisation, reported_names
-from glioscope.predict import fold_models, headline_probabilities
+from glioscope.predict import fold_models, fold_probabilities
 from glioscope.rundir import RunFolder
 from glioscope.samples import build_samples
 
@@ -68,8 +68,7 @@ def predict_external(run_dir: Path, cohort_path: Path, out: Path, settings: Exte
                                f"run trained on (e.g. {duplicates.exact[0][1]} = {duplicates.exact[0][0]}): the same "
                                "patient under two ids? Remove them, or pass --allow-duplicates")
     models = fold_models(run, recipe.model, names, samples.channels)
-    inputs = samples.inputs(input_normalisation(recipe.model, recipe.data.normalize))
-    per_fold = {fold: headline_probabilities(model, inputs) for fold, model in models}
+    per_fold = fold_probabilities(models, samples, input_normalisation(recipe.model, recipe.data.normalize), progress)
     headline = reported_names(recipe.model, recipe.name)[-1]
     predictions = _predictions(samples, names, headline, per_fold)
     notes += _notes(samples, shared, duplicates, settings)

@@ -11,6 +11,7 @@ from glioscope.models.build import build_model, input_normalisation, weightless
 from glioscope.models.outputs import probabilities
 from glioscope.rundir import RunFolder
 from glioscope.samples import samples_from_file
+from glioscope.util.progress import progress_bar
 
 
 def fold_models(folder: RunFolder, spec, names: list[str], in_chans: int) -> list[tuple[str, torch.nn.Module]]:
@@ -27,6 +28,18 @@ def fold_models(folder: RunFolder, spec, names: list[str], in_chans: int) -> lis
 def headline_probabilities(model: torch.nn.Module, inputs: torch.Tensor) -> np.ndarray:
     """The class probabilities a run reports first (SDL: its members' mean), as evaluated in training."""
     return probabilities(model(inputs))[-1].numpy()
+
+
+def fold_probabilities(models: list[tuple[str, torch.nn.Module]], samples, normalisation: str, progress: bool = False,
+                       batch: int = 64) -> dict[str, np.ndarray]:
+    """Each fold model's headline probabilities of every sample, a batch at a time (memory stays small)."""
+    dataset = samples.dataset(np.ones(len(samples), bool), np.zeros(len(samples), np.int64), None, normalisation)
+    parts: dict[str, list[np.ndarray]] = {fold: [] for fold, _ in models}
+    for start in progress_bar(range(0, len(samples), batch), desc="predicting", unit="batch", disable=not progress):
+        inputs = dataset.inputs(range(start, min(start + batch, len(samples))))
+        for fold, model in models:
+            parts[fold].append(headline_probabilities(model, inputs))
+    return {fold: np.concatenate(chunks) for fold, chunks in parts.items()}
 
 
 def predict(run_dir: Path, input_path: Path, mask: Path | None = None) -> dict:
