@@ -8,7 +8,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from glioscope.batch import is_batch, predict_batch
+from glioscope.batch import many_studies, predict_batch
 from glioscope.cli import main
 from glioscope.io.testing import write_dicom_series
 from glioscope.predict import predict
@@ -29,7 +29,7 @@ def tree(tmp_path_factory):
 
 def test_a_tree_of_many_patients_gives_one_row_each_and_every_skip(tiny_2d_run, tree, tmp_path, capsys):
     patients = sorted(p.name for p in (tree / "REMBRANDT").iterdir() if p.name != "CT-1")
-    assert is_batch([tree]) and not is_batch([tree / "REMBRANDT" / patients[0]])
+    assert many_studies([tree]) is not None and many_studies([tree / "REMBRANDT" / patients[0]]) is None
     assert main(["predict", str(tiny_2d_run), str(tree), "-o", str(tmp_path / "out.csv")]) == 0
     assert f"{len(patients)} patient(s) predicted" in capsys.readouterr().out
     table = pd.read_csv(tmp_path / "out.csv", dtype={"patient_id": str})

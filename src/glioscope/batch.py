@@ -29,20 +29,33 @@ from glioscope.rundir import RunFolder
 from glioscope.samples import build_samples
 from glioscope.util import atomic
 
-def is_batch(inputs: list[Path]) -> bool:
-    """Several inputs, a cohort table, or a folder holding more than one patient: many studies."""
-    if len(inputs) != 1:
-        return True
+def read_inputs(inputs: list[Path], progress: bool = True) -> tuple[list[pd.DataFrame], list[dict], list[str]]:
+    """(cohort rows of each input read, skipped files, notes); an input that cannot be read is a skip."""
+    frames, skipped, notes = [], [], []
+    for path in inputs:
+        try:
+            frame, skips, more = _rows(path, progress)
+        except InputError as exc:  # one unusable input does not stop the others
+            skipped.append({"path": str(path), "reason": str(exc)})
+            continue
+        frames.append(frame)
+        skipped += skips
+        notes += more
+    return frames, skipped, notes
+
+
+def many_studies(inputs: list[Path], progress: bool = True):
+    """The read inputs (see read_inputs) when they are many studies — several inputs, a cohort table, a folder of
+    more than one patient —, else None: one study, for `predict`'s single-study JSON."""
     path = Path(inputs[0])
-    if (path / "cohort.csv").is_file() or (path.is_file() and path.name == "cohort.csv"):
-        return True
-    if not path.is_dir():
-        return False
-    try:
-        frame, _, _ = _rows(path, progress=False)
-    except InputError:
-        return False  # not a layout ingest reads: a single study (predict says what is wrong with it)
-    return frame["patient_id"].nunique() > 1
+    table = (path / "cohort.csv").is_file() or (path.is_file() and path.name == "cohort.csv")
+    if len(inputs) == 1 and not table and not path.is_dir():
+        return None
+    read = read_inputs(inputs, progress)
+    frames = read[0]
+    if len(inputs) == 1 and not table and (not frames or frames[0]["patient_id"].nunique() <= 1):
+        return None  # one study (or not a layout ingest reads: predict says what is wrong with it)
+    return read
 
 
 def _rows(path: Path, progress: bool) -> tuple[pd.DataFrame, list[dict], list[str]]:
@@ -54,21 +67,16 @@ def _rows(path: Path, progress: bool) -> tuple[pd.DataFrame, list[dict], list[st
     return frame, summary["skipped"], summary["notes"]
 
 
-def predict_batch(run_dir: Path, inputs: list[Path], progress: bool = True) -> dict:
-    """JSON-ready: one entry per patient (mean probability over its samples and the fold models), and the skips."""
+def predict_batch(run_dir: Path, inputs: list[Path], progress: bool = True, read=None) -> dict:
+    """JSON-ready: one entry per patient (mean probability over its samples and the fold models), and the skips.
+
+    `read`: the inputs already read (read_inputs), so that they are not read twice.
+    """
     folder = RunFolder(run_dir)
     recipe, info = folder.recipe(), folder.info()
     names = list(info["class_names"])
-    frames, skipped, notes = [], [], []
-    for path in inputs:
-        try:
-            frame, skips, more = _rows(path, progress)
-        except InputError as exc:  # one unusable input does not stop the others
-            skipped.append({"path": str(path), "reason": str(exc)})
-            continue
-        frames.append(frame)
-        skipped += skips
-        notes += more
+    frames, skipped, notes = read if read is not None else read_inputs(inputs, progress)
+    skipped, notes = list(skipped), list(notes)
     if not frames:
         raise InputError(None, f"none of the {len(inputs)} input(s) could be read; e.g. {skipped[0]['reason']}")
     frame = pd.concat(frames, ignore_index=True)

@@ -277,15 +277,16 @@ def _predict(args) -> None:
 
     from glioscope.predict import predict
 
-    from glioscope.batch import is_batch, predict_batch, write_batch
+    from glioscope.batch import many_studies, predict_batch, write_batch
     from glioscope.util.atomic import check_output_file, write_text
 
     for path in filter(None, (args.out, args.dicom_sr)):  # before the work: a bad output is refused at once
         check_output_file(path, args.overwrite, inputs=[*args.inputs, args.run_dir])
-    if is_batch(args.inputs):
+    read = many_studies(args.inputs)
+    if read is not None:
         if args.dicom_sr:
             raise GlioscopeError("--dicom-sr writes one study's report: give one study, not many")
-        result = predict_batch(args.run_dir, args.inputs)
+        result = predict_batch(args.run_dir, args.inputs, read=read)
         for patient in result["patients"]:
             print(f"{patient['patient_id']}: {patient['prediction']} "
                   + " ".join(f"{k}={v:.3f}" for k, v in patient["probabilities"].items()))
