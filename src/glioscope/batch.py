@@ -29,6 +29,10 @@ from glioscope.rundir import RunFolder
 from glioscope.samples import build_samples
 from glioscope.util import atomic
 
+def _cohort_table(path: Path) -> bool:
+    return (path / "cohort.csv").is_file() or (path.is_file() and path.name == "cohort.csv")
+
+
 def read_inputs(inputs: list[Path], progress: bool = True) -> tuple[list[pd.DataFrame], list[dict], list[str]]:
     """(cohort rows of each input read, skipped files, notes); an input that cannot be read is a skip."""
     frames, skipped, notes = [], [], []
@@ -48,7 +52,7 @@ def many_studies(inputs: list[Path], progress: bool = True):
     """The read inputs (see read_inputs) when they are many studies — several inputs, a cohort table, a folder of
     more than one patient —, else None: one study, for `predict`'s single-study JSON."""
     path = Path(inputs[0])
-    table = (path / "cohort.csv").is_file() or (path.is_file() and path.name == "cohort.csv")
+    table = _cohort_table(path)
     if len(inputs) == 1 and not table and not path.is_dir():
         return None
     read = read_inputs(inputs, progress)
@@ -61,7 +65,7 @@ def many_studies(inputs: list[Path], progress: bool = True):
 def _rows(path: Path, progress: bool) -> tuple[pd.DataFrame, list[dict], list[str]]:
     """(cohort rows, skipped files, notes) of one input."""
     path = Path(path)
-    if (path / "cohort.csv").is_file() or (path.is_file() and path.name == "cohort.csv"):
+    if _cohort_table(path):
         return cohort.load(path), [], []
     frame, summary = ingest([path], None, progress=progress, echo=None)
     return frame, summary["skipped"], summary["notes"]

@@ -294,9 +294,7 @@ def _predict(args) -> None:
               + "".join(f"\n  {s['path']}: {s['reason']}" for s in result["skipped"][:20]))
         if args.out:
             print("Written: " + ", ".join(str(p) for p in write_batch(result, args.out)))
-        if not result["patients"]:
-            raise GlioscopeError("nothing could be predicted")
-        return
+        return  # a batch with nothing to predict has raised an InputError already
     result = predict(args.run_dir, args.inputs[0], mask=args.mask)
     text = json.dumps(result, indent=2)
     if args.out:

@@ -30,7 +30,7 @@ from glioscope.errors import InputError, PatientLeakError
 from glioscope.evaluate.operating_point import youden_threshold
 from glioscope.models.build import input_normalisation, reported_names
 from glioscope.predict import fold_models, fold_probabilities
-from glioscope.rundir import RunFolder
+from glioscope.rundir import RunFolder, prediction_table
 from glioscope.samples import build_samples
 
 SHARED_PATIENTS_STAMP = ("NOT AN EXTERNAL TEST: patients of this cohort are also in the run's training cohort "
@@ -111,19 +111,10 @@ def split_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _predictions(samples, names: list[str], headline: str, per_fold: dict[str, np.ndarray]) -> pd.DataFrame:
-    targets = samples.targets(names)
-    keys = samples.keys(np.ones(len(samples), dtype=bool)).reset_index(drop=True)
-    frames = []
-    for model, probs in [(headline, np.mean(list(per_fold.values()), axis=0)),
-                         *[(f"{headline} ({fold})", p) for fold, p in per_fold.items()]]:
-        frame = keys.copy()
-        frame.insert(0, "model", model)
-        frame.insert(0, "fold", "test")
-        frame["target"] = targets
-        for k, name in enumerate(names):
-            frame[f"prob_{name}"] = probs[:, k]
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+    """The headline (the fold models' mean) and each fold model, as the "test" fold of a predictions table."""
+    probs = {headline: np.mean(list(per_fold.values()), axis=0), **{f"{headline} ({f})": p for f, p in per_fold.items()}}
+    everything = np.ones(len(samples), dtype=bool)
+    return prediction_table(probs, samples.keys(everything), samples.targets(names), "test", names)
 
 
 def operating_point(run: RunFolder, names: list[str], headline: str) -> dict | None:

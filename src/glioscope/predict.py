@@ -48,9 +48,9 @@ def predict(run_dir: Path, input_path: Path, mask: Path | None = None) -> dict:
     recipe, info = folder.recipe(), folder.info()
     names = info["class_names"]
     samples = samples_from_file(input_path, recipe.data, mask)
-    inputs = samples.inputs(input_normalisation(recipe.model, recipe.data.normalize))
     models = fold_models(folder, recipe.model, names, samples.channels)
-    per_sample = np.mean([headline_probabilities(model, inputs) for _, model in models], axis=0)
+    per_fold = fold_probabilities(models, samples, input_normalisation(recipe.model, recipe.data.normalize))
+    per_sample = np.mean(list(per_fold.values()), axis=0)
     table = samples.table.reset_index(drop=True)
     patient_ids = sorted(set(table["patient_id"]))
     seen = seen_in_training(folder, patient_ids)

@@ -316,6 +316,21 @@ class RunFolder:
             raise InputError(path, f"cannot read metrics ({exc})") from None
 
 
+def prediction_table(probs: dict[str, np.ndarray], keys: pd.DataFrame, targets: np.ndarray, fold: str,
+                    names: list[str]) -> pd.DataFrame:
+    """A predictions table (see the module docstring) of each model's probabilities of the samples `keys` names."""
+    frames = []
+    for model_name, p in probs.items():
+        frame = keys.copy()
+        frame.insert(0, "model", model_name)
+        frame.insert(0, "fold", fold)
+        frame["target"] = targets
+        for k, name in enumerate(names):
+            frame[f"prob_{name}"] = p[:, k]
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
 def _read_table(path: Path, class_names: list[str] | None) -> pd.DataFrame | None:
     """A predictions table with prob_<class> columns in class order; None when it has no rows."""
     frame = pd.read_csv(path, dtype=_TYPES)

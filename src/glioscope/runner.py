@@ -22,7 +22,7 @@ from glioscope.interpret import save_gradcam
 from glioscope.models.build import build_model, input_normalisation, reported_names
 from glioscope.models import model_entry
 from glioscope.recipe import Recipe
-from glioscope.rundir import RunFolder
+from glioscope.rundir import RunFolder, prediction_table
 from glioscope.samples import SampleSet, build_samples
 from glioscope.train import ddp, trainer_class
 from glioscope.train.weights import class_weights
@@ -97,7 +97,7 @@ def _run_job(recipe: Recipe, job: plan.Job, samples: SampleSet, names: list[str]
         folder.save_model(job.name, trainer.raw_model.state_dict(), trainer.best_epoch, trainer.precision_record)
         if val_set is not None:  # for combiners fit on validation patients only (glioscope fuse)
             fold = job.name[len("fold"):] if job.name.startswith("fold") else "0"
-            rows = prediction_rows(trainer.predict(val_set), samples.keys(val_mask), targets[val_mask], fold, names)
+            rows = prediction_table(trainer.predict(val_set), samples.keys(val_mask), targets[val_mask], fold, names)
             folder.write_fold_predictions(job.name, rows, validation=True)
     frames = []
     for k, (fold_label, held_out) in enumerate(job.evaluate.items()):
@@ -105,7 +105,7 @@ def _run_job(recipe: Recipe, job: plan.Job, samples: SampleSet, names: list[str]
         if not mask.any():
             continue
         eval_set = samples.dataset(mask, targets, None, normalisation)
-        frames.append(prediction_rows(trainer.predict(eval_set), samples.keys(mask), targets[mask], fold_label, names))
+        frames.append(prediction_table(trainer.predict(eval_set), samples.keys(mask), targets[mask], fold_label, names))
         if k == 0 and gradcam and context.is_main:
             save_gradcam(trainer.raw_model, eval_set, samples.table[mask], targets[mask], names,
                          folder.gradcam_dir(job.name), recipe.evaluate.gradcam_per_class)
@@ -132,18 +132,3 @@ def _train_phases(recipe: Recipe, settings, model, names, job_dir: Path, weights
         joined["epoch"] = np.arange(1, len(joined) + 1)
         RunFolder(job_dir.parent).write_history(job_dir.name, joined)
     return trainer
-
-
-def prediction_rows(probs: dict[str, np.ndarray], keys: pd.DataFrame, targets: np.ndarray, fold: str,
-                    names: list[str]) -> pd.DataFrame:
-    """A predictions table (see glioscope.rundir) of each reported model's probabilities."""
-    frames = []
-    for model_name, p in probs.items():
-        frame = keys.copy()
-        frame.insert(0, "model", model_name)
-        frame.insert(0, "fold", fold)
-        frame["target"] = targets
-        for k, name in enumerate(names):
-            frame[f"prob_{name}"] = p[:, k]
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
