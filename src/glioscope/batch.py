@@ -22,6 +22,7 @@ import pandas as pd
 
 from glioscope import cohort
 from glioscope.errors import InputError
+from glioscope.evaluate.aggregate import patient_mean
 from glioscope.ingest import ingest
 from glioscope.models.build import input_normalisation
 from glioscope.predict import fold_models, fold_probabilities, seen_in_training
@@ -110,10 +111,12 @@ def _probabilities(folder: RunFolder, recipe, names: list[str], samples, progres
 
 def _patients(samples, probabilities: np.ndarray, names: list[str], folder: RunFolder) -> list[dict]:
     table = samples.table.reset_index(drop=True)
+    weights = samples.vote_weights()
     seen = seen_in_training(folder, sorted(set(table["patient_id"])))
     patients = []
     for patient, group in table.groupby("patient_id", sort=True):
-        mean = probabilities[group.index.to_numpy()].mean(axis=0)
+        rows = group.index.to_numpy()
+        mean = patient_mean(probabilities[rows], None if weights is None else weights[rows])
         inputs = sorted(set(group[samples.path_column].astype(str)))
         patients.append({"patient_id": str(patient), "prediction": names[int(np.argmax(mean))],
                          "probabilities": {n: round(float(v), 6) for n, v in zip(names, mean)},

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from glioscope.evaluate.aggregate import patient_mean
 from glioscope.models.build import build_model, input_normalisation, weightless
 from glioscope.models.outputs import probabilities
 from glioscope.rundir import RunFolder
@@ -52,12 +53,13 @@ def predict(run_dir: Path, input_path: Path, mask: Path | None = None) -> dict:
     per_fold = fold_probabilities(models, samples, input_normalisation(recipe.model, recipe.data.normalize))
     per_sample = np.mean(list(per_fold.values()), axis=0)
     table = samples.table.reset_index(drop=True)
+    weights = samples.vote_weights()
     patient_ids = sorted(set(table["patient_id"]))
     seen = seen_in_training(folder, patient_ids)
     patients = []
     for patient in patient_ids:
         rows = table.index[table["patient_id"] == patient]
-        mean = per_sample[rows].mean(axis=0)
+        mean = patient_mean(per_sample[rows], None if weights is None else weights[rows])
         patients.append({"patient_id": patient, "n_samples": int(len(rows)), **_scores(mean, names),
                          "seen_in_training": patient in seen})
     return {
@@ -78,11 +80,13 @@ def predict(run_dir: Path, input_path: Path, mask: Path | None = None) -> dict:
 def _inputs(samples, table, per_sample: np.ndarray, names: list[str]) -> list[dict]:
     """Every input found: each series, volume or image with its prediction, or the reason it was not used."""
     entries = []
+    weights = samples.vote_weights()
     for _, group in table.groupby(samples.item_column, sort=False):
-        first = group.iloc[0]
+        first, rows = group.iloc[0], group.index.to_numpy()
         entries.append({"path": str(first[samples.path_column]), "patient_id": str(first["patient_id"]),
                         "series_id": str(first.get("series_id", "")), "status": "predicted", "n_samples": int(len(group)),
-                        **_scores(per_sample[group.index.to_numpy()].mean(axis=0), names)})
+                        **_scores(patient_mean(per_sample[rows], None if weights is None else weights[rows]),
+                                  names)})
     return entries + [{"path": s.path, "status": "skipped", "reason": s.reason} for s in samples.skipped]
 
 

@@ -45,9 +45,17 @@ def build_slices(
         usable, choice_notes = _one_per_patient(usable)
         notes += choice_notes
     usable = _same_channels(usable, settings, skipped, notes)
+    if settings.selection == "tumour":
+        skipped += _without_tumour_slices(usable, settings)
     if not usable or not any(len(entry["images"]) for _, entry in usable):
         raise nothing_left("slices", len(items), "item(s)", skipped, notes)
     images, table = _assemble(usable, settings)
+    if settings.selection == "tumour" and settings.tumour_slices is not None:
+        before = len(table)
+        images, table = _largest_per_patient(images, table, settings.tumour_slices)
+        if len(table) < before:
+            notes.append(f"{before - len(table)} tumour slice(s) beyond each patient's {settings.tumour_slices} "
+                         "largest left out (tumour_slices)")
     return SliceSet(images, table, settings, skipped, notes)
 
 
@@ -59,6 +67,10 @@ def _decode_notes(entries: list[dict], settings: SliceSettings) -> list[str]:
     empty = sum(int(e["dropped_empty_mask"]) for e in entries)
     if empty:
         notes.append(f"{empty} slice(s) with an empty tumour mask left out (roi_crop needs a tumour to crop to)")
+    small = sum(int(e["dropped_small_tumour"]) for e in entries)
+    if small:
+        notes.append(f"{small} slice(s) whose tumour mask covers fewer than {settings.min_tumour_area} pixel(s) "
+                     "left out (selection: tumour)")
     unsaved = [e["cache_error"] for e in entries if "cache_error" in e]
     if unsaved:
         notes.append(f"{len(unsaved)} item(s) could not be written to the slice cache ({unsaved[0]})")
@@ -93,6 +105,23 @@ def _one_per_patient(usable: list[tuple[Item, dict]]) -> tuple[list[tuple[Item, 
             f"middle slice of their first item (of their images, for one image per slice): {examples}"
         )
     return chosen, notes
+
+
+def _without_tumour_slices(usable: list[tuple[Item, dict]], settings: SliceSettings) -> list[Skip]:
+    """A Skip for each patient that selection "tumour" left without a slice (its items give none)."""
+    counts: dict[str, list] = {}
+    for item, entry in usable:
+        counts.setdefault(item.meta["patient_id"], [0, item.meta["source_path"]])[0] += len(entry["images"])
+    return [Skip(path, f"patient {patient}: no slice whose tumour mask covers {settings.min_tumour_area} pixel(s) "
+                       "or more (selection: tumour)") for patient, (count, path) in counts.items() if count == 0]
+
+
+def _largest_per_patient(images: np.ndarray, table: pd.DataFrame, k: int) -> tuple[np.ndarray, pd.DataFrame]:
+    """Each patient's `k` slices of largest tumour area (ties: in table order)."""
+    rank = table.reset_index(drop=True).groupby("patient_id", sort=False)["tumour_area"].rank(method="first",
+                                                                                           ascending=False)
+    keep = (rank <= k).to_numpy()
+    return images[keep], table[keep].reset_index(drop=True)
 
 
 def _same_channels(usable, settings: SliceSettings, skipped: list[Skip], notes: list[str]) -> list:

@@ -48,8 +48,9 @@ def decode_item(task: ItemTask) -> dict | Skip:
 
 def _decode(task: ItemTask) -> dict:
     settings = task.settings
-    if settings.roi_crop and not task.mask_path:
-        raise InputError(task.sources[0].path, "has no tumour mask, which roi_crop needs")
+    if not task.mask_path and (settings.roi_crop or settings.selection == "tumour"):
+        needs = "roi_crop" if settings.roi_crop else "selection: tumour"
+        raise InputError(task.sources[0].path, f"has no tumour mask, which {needs} needs")
     stack, eight_bit, grid = _load(task)
     count = len(stack)
     mask = None
@@ -60,7 +61,8 @@ def _decode(task: ItemTask) -> dict:
     low, high = ops.intensity_range(stack, settings.scaling, settings.percentiles, eight_bit)
     images, kept, boxes = [], [], []
     dropped_foreground = dropped_empty = 0
-    for index in choose(count, areas, settings):
+    chosen = choose(count, areas, settings)
+    for index in chosen:
         if settings.roi_crop and areas[index] == 0:
             dropped_empty += 1
             continue
@@ -85,6 +87,7 @@ def _decode(task: ItemTask) -> dict:
         "has_mask": mask is not None,
         "dropped_foreground": dropped_foreground,
         "dropped_empty_mask": dropped_empty,
+        "dropped_small_tumour": count - len(chosen) if settings.selection == "tumour" else 0,
         "min_max_instead_of_none": settings.scaling == "none" and not eight_bit,
     }
 
@@ -136,4 +139,6 @@ def choose(count: int, areas: np.ndarray, settings: SliceSettings) -> list[int]:
     if settings.selection == "representative":
         # The item's best candidate: the patient's slice is chosen among them (build.py).
         return [int(np.argmax(areas))] if areas.max(initial=0) > 0 else [count // 2]
+    if settings.selection == "tumour":  # the per-patient limit (tumour_slices) is applied in build.py
+        return [int(i) for i in np.flatnonzero(areas >= settings.min_tumour_area)]
     return list(range(count))

@@ -16,7 +16,8 @@ from glioscope.util.schema import Range, at_least
 # Bump when the cached arrays change meaning: old cache folders are then ignored.
 # 2: stacked sequences on different grids are resampled onto the first one's (were skipped, or
 #    concatenated index by index when their shapes happened to agree).
-CACHE_VERSION = 2
+# 3: entries count the slices that selection "tumour" left out.
+CACHE_VERSION = 3
 CHANNEL_MODES = ("stack3", "single", "native")
 
 _default = defaults.of("data.slices")
@@ -28,8 +29,13 @@ class SliceSettings:
 
     Defaults: base.yaml's `data.slices`.
 
-    selection: "all" slices of each item, the "middle" `middle_fraction` of them, or one
-        "representative" slice per patient (largest tumour area; the middle slice without a mask).
+    selection: "all" slices of each item, the "middle" `middle_fraction` of them, one
+        "representative" slice per patient (largest tumour area; the middle slice without a mask), or
+        the "tumour" slices: those whose mask covers at least `min_tumour_area` pixels (at the source's
+        resolution), at most `tumour_slices` per patient (the largest first; None = all). "tumour" needs
+        a mask for every item; a patient left with no slice is skipped with the reason.
+    vote: how a patient's probability is made from its slices': their "mean", or their mean weighted by
+        each slice's "tumour_area" (a patient whose slices all have none: the plain mean).
     scaling: per item (volume, series or image) and channel: "minmax", "percentile" (clip to
         `percentiles` of the non-zero voxels, then min-max), or "none" (8-bit images kept as they
         are; anything else is min-max scaled). Output is always uint8 0..255.
@@ -42,8 +48,11 @@ class SliceSettings:
     min_foreground: drop slices ("all", "middle") whose bright-pixel fraction is below this.
     """
 
-    selection: Literal["all", "middle", "representative"] = _default("selection")
+    selection: Literal["all", "middle", "representative", "tumour"] = _default("selection")
     middle_fraction: Annotated[float, Range(0.0, 1.0, low_open=True)] = _default("middle_fraction")
+    min_tumour_area: Annotated[int, at_least(1)] = _default("min_tumour_area")
+    tumour_slices: Annotated[int, at_least(1)] | None = _default("tumour_slices")
+    vote: Literal["mean", "tumour_area"] = _default("vote")
     size: Annotated[int, at_least(8)] = _default("size")
     scaling: Literal["minmax", "percentile", "none"] = _default("scaling")
     percentiles: tuple[float, float] = _default("percentiles")
@@ -76,6 +85,7 @@ class SliceSettings:
         fields = asdict(self)
         # stack3 repeats the single grey channel when the set is assembled: both share a cache.
         fields["channels"] = "single" if self.channels == "stack3" else fields["channels"]
+        del fields["vote"], fields["tumour_slices"]  # applied to the decoded slices, not cached
         fields["version"] = CACHE_VERSION
         text = json.dumps(fields, sort_keys=True, default=list)
         return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -60,4 +60,10 @@ class SliceSet(SampleSet):
                             variants=fixed_expansion(augment.expand))
 
     def keys(self, mask: np.ndarray) -> pd.DataFrame:
-        return self.table.loc[mask, ["slice_id", "item_id", "patient_id"]]
+        keys = self.table.loc[mask, ["slice_id", "item_id", "patient_id"]]
+        weights = self.vote_weights()
+        return keys if weights is None else keys.assign(vote_weight=weights[mask])
+
+    def vote_weights(self) -> np.ndarray | None:
+        """vote: tumour_area weighs each slice by its tumour's area in the patient's probability."""
+        return self.table["tumour_area"].to_numpy(float) if self.settings.vote == "tumour_area" else None

@@ -51,6 +51,10 @@ class SampleSet(ABC):
     def keys(self, mask: np.ndarray) -> pd.DataFrame:
         """The identifying columns of a predictions table (slice_id, item_id, patient_id) for `mask`."""
 
+    def vote_weights(self) -> np.ndarray | None:
+        """Each sample's weight in its patient's probability (a weighted mean); None: all equal."""
+        return None
+
     @property
     def channels(self) -> int:
         return int(self.arrays.shape[1])
