@@ -79,3 +79,27 @@ def test_predict_scores_a_patient_folder_with_both_classes(rsna, capsys):
         assert set(probs) == {"0", "1"} and abs(sum(probs.values()) - 1) < 1e-5
         assert 0 < probs["1"] < 1
         assert {s["item_id"].count("+") for s in result["slices"]} == ({3} if run == "eff-4ch" else {0})
+
+
+def test_rsna_winner_recipe_on_flair_and_t1c_volumes_beside_eff(rsna, capsys):
+    """rsna-r10 (MONAI's 3D ResNet-10) on the same splits as the eff runs, compared with them, and applied."""
+    pytest.importorskip("monai")
+    out = rsna / "runs" / "rsna-r10"
+    tiny = ["data.volumes.spacing=8.0", "data.volumes.shape=[16,24,20]", "train.epochs=1", "model.weights=none",
+            "evaluate.bootstrap=20", "evaluate.gradcam_per_class=1", "data.volumes.skull_strip=none"]
+    args = [a for s in tiny for a in ("--set", s)]
+    assert main(["cv", "rsna-r10", "--cohort", str(rsna / "cohort"), "--splits", str(rsna / "splits"), "--quick",
+                 *args, "-o", str(out)]) == 0
+    predictions = pd.read_csv(out / "predictions.csv", dtype={"patient_id": str, "fold": str})
+    cohort = pd.read_csv(rsna / "cohort" / "cohort.csv", dtype={"patient_id": str})
+    both = {p for p, rows in cohort.groupby("patient_id") if {"FLAIR", "T1c"} <= set(rows["sequence"])}
+    assert set(predictions["patient_id"]) == both
+    assert predictions.groupby("patient_id").size().eq(1).all()  # one volume per patient
+    html = rsna / "mgmt-3d.html"
+    assert main(["compare", str(out), str(rsna / "runs" / "eff-FLAIR"), "-o", str(html)]) == 0
+    assert {"rsna-r10"} <= set(pd.read_csv(html.with_suffix(".csv"))["model"])
+    patient = sorted((rsna / "phantom" / "rsna-miccai" / "train").iterdir())[0]
+    capsys.readouterr()
+    assert main(["predict", str(out), str(patient)]) == 0
+    probs = json.loads(capsys.readouterr().out)["patients"][0]["probabilities"]
+    assert set(probs) == {"0", "1"} and abs(sum(probs.values()) - 1) < 1e-5

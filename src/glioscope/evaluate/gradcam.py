@@ -25,10 +25,15 @@ _CONV = (nn.Conv2d, nn.Conv3d)
 
 
 def default_target_layer(model: nn.Module, member: int = 0) -> nn.Module:
-    """The last Conv2d/Conv3d of the model's backbone (of member `member` for an SDL model)."""
+    """The last Conv2d/Conv3d of the model's backbone (of member `member` for an SDL model).
+
+    A model may name its own layer as `gradcam_layer` (when the last in module order is a shortcut's).
+    """
     members = getattr(model, "members", None)
     if isinstance(members, nn.ModuleList):
         model = members[member]
+    if isinstance(getattr(model, "gradcam_layer", None), nn.Module):
+        return model.gradcam_layer
     scope = getattr(model, "backbone", model)
     convs = [m for m in scope.modules() if isinstance(m, _CONV)]
     if not convs:

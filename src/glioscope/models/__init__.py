@@ -77,4 +77,4 @@ def create_model(name: str, num_classes: int, in_chans: int = 3, weights: str | 
 
 def _import_builders() -> None:
     # Builders register themselves on import; importing here keeps `import glioscope.models` light.
-    from glioscope.models import cnn2d, sdl, video3d  # noqa: F401
+    from glioscope.models import cnn2d, monai3d, sdl, video3d  # noqa: F401
