@@ -94,3 +94,14 @@ def test_values_are_coerced_once_and_none_means_none():
         load_recipe("eff", ["augment.zoom=[1.2, 0.8]"])
     with pytest.raises(SettingError, match="train.finetune.epochs"):
         load_recipe("eff", ["train.finetune={epochs: -1}"])
+
+
+@pytest.mark.parametrize("recipe, size, ok", [("alexnet", 62, False), ("alexnet", 63, True), ("sdl", 48, False),
+                                               ("vgg19", 31, False), ("r18", 16, True)])
+def test_an_image_too_small_for_the_network_is_refused_when_loaded(recipe, size, ok):
+    """AlexNet's pooling leaves nothing of an image under 63 px: a setting error, not a torch error mid-training."""
+    if ok:
+        assert load_recipe(recipe, [f"data.slices.size={size}"]).data.slices.size == size
+        return
+    with pytest.raises(SettingError, match=rf"data.slices.size: got {size}, but (alexnet|vgg19) needs images of at least"):
+        load_recipe(recipe, [f"data.slices.size={size}"])

@@ -104,6 +104,11 @@ class Recipe:
         reads = model_entry(self.model.name).kind
         if reads != self.data.kind:
             raise SettingError("data.kind", f"got {self.data.kind!r}, but model {self.model.name} reads {reads}")
+        network = self.model.backbone if self.model.name == "sdl" and self.model.backbone else self.model.name
+        smallest = model_entry(network).min_size if network in list_models() else 1
+        if self.data.kind == "slices" and self.data.slices.size < smallest:
+            raise SettingError("data.slices.size", f"got {self.data.slices.size}, but {network} needs images of at "
+                                                   f"least {smallest} px")
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "Recipe":

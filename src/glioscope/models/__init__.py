@@ -35,6 +35,7 @@ class ModelEntry:
     variant: str = "standard"  # the training loop: glioscope.train.TRAINERS
     spec_fields: tuple[str, ...] = ()  # fields of the recipe's model section passed to the builder
     names: Callable[[str, object], list[str]] = _one_model  # (run's model name, model spec) -> reported names
+    min_size: int = 1  # 2D: the smallest image side its layers can reduce to a feature map
 
     def reported_names(self, prefix: str, spec=None) -> list[str]:
         """The names of the predictions this model reports, e.g. ["sdl/net1", "sdl/net2", "sdl/mean"]."""

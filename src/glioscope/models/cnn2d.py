@@ -85,8 +85,12 @@ def build_2d(arch: str, num_classes: int, in_chans: int = 3, weights=None, head:
     return Classifier(backbone, neck, width, num_classes)
 
 
+# The smallest image side whose feature map survives the network's pooling (found by trying sizes).
+MIN_SIZE = {"alexnet": 63, "vgg19": 32}
+
+
 def _register(arch: str) -> None:
-    @register_model(arch)
+    @register_model(arch, min_size=MIN_SIZE.get(arch, 1))
     def builder(num_classes: int, in_chans: int = 3, weights=None, **kwargs) -> Classifier:
         return build_2d(arch, num_classes, in_chans, weights, **kwargs)
 
@@ -97,7 +101,7 @@ for _arch in ("alexnet", "vgg19", "resnet18", "resnet50", "resnet152", "efficien
     _register(_arch)
 
 
-@register_model("smallcnn")
+@register_model("smallcnn", min_size=16)
 def smallcnn(num_classes: int, in_chans: int = 3, weights=None, width: int = 16, pool: str = "avg", **kwargs) -> Classifier:
     """Four conv-BN-ReLU-pool blocks (width, 2w, 4w, 4w channels) and global `pool`ing ("avg" or "max").
 
