@@ -134,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     leaks.add_argument("-o", "--out", type=Path, default=None, help="write the pairs found to this CSV file")
     leaks.set_defaults(run=_leakcheck)
 
+    from glioscope import weights_cli  # glioscope weights [fetch NAME]
+    from glioscope.pretrain import command as pretrain_command  # glioscope pretrain
+    pretrain_command.add_parser(verbs)
+    weights_cli.add_parser(verbs)
+
     export = verbs.add_parser("export", help="a self-contained model package: weights, settings, model card, metadata")
     export.add_argument("run_dir", type=Path, metavar="RUN")
     export.add_argument("-o", "--out", type=Path, required=True, metavar="PACKAGE")

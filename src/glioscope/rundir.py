@@ -28,6 +28,7 @@ import yaml
 from glioscope import __version__
 from glioscope.errors import InputError
 from glioscope.evaluate.aggregate import prob_columns
+from glioscope.pretrain.provenance import record as pretrain_record
 from glioscope.train.checkpoint import load_checkpoint, save_checkpoint
 from glioscope.util import atomic
 
@@ -152,6 +153,7 @@ class RunFolder:
             "notes": notes,
             "samples": {"kind": samples.kind, "count": int(len(samples.table)), "settings": samples.settings.__dict__},
             "precision": precision,
+            "weights": pretrain_record(recipe.model.weights),  # a pretraining output: what it was pretrained on
             "created": datetime.datetime.now().isoformat(timespec="seconds"),
             "glioscope_version": __version__,
             "cohort": str(self / COHORT),

@@ -21,6 +21,7 @@ from glioscope.errors import GlioscopeError
 from glioscope.interpret import save_gradcam
 from glioscope.models.build import build_model, input_normalisation, reported_names
 from glioscope.models import model_entry
+from glioscope.pretrain.leaks import check_run as check_pretrained
 from glioscope.recipe import Recipe
 from glioscope.rundir import RunFolder, prediction_table
 from glioscope.samples import SampleSet, build_samples
@@ -51,6 +52,7 @@ def run(recipe: Recipe, cohort_path: Path, out: Path, splits_path: Path | None =
     mode = meta.get("mode") or ("kfold" if splits_path else recipe.cv.mode)
     jobs = plan.plan_jobs(table, mode, recipe.train.inner_validation, folds)  # before any output: it can refuse
     build_model(recipe.model, len(names), samples.channels)  # so can the model's builder (an option, its weights)
+    notes += check_pretrained(recipe.model.weights, jobs, samples)  # and pretrained weights that saw these patients
     # Under torchrun every process trains; the first one writes the files.
     context = ddp.init_distributed(recipe.train.device)
     if context.is_main:

@@ -8,7 +8,7 @@ import torch.nn as nn
 
 from glioscope.models import create_model, model_entry
 from glioscope.models.spec import ModelSpec
-from glioscope.models.weights import WeightsUnavailable
+from glioscope.models.weights import WeightsUnavailable, load_notes, recording_loads
 
 
 @dataclass
@@ -34,7 +34,9 @@ def build_model(spec: ModelSpec, num_classes: int, in_chans: int) -> BuiltModel:
     kwargs.update({name: getattr(spec, name) for name in entry.spec_fields})
     kwargs.update(spec.options)
     try:
-        return BuiltModel(create_model(spec.name, num_classes, in_chans, spec.weights, **kwargs))
+        with recording_loads() as loads:  # what a weights file gave the network: the run's notes
+            model = create_model(spec.name, num_classes, in_chans, spec.weights, **kwargs)
+        return BuiltModel(model, notes=load_notes(loads))
     except WeightsUnavailable as exc:
         if spec.weights_fallback != "scratch":
             raise

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from pathlib import Path
 
 import torch
@@ -16,6 +18,25 @@ NAMED_WEIGHTS = ("imagenet", "kinetics", "kinetics400")
 
 class WeightsUnavailable(GlioscopeError):
     """Pretrained weights were asked for but are not on this machine."""
+
+
+class StateDict(dict):
+    """A state dict that remembers the file it was read from and the architecture it was read for."""
+
+    origin: tuple[str, str] | None = None  # (source, arch)
+
+
+_LOADS: contextvars.ContextVar[list | None] = contextvars.ContextVar("glioscope_weight_loads", default=None)
+
+
+@contextlib.contextmanager
+def recording_loads():
+    """Collect the report of every load_matching inside the block (what loaded, what was skipped): a run's notes."""
+    token = _LOADS.set([])
+    try:
+        yield _LOADS.get()
+    finally:
+        _LOADS.reset(token)
 
 
 def cache_path(arch: str) -> Path:
@@ -52,6 +73,8 @@ def read_state_dict(source: str | Path, arch: str) -> dict[str, torch.Tensor]:
             state = state[key]
     if not isinstance(state, dict):
         raise WeightsUnavailable(f"{path}: expected a state dict, found {type(state).__name__}")
+    state = StateDict(state)
+    state.origin = (str(source), arch)
     return state
 
 
@@ -67,4 +90,32 @@ def load_matching(model: torch.nn.Module, state: dict[str, torch.Tensor], skip_p
         loaded.append(name)
     model.load_state_dict(own)
     missing = [n for n in own if n not in set(loaded)]
-    return {"loaded": loaded, "skipped": skipped, "initialised": missing}
+    report = {"loaded": loaded, "skipped": skipped, "initialised": missing}
+    recorded = _LOADS.get()
+    if recorded is not None:
+        recorded.append({**report, "origin": getattr(state, "origin", None)})
+    return report
+
+
+def load_notes(records: list[dict]) -> list[str]:
+    """One note per weights file loaded (recording_loads): how many tensors loaded, which were skipped or new."""
+    notes, seen = [], {}
+    for record in records:
+        source, arch = record.get("origin") or ("a state dict", "the model")
+        if source.lower() in NAMED_WEIGHTS:
+            continue  # torchvision's own weights: their load is the documented one
+        skipped, new = record["skipped"], record["initialised"]
+        text = (f"model.weights {source}: {len(record['loaded'])} tensors loaded into {arch}; "
+                f"{len(skipped)} in the file skipped" + (f" (name or shape not in the model{_some(skipped)})"
+                                                         if skipped else "")
+                + f"; {len(new)} not in the file, initialised afresh{_some(new)}; the classification head is new")
+        seen[text] = seen.get(text, 0) + 1
+    for text, count in seen.items():
+        notes.append(text + (f" (each of {count} member networks)" if count > 1 else ""))
+    return notes
+
+
+def _some(names: list[str], shown: int = 4) -> str:
+    if not names:
+        return ""
+    return ": " + ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")

@@ -73,7 +73,7 @@ def _header(info: dict, metrics: dict) -> list[str]:
     meta = [("Recipe", info.get("recipe")), ("Task", info.get("task")), ("Cohort", info.get("cohort")),
             ("Classes", ", ".join(metrics["class_names"])), ("Models", model_name),
             ("Folds", len(metrics.get("folds", [])) or None), ("Precision", _precision(info.get("precision"))),
-            ("Run created", info.get("created"))]
+            ("Weights", _weights(info.get("weights"))), ("Run created", info.get("created"))]
     body = [f"<h1>glioscope report: {esc(title)}</h1>",
             '<p class="meta">' + " · ".join(f"<b>{esc(k)}:</b> {esc(v)}" for k, v in meta if v not in (None, "")) + "</p>"]
     if info.get("leaky"):
@@ -85,6 +85,13 @@ def _header(info: dict, metrics: dict) -> list[str]:
     statement = info.get("split_statement") or "No split statement was recorded for this run."
     body.append(f'<div class="statement">{esc(statement)}</div>')
     return body
+
+
+def _weights(record: dict | None) -> str | None:
+    """model.weights in words: a name, or "<file>: pretrained on <sources>, <patients>, <images>, <epochs>, <method>"."""
+    if not record:
+        return None
+    return f"{record['source']}: {record['summary']}" if record.get("summary") else record.get("source")
 
 
 def _precision(by_fold: dict | None) -> str | None:

@@ -1,0 +1,119 @@
+"""What a pretrained weights file was trained on, written inside it and beside it, and read back.
+
+    OUT/weights.pt    {"state_dict": torchvision-named tensors, "provenance": plain values,
+                       "fingerprints": the pretraining images' hashes and hashed patient ids}
+    OUT/weights.json  the provenance alone, for a person to read
+
+Everything is tensors and plain values (torch.load weights_only=True reads it; nothing is
+unpickled). Patient ids are stored hashed (glioscope.rundir.hash_patient), as a model
+package stores them: a weights file can be shared without naming anyone, and a run can
+still tell whether its own patients were among those pretrained on.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from glioscope.util import atomic
+
+FORMAT = "glioscope-pretrained-weights"
+WEIGHTS, PROVENANCE = "weights.pt", "weights.json"
+_HEAVY = ("fingerprints",)
+
+
+def summary(provenance: dict) -> str:
+    """"pretrained on <sources>, <n> patients, <n> images, <epochs> epochs, <method>", in one line."""
+    parts = []
+    for source in provenance.get("sources", []):
+        inner = ", ".join(source.get("sources") or []) or ", ".join(source.get("formats") or [])
+        parts.append(source["cohort"] + (f" ({inner})" if inner else ""))
+    patients = f"{provenance.get('patients')} patients"
+    if not provenance.get("patient_ids", True):
+        patients += " (no patient ids: each image counted as its own patient)"
+    method = provenance.get("method", "?")
+    if method == "supervised" and provenance.get("classes"):
+        method += f" ({len(provenance['classes'])} classes: {', '.join(provenance['classes'])})"
+    epochs = provenance.get("epochs")
+    return (f"pretrained on {' + '.join(parts) or 'unknown data'}, {patients}, {provenance.get('images')} images, "
+            f"{epochs} epoch{'s' if epochs != 1 else ''}, {method}; {provenance.get('architecture')}")
+
+
+def pack_fingerprints(found) -> dict:
+    """leakcheck.Fingerprints as plain values and tensors (patient ids hashed)."""
+    from glioscope.rundir import hash_patient
+
+    return {
+        "patients": [hash_patient(p) for p in found.patients.tolist()],
+        "exact": [str(h) for h in found.exact.tolist()],
+        "perceptual": torch.from_numpy(found.perceptual.view(np.int64).copy()),
+        "informative": torch.from_numpy(found.informative.copy()),
+    }
+
+
+def unpack_fingerprints(packed: dict):
+    """leakcheck.Fingerprints of the pretraining images (sample ids: "pretraining image <k>")."""
+    from glioscope.leakcheck import Fingerprints
+
+    n = len(packed["exact"])
+    return Fingerprints(np.array([f"pretraining image {k}" for k in range(n)]), np.array(packed["patients"]),
+                        np.array(packed["exact"], dtype="U64"),
+                        packed["perceptual"].numpy().view(np.uint64).reshape(n, 4),
+                        packed["informative"].numpy().astype(bool))
+
+
+def write(out: Path, state: dict, provenance: dict, fingerprints: dict) -> Path:
+    """OUT/weights.pt (atomically: a kill leaves no partial file) and OUT/weights.json."""
+    from glioscope.train.checkpoint import save_checkpoint
+
+    path = Path(out) / WEIGHTS
+    save_checkpoint(path, state_dict=state, provenance={"format": FORMAT, **provenance}, fingerprints=fingerprints)
+    atomic.write_json(Path(out) / PROVENANCE, {"format": FORMAT, **provenance})
+    return path
+
+
+def read(weights: str | Path | None) -> dict | None:
+    """The provenance of a weights file (and its fingerprints, key "fingerprints"); None when it has none.
+
+    None too for named weights ("imagenet") and for plain state dicts.
+    """
+    path = resolve(weights)
+    if path is None:
+        return None
+    from glioscope.util.tensors import load_tensors
+
+    try:
+        content = load_tensors(path)
+    except Exception:  # not ours to judge here: building the model reports a bad file
+        return None
+    if not isinstance(content, dict) or not isinstance(content.get("provenance"), dict):
+        return None
+    if content["provenance"].get("format") != FORMAT:
+        return None
+    return {**content["provenance"], "fingerprints": content.get("fingerprints")}
+
+
+def resolve(weights: str | Path | None) -> Path | None:
+    if weights is None or str(weights).lower() in ("imagenet", "kinetics", "kinetics400", "none", "scratch", ""):
+        return None
+    path = Path(weights)
+    return path if path.is_file() else None
+
+
+def record(weights: str | None) -> dict | None:
+    """What run.json says of a recipe's model.weights: the name, or the file and what it was pretrained on."""
+    if weights is None:
+        return None
+    provenance = read(weights)
+    if provenance is None:
+        return {"source": str(weights)}
+    light = {k: v for k, v in provenance.items() if k not in _HEAVY}
+    return {"source": str(weights), "summary": summary(light), "pretrained": light}
+
+
+def read_json(folder: Path) -> dict:
+    """OUT/weights.json of a pretraining folder."""
+    return json.loads((Path(folder) / PROVENANCE).read_text(encoding="utf-8"))
