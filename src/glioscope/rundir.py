@@ -153,7 +153,7 @@ class RunFolder:
             "notes": notes,
             "samples": {"kind": samples.kind, "count": int(len(samples.table)), "settings": samples.settings.__dict__},
             "precision": precision,
-            "weights": pretrain_record(recipe.model.weights),  # a pretraining output: what it was pretrained on
+            "weights": pretrain_record(recipe.model),  # named, or a pretraining output: what it was pretrained on
             "created": datetime.datetime.now().isoformat(timespec="seconds"),
             "glioscope_version": __version__,
             "cohort": str(self / COHORT),

@@ -14,7 +14,7 @@ SIMCLR_DEFAULTS = ("augment.zoom=[1.0,1.6]", "augment.shift=0.15", "augment.rota
 def add_parser(verbs) -> None:
     parser = verbs.add_parser("pretrain", help="pretrain a recipe's 2D backbone on other cohorts (supervised or SimCLR)")
     parser.add_argument("recipe", metavar="RECIPE", help="whose backbone, data settings, augmentation and optimiser")
-    parser.add_argument("--cohort", type=Path, action="append", required=True, dest="cohorts",
+    parser.add_argument("--cohort", type=Path, action="append", required=True, dest="cohorts", metavar="COHORT",
                         help="a cohort to pretrain on (from `glioscope ingest`); repeat for several")
     parser.add_argument("--method", default="supervised", choices=("supervised", "simclr"),
                         help="supervised: the cohorts' labels (task.label); simclr: contrastive, labels unused")

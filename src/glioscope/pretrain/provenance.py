@@ -103,15 +103,34 @@ def resolve(weights: str | Path | None) -> Path | None:
     return path if path.is_file() else None
 
 
-def record(weights: str | None) -> dict | None:
-    """What run.json says of a recipe's model.weights: the name, or the file and what it was pretrained on."""
+def record(spec) -> dict | None:
+    """What run.json says of a recipe's model section's weights: none, a name (and whether it was on disk), or the
+    file and what it was pretrained on."""
+    weights = spec.weights
     if weights is None:
         return None
+    if str(weights).lower() in ("imagenet", "kinetics", "kinetics400"):
+        on_disk = _named_on_disk(spec)
+        if on_disk is False:
+            return {"source": str(weights), "on_disk": False,
+                    "summary": "not on disk: trained from scratch (see the notes)"}
+        return {"source": str(weights), "on_disk": on_disk}
     provenance = read(weights)
     if provenance is None:
         return {"source": str(weights)}
     light = {k: v for k, v in provenance.items() if k not in _HEAVY}
     return {"source": str(weights), "summary": summary(light), "pretrained": light}
+
+
+def _named_on_disk(spec) -> bool | None:
+    from glioscope.models import model_entry
+    from glioscope.models.weights import cache_path
+
+    try:
+        arch = (spec.backbone or "alexnet") if model_entry(spec.name).variant == "synergic" else spec.name
+        return cache_path(arch).is_file()
+    except Exception:  # not a torchvision architecture: its builder knows
+        return None
 
 
 def read_json(folder: Path) -> dict:
