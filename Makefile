@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_DIR ?= demo-output
 
-.PHONY: venv test demo bench clean
+.PHONY: venv test demo bench clean browser
 
 venv: $(STAMP)
 
@@ -15,8 +15,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# The browser tests of `glioscope serve` drive Debian's chromium; as root with apt-get it is installed,
+# elsewhere they skip and say why.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium and chromium-driver for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	    || echo "note: chromium could not be installed; the browser tests will skip"; \
+	else echo "note: no chromium/chromedriver (apt-get install chromium chromium-driver); the browser tests will skip"; fi
 
 demo: $(STAMP)
 	$(BIN)/glioscope demo --out $(DEMO_DIR)

@@ -1,0 +1,258 @@
+"""The FastAPI app: pages under /, JSON under /api, the viewer's code under /static (never a CDN)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
+
+from glioscope.errors import GlioscopeError
+from glioscope.serve import pages, runs
+from glioscope.serve.inference import ModelCache, ViewerStore, predict_study
+from glioscope.serve.uploads import MB, Limits, UploadError, save_upload
+
+STATIC = Path(__file__).parent / "static"
+_CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'")
+log = logging.getLogger("glioscope.serve")
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `limit` bytes is refused (413), by its Content-Length or as it streams."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        too_large = UploadError(f"the upload is larger than the limit of {self.limit // MB} MB", 413)
+        if length is not None and length.isdigit() and int(length) > self.limit + MB:  # + MB: the form's own bytes
+            return await _error_response(scope, too_large)(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit + MB:
+                raise too_large
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _error_response(scope, error: Exception) -> Response:
+    status = getattr(error, "status", 422)
+    return _error(scope.get("path", ""), status, str(error))
+
+
+def _error(path: str, status: int, message: str) -> Response:
+    if path.startswith("/api/"):
+        return JSONResponse({"error": message, "status": status}, status_code=status)
+    back = "/predict" if path.startswith("/predict") else "/"
+    return HTMLResponse(pages.error_page(status, message, back), status_code=status)
+
+
+def create_app(runs_dir: str | Path, limits: Limits = Limits()) -> FastAPI:
+    """The app serving the runs under `runs_dir` (see glioscope.serve)."""
+    root = Path(runs_dir).resolve()
+    if not root.is_dir():
+        raise GlioscopeError(f"{runs_dir}: not a folder (give the folder that holds your run folders)")
+    app = FastAPI(title="glioscope", docs_url=None, redoc_url=None)  # the docs pages load from a CDN: off
+    app.state.root, app.state.limits = root, limits
+    models, viewers, busy = ModelCache(), ViewerStore(), threading.Lock()
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(BodyLimit, limit=limits.max_upload)
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if not request.url.path.startswith(("/run/file", "/compare/view")):  # the reports are glioscope's own HTML
+            response.headers.setdefault("Content-Security-Policy", _CSP)
+        return response
+
+    @app.exception_handler(UploadError)
+    async def upload_error(request: Request, exc: UploadError):
+        return _error(request.url.path, exc.status, str(exc))
+
+    @app.exception_handler(GlioscopeError)
+    async def input_error(request: Request, exc: GlioscopeError):
+        return _error(request.url.path, 422, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError):
+        where = ", ".join(".".join(map(str, e.get("loc", ()))) for e in exc.errors()[:3])
+        return _error(request.url.path, 400, f"the request is missing or has a bad value: {where}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return _error(request.url.path, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        log.exception("glioscope serve: unexpected error on %s", request.url.path)  # the server's console only
+        return _error(request.url.path, 500, f"an unexpected error ({type(exc).__name__}); the server's console "
+                                             "has the details")
+
+    def entry(run_id: str | None) -> runs.RunEntry:
+        found = runs.scan(root).get(run_id or "")
+        if found is None:
+            raise UploadError(f"no run {run_id!r} under the runs folder", 404)
+        return found
+
+    @app.get("/", response_class=HTMLResponse)
+    def runs_page():
+        return pages.runs_page(root.name, [runs.summary(e) for e in runs.scan(root).values()])
+
+    @app.get("/api/runs")
+    def runs_json():
+        return {"runs_dir": root.name, "runs": [runs.summary(e) for e in runs.scan(root).values()]}
+
+    @app.get("/run", response_class=HTMLResponse)
+    def run_page(id: str):
+        found = entry(id)
+        files = [n for n in ("report.html", "metrics.json", "predictions_patients.csv", "README.md", "metadata.json")
+                 if (found.path / n).is_file()]
+        return pages.run_page(runs.summary(found), files)
+
+    @app.get("/api/run")
+    def run_json(id: str):
+        return runs.summary(entry(id))
+
+    @app.get("/run/file")
+    def run_file(id: str, name: str):
+        path = runs.run_file(entry(id), root, name)
+        if path is None:
+            raise UploadError(f"{id}: no file {name!r} in this run", 404)
+        kinds = {".html": "text/html", ".json": "application/json", ".csv": "text/csv", ".md": "text/plain",
+                 ".png": "image/png", ".txt": "text/plain", ".yaml": "text/plain"}
+        media = kinds.get(path.suffix.lower(), "application/octet-stream")
+        return Response(path.read_bytes(), media_type=f"{media}; charset=utf-8" if media.startswith("text") else media)
+
+    def comparable(ids: list[str]) -> tuple[list[Path], str | None]:
+        if len(ids) < 2:
+            return [], "choose at least two runs to compare"
+        chosen = [entry(i) for i in ids]
+        missing = [e.id for e in chosen if runs.headline(e) is None]
+        if missing:
+            return [], f"{', '.join(missing)}: not evaluated (no metrics.json); run `glioscope evaluate` first"
+        paths = [e.path for e in chosen]
+        try:
+            from glioscope.split import check_same_folds
+
+            check_same_folds(paths, partial=True)
+        except GlioscopeError as exc:
+            return [], _relative(str(exc), root)
+        return paths, None
+
+    @app.get("/compare", response_class=HTMLResponse)
+    def compare_page(run: list[str] = Query(default=[])):
+        ids = list(dict.fromkeys(run or []))
+        _, error = comparable(ids)
+        return HTMLResponse(pages.compare_page(ids, error), status_code=200 if error is None else 422)
+
+    @app.get("/compare/view", response_class=HTMLResponse)
+    def compare_view(run: list[str] = Query(default=[])):
+        paths, error = comparable(list(dict.fromkeys(run or [])))
+        if error:
+            raise UploadError(error, 422)
+        from glioscope.report import write_comparison
+
+        with tempfile.TemporaryDirectory(prefix="glioscope-serve-") as tmp:
+            try:
+                html = write_comparison(paths, Path(tmp) / "comparison.html").read_text(encoding="utf-8")
+            except GlioscopeError as exc:
+                raise UploadError(_relative(str(exc), root), 422) from None
+        return _relative(html, root)
+
+    def choices() -> list[dict]:
+        return [runs.summary(e) for e in runs.scan(root).values() if e.applicable]
+
+    @app.get("/predict", response_class=HTMLResponse)
+    def predict_form(model: str | None = None):
+        text = (f"At most {limits.max_upload // MB} MB per upload; a zip at most {limits.max_unzipped // MB} MB "
+                f"unpacked and {limits.max_members} members.")
+        return pages.predict_form(choices(), model, text)
+
+    def predict_sync(found: runs.RunEntry, files, mask) -> dict:
+        started = time.perf_counter()
+        with busy:  # one prediction at a time: the models use every core
+            upload = save_upload(files, limits, mask)
+            try:
+                kind = (found.info.get("samples") or {}).get("kind")
+                if kind == "volumes" and upload.kind == "image":
+                    raise UploadError(f"{upload.names[0]}: a 2D image, but {found.id} is a 3D model: it takes a volume "
+                                      "(a NIfTI file, or a DICOM series or a zip of one)", 422)
+                try:
+                    result, viewer = predict_study(found.path, upload.input, upload.mask, models)
+                except GlioscopeError as exc:
+                    raise UploadError(upload.public(str(exc)), 422) from None
+                result = json.loads(upload.public(json.dumps(result)))
+            finally:
+                upload.close()
+        viewers.add(viewer)
+        names = upload.names
+        result.update(run=found.id, input=", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else ""),
+                      viewer=viewer.meta)
+        result["timing"]["total_s"] = round(time.perf_counter() - started, 3)
+        return result
+
+    async def predict(request: Request) -> dict:
+        try:
+            form = await request.form(max_files=limits.max_files + 1, max_fields=20)
+        except MultiPartException as exc:
+            raise UploadError(f"the upload could not be read: {exc.message}") from None
+        try:
+            model = form.get("model")
+            found = entry(model if isinstance(model, str) else None)
+            if not found.applicable:
+                raise UploadError(f"{found.id} has no fold models to apply (a {found.kind})", 422)
+            files = [(f.filename, f.file) for f in form.getlist("files") if isinstance(f, UploadFile)]
+            mask = form.get("mask")
+            mask = (mask.filename, mask.file) if isinstance(mask, UploadFile) and mask.filename else None
+            return await run_in_threadpool(predict_sync, found, files, mask)
+        finally:
+            await form.close()
+
+    @app.post("/predict", response_class=HTMLResponse)
+    async def predict_page(request: Request):
+        return pages.result_page(await predict(request))
+
+    @app.post("/api/predict")
+    async def predict_json(request: Request):
+        return await predict(request)
+
+    @app.get("/api/viewer/{token}/{part}")
+    def viewer_data(token: str, part: str):
+        found = viewers.get(token)
+        data = None if found is None else {"image": found.image, "cam": found.cam}.get(part)
+        if data is None:
+            raise UploadError("no such image (the app keeps the last few studies only)", 404)
+        return Response(data, media_type="application/octet-stream", headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/health")
+    def health():
+        return {"status": "ok", "runs_dir": root.name}
+
+    return app
+
+
+def _relative(text: str, root: Path) -> str:
+    """Paths under RUNS_DIR as run ids: the pages never show where the runs folder lies."""
+    return text.replace(str(root) + "/", "").replace(str(root), root.name)

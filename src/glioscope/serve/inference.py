@@ -1,0 +1,179 @@
+"""A model applied to an uploaded study, as `glioscope predict` applies it, plus what the viewer shows.
+
+The study becomes samples through the run's own settings (glioscope.samples.samples_from_file),
+every fold model predicts them (glioscope.predict.fold_probabilities), and the ensemble is
+the mean over fold models per sample, then over the patient's samples: the arithmetic of
+`glioscope predict`, whose JSON the ensemble part repeats (a test compares the two). Each fold's
+own patient-level probabilities are added. The viewer gets the model's input (the slices or
+volume after preprocessing, as uint8) and the Grad-CAM of the ensemble's predicted class: each
+fold model's map (glioscope.evaluate.gradcam; an SDL pair's first net) averaged over the folds.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from glioscope.errors import GlioscopeError
+from glioscope.evaluate.gradcam import grad_cam
+from glioscope.models.build import input_normalisation
+from glioscope.predict import _inputs, _scores, fold_models, fold_probabilities, seen_in_training
+from glioscope.rundir import RunFolder
+from glioscope.samples import samples_from_file
+
+MAX_CAM_SAMPLES = 256  # Grad-CAM needs a backward pass per sample: a longer series is shown without it
+_CAM_BATCH = 16
+
+
+@dataclass
+class Viewer:
+    """What the browser's viewer draws: uint8 images (channels, *shape) and an optional uint8 map (*shape)."""
+
+    meta: dict
+    image: bytes
+    cam: bytes | None
+
+
+class ViewerStore:
+    """The last few studies' viewer data, in memory only, by an unguessable token."""
+
+    def __init__(self, size: int = 8):
+        self._items: OrderedDict[str, Viewer] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def add(self, viewer: Viewer) -> str:
+        token = secrets.token_urlsafe(16)
+        viewer.meta["token"] = token
+        with self._lock:
+            self._items[token] = viewer
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return token
+
+    def get(self, token: str) -> Viewer | None:
+        with self._lock:
+            return self._items.get(token)
+
+
+class ModelCache:
+    """Fold models by run folder, reloaded when a model file changes; a few runs at a time."""
+
+    def __init__(self, size: int = 4):
+        self._items: OrderedDict[tuple, list] = OrderedDict()
+        self._size = size
+
+    def get(self, folder: RunFolder, recipe, names: list[str], in_chans: int) -> list[tuple[str, torch.nn.Module]]:
+        files = tuple((str(p), p.stat().st_mtime_ns) for _, p in folder.model_files())
+        key = (str(folder.path.resolve()), files, in_chans)
+        if key not in self._items:
+            self._items[key] = fold_models(folder, recipe.model, names, in_chans)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        self._items.move_to_end(key)
+        return self._items[key]
+
+
+def predict_study(run_dir: Path, study: Path, mask: Path | None = None, models: ModelCache | None = None) -> tuple[dict, Viewer]:
+    """(JSON-ready result: the ensemble as `glioscope predict` gives it, each fold's, notes, timing; viewer data)."""
+    started = time.perf_counter()
+    folder = RunFolder(run_dir)
+    recipe, info = folder.recipe(), folder.info()
+    names = list(info["class_names"])
+    samples = samples_from_file(study, recipe.data, mask)
+    fold_list = (models or ModelCache()).get(folder, recipe, names, samples.channels)
+    normalisation = input_normalisation(recipe.model, recipe.data.normalize)
+    per_fold = fold_probabilities(fold_list, samples, normalisation)
+    per_sample = np.mean(list(per_fold.values()), axis=0)  # as predict: folds first, then the patient's samples
+    table = samples.table.reset_index(drop=True)
+    patient_ids = sorted(set(table["patient_id"]))
+    seen = seen_in_training(folder, patient_ids)
+    weights = getattr(samples, "vote_weights", lambda: None)()
+    patients = []
+    for patient in patient_ids:
+        rows = table.index[table["patient_id"] == patient]
+        vote = None if weights is None else weights[rows]
+        patients.append({"patient_id": patient, "n_samples": int(len(rows)),
+                         **_scores(_patient_mean(per_sample[rows], vote), names), "seen_in_training": patient in seen,
+                         "folds": {fold: _scores(_patient_mean(p[rows], vote), names) for fold, p in per_fold.items()}})
+    predicted = time.perf_counter()
+    notes = list(samples.notes) + (
+        [f"patient(s) {', '.join(sorted(seen))} were in this run's cohort: not an independent test"] if seen else [])
+    cam, cam_note = _ensemble_cam(fold_list, samples, normalisation, names.index(patients[0]["prediction"]))
+    if cam_note:
+        notes.append(cam_note)
+    result = {
+        "recipe": recipe.name, "classes": names, "task": info.get("task"), "samples_kind": samples.kind,
+        "models": f"mean probability of {len(fold_list)} fold model(s): {', '.join(n for n, _ in fold_list)}",
+        "patients": patients, "inputs": _inputs(samples, table, per_sample, names),
+        samples.kind: [{**samples.describe(i), **_scores(per_sample[i], names)} for i in range(len(samples))],
+        "notes": notes,
+    }
+    viewer = _viewer(samples, cam, patients[0]["prediction"])
+    result["timing"] = {"predict_s": round(predicted - started, 3), "gradcam_s": round(time.perf_counter() - predicted, 3)}
+    return result, viewer
+
+
+def _patient_mean(probabilities: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """A patient's probability from its samples', as predict makes it: the mean, or the recipe's weighted vote."""
+    if weights is None or not np.sum(weights) > 0:
+        return probabilities.mean(axis=0)
+    return np.average(probabilities, axis=0, weights=weights)
+
+
+def _ensemble_cam(fold_list, samples, normalisation: str, class_index: int) -> tuple[np.ndarray | None, str | None]:
+    """The fold models' Grad-CAM maps of one class, averaged and scaled to [0, 1] per sample; or (None, why not)."""
+    if len(samples) > MAX_CAM_SAMPLES:
+        return None, f"Grad-CAM not computed: {len(samples)} samples, more than {MAX_CAM_SAMPLES}"
+    dataset = samples.dataset(np.ones(len(samples), bool), np.zeros(len(samples), np.int64), None, normalisation)
+    total = None
+    try:
+        for start in range(0, len(samples), _CAM_BATCH):
+            inputs = dataset.inputs(range(start, min(start + _CAM_BATCH, len(samples))))
+            chunk = sum(grad_cam(model, inputs, class_index=class_index) for _, model in fold_list)
+            total = chunk if total is None else np.concatenate([total, chunk])
+    except GlioscopeError as exc:
+        return None, f"Grad-CAM not available for this model: {exc}"
+    flat = total.reshape(len(total), -1)
+    high = flat.max(axis=1, keepdims=True)
+    flat = np.where(high > 0, flat / np.maximum(high, 1e-12), 0.0)
+    note = None if flat.max() > 0 else "the Grad-CAM is flat (zero everywhere): the overlay shows nothing"
+    return flat.reshape(total.shape), note
+
+
+def _to_uint8(array: np.ndarray) -> tuple[np.ndarray, list[float]]:
+    """An array scaled from its own range onto 0..255, and that range (for the window and level read-out)."""
+    low, high = float(np.min(array)), float(np.max(array))
+    if high <= low:
+        return np.zeros(array.shape, np.uint8), [low, high]
+    return np.clip(np.round((array - low) / (high - low) * 255), 0, 255).astype(np.uint8), [low, high]
+
+
+def _viewer(samples, cam: np.ndarray | None, cam_class: str) -> Viewer:
+    arrays = np.asarray(samples.arrays)
+    if samples.kind == "volumes":  # (1, C, D, H, W): three planes of the one volume
+        image, maps, layout = arrays[0], None if cam is None else cam[0], "volume"
+        channels = samples.settings.channels
+        names = [channels] if isinstance(channels, str) else list(channels)
+        labels = []
+    else:  # (N, C, H, W): a stack of slices, one plane
+        image, maps, layout = np.moveaxis(arrays, 1, 0), cam, "stack"
+        channels = getattr(samples.settings, "channels", None)
+        names = list(channels) if isinstance(channels, (list, tuple)) else [f"channel {k}" for k in range(image.shape[0])]
+        labels = [str(samples.describe(i).get("slice_index", i)) for i in range(len(samples))]
+    if image.shape[0] > 1 and all(np.array_equal(image[0], c) for c in image[1:]):
+        image, names = image[:1], ["grey (the channels are one image repeated)"]
+    scaled = [_to_uint8(channel) for channel in image]
+    data = np.ascontiguousarray(np.stack([s for s, _ in scaled]))
+    meta = {"layout": layout, "shape": list(data.shape[1:]), "channels": names[:len(scaled)],
+            "ranges": [r for _, r in scaled], "labels": labels, "cam": maps is not None, "cam_class": cam_class,
+            "spacing_mm": getattr(samples.settings, "spacing", None) if layout == "volume" else None}
+    cam_bytes = None if maps is None else np.clip(np.round(maps * 255), 0, 255).astype(np.uint8).tobytes()
+    return Viewer(meta, data.tobytes(), cam_bytes)

@@ -1,0 +1,141 @@
+"""The runs under RUNS_DIR: found, summarised and looked up by id, never by a path taken from a request.
+
+A run is a folder holding a run's metadata (rundir.INFO) and recipe (rundir.CONFIG): a trained run, a
+model package (`glioscope export`), an external test (`glioscope test`) or a fused run. Its id is its
+path relative to RUNS_DIR ("sdl", "site-a/r18"); a request names an id, and only ids found by the scan
+are served. Files inside a run are served only when, links resolved, they lie inside that run and
+inside RUNS_DIR.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from glioscope.errors import GlioscopeError
+from glioscope.rundir import COHORT, CONFIG, INFO, METRICS, MODEL, PATIENT_HASHES, REPORT, RunFolder
+from glioscope.util.paths import inside
+
+MAX_DEPTH = 4  # RUNS_DIR/a/b/c/run: deep enough for experiment folders, shallow enough to scan quickly
+_SKIP = {"cache", "tensorboard", "gradcam", "figures", "__pycache__", "node_modules"}
+
+
+@dataclass
+class RunEntry:
+    """One run as the app lists it."""
+
+    id: str
+    path: Path
+    kind: str  # "run" | "package" | "external test" | "fused"
+    info: dict
+    applicable: bool  # has fold models that `predict` can apply
+
+
+def scan(root: Path) -> dict[str, RunEntry]:
+    """Every run under `root` (not below a run: its fold folders are not runs), by id, sorted."""
+    root = Path(root).resolve()
+    found: dict[str, RunEntry] = {}
+
+    def visit(folder: Path, depth: int) -> None:
+        if (folder / INFO).is_file() and (folder / CONFIG).is_file():
+            entry = _entry(root, folder)
+            if entry is not None:
+                found[entry.id] = entry
+            return
+        if depth >= MAX_DEPTH:
+            return
+        try:
+            children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+                              and p.name not in _SKIP and inside(p, root))  # a link out of RUNS_DIR is not followed
+        except OSError:
+            return
+        for child in children:
+            visit(child, depth + 1)
+
+    visit(root, 0)
+    return dict(sorted(found.items()))
+
+
+def _entry(root: Path, folder: Path) -> RunEntry | None:
+    run = RunFolder(folder)
+    try:
+        info, config = run.info(), run.config()
+    except (GlioscopeError, OSError, ValueError):
+        return None  # unreadable metadata: not listed (the page of a broken run would only repeat the error)
+    if "package" in info:
+        kind = "package"
+    elif "external" in info:
+        kind = "external test"
+    elif "inputs" in config:
+        kind = "fused"
+    else:
+        kind = "run"
+    applicable = kind in ("run", "package") and any(folder.glob(f"*/{MODEL}"))
+    rel = folder.relative_to(root).as_posix()
+    return RunEntry(id=rel if rel != "." else folder.name, path=folder, kind=kind, info=info, applicable=applicable)
+
+
+def run_file(entry: RunEntry, root: Path, name: str) -> Path | None:
+    """The file `name` of a run, or None when it is missing or lies outside the run or RUNS_DIR."""
+    if not name or "\x00" in name or name.startswith(("/", "\\")):
+        return None
+    candidate = entry.path / name
+    if not (inside(candidate, entry.path) and inside(candidate, root)):
+        return None
+    resolved = candidate.resolve()
+    return resolved if resolved.is_file() else None
+
+
+def headline(entry: RunEntry) -> dict | None:
+    """The patient-level headline of a run's cross-validation (or external test): metric, value, 95% CI, mean ± SD.
+
+    The metric is the AUC for a binary task (as MGMT reports lead with it), accuracy otherwise; the
+    model is the run's headline model (the last one run.json lists; an external test's own headline).
+    """
+    path = entry.path / METRICS
+    if not path.is_file():
+        return None
+    try:
+        metrics = RunFolder(entry.path).metrics()
+    except GlioscopeError:
+        return None
+    models = list(metrics.get("models") or entry.info.get("models") or [])
+    model = (entry.info.get("external") or {}).get("headline") or (models[-1] if models else None)
+    sets = [s for s in metrics.get("sets", ["cv"]) if model in metrics.get(s, {})]
+    if not sets:
+        return None
+    level = metrics[sets[0]][model].get("patient") or metrics[sets[0]][model].get("image")
+    if not level:
+        return None
+    binary = len(metrics.get("class_names") or entry.info.get("class_names") or []) == 2
+    key, title = ("auc", "AUC") if binary else ("accuracy", "accuracy")
+    low, high = (level.get("ci") or {}).get(key, (None, None))
+    mean, sd = (level.get("summary") or {}).get(key, (None, None))
+    return {"model": model, "set": sets[0], "metric": title, "value": (level.get("pooled") or {}).get(key),
+            "ci": [low, high], "mean": mean, "sd": sd, "n_folds": level.get("n_folds", 0),
+            "n_patients": level.get("n_patients")}
+
+
+def patients(entry: RunEntry) -> int | None:
+    """How many patients the run trained and was evaluated on (a package: how many it was trained on)."""
+    if (entry.path / COHORT).is_file():
+        try:
+            frame = pd.read_csv(entry.path / COHORT, usecols=["patient_id"], dtype=str, keep_default_na=False)
+        except (OSError, ValueError):
+            return None
+        return int(frame["patient_id"].nunique())
+    if (entry.path / PATIENT_HASHES).is_file():
+        return len((entry.path / PATIENT_HASHES).read_text(encoding="utf-8").split())
+    return None
+
+
+def summary(entry: RunEntry) -> dict:
+    """What the runs page shows of a run (JSON-ready)."""
+    info = entry.info
+    return {"id": entry.id, "kind": entry.kind, "recipe": info.get("recipe"), "task": info.get("task"),
+            "classes": info.get("class_names", []), "patients": patients(entry), "headline": headline(entry),
+            "split_statement": info.get("split_statement", ""), "leaky": bool(info.get("leaky")),
+            "samples": (info.get("samples") or {}).get("kind"), "applicable": entry.applicable,
+            "has_report": (entry.path / REPORT).is_file(), "notes": list(info.get("notes", []))}

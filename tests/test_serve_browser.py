@@ -1,0 +1,207 @@
+"""glioscope serve end to end in headless Chromium (Debian's chromium and chromedriver, driven by selenium).
+
+The app runs under uvicorn on 127.0.0.1; the tests open the runs page, compare runs, upload phantom
+studies and read the probabilities off the page, which must be those of `glioscope predict`. They
+save screenshots (GLIOSCOPE_UPDATE_SCREENSHOT=1 also writes the README's, docs/serve_predict.png).
+Without a browser they skip, saying why; with GLIOSCOPE_BROWSER_TESTS=required (as in CI) they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from test_serve import build_serve_runs, cli_predict
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+def _missing() -> str | None:
+    try:
+        import selenium  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        return f"{exc.name} is not installed (pip install -e '.[test]')"
+    if not CHROMIUM or not CHROMEDRIVER:
+        return "no chromium/chromedriver on PATH (Debian: apt-get install chromium chromium-driver; `make browser`)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser_ready():
+    reason = _missing()
+    if reason and os.environ.get("GLIOSCOPE_BROWSER_TESTS") == "required":
+        pytest.fail(f"browser tests are required here, but {reason}")
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def server(browser_ready, tmp_path_factory, tiny_2d_run, tiny_phantom):
+    import uvicorn
+
+    from glioscope.serve import create_app
+
+    runs = build_serve_runs(tmp_path_factory, tiny_2d_run, tiny_phantom)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    instance = uvicorn.Server(uvicorn.Config(create_app(runs["root"]), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not instance.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert instance.started, "the app did not start"
+    yield {"url": f"http://127.0.0.1:{port}", **runs}
+    instance.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def driver(browser_ready, tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
+                 f"--user-data-dir={profile}", "--window-size=1360,940", "--force-device-scale-factor=1"):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    browser.set_page_load_timeout(120)
+    yield browser
+    browser.quit()
+
+
+def wait_for(driver, css: str, timeout: float = 120):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def shown_probabilities(driver) -> dict[str, dict[str, float]]:
+    """{fold or "ensemble": {class: probability}} as the page holds them; the text shown is checked against them."""
+    from selenium.webdriver.common.by import By
+
+    found: dict[str, dict[str, float]] = {}
+    for cell in driver.find_elements(By.CSS_SELECTOR, "#probabilities td.prob"):
+        value = float(cell.get_attribute("data-prob"))
+        assert cell.text.strip() == f"{value:.4f}"
+        found.setdefault(cell.get_attribute("data-fold"), {})[cell.get_attribute("data-class")] = value
+    return found
+
+
+def upload(driver, server, model: str, path: Path) -> float:
+    """Submit `path` to `model` on the Predict page; the seconds until the result page has loaded."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    driver.get(server["url"] + "/predict")
+    Select(driver.find_element(By.ID, "model")).select_by_value(model)
+    driver.find_element(By.ID, "files").send_keys(str(path))
+    started = time.perf_counter()
+    driver.find_element(By.ID, "predict-button").click()
+    wait_for(driver, "#probabilities, #error")
+    return time.perf_counter() - started
+
+
+def canvas_pixels(driver, plane: str) -> list[int]:
+    """Per colour channel, a weighted sum of the plane's canvas pixels: changes when anything drawn changes."""
+    return driver.execute_script(
+        "const c = document.querySelector(`canvas[data-plane='${arguments[0]}']`);"
+        "const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; const s = [0, 0, 0];"
+        "for (let i = 0; i < d.length; i += 4) for (let k = 0; k < 3; k++) s[k] += d[i + k] * (1 + (i >> 2) % 251);"
+        "return s;", plane)
+
+
+def set_range(driver, element_id: str, value: float) -> None:
+    driver.execute_script("const e = document.getElementById(arguments[0]); e.value = arguments[1];"
+                          "e.dispatchEvent(new Event('input'));", element_id, value)
+
+
+def only_local_requests(driver, server) -> None:
+    resources = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert resources and all(r.startswith(server["url"]) for r in resources), resources  # no CDN, no network
+
+
+def test_the_runs_page_and_a_comparison_refused_then_shown(server, driver, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    started = time.perf_counter()
+    driver.get(server["url"] + "/")
+    rows = driver.find_elements(By.CSS_SELECTOR, "table.runs tbody tr")
+    load = time.perf_counter() - started
+    assert [r.get_attribute("data-run") for r in rows] == ["packages/sdl-package", "sdl", "sdl-again", "st3d"]
+    assert "accuracy" in rows[1].text and "Split by patient" in rows[1].text and "glioma grade" in rows[1].text
+    driver.save_screenshot(str(tmp_path / "runs.png"))
+    for run in ("sdl", "st3d"):
+        driver.find_element(By.CSS_SELECTOR, f"input[value='{run}']").click()
+    driver.find_element(By.ID, "compare-button").click()
+    assert "share only 0" in wait_for(driver, ".error").text  # other patients, other folds: refused, with why
+    driver.get(server["url"] + "/")
+    for run in ("sdl", "sdl-again"):
+        driver.find_element(By.CSS_SELECTOR, f"input[value='{run}']").click()
+    driver.find_element(By.ID, "compare-button").click()
+    frame = wait_for(driver, "iframe.report")
+    driver.switch_to.frame(frame)
+    assert "glioscope comparison" in wait_for(driver, "h1").text
+    driver.switch_to.default_content()
+    print(f"runs page loaded in {load:.2f} s")
+
+
+@pytest.mark.parametrize("kind, model", [("png", "sdl"), ("nifti", "st3d")])
+def test_an_uploaded_study_shows_the_probabilities_of_glioscope_predict(server, driver, kind, model, capsys, tmp_path):
+    path = server["studies"][kind]
+    seconds = upload(driver, server, model, path)
+    wait_for(driver, "#viewer[data-ready]")
+    shown = shown_probabilities(driver)
+    expected = cli_predict(server["root"] / model, path, capsys)["patients"][0]
+    assert shown.pop("ensemble") == expected["probabilities"]  # the same numbers as `glioscope predict` prints
+    assert len(shown) == (1 if model == "st3d" else 2) and all(set(p) == set(expected["probabilities"]) for p in shown.values())
+    from selenium.webdriver.common.by import By
+
+    assert driver.find_element(By.ID, "prediction").text == expected["prediction"]
+    planes = [c.get_attribute("data-plane") for c in driver.find_elements(By.CSS_SELECTOR, "canvas.plane")]
+    assert planes == (["axial", "coronal", "sagittal"] if model == "st3d" else ["slice"])
+    before = canvas_pixels(driver, planes[0])
+    set_range(driver, "viewer-opacity", 0)
+    without = canvas_pixels(driver, planes[0])
+    set_range(driver, "viewer-opacity", 0.8)
+    assert before != without != canvas_pixels(driver, planes[0])  # the Grad-CAM overlay follows its opacity
+    set_range(driver, "viewer-window", 40)
+    assert canvas_pixels(driver, planes[0]) != without  # window and level redraw the image
+    set_range(driver, "viewer-window", 255)
+    set_range(driver, "viewer-opacity", 0.45)
+    only_local_requests(driver, server)
+    shot = tmp_path / f"predict-{kind}.png"
+    driver.save_screenshot(str(shot))
+    if kind == "nifti" and os.environ.get("GLIOSCOPE_UPDATE_SCREENSHOT") == "1":
+        from PIL import Image
+
+        Image.open(shot).convert("RGB").quantize(colors=128).save(REPO / "docs" / "serve_predict.png", optimize=True)
+    timing = driver.find_element(By.ID, "timing").text
+    print(f"{kind} on {model}: result page in {seconds:.2f} s (server: {timing})")
+    (tmp_path / "timing.json").write_text(json.dumps({"kind": kind, "seconds": seconds, "server": timing}))
+
+
+def test_a_bad_upload_shows_its_reason_in_the_page(server, driver, tmp_path):
+    from glioscope.io.testing import write_dicom_series
+
+    [path, *_] = write_dicom_series(tmp_path / "ct", "CT-1", "HEAD CT", n_slices=1, Modality="CT")
+    upload(driver, server, "sdl", path)
+    text = wait_for(driver, "#error").text
+    assert "not MR" in text and "Traceback" not in driver.page_source and str(tmp_path) not in text
