@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import Dataset, default_collate
 
 from glioscope.train.loop import Trainer
 
@@ -65,15 +65,27 @@ class TwoViews(Dataset):
 
 
 class DropLast(Trainer):
-    """The loop with full training batches only: a last batch of one image cannot train BatchNorm."""
+    """The loop without a last batch of one image, which cannot train BatchNorm (the loop's own loader otherwise)."""
 
     def train_batches(self, dataset, epoch: int):
-        loader = self.loader(dataset, epoch, shuffle=True)
-        if self.context.distributed or len(dataset) <= self.settings.batch_size:
-            return loader
-        return DataLoader(dataset, batch_size=loader.batch_size, shuffle=True, generator=loader.generator,
-                          num_workers=loader.num_workers, collate_fn=loader.collate_fn, drop_last=True,
-                          pin_memory=loader.pin_memory)
+        return _NoSingleBatch(self.loader(dataset, epoch, shuffle=True))
+
+
+class _NoSingleBatch:
+    """A loader's batches but one of a single sample; its length and collate step are the loader's."""
+
+    def __init__(self, loader):
+        self.loader = loader
+        self.collate_fn = getattr(loader, "collate_fn", None)  # the loop may prepare batches on the device
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            first = batch[0] if isinstance(batch, (tuple, list)) else batch
+            if len(first) > 1:
+                yield batch
 
 
 class SimCLRTrainer(DropLast):
