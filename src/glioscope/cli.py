@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for verb, help_text in (("cv", "patient-level cross-validation of a recipe"), ("train", "train a recipe on chosen folds")):
         runner = verbs.add_parser(verb, help=help_text)
-        runner.add_argument("recipe", metavar="RECIPE", help="a recipe name (sdl, sdl-n, r18, axt, alexnet, ...) or YAML file")
+        runner.add_argument("recipe", metavar="RECIPE", help="a recipe name (sdl, sdl-n, r18, axt, alexnet, radiomics, ...) or YAML file")
         runner.add_argument("--cohort", type=Path, required=True, help="cohort folder from `glioscope ingest`")
         runner.add_argument("--splits", type=Path, default=None, help="split folder from `glioscope split` (default: made from the recipe's cv settings)")
         runner.add_argument("--folds", type=int, default=None, help="number of folds (overrides cv.folds)")
@@ -227,9 +227,14 @@ def _split(args) -> None:
 
 
 def _train(args) -> None:
+    from glioscope.radiomics.settings import is_radiomics_recipe
     from glioscope.recipe import load_recipe
     from glioscope.runner import run
 
+    if is_radiomics_recipe(args.recipe):  # features in the tumour mask and a classifier, on the same folds
+        from glioscope.radiomics.run import run_command
+
+        return run_command(args)
     overrides = list(args.overrides) + ([f"cv.folds={args.folds}"] if args.folds else [])
     recipe = load_recipe(args.recipe, overrides, quick=args.quick)  # every value checked before anything is written
     if args.folds and args.splits:
