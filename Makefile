@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 # PyRadiomics (the radiomics recipes) builds from its source package against numpy and versioneer,
 # which it does not declare: install those first, then it without build isolation.
 	$(BIN)/python -m pip install --quiet 'numpy>=1.26' versioneer setuptools wheel
-	$(BIN)/python -m pip install --quiet --no-build-isolation 'pyradiomics>=3.0.1'
+	$(BIN)/python -m pip install --quiet --no-build-isolation pyradiomics
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 

@@ -3,8 +3,10 @@
 Synthesise the `demo` phantom, ingest its image folder (axial T1 post-contrast
 slices through the tumour, patient ids in the file names), split the grade II /
 III / IV patients into 3 stratified folds, train SDL (an AlexNet pair) and a
-single AlexNet from scratch on the same folds with a short schedule, and write
-their reports and a comparison.
+single AlexNet from scratch on the same folds with a short schedule, fit the
+radiomics baselines (PyRadiomics features in each patient's tumour segmentation,
+from the phantom's BraTS volumes under the same patient ids) on the same folds,
+and write their reports and a comparison.
 """
 
 from __future__ import annotations
@@ -13,12 +15,17 @@ import json
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from glioscope import __version__, split
 from glioscope.recipe import load_recipe
 from glioscope.ingest import ingest
+from glioscope.radiomics.run import run_radiomics
+from glioscope.radiomics.settings import load_radiomics_recipe
 from glioscope.report import comparison_rows, headline_text, write_comparison
 from glioscope.runner import run
 from glioscope.synth import synthesize
+from glioscope.util.atomic import write_csv
 
 DEMO_PRESET = "demo"
 PATIENT_REGEX = r"^(?P<patient>[^_]+)_"
@@ -32,6 +39,9 @@ SHORT_SCHEDULE = [
     "train.epochs=15",
     "evaluate.bootstrap=500",
 ]
+RADIOMICS = ("radiomics", "radiomics-rf")
+# The sequence the deep models see, as the phantom's BraTS volume (its segmentation is the tumour mask).
+RADIOMICS_SEQUENCES = {"T1c": "t1ce"}
 
 
 def _phantom(out: Path, seed: int) -> Path:
@@ -50,7 +60,8 @@ def _phantom(out: Path, seed: int) -> Path:
 
 
 def run_demo(out: Path, seed: int = 0) -> dict:
-    """Synthesise, ingest, split by patient, train SDL and AlexNet, compare; print where everything is."""
+    """Synthesise, ingest, split by patient, train SDL and AlexNet, fit the radiomics baselines, compare; print
+    where everything is."""
     start = time.perf_counter()
     out = Path(out)
     phantom = _phantom(out, seed)
@@ -74,8 +85,18 @@ def run_demo(out: Path, seed: int = 0) -> dict:
                          cache_dir=out / "cache")
         print(headline_text(runs[name]))
 
+    print("\nRadiomics baselines on the same folds: PyRadiomics features of the T1c volume inside each patient's "
+          "tumour segmentation (the phantom's BraTS layout, the same patients)")
+    radiomics_cohort = _radiomics_cohort(phantom, out)
+    for name in RADIOMICS:
+        recipe = load_radiomics_recipe(name, ["evaluate.bootstrap=500", f"classifier.seed={seed}",
+                                              f"data.cache={out / 'cache'}"], quick=True)
+        runs[name] = run_radiomics(recipe, radiomics_cohort, out / "runs" / name, splits_path=splits_dir,
+                                   resume=_resumable(out / "runs" / name))
+        print(headline_text(runs[name]))
+
     comparison = write_comparison(list(runs.values()), out / "comparison.html")
-    print("\nSDL vs AlexNet on the same folds (patient level first):")
+    print("\nSDL vs AlexNet vs the radiomics baselines on the same folds (patient level first):")
     rows = comparison_rows(list(runs.values()))
     print(rows[["set", "level", "model", "accuracy_mean", "accuracy_sd", "macro_auc_mean", "macro_auc_sd"]].round(3).to_string(index=False))
 
@@ -83,6 +104,9 @@ def run_demo(out: Path, seed: int = 0) -> dict:
         "comparison": comparison,
         "SDL report": runs["sdl"] / "report.html",
         "AlexNet report": runs["alexnet"] / "report.html",
+        "radiomics report": runs["radiomics"] / "report.html",
+        "radiomics-rf report": runs["radiomics-rf"] / "report.html",
+        "radiomics features": runs["radiomics"] / "features.csv",
         "montage": phantom / "montage.png",
         "phantom": phantom,
         "cohort summary": cohort_dir / "summary.txt",
@@ -90,8 +114,29 @@ def run_demo(out: Path, seed: int = 0) -> dict:
     }
     print(f"\nDemo finished in {time.perf_counter() - start:.0f} s. Outputs:")
     for name, path in paths.items():
-        print(f"  {name:<15} {path}")
+        print(f"  {name:<19} {path}")
     return paths
+
+
+def _radiomics_cohort(phantom: Path, out: Path) -> Path:
+    """The graded patients' BraTS T1c volumes and segmentations as a cohort, under the image folder's ids and grades.
+
+    The phantom writes each subject in every layout under that layout's own ids; truth.csv maps
+    them, so a manifest puts the BraTS files under the patient ids the demo's folds use.
+    """
+    truth = pd.read_csv(phantom / "truth.csv", dtype=str, keep_default_na=False)
+    brats = (phantom / json.loads((phantom / "synth.json").read_text())["layouts"]["brats"]).resolve()
+    rows = []
+    for subject in truth[truth["grade"].isin(GRADES["label"]) & (truth["brats_id"] != "")].itertuples():
+        case = brats / subject.brats_id
+        for sequence, suffix in RADIOMICS_SEQUENCES.items():
+            rows.append({"path": case / f"{subject.brats_id}_{suffix}.nii.gz", "patient_id": subject.imagefolder_patient,
+                         "label": subject.grade, "sequence": sequence,
+                         "mask_path": case / f"{subject.brats_id}_seg.nii.gz"})
+    manifest = write_csv(out / "radiomics-manifest.csv", pd.DataFrame(rows))
+    cohort_dir = out / "cohort-radiomics"
+    ingest([manifest], cohort_dir, format="manifest", overwrite=True, echo=None)
+    return cohort_dir
 
 
 def _resumable(run_dir: Path) -> bool:
