@@ -37,7 +37,7 @@ def build_slices(
         items, cache.folder(cache_dir, settings) if cache_dir is not None else None,
         key=lambda task: cache.item_key(task.sources, task.mask_path), ident=lambda task: task.item_id,
         load=cache.load, compute=decode_item, reason=reason_of, workers=workers, progress=progress,
-        pool_worth_seconds=_POOL_WORTH_SECONDS, labels=("slice cache", "item", "decoding items"),
+        pool_worth_seconds=_POOL_WORTH_SECONDS, layout=cache.LAYOUT, labels=("slice cache", "item", "decoding items"),
     )
     skipped += more_skips
     notes += _decode_notes([entry for _, entry in usable], settings)

@@ -2,6 +2,8 @@
 
     <cache_dir>/<SliceSettings.key()>/settings.json     the settings, for a person
     <cache_dir>/<SliceSettings.key()>/<item key>.npz    one decoded item
+    <cache_dir>/<SliceSettings.key()>/sets/             the items of a build as one memory-mapped array
+                                                        (glioscope.samples.consolidated)
 
 The item key hashes each source file's path, size and mtime_ns (every slice
 file of a DICOM series, and the mask file), so an edited or replaced file gets a
@@ -24,6 +26,7 @@ import numpy as np
 from glioscope.cohort import Skip, series_files
 from glioscope.preprocess.pixels import Source
 from glioscope.preprocess.settings import SliceSettings
+from glioscope.samples.consolidated import Layout
 from glioscope.samples.entry_cache import read_npz, settings_folder, stamp, write_npz
 
 
@@ -81,3 +84,8 @@ def unpack(images: np.ndarray, numbers: np.ndarray) -> dict:
     entry["areas"] = numbers[start + kept * len(SLICE_FIELDS) : start + kept * len(SLICE_FIELDS) + count]
     entry.update((name, int(value)) for name, value in zip(ITEM_FIELDS, numbers[2:start]))
     return entry
+
+
+# In the memory-mapped set of a build (glioscope.samples.consolidated): the images as rows, the numbers as values.
+LAYOUT = Layout(split=lambda entry: (entry["images"], pack(entry)["numbers"].tolist()),
+                join=lambda images, numbers: unpack(images, np.asarray(numbers, np.int64)))

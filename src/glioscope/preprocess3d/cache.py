@@ -2,6 +2,8 @@
 
     <cache_dir>/<VolumeSettings.key()>/settings.json       the settings, for a person
     <cache_dir>/<VolumeSettings.key()>/<volume key>.npz    one preprocessed volume
+    <cache_dir>/<VolumeSettings.key()>/sets/               the volumes of a build as one memory-mapped
+                                                           float16 array (glioscope.samples.consolidated)
 
 An entry holds `volume`, float16 (C, D, H, W), and `meta`, a JSON text (how the skull was
 handled, the foreground volume); a volume that cannot be used is cached as its skip reason
@@ -23,6 +25,7 @@ import numpy as np
 
 from glioscope.cohort import Skip, series_files
 from glioscope.preprocess3d.settings import VolumeSettings
+from glioscope.samples.consolidated import Layout
 from glioscope.samples.entry_cache import read_npz, settings_folder, stamp, write_npz
 
 
@@ -52,3 +55,8 @@ def save(path: Path, entry: dict | Skip) -> None:
 
 def _pack(entry: dict) -> dict[str, np.ndarray]:
     return {"volume": np.asarray(entry["volume"], np.float16), "meta": np.array(json.dumps(entry["meta"]))}
+
+
+# In the memory-mapped set of a build (glioscope.samples.consolidated): one row per volume, its meta as values.
+LAYOUT = Layout(split=lambda entry: (np.asarray(entry["volume"], np.float16)[None], entry["meta"]),
+                join=lambda rows, meta: {"volume": rows[0], "meta": meta})

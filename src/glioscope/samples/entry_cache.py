@@ -7,7 +7,9 @@ one .npz per item under <cache_dir>/<settings key>/, named by a hash of the item
 files' (path, size, mtime_ns): `stamp` gives that triple, `settings_folder` the folder
 (with settings.json for a person), `read_npz` and `write_npz` one entry (never pickled;
 written to a temporary file, then renamed), and `fetch_or_compute` reads what is cached
-and computes the rest, each task writing its own entry.
+and computes the rest, each task writing its own entry. The entries of a whole build are also
+kept as one memory-mapped array (`consolidated`), which a later build of the same rows reads
+instead of one file per item.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from glioscope import cohort
 from glioscope.cohort import Skip
 from glioscope.errors import InputError
 from glioscope.io.parallel import map_files
+from glioscope.samples import consolidated
+from glioscope.samples.consolidated import Layout
 from glioscope.util import atomic
 from glioscope.util.progress import progress_bar
 
@@ -112,29 +116,38 @@ def settings_folder(cache_dir: Path, settings, what: str) -> Path:
 
 def fetch_or_compute(tasks: Sequence, folder: Path | None, *, key: Callable, ident: Callable, load: Callable,
                      compute: Callable, reason: Callable, workers, progress: bool, pool_worth_seconds: float,
-                     labels: tuple[str, str, str]) -> tuple[dict, list[Skip]]:
+                     labels: tuple[str, str, str], layout: Layout | None = None) -> tuple[dict, list[Skip]]:
     """Entries by `ident(task)`: loaded from `folder` where cached, else `compute(task)` (in parallel when the
     tasks' estimated `seconds` add up to more than `pool_worth_seconds`). Tasks get `cache_file` set so that
     `compute` writes its entry. A task whose key cannot be made (a missing file) is skipped with `reason(exc)`.
-    labels: (cache bar, its unit, compute bar)."""
-    entries, skipped, pending = {}, [], []
+    labels: (cache bar, its unit, compute bar). With a `layout`, the whole set is read from its memory-mapped
+    array when there is one (glioscope.samples.consolidated), and written as one after a build without it."""
+    entries, skipped, pending, keyed = {}, [], [], []
     cache_desc, unit, compute_desc = labels
-    for task in progress_bar(tasks, desc=cache_desc, unit=unit, disable=not progress or folder is None):
-        if folder is not None:
-            try:
-                entry_file = folder / f"{key(task)}.npz"
-            except InputError as exc:
-                skipped.append(Skip(exc.path, reason(exc)))
-                continue
-            cached = load(entry_file)
-            if cached is not None:
-                entries[ident(task)] = cached
-                continue
-            task = replace(task, cache_file=str(entry_file))
-        pending.append(task)
+    for task in tasks if folder is not None else ():
+        try:
+            keyed.append((task, key(task)))  # stats files only
+        except InputError as exc:
+            skipped.append(Skip(exc.path, reason(exc)))
+    keys = [entry_key for _, entry_key in keyed]
+    if layout is not None and keyed:
+        found = consolidated.read_set(folder, keys, layout)
+        if found is not None:
+            return {ident(task): found[entry_key] for task, entry_key in keyed}, skipped
+    if folder is None:
+        pending = list(tasks)
+    for task, entry_key in progress_bar(keyed, desc=cache_desc, unit=unit, disable=not progress or folder is None):
+        entry_file = folder / f"{entry_key}.npz"
+        cached = load(entry_file)
+        if cached is not None:
+            entries[ident(task)] = cached
+            continue
+        pending.append(replace(task, cache_file=str(entry_file)))
     threshold = 2 if sum(task.seconds for task in pending) > pool_worth_seconds else len(pending) + 1
     done = map_files(compute, pending, workers, progress, desc=compute_desc, min_parallel=threshold)
     entries.update((ident(task), entry) for task, entry in zip(pending, done))
+    if layout is not None and keyed:
+        consolidated.write_set(folder, keys, [entries.get(ident(task)) for task, _ in keyed], layout)
     return entries, skipped
 
 
