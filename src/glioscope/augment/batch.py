@@ -45,6 +45,9 @@ class BatchRandomAffine:
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """images: float (N, C, H, W); zeros fill what comes from outside the image."""
-        theta = self.theta(len(images)).to(images.device, images.dtype)
+        theta = self.theta(len(images))  # drawn on the CPU from torch's generator, wherever the batch is
+        if images.is_cuda:  # copied from pinned memory, without waiting for the GPU
+            theta = theta.pin_memory().to(images.device, non_blocking=True)
+        theta = theta.to(images.device, images.dtype)
         grid = F.affine_grid(theta, list(images.shape), align_corners=False)
         return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -43,6 +43,14 @@ class SliceDataset(Dataset):
         images, targets = default_collate(batch)
         return self.prep(images), targets
 
+    def raw_collate(self, batch):
+        """The uint8 batch, for `finish` to prepare where it is copied to (the GPU)."""
+        return default_collate(batch)
+
+    def finish(self, batch):
+        images, targets = batch
+        return self.prep(images), targets
+
     def inputs(self, indices) -> torch.Tensor:
         """Model input for the given items, without random augmentation (for explanations)."""
         images = torch.stack([self.images[self.base_index(i)] for i in indices])

@@ -63,7 +63,9 @@ def barrier(context: DistContext) -> None:
 def all_reduce_sum(values: torch.Tensor, context: DistContext) -> torch.Tensor:
     """Sum a tensor of counts/losses over processes (for epoch metrics)."""
     if context.distributed:
-        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+        reduced = values.to(context.device)  # NCCL reduces tensors on the GPU only
+        dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
+        values = reduced.to(values.device)
     return values
 
 

@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from glioscope.errors import GlioscopeError
 from glioscope.models.outputs import probabilities
-from glioscope.train import ddp
+from glioscope.train import data_path, ddp
 from glioscope.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from glioscope.train.optim import EarlyStopping, build_optimizer, build_schedule
 from glioscope.train.precision import Precision, choose
@@ -77,6 +77,7 @@ class Trainer:
         self.accumulate = settings.accumulate
         self.reported = list(reported) if reported else self.default_reported()
         self._pending = 0  # batches backpropagated since the last optimiser step
+        self._loaders = data_path.Loaders()  # with persistent workers, the loaders kept from epoch to epoch
 
     # --- the parts a variant overrides ------------------------------------------------
 
@@ -124,7 +125,7 @@ class Trainer:
         model.zero_grad(set_to_none=True)
 
     def timing_sample(self, dataset):
-        images, targets = next(iter(self.loader(dataset, 0, shuffle=False)))
+        images, targets = next(iter(self.device_batches(self.loader(dataset, 0, shuffle=False))))
         return images.to(self.device), targets.to(self.device)
 
     # --- shared machinery ------------------------------------------------------------
@@ -154,19 +155,14 @@ class Trainer:
         self._pending = 0
 
     def loader(self, dataset, epoch: int, shuffle: bool, batch_size: int | None = None) -> DataLoader:
-        """Batches in an order fixed by (seed, epoch), so a resumed run sees the same data."""
-        batch_size = batch_size or self.settings.batch_size
-        generator = torch.Generator().manual_seed(self.settings.seed * 1000 + epoch)
-        sampler = None
-        if self.context.distributed and shuffle:
-            sampler = DistributedSampler(dataset, shuffle=True, seed=self.settings.seed)
-            sampler.set_epoch(epoch)
-        workers = self.settings.num_workers
-        return DataLoader(
-            dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-            generator=generator, num_workers=workers, persistent_workers=False,
-            pin_memory=self.device.type == "cuda", drop_last=False, collate_fn=getattr(dataset, "collate", None),
-        )
+        """Batches in an order fixed by (seed, epoch), so a resumed run sees the same data; iterate them through
+        `device_batches`. Workers, pinning, prefetch, where batches are prepared: glioscope.train.data_path."""
+        return self._loaders.get(dataset, epoch, shuffle, batch_size or self.settings.batch_size, self.settings,
+                                 self.device, self.context.distributed)
+
+    def device_batches(self, batches):
+        """The batches of `loader` (or `train_batches`) on the device, ready for the model."""
+        return data_path.device_batches(batches, self.device)
 
     def _setup_precision(self, dataset) -> None:
         if self.precision is not None:
@@ -186,6 +182,8 @@ class Trainer:
     def _apply_precision(self) -> None:
         self.raw_model = self.precision.prepare_model(self.raw_model, self.dims)
         self.model = ddp.wrap(self.raw_model, self.context)
+        if self.settings.compile:  # opt-in: the raw model keeps the weights and the state dicts
+            self.model = torch.compile(self.model)
 
     def fit(self, train_set, val_set=None, resume: bool = False) -> pd.DataFrame:
         """Train for the configured epochs (or until early stopping); returns the history."""
@@ -219,7 +217,8 @@ class Trainer:
         start = time.perf_counter()
         sums: dict[str, float] = {}
         batches = self.train_batches(train_set, epoch)
-        bar = progress_bar(batches, desc=f"{self.name} epoch {epoch + 1}/{self.settings.epochs}", unit="batch",
+        bar = progress_bar(self.device_batches(batches), total=len(batches) if hasattr(batches, "__len__") else None,
+                           desc=f"{self.name} epoch {epoch + 1}/{self.settings.epochs}", unit="batch",
                            disable=not (self.progress and self.context.is_main), summary=False)  # _log says it
         self.optimizer.zero_grad(set_to_none=True)
         for batch in bar:
@@ -267,7 +266,7 @@ class Trainer:
         self.model.eval()
         outputs: list[list[torch.Tensor]] = []
         batch = max(self.settings.batch_size, 32)
-        for images, _ in self.loader(dataset, 0, shuffle=False, batch_size=batch):
+        for images, _ in self.device_batches(self.loader(dataset, 0, shuffle=False, batch_size=batch)):
             outputs.append([p.cpu() for p in probabilities(self.predict_logits(images.to(self.device)))])
         if outputs and len(outputs[0]) != len(self.reported):
             raise GlioscopeError(f"the model reports {len(outputs[0])} predictions but {len(self.reported)} names "

@@ -77,3 +77,10 @@ class TupleDataset(Dataset):
     def collate(self, batch):
         images, targets = default_collate(batch)  # (B, members, C, H, W)
         return self.base.prep(images), targets
+
+    def raw_collate(self, batch):
+        return default_collate(batch)  # uint8, prepared by `finish` on the device
+
+    def finish(self, batch):
+        images, targets = batch
+        return self.base.prep(images), targets

@@ -26,6 +26,7 @@ class SDLTrainer(Trainer):
         self.synergic_lambda = self.settings.synergic_lambda
         self.pairs_mode = self.settings.sdl_pairs
         self.leftovers = 0
+        self._tuple_set: TupleDataset | None = None  # this epoch's pairs, kept while they stay the same
 
     @property
     def members(self) -> int:
@@ -41,7 +42,11 @@ class SDLTrainer(Trainer):
         return tuples
 
     def train_batches(self, dataset, epoch: int):
-        return self.loader(TupleDataset(dataset, self.tuples(dataset, epoch)), epoch, shuffle=True)
+        tuples = self.tuples(dataset, epoch)
+        held = self._tuple_set
+        if held is None or held.base is not dataset or not np.array_equal(held.tuples, tuples):
+            held = self._tuple_set = TupleDataset(dataset, tuples)  # the same pairs: the same (kept) loader
+        return self.loader(held, epoch, shuffle=True)
 
     def losses(self, model, images: torch.Tensor, targets: torch.Tensor, precision):
         """(total loss, member logits, synergic logits, synergic labels) for a batch of tuples."""
@@ -89,5 +94,5 @@ class SDLTrainer(Trainer):
         model.zero_grad(set_to_none=True)
 
     def timing_sample(self, dataset):
-        images, targets = next(iter(self.train_batches(dataset, 0)))
+        images, targets = next(iter(self.device_batches(self.train_batches(dataset, 0))))
         return images.to(self.device), targets.to(self.device)
