@@ -71,6 +71,8 @@ class RunFolder:
         config = self.config()
         if "inputs" in config:
             raise InputError(self.path, "is a fused run (glioscope fuse): it has no models of its own to apply")
+        if config.get("kind") == "radiomics":
+            raise InputError(self.path, "is a radiomics run (glioscope.radiomics): it has no deep model to apply")
         return Recipe.from_dict(config)
 
     def config(self) -> dict:
