@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from glioscope.errors import GlioscopeError
+from glioscope.models.weights import WeightsUnavailable
 from glioscope.evaluate.gradcam import default_target_layer, grad_cam
 from glioscope.models import create_model
 from glioscope.recipe import load_recipe
@@ -38,6 +39,17 @@ def test_medicalnet_weights_load_and_the_stem_is_adapted_to_two_channels(tmp_pat
         one = reference.conv1(volume)
         two = model.backbone.conv1(volume.repeat(1, 2, 1, 1, 1))
     assert torch.allclose(one, two, atol=1e-5)
+
+
+def test_medicalnet_by_name_is_read_from_the_torch_cache_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(WeightsUnavailable, match="glioscope weights fetch medicalnet --model resnet10_3d"):
+        create_model("resnet10_3d", num_classes=2, in_chans=2, weights="medicalnet")
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / "resnet_10_23dataset.pth"
+    cached.parent.mkdir(parents=True)
+    reference = medicalnet_checkpoint(cached)
+    model = create_model("resnet10_3d", num_classes=2, in_chans=2, weights="medicalnet")
+    assert torch.equal(model.backbone.layer4[0].conv2.weight, reference.layer4[0].conv2.weight)
 
 
 def test_named_weights_are_refused_and_an_unrelated_file_is_an_error(tmp_path):

@@ -7,8 +7,10 @@ resnet_10_23dataset.pth) load from a path given as `model.weights`. Those files 
 DataParallel model ("module." prefixes) with a segmentation head ("conv_seg"): the prefixes
 are stripped and the head is skipped. Their first convolution reads one channel; for more,
 its kernel is repeated over the channels and divided by their number (as timm adapts a stem),
-so that a volume whose channels are equal gives the pretrained response. glioscope never
-downloads them: there is no named source, only a file.
+so that a volume whose channels are equal gives the pretrained response. `model.weights:
+medicalnet` reads resnet_10_23dataset.pth from torch's cache, where `glioscope weights fetch
+medicalnet --model resnet10_3d` puts it (from MedicalNet's Hugging Face repository); training
+never downloads it.
 """
 
 from __future__ import annotations
@@ -20,13 +22,31 @@ import torch.nn as nn
 
 from glioscope.errors import GlioscopeError
 from glioscope.models import register_model
+from glioscope.models.catalogue import register_weights
 from glioscope.models.heads import Classifier
-from glioscope.models.weights import load_matching, read_state_dict
+from glioscope.models.weights import WeightsUnavailable, load_matching, read_state_dict
 
 log = logging.getLogger(__name__)
 
 WIDTH = 512  # features after the global average pool
 NOT_PRETRAINED = ("fc.", "conv_seg.")
+MEDICALNET_URL = "https://huggingface.co/TencentMedicalNet/MedicalNet-Resnet10/resolve/main/resnet_10_23dataset.pth"
+register_weights("resnet10_3d", "medicalnet", MEDICALNET_URL,
+                 note="MedicalNet's ResNet-10, pretrained on 23 segmentation datasets (Chen et al. 2019)")
+
+
+def _medicalnet_file() -> str:
+    """The cached MedicalNet file, or WeightsUnavailable (a recipe may then train from scratch)."""
+    from glioscope.models.catalogue import catalogue
+
+    entry = next(e for e in catalogue(["resnet10_3d"]) if e.name == "medicalnet")
+    if not entry.on_disk:
+        raise WeightsUnavailable(
+            f"medicalnet weights for resnet10_3d are not in the local torch cache (expected {entry.path}). "
+            "glioscope never downloads while training: run `glioscope weights fetch medicalnet --model "
+            "resnet10_3d`, pass the file with --set model.weights=PATH, or train from scratch with "
+            "--set model.weights=none")
+    return str(entry.path)
 
 
 def medicalnet_state(state: dict[str, torch.Tensor], in_chans: int) -> dict[str, torch.Tensor]:
@@ -46,7 +66,9 @@ def build_resnet10(num_classes: int, in_chans: int = 1, weights=None, dropout: f
     except ImportError as exc:  # a dependency of glioscope: only a broken install lacks it
         raise GlioscopeError(f"the 3D ResNet-10 needs MONAI (pip install monai): {exc}") from None
     if weights is not None and str(weights).lower() in ("imagenet", "kinetics", "kinetics400"):
-        raise GlioscopeError(f"resnet10_3d has no {weights} weights; give a MedicalNet weights file or none")
+        raise GlioscopeError(f"resnet10_3d has no {weights} weights; give medicalnet, a MedicalNet weights file or none")
+    if weights is not None and str(weights).lower() == "medicalnet":
+        weights = _medicalnet_file()
     backbone = resnet10(spatial_dims=3, n_input_channels=in_chans, num_classes=num_classes,
                         shortcut_type="B", bias_downsample=False)
     if weights is not None:
