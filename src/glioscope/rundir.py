@@ -228,6 +228,7 @@ class RunFolder:
             # Every fold's model predicts the held-out test patients: report their mean (an ensemble).
             probs = prob_columns(test)
             keys = ["model", "slice_id", "item_id", "patient_id", "target"]
+            keys += [c for c in ("vote_weight",) if c in test.columns]
             test = test.groupby(keys, sort=False)[probs].mean().reset_index()
             test.insert(0, "fold", "test")
             merged = pd.concat([merged[merged["fold"] != "test"], test], ignore_index=True)
