@@ -80,8 +80,30 @@ class EvaluateSettings:
         schema.check(self, "evaluate")
 
 
+class ResolvedRecipe:
+    """What every resolved recipe (deep, or radiomics in glioscope.radiomics.settings) shares: its
+    run folder's config.yaml is `dump()`, and `from_dict` reads it back."""
+
+    @classmethod
+    def from_dict(cls, data: Mapping):
+        """The recipe from a resolved mapping (a config.yaml); unknown keys and bad values are SettingErrors."""
+        return schema.build(cls, data)
+
+    def to_dict(self) -> dict:
+        return schema.to_plain(self)
+
+    def dump(self) -> str:
+        """config.yaml's text."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @property
+    def task_name(self) -> str:
+        """What is predicted, in words."""
+        return self.task.name or self.description or self.task.label
+
+
 @dataclass(frozen=True)
-class Recipe:
+class Recipe(ResolvedRecipe):
     """A resolved recipe. `to_dict()` is what a run folder's config.yaml holds, `from_dict` reads it back."""
 
     name: str = _top("name")
@@ -110,60 +132,54 @@ class Recipe:
             raise SettingError("data.slices.size", f"got {self.data.slices.size}, but {network} needs images of at "
                                                    f"least {smallest} px")
 
-    @classmethod
-    def from_dict(cls, data: Mapping) -> "Recipe":
-        """A Recipe from a resolved mapping (a config.yaml); unknown keys and bad values are SettingErrors."""
-        return schema.build(cls, data)
 
-    def to_dict(self) -> dict:
-        return schema.to_plain(self)
-
-    def dump(self) -> str:
-        """config.yaml's text."""
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
-
-    @property
-    def task_name(self) -> str:
-        """What is predicted, in words."""
-        return self.task.name or self.description or self.task.label
+def find_recipe_file(name_or_path: str | Path, folder: Path) -> Path | None:
+    """A YAML file, or the file of a recipe shipped in `folder`; None when neither."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path
+    shipped = folder / f"{path.stem}.yaml"
+    return shipped if path.suffix in ("", ".yaml", ".yml") and shipped.is_file() else None
 
 
 def recipe_path(name_or_path: str | Path) -> Path:
     """A recipe file: a path, or the name of a recipe shipped with glioscope."""
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
-        return path
-    shipped = RECIPE_DIR / f"{path.stem}.yaml"
-    if shipped.is_file() and (path.suffix in ("", ".yaml", ".yml")):
-        return shipped
-    known = ", ".join(sorted(p.stem for p in RECIPE_DIR.glob("*.yaml")))
-    raise InputError(name_or_path, f"no such recipe; give a YAML file or one of: {known}")
+    path = find_recipe_file(name_or_path, RECIPE_DIR)
+    if path is None:
+        known = ", ".join(sorted(p.stem for p in RECIPE_DIR.glob("*.yaml")))
+        raise InputError(name_or_path, f"no such recipe; give a YAML file or one of: {known}")
+    return path
 
 
-def _read(path: Path) -> dict:
+def read_recipe_file(path: Path) -> dict:
+    """A recipe file's mapping, as written (its `base` not yet resolved)."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
+    except (OSError, yaml.YAMLError) as exc:
         raise InputError(path, f"is not valid YAML ({exc})") from None
     if not isinstance(data, dict):
         raise InputError(path, "a recipe must be a YAML mapping")
     return data
 
 
-def _resolve(path: Path, seen: tuple[Path, ...] = ()) -> dict:
-    """The recipe at `path` merged onto its bases; every chain ends in base.yaml."""
-    if path in seen:
-        raise InputError(path, "recipe extends itself (base: loop)")
-    data = _read(path)
-    base = data.pop("base", None)
-    if path.resolve() == defaults.BASE.resolve():
-        return data
-    parent = _resolve(recipe_path(base or "base"), seen + (path,))
+def merge_onto_base(parent: dict, data: dict) -> dict:
+    """A recipe's own mapping merged onto its resolved base; their quick blocks merge key by key."""
     quick = {**parent.pop("quick", {}), **data.pop("quick", {})}
     merged = merge(parent, data)
     if quick:
         merged["quick"] = quick
     return merged
+
+
+def _resolve(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """The recipe at `path` merged onto its bases; every chain ends in base.yaml."""
+    if path in seen:
+        raise InputError(path, "recipe extends itself (base: loop)")
+    data = read_recipe_file(path)
+    base = data.pop("base", None)
+    if path.resolve() == defaults.BASE.resolve():
+        return data
+    return merge_onto_base(_resolve(recipe_path(base or "base"), seen + (path,)), data)
 
 
 def merge(base: dict, update: dict) -> dict:
@@ -211,7 +227,12 @@ def load_recipe(name_or_path: str | Path, overrides: Sequence[str] = (), quick: 
     """The resolved, checked recipe: its bases merged, `quick` applied if asked, then the overrides."""
     path = recipe_path(name_or_path)
     config = _resolve(path)
-    config["name"] = _read(path).get("name") or path.stem
+    config["name"] = read_recipe_file(path).get("name") or path.stem
+    return Recipe.from_dict(apply_settings(config, overrides, quick))
+
+
+def apply_settings(config: dict, overrides: Sequence[str] = (), quick: bool = False) -> dict:
+    """A resolved recipe mapping with its quick block applied if asked (else dropped), then `--set` KEY=VALUE."""
     quick_block = config.pop("quick", {}) or {}
     if quick:
         for dotted, value in quick_block.items():
@@ -222,4 +243,4 @@ def load_recipe(name_or_path: str | Path, overrides: Sequence[str] = (), quick: 
             raise InputError(None, f"--set expects KEY=VALUE, got {item!r}")
         dotted, text = (part.strip() for part in item.split("=", 1))
         set_dotted(config, dotted, parse_value(text, dotted))
-    return Recipe.from_dict(config)
+    return config

@@ -22,7 +22,8 @@ from typing import Annotated, Literal
 import yaml
 
 from glioscope.errors import InputError
-from glioscope.recipe import CVSettings, EvaluateSettings, TaskSettings, merge, parse_value, set_dotted
+from glioscope.recipe import (CVSettings, EvaluateSettings, ResolvedRecipe, TaskSettings, apply_settings,
+                              find_recipe_file, merge, merge_onto_base, read_recipe_file)
 from glioscope.util import schema
 from glioscope.util.schema import Range, SettingError, at_least, fraction
 
@@ -128,7 +129,7 @@ class ClassifierSettings:
 
 
 @dataclass(frozen=True)
-class RadiomicsRecipe:
+class RadiomicsRecipe(ResolvedRecipe):
     """A resolved radiomics recipe; `to_dict()` is its run folder's config.yaml."""
 
     kind: Literal["radiomics"] = "radiomics"
@@ -145,38 +146,9 @@ class RadiomicsRecipe:
     def __post_init__(self):
         schema.check(self)
 
-    @classmethod
-    def from_dict(cls, data: Mapping) -> "RadiomicsRecipe":
-        return schema.build(cls, data)
-
-    def to_dict(self) -> dict:
-        return schema.to_plain(self)
-
-    def dump(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
-
-    @property
-    def task_name(self) -> str:
-        return self.task.name or self.description or self.task.label
-
-
-def _read(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(path, f"is not a readable YAML recipe ({exc})") from None
-    if not isinstance(data, dict):
-        raise InputError(path, "a recipe must be a YAML mapping")
-    return data
-
 
 def _file(name_or_path: str | Path) -> Path | None:
-    """A YAML file, or the file of a shipped radiomics recipe; None when neither."""
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
-        return path
-    shipped = RADIOMICS_DIR / f"{path.stem}.yaml"
-    return shipped if path.suffix in ("", ".yaml", ".yml") and shipped.is_file() else None
+    return find_recipe_file(name_or_path, RADIOMICS_DIR)
 
 
 def is_radiomics_recipe(name_or_path: str | Path) -> bool:
@@ -188,7 +160,7 @@ def is_radiomics_recipe(name_or_path: str | Path) -> bool:
         if path.resolve() == ROOT:
             return True
         try:
-            data = _read(path)
+            data = read_recipe_file(path)
         except InputError:
             return False
         if data.get("kind") == "radiomics":
@@ -200,7 +172,7 @@ def is_radiomics_recipe(name_or_path: str | Path) -> bool:
 def _resolve(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if path.resolve() in seen:
         raise InputError(path, "recipe extends itself (base: loop)")
-    data = _read(path)
+    data = read_recipe_file(path)
     base = data.pop("base", None)
     if path.resolve() == ROOT:
         return data
@@ -208,12 +180,7 @@ def _resolve(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if parent_path is None or not is_radiomics_recipe(parent_path):
         raise InputError(path, f"base {base!r} is not a radiomics recipe (radiomics, radiomics-rf or a file "
                                "extending them)")
-    parent = _resolve(parent_path, seen + (path.resolve(),))
-    quick = {**parent.pop("quick", {}), **data.pop("quick", {})}
-    merged = merge(parent, data)
-    if quick:
-        merged["quick"] = quick
-    return merged
+    return merge_onto_base(_resolve(parent_path, seen + (path.resolve(),)), data)
 
 
 def load_radiomics_recipe(name_or_path: str | Path, overrides: Sequence[str] = (),
@@ -224,18 +191,8 @@ def load_radiomics_recipe(name_or_path: str | Path, overrides: Sequence[str] = (
         known = ", ".join(sorted(p.stem for p in RADIOMICS_DIR.glob("*.yaml")))
         raise InputError(name_or_path, f"no such radiomics recipe; give a YAML file or one of: {known}")
     config = _resolve(path)
-    config["name"] = _read(path).get("name") or path.stem
+    config["name"] = read_recipe_file(path).get("name") or path.stem
     config.setdefault("kind", "radiomics")
     template = RadiomicsRecipe().to_dict()  # every setting, so that --set may name any of them
     config = merge(template, config)
-    quick_block = config.pop("quick", {}) or {}
-    if quick:
-        for dotted, value in quick_block.items():
-            set_dotted(config, dotted, value)
-    config["quick"] = bool(quick)
-    for item in overrides:
-        if "=" not in item:
-            raise InputError(None, f"--set expects KEY=VALUE, got {item!r}")
-        dotted, text = (part.strip() for part in item.split("=", 1))
-        set_dotted(config, dotted, parse_value(text, dotted))
-    return RadiomicsRecipe.from_dict(config)
+    return RadiomicsRecipe.from_dict(apply_settings(config, overrides, quick))
