@@ -384,6 +384,10 @@ def main(argv: list[str] | None = None) -> int:
     except GlioscopeError as exc:
         print(f"glioscope {args.verb}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the machine's, not the input's: a full disk, a folder without write permission
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"glioscope {args.verb}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"glioscope {args.verb}: interrupted", file=sys.stderr)
         return 130

@@ -17,5 +17,13 @@ class InputError(GlioscopeError):
         super().__init__(f"{self.path}: {message}" if self.path else message)
 
 
+class OutputError(GlioscopeError):
+    """An output could not be written (a full disk, no permission); nothing partial is left behind."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        super().__init__(f"{self.path}: could not be written ({reason})")
+
+
 class PatientLeakError(GlioscopeError):
     """The same patient appears in two partitions that must be disjoint."""

@@ -11,13 +11,14 @@ error, and nothing in it runs.
 from __future__ import annotations
 
 import random
+import shutil
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from glioscope.errors import InputError
+from glioscope.errors import InputError, OutputError
 from glioscope.util.atomic import atomic_path
 from glioscope.util.tensors import UnsafeFile, load_tensors
 
@@ -48,8 +49,20 @@ def set_rng_state(state: dict) -> None:
 def save_checkpoint(path: Path, **state) -> None:
     """torch.save of tensors and plain values to a temporary file, then rename: a kill never leaves half a file."""
     state = plain(state)
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+    except (OSError, RuntimeError) as exc:  # torch's writer reports a full disk as a RuntimeError
+        free = _free_bytes(Path(path).parent)
+        hint = f"; {free / 2**20:.0f} MiB free on its disk" if free is not None else ""
+        raise OutputError(path, f"{str(exc).splitlines()[0]}{hint}") from None
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 def plain(value):
