@@ -228,3 +228,28 @@ def test_gradient_accumulation_matches_a_larger_batch(tmp_path):
         results.append(trainer.raw_model.state_dict())
     for key in results[0]:
         assert torch.allclose(results[0][key], results[1][key], atol=1e-5), key
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd"])
+def test_a_fused_optimizer_follows_the_per_tensor_one_and_repeats_itself(tmp_path, name):
+    def train(fused: bool, out: Path):
+        torch.manual_seed(0)
+        images, targets = toy_images(24)
+        settings = {**SETTINGS, "optimizer": name, "lr": 1e-3, "epochs": 2, "fused_optimizer": fused}
+        trainer = Trainer(small_net(), settings, ["a", "b", "c"], out, name="m", progress=False)
+        assert trainer.optimizer.defaults.get("fused") is (True if fused else None)
+        trainer.fit(SliceDataset(images, targets), SliceDataset(images, targets))
+        return trainer.raw_model.state_dict()
+
+    per_tensor, fused, again = train(False, tmp_path / "a"), train(True, tmp_path / "b"), train(True, tmp_path / "c")
+    for key, value in per_tensor.items():
+        assert torch.equal(fused[key], again[key]), key  # the same seed, the same result
+        if value.is_floating_point():
+            assert torch.allclose(fused[key], value, atol=1e-3, rtol=1e-3), key  # the same update, other rounding
+
+
+def test_the_tumour_recipes_use_the_fused_optimizer_and_the_others_do_not():
+    from glioscope.recipe import load_recipe
+
+    assert load_recipe("alexnet-tumour").train.fused_optimizer and load_recipe("r18-tumour").train.fused_optimizer
+    assert not load_recipe("st3d").train.fused_optimizer and not load_recipe("eff").train.fused_optimizer

@@ -62,7 +62,8 @@ class Trainer:
         self.pos_weight = None if weight is None or not self.binary else (weight[1] / weight[0]).reshape(1)
         self.frozen = apply_freeze(self.raw_model, settings.freeze)
         self.optimizer = build_optimizer([p for p in self.raw_model.parameters() if p.requires_grad],
-                                         settings.optimizer, settings.lr, settings.momentum, settings.weight_decay)
+                                         settings.optimizer, settings.lr, settings.momentum, settings.weight_decay,
+                                         fused=settings.fused_optimizer)
         self.schedule = build_schedule(self.optimizer, settings.schedule, settings.decay, settings.step_size,
                                        settings.gamma, settings.plateau_patience)
         self.monitor = settings.monitor

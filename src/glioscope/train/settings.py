@@ -48,6 +48,7 @@ class TrainSettings:
     lr: Annotated[float, at_least(0.0)] = _default("lr")
     momentum: Annotated[float, fraction()] = _default("momentum")
     weight_decay: Annotated[float, at_least(0.0)] = _default("weight_decay")
+    fused_optimizer: bool = _default("fused_optimizer")
     schedule: Literal["none", "inverse_decay", "step", "plateau"] = _default("schedule")
     decay: Annotated[float, at_least(0.0)] = _default("decay")
     step_size: Annotated[int, at_least(1)] = _default("step_size")
