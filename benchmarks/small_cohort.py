@@ -23,7 +23,8 @@ pretraining data are leak-checked against the cohort (`--exclude`, and again by 
 OUT/results.csv and OUT/results.md (patient-level AUC pooled over the folds with its 95%
 bootstrap interval, wall time), OUT/comparison.html, and every run folder. Two-class
 cohorts report the AUC of the second class's probability; more classes, the macro AUC.
-About an hour on 2 cores for ~100 kaggle_3m patients with --pretrain.
+About an hour and a quarter on 2 cores for ~100 kaggle_3m patients with --pretrain (estimated from
+the rates measured on the phantom and the six-patient sample: each tumour row 15-20 minutes).
 """
 
 from __future__ import annotations
