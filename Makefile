@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/train_throughput.py --3d
 	$(BIN)/python benchmarks/augment3d_cost.py
+	$(BIN)/python benchmarks/optimizer_step.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -49,24 +49,19 @@ PRETRAIN_DATA = ["data.slices.selection=all", "data.slices.roi_crop=false", "dat
                  "train.batch_size=32"]  # the recipe's Adam 1e-4 for supervised; SimCLR: pretrain's own defaults
 
 
-CPU_SECONDS: dict[float, float] = {}  # wall seconds of a step -> its CPU seconds (this process and its children)
-
-
 def _cpu() -> float:
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _run(args: list[str]) -> float:
-    """Run one glioscope command; its wall seconds (CPU seconds in CPU_SECONDS: a shared machine inflates wall)."""
+def _run(args: list[str]) -> tuple[float, float]:
+    """Run one glioscope command; its wall and CPU seconds (a shared machine inflates the wall time)."""
     print("$ glioscope " + " ".join(args), file=sys.stderr, flush=True)
     start, cpu = time.perf_counter(), _cpu()
     code = glioscope(args)
     if code:
         raise SystemExit(f"glioscope {args[0]} failed (exit {code})")
-    wall = time.perf_counter() - start
-    CPU_SECONDS[wall] = _cpu() - cpu
-    return wall
+    return time.perf_counter() - start, _cpu() - cpu
 
 
 def _sets(items: list[str]) -> list[str]:
@@ -103,7 +98,7 @@ def _pretrain(recipe: str, folders: Path, cohort: Path, out: Path, epochs: int,
     made = {}
     for method in ("supervised", "simclr"):
         target = out / f"pretrain-{method}"
-        seconds = _run(["pretrain", recipe, "--cohort", str(out / "pretrain-cohort"), "--method", method,
+        seconds, _ = _run(["pretrain", recipe, "--cohort", str(out / "pretrain-cohort"), "--method", method,
                         "--exclude", str(cohort), "-o", str(target), *(["--resume"] if target.exists() else []),
                         *_sets(PRETRAIN_DATA + [f"train.epochs={epochs}"])])
         made[method] = (target / "weights.pt", seconds)
@@ -151,10 +146,11 @@ def main(argv=None) -> int:
         if label in args.skip:
             continue
         run = out / "runs" / label.replace(" + ", "-")
-        seconds = _run(["cv", recipe, *common, "-o", str(run), *(["--quick"] if quick else []), *_sets(settings)])
+        seconds, cpu_seconds = _run(["cv", recipe, *common, "-o", str(run), *(["--quick"] if quick else []),
+                                     *_sets(settings)])
         model, auc, low, high, n = _auc(run)
         results.append({"row": label, "run": str(run), "model": model, "patients": n, "auc": auc, "auc_low": low,
-                        "auc_high": high, "seconds": seconds, "cpu_seconds": CPU_SECONDS[seconds],
+                        "auc_high": high, "seconds": seconds, "cpu_seconds": cpu_seconds,
                         "pretraining_seconds": pretrained.get(label.split(" + ")[-1], (None, None))[1]})
     table = pd.DataFrame(results)
     table.to_csv(out / "results.csv", index=False)

@@ -21,7 +21,8 @@ through the full pipeline (cached samples, per-image transforms, DataLoader work
 pinned non-blocking copies, batch augmentation where the trainer puts it, the training step) and
 of the same step on a batch already on the device, and their ratio: the two alternate within one
 run, medians of --rounds, so the machine's other load hits both alike. The goal is a ratio of at
-least 0.90. "vs fp32" is the model-only speed against the model's fp32 row in the standard layout.
+least 0.90. "vs fp32" is the model-only speed against the model's fp32 row in the standard layout;
+"data-only" is the pipeline without the training step (batches made, copied and prepared), its ceiling.
 It also times rebuilding the sample sets from the cache: one file per item against the one
 memory-mapped array of the set (glioscope.samples.consolidated). --out DIR writes the table as
 throughput.csv and throughput.json.
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import statistics
@@ -205,16 +205,17 @@ def _row(name, recipe, samples, names, args, device, steps, precision, channels_
     if args.workers is not None:
         changes.update(num_workers=args.workers, cuda_workers=args.workers)
     settings = dataclasses.replace(settings, **changes)
-    pipeline, model_only, trainer = measure(recipe, settings, samples, names, steps, args.rounds)
+    pipeline, model_only, data_only, trainer = measure(recipe, settings, samples, names, steps, args.rounds)
     return {"model": name, "recipe": recipe.name, "size": _size(recipe), "batch": settings.batch_size,
             "workers": workers_for(settings, trainer.device), "precision": precision,
             "channels_last": channels_last, "compile": compiled, "pipeline_per_s": round(pipeline, 2),
             "model_only_per_s": round(model_only, 2), "ratio": round(pipeline / model_only, 3),
+            "data_only_per_s": round(data_only, 1),
             "device": device.type}
 
 
 def measure(recipe, settings, samples, names, steps: int, rounds: int):
-    """(pipeline samples/s, model-only samples/s, trainer), medians over alternating rounds."""
+    """(pipeline, model-only and data-only samples/s, trainer), medians over alternating rounds."""
     everything = np.ones(len(samples), dtype=bool)
     targets = samples.targets(names)
     dataset = samples.dataset(everything, targets, recipe.augment, input_normalisation(recipe.model, recipe.data.normalize))
@@ -247,11 +248,12 @@ def measure(recipe, settings, samples, names, steps: int, rounds: int):
     for _ in range(2 if trainer.device.type == "cuda" else 1):  # warm-up: workers start, kernels are chosen, compiling
         _rate(trainer.train_step, pipeline(min(steps, 5)), per_batch, trainer.device)
         _rate(trainer.train_step, [fixed] * 3, per_batch, trainer.device)
-    through, alone = [], []
+    through, alone, data = [], [], []
     for _ in range(rounds):
         through.append(_rate(trainer.train_step, pipeline(steps), per_batch, trainer.device))
         alone.append(_rate(trainer.train_step, [fixed] * steps, per_batch, trainer.device))
-    return statistics.median(through), statistics.median(alone), trainer
+        data.append(_rate(lambda batch: None, pipeline(steps), per_batch, trainer.device))  # no step: the data alone
+    return statistics.median(through), statistics.median(alone), statistics.median(data), trainer
 
 
 def _rate(step, batches, samples_per_batch: int, device: torch.device) -> float:
@@ -269,7 +271,7 @@ def _rate(step, batches, samples_per_batch: int, device: torch.device) -> float:
 
 def _heading() -> str:
     return (f"{'model':<12} {'size':>7} {'batch':>5} {'workers':>7} {'precision':>9} {'layout':>13} {'compile':>7} "
-            f"{'pipeline /s':>11} {'model-only /s':>13} {'ratio':>6} {'vs fp32':>7}")
+            f"{'pipeline /s':>11} {'model-only /s':>13} {'ratio':>6} {'vs fp32':>7} {'data-only /s':>12}")
 
 
 def _versus_fp32(row: dict, rows: list[dict]) -> float | None:
@@ -284,7 +286,8 @@ def _print_row(row: dict, rows: list[dict], quiet: bool = True) -> None:
     versus = "-" if versus is None else f"{versus:.2f}"
     line = (f"{row['model']:<12} {row['size']:>7} {row['batch']:>5} {row['workers']:>7} {row['precision']:>9} "
             f"{'channels_last' if row['channels_last'] else 'standard':>13} {'yes' if row['compile'] else 'no':>7} "
-            f"{row['pipeline_per_s']:>11.2f} {row['model_only_per_s']:>13.2f} {row['ratio']:>6.2f} {versus:>7}")
+            f"{row['pipeline_per_s']:>11.2f} {row['model_only_per_s']:>13.2f} {row['ratio']:>6.2f} {versus:>7} "
+            f"{row['data_only_per_s']:>12.1f}")
     print(line, file=sys.stderr if quiet else sys.stdout, flush=True)
 
 
