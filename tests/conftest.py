@@ -1,8 +1,10 @@
-"""Shared fixtures: the tiny phantom cohort (made once per session) and the real samples."""
+"""Shared fixtures: the tiny phantom cohort (made once per session), the real samples, per-module folders."""
 
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,16 @@ def shared_data() -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory) -> Iterator[Path]:
+    """Tests never write into the user's ~/.cache/glioscope: the session's decoded slices, volumes and radiomics
+    features go in a temporary folder (a module may set its own with monkeypatch_module)."""
+    path = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GLIOSCOPE_CACHE", str(path))
+        yield path
+
+
 @pytest.fixture(scope="session")
 def tiny_phantom(tmp_path_factory) -> Path:
     """The `tiny` phantom cohort in every layout, written once for the whole session."""
@@ -32,6 +44,17 @@ def tiny_phantom(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("phantom") / "tiny"
     synthesize(out, preset="tiny", seed=0, progress=False)
     return out
+
+
+@pytest.fixture(scope="module")
+def module_tmp(tmp_path_factory, request) -> Iterator[Path]:
+    """A folder for one test module's shared fixtures (cohorts, runs), removed once the module's tests are done
+    unless one of them failed: trained runs are large, and the suite should hold one module's at a time."""
+    path = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2].removeprefix("test_"))
+    failed = request.session.testsfailed
+    yield path
+    if request.session.testsfailed == failed:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ from glioscope.train.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")
-def package(tiny_2d_run, tmp_path_factory):
-    out = tmp_path_factory.mktemp("package") / "sdl-tiny"
+def package(tiny_2d_run, module_tmp):
+    out = module_tmp / "sdl-tiny"
     assert main(["export", str(tiny_2d_run), "-o", str(out), "--torchscript"]) == 0
     return out
 

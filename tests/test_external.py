@@ -30,9 +30,9 @@ def site_b(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def external(tiny_2d_run, site_b, tmp_path_factory, monkeypatch_module):
-    monkeypatch_module.setenv("GLIOSCOPE_CACHE", str(tmp_path_factory.mktemp("cache")))
-    out = tmp_path_factory.mktemp("external") / "site-b"
+def external(tiny_2d_run, site_b, module_tmp, monkeypatch_module):
+    monkeypatch_module.setenv("GLIOSCOPE_CACHE", str(module_tmp / "cache"))
+    out = module_tmp / "external" / "site-b"
     assert main(["test", str(tiny_2d_run), "--cohort", str(site_b), "-o", str(out), "--bootstrap", "100"]) == 0
     return out
 

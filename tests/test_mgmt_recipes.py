@@ -21,8 +21,8 @@ def sets(*items):
 
 
 @pytest.fixture(scope="module")
-def rsna(tmp_path_factory, monkeypatch_module):
-    root = tmp_path_factory.mktemp("mgmt")
+def rsna(module_tmp, monkeypatch_module):
+    root = module_tmp
     monkeypatch_module.setenv("GLIOSCOPE_CACHE", str(root / "cache"))
     preset = replace(PRESETS["mgmt"], n_grade_iv=10, rsna_slab=2, montage_per_class=1)
     synthesize(root / "phantom", preset, seed=2, layouts=["rsna-miccai"], progress=False)

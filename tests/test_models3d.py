@@ -69,8 +69,8 @@ FAST = ["train.epochs=1", "cv.folds=2", "data.volumes.spacing=8.0", "data.volume
 
 
 @pytest.fixture(scope="module")
-def st3d_run(tiny_phantom, tmp_path_factory):
-    root = tmp_path_factory.mktemp("st3d")
+def st3d_run(tiny_phantom, module_tmp):
+    root = module_tmp
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GLIOSCOPE_CACHE", str(root / "cache"))
         ingest([tiny_phantom / "brats", tiny_phantom / "ixi"], root / "cohort", progress=False, echo=None)

@@ -50,9 +50,9 @@ def _cohort(root: Path, name: str, patients: list[str], seed: int, copies: dict[
 
 
 @pytest.fixture(scope="module")
-def cohorts(tmp_path_factory, monkeypatch_module):
+def cohorts(module_tmp, monkeypatch_module):
     """Pretraining patients P0-P7; evaluation patients E0-E5, one of whose images is a copy of a pretraining one."""
-    root = tmp_path_factory.mktemp("pretrain")
+    root = module_tmp
     monkeypatch_module.setenv("GLIOSCOPE_CACHE", str(root / "cache"))
     pretraining = _cohort(root, "pretraining", [f"P{k}" for k in range(8)], seed=1)
     copied = root / "pretraining-images" / "II" / "P0_0.png"

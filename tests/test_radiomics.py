@@ -23,9 +23,9 @@ SHAPE, PER_CHANNEL = 14, 18 + 24 + 16 + 16  # firstorder, glcm, glrlm, glszm per
 
 
 @pytest.fixture(scope="module")
-def phantom(tiny_phantom, tmp_path_factory, monkeypatch_module):
+def phantom(tiny_phantom, module_tmp, monkeypatch_module):
     """The tiny phantom's graded patients: image-folder cohort and folds, and their BraTS T1c volumes with masks."""
-    root = tmp_path_factory.mktemp("radiomics")
+    root = module_tmp
     monkeypatch_module.setenv("GLIOSCOPE_CACHE", str(root / "cache"))
     frame, _ = ingest([tiny_phantom / "imagefolder"], root / "cohort", format="imagefolder",
                       patient_regex=PATIENT_REGEX, select=GRADES, progress=False, echo=None)

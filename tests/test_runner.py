@@ -14,6 +14,7 @@ from glioscope.cli import main
 from glioscope.models.build import build_model
 from glioscope.plan import plan_jobs
 from glioscope.recipe import load_recipe
+from glioscope.rundir import RunFolder
 from glioscope.errors import GlioscopeError, InputError, PatientLeakError
 from glioscope.ingest import ingest
 
@@ -26,15 +27,15 @@ def sets(*items):
 
 
 @pytest.fixture(scope="module")
-def sagittal_cohort(tiny_phantom, tmp_path_factory):
-    out = tmp_path_factory.mktemp("cohort") / "sdl"
+def sagittal_cohort(tiny_phantom, module_tmp):
+    out = module_tmp / "cohort" / "sdl"
     ingest([tiny_phantom / "dicom"], out, select={"plane": ["sagittal"], "sequence": ["T1"]}, progress=False, echo=None)
     return out
 
 
 @pytest.fixture(scope="module")
-def sdl_and_alexnet_runs(sagittal_cohort, tmp_path_factory, monkeypatch_module):
-    root = tmp_path_factory.mktemp("runs")
+def sdl_and_alexnet_runs(sagittal_cohort, module_tmp, monkeypatch_module):
+    root = module_tmp / "runs"
     monkeypatch_module.setenv("GLIOSCOPE_CACHE", str(root / "cache"))
     assert main(["cv", "sdl", "--cohort", str(sagittal_cohort), "-o", str(root / "sdl"), *sets()]) == 0
     assert main(["cv", "alexnet", "--cohort", str(sagittal_cohort), "-o", str(root / "alexnet"), *sets()]) == 0
@@ -46,7 +47,8 @@ def test_cv_writes_a_complete_run(sdl_and_alexnet_runs, tiny_phantom):
     for name in ("config.yaml", "run.json", "cohort.csv", "splits.csv", "predictions.csv", "metrics.json", "report.html"):
         assert (run / name).is_file(), name
     for fold in ("fold0", "fold1"):
-        assert (run / fold / "model.pt").is_file() and (run / fold / "checkpoint_last.pt").is_file()
+        assert (run / fold / "model.pt").is_file()
+        assert not list((run / fold).rglob("checkpoint_*.pt"))  # a finished fold needs no resume state
         history = pd.read_csv(run / fold / "metrics.csv")
         assert {"train_loss/net1", "train_loss/net2", "synergic_loss", "synergic_accuracy"} <= set(history.columns)
     predictions = pd.read_csv(run / "predictions.csv", dtype={"fold": str})
@@ -101,18 +103,30 @@ def test_predict_on_a_png_and_on_a_bad_input(sdl_and_alexnet_runs, tiny_phantom,
     assert "missing.png" in capsys.readouterr().err
 
 
-def test_resume_finishes_a_killed_run(sagittal_cohort, sdl_and_alexnet_runs, capsys):
+def test_resume_finishes_a_killed_run(sagittal_cohort, sdl_and_alexnet_runs, tmp_path, monkeypatch, capsys):
     _, alexnet = sdl_and_alexnet_runs
-    before = pd.read_csv(alexnet / "predictions.csv")
-    for name in ("predictions.csv", "model.pt", "report.html"):  # as if killed after fold 1's last epoch
-        (alexnet / "fold1" / name).unlink(missing_ok=True)
-    assert main(["cv", "alexnet", "--cohort", str(sagittal_cohort), "-o", str(alexnet), "--resume", *sets()]) == 0
+    killed = tmp_path / "alexnet"
+    save_model = RunFolder.save_model
+
+    def killed_in_fold1(folder, name, *args, **kwargs):  # as if killed after fold 1's last epoch was saved
+        if name == "fold1":
+            raise KeyboardInterrupt
+        return save_model(folder, name, *args, **kwargs)
+
+    monkeypatch.setattr(RunFolder, "save_model", killed_in_fold1)
+    assert main(["cv", "alexnet", "--cohort", str(sagittal_cohort), "-o", str(killed), *sets()]) == 130
+    assert (killed / "fold1" / "checkpoint_last.pt").is_file() and not (killed / "fold1" / "predictions.csv").exists()
+    assert not (killed / "fold0" / "checkpoint_last.pt").exists()  # finished: its resume state is gone
+    monkeypatch.setattr(RunFolder, "save_model", save_model)
+    capsys.readouterr()
+    assert main(["cv", "alexnet", "--cohort", str(sagittal_cohort), "-o", str(killed), "--resume", *sets()]) == 0
     out = capsys.readouterr().out
-    assert "fold0: already finished" in out
-    after = pd.read_csv(alexnet / "predictions.csv")
-    assert len(after) == len(before) and (alexnet / "fold1" / "model.pt").is_file()
+    assert "fold0: already finished" in out and "fold1: already finished" not in out
+    before, after = pd.read_csv(alexnet / "predictions.csv"), pd.read_csv(killed / "predictions.csv")
+    assert len(after) == len(before) and (killed / "fold1" / "model.pt").is_file()
+    assert not (killed / "fold1" / "checkpoint_last.pt").exists()
     probs = [c for c in before.columns if c.startswith("prob_")]
-    assert np.allclose(after[probs], before[probs], atol=1e-5)  # the same weights, resumed from the checkpoint
+    assert np.allclose(after[probs], before[probs], atol=1e-5)  # the same weights as a run never killed
     assert main(["cv", "alexnet", "--cohort", str(sagittal_cohort), "-o", str(alexnet), "--resume",
                  *sets("train.epochs=2")]) == 2  # another recipe cannot continue this run
     assert "differs from the run being resumed" in capsys.readouterr().err

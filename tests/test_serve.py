@@ -35,9 +35,8 @@ def build_serve_runs(tmp_path_factory, tiny_2d_run, tiny_phantom) -> dict:
     if key in _BUILT:
         return _BUILT[key]
     root = tmp_path_factory.mktemp("serve") / "runs"
-    skip = shutil.ignore_patterns("checkpoint_*.pt", "tensorboard")
     for name in ("sdl", "sdl-again"):
-        shutil.copytree(tiny_2d_run, root / name, ignore=skip)
+        shutil.copytree(tiny_2d_run, root / name, ignore=shutil.ignore_patterns("tensorboard"))
     work = root.parent / "work"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GLIOSCOPE_CACHE", str(work / "cache"))
@@ -48,8 +47,7 @@ def build_serve_runs(tmp_path_factory, tiny_2d_run, tiny_phantom) -> dict:
         args = [a for item in FAST_3D for a in ("--set", item)]
         assert main(["train", "st3d", "--cohort", str(work / "volumes"), "--fold", "0", "-o", str(root / "st3d"),
                      *args]) == 0
-    for path in (root / "st3d").glob("*/checkpoint_*.pt"):
-        path.unlink()  # 400 MB of optimiser state the app never reads
+    assert not list(root.rglob("checkpoint_*.pt"))  # finished folds keep no resume state
     outside = root.parent / "secret.txt"
     outside.write_text("outside RUNS_DIR")
     (root / "sdl" / "escape.txt").symlink_to(outside)

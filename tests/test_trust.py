@@ -12,6 +12,7 @@ import torch
 from glioscope.cli import main
 from glioscope.ingest import ingest
 from glioscope.models import create_model
+from glioscope.rundir import RunFolder
 from glioscope.train.checkpoint import load_checkpoint, save_checkpoint
 from glioscope.util.tensors import UnsafeFile
 
@@ -36,8 +37,8 @@ def sets(items):
 
 
 @pytest.fixture(scope="module")
-def cohorts(tiny_phantom, sagittal_cohort, tmp_path_factory):
-    root = tmp_path_factory.mktemp("trust")
+def cohorts(tiny_phantom, sagittal_cohort, module_tmp):
+    root = module_tmp
     ingest([tiny_phantom / "brats", tiny_phantom / "ixi"], root / "volumes", progress=False, echo=None)
     return {"sagittal": sagittal_cohort, "volumes": root / "volumes", "root": root}
 
@@ -105,9 +106,15 @@ def test_a_model_file_that_would_run_code_is_refused_everywhere(twin_runs, cohor
     assert not marker.exists()  # the payload never ran
 
 
-def test_checkpoints_hold_tensors_and_plain_values_only(twin_runs, tmp_path):
-    for name in ("checkpoint_last.pt", "model.pt"):
-        state = load_checkpoint(twin_runs["2d", "a"] / "fold0" / name)  # weights_only=True reads them whole
+def test_checkpoints_hold_tensors_and_plain_values_only(twin_runs, cohorts, tiny_2d_settings, tmp_path, monkeypatch):
+    def killed(folder, name, *args, **kwargs):  # a fold killed after its last epoch keeps its resume checkpoint
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunFolder, "save_model", killed)
+    assert main(["cv", "sdl", "--cohort", str(cohorts["sagittal"]), "-o", str(tmp_path / "killed"),
+                 *sets(tiny_2d_settings)]) == 130
+    for path in (tmp_path / "killed" / "fold0" / "checkpoint_last.pt", twin_runs["2d", "a"] / "fold0" / "model.pt"):
+        state = load_checkpoint(path)  # weights_only=True reads them whole
         assert "model" in state
     with pytest.raises(TypeError, match="plain values"):
         save_checkpoint(tmp_path / "x.pt", model={}, extra=Payload(tmp_path / "m"))

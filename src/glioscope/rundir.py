@@ -4,7 +4,8 @@
     RUN/run.json                classes, models, folds, split statement, notes, what the samples were
     RUN/cohort.csv splits.csv split.json      the inputs: cohort rows used, their folds
     RUN/slices.csv | volumes.csv              the samples (SampleSet.table_file); samples_skipped.csv
-    RUN/fold<k>/model.pt        the weights the fold's predictions came from (and the trainer's own files)
+    RUN/fold<k>/model.pt        the weights the fold's predictions came from (and the trainer's own files;
+                                its resume checkpoints go once the fold's predictions are written)
     RUN/fold<k>/predictions.csv validation_predictions.csv gradcam/
     RUN/predictions.csv         every fold's held-out predictions (one row per sample and model)
     RUN/validation_predictions.csv  every fold's inner-validation predictions (for fusion)
@@ -29,7 +30,7 @@ from glioscope import __version__
 from glioscope.errors import InputError
 from glioscope.evaluate.aggregate import prob_columns
 from glioscope.pretrain.provenance import record as pretrain_record
-from glioscope.train.checkpoint import load_checkpoint, save_checkpoint
+from glioscope.train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
 from glioscope.util import atomic
 
 CONFIG, INFO, METRICS, REPORT = "config.yaml", "run.json", "metrics.json", "report.html"
@@ -182,6 +183,16 @@ class RunFolder:
 
     def write_fold_predictions(self, name: str, frame: pd.DataFrame, validation: bool = False) -> None:
         atomic.write_csv(self.fold(name) / (VALIDATION if validation else PREDICTIONS), frame)
+
+    def finish_fold(self, name: str, best_is_kept: bool) -> None:
+        """Remove what only an unfinished fold needs, once its predictions are written: the resume checkpoints
+        (checkpoint_last.pt, the weights with the optimiser's state: three times model.pt under Adam) and, when
+        model.pt holds the best epoch's weights, checkpoint_best.pt, their copy. A finished fold is never
+        retrained (fold_finished), so nothing reads them again."""
+        doomed = [LAST] + ([BEST] if best_is_kept else [])
+        for file in doomed:
+            for path in self.fold(name).rglob(file):  # phases train in subfolders, each with its own
+                path.unlink(missing_ok=True)
 
     def save_model(self, name: str, state: dict, best_epoch: int, precision: dict) -> None:
         """A fold's model: its weights, the epoch they are from, and the precision it trained in."""

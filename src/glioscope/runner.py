@@ -113,6 +113,7 @@ def _run_job(recipe: Recipe, job: plan.Job, samples: SampleSet, names: list[str]
                          folder.gradcam_dir(job.name), recipe.evaluate.gradcam_per_class)
     if context.is_main:
         folder.write_fold_predictions(job.name, pd.concat(frames, ignore_index=True))
+        folder.finish_fold(job.name, best_is_kept=settings.keep_best)
     ddp.barrier(context)
 
 

@@ -31,7 +31,7 @@ from glioscope.models.weights import WeightsUnavailable
 from glioscope.pretrain import backbone, leaks, provenance
 from glioscope.pretrain.data import cohort_patients, load_data
 from glioscope.pretrain.simclr import DropLast, SimCLRNet, SimCLRTrainer, TwoViews
-from glioscope.train.loop import LAST
+from glioscope.train.checkpoint import LAST
 from glioscope.util import atomic, schema
 
 METHODS = ("supervised", "simclr")

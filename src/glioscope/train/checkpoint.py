@@ -22,6 +22,8 @@ from glioscope.errors import InputError, OutputError
 from glioscope.util.atomic import atomic_path
 from glioscope.util.tensors import UnsafeFile, load_tensors
 
+LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"  # a trainer's: resume state; best epoch's weights
+
 
 def rng_state() -> dict:
     """Python's, NumPy's, torch's (and CUDA's) generator states, as tensors and plain values."""

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from glioscope.errors import GlioscopeError
 from glioscope.models.outputs import probabilities
 from glioscope.train import data_path, ddp
-from glioscope.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from glioscope.train.checkpoint import BEST, LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from glioscope.train.optim import EarlyStopping, build_optimizer, build_schedule
 from glioscope.train.precision import Precision, choose
 from glioscope.train.settings import TrainSettings
@@ -31,8 +31,6 @@ from glioscope.util import atomic
 from glioscope.util.progress import progress_bar
 
 log = logging.getLogger(__name__)
-
-LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"
 
 
 class Trainer:
