@@ -132,6 +132,20 @@ def test_resume_finishes_a_killed_run(sagittal_cohort, sdl_and_alexnet_runs, tmp
     assert "differs from the run being resumed" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("best_is_kept", [True, False])
+def test_a_finished_fold_keeps_its_model_and_drops_its_resume_state(tmp_path, best_is_kept):
+    fold = tmp_path / "fold0"
+    files = ["model.pt", "predictions.csv", "metrics.csv", "checkpoint_last.pt", "checkpoint_best.pt",
+             "head/checkpoint_last.pt", "head/checkpoint_best.pt", "finetune/checkpoint_last.pt"]  # two phases
+    for name in files:
+        (fold / name).parent.mkdir(parents=True, exist_ok=True)
+        (fold / name).write_bytes(b"x")
+    RunFolder(tmp_path).finish_fold("fold0", best_is_kept=best_is_kept)
+    left = sorted(str(path.relative_to(fold)) for path in fold.rglob("*") if path.is_file())
+    best = [] if best_is_kept else ["checkpoint_best.pt", "head/checkpoint_best.pt"]  # model.pt is the last epoch
+    assert left == sorted(["metrics.csv", "model.pt", "predictions.csv", *best])
+
+
 def test_a_run_folder_is_not_overwritten(sagittal_cohort, sdl_and_alexnet_runs, capsys):
     run, _ = sdl_and_alexnet_runs
     assert main(["cv", "sdl", "--cohort", str(sagittal_cohort), "-o", str(run), *sets()]) == 2
