@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from glioscope.augment.volumes import augmentation
-from glioscope.preprocess3d import VolumeSettings, build_volumes, cache, volume_from_file
+from glioscope.samples.volumes import VolumeSettings, build_volumes, cache, volume_from_file
 
 SETTINGS = {"quick (4 mm)": VolumeSettings(spacing=4.0, shape=(48, 56, 48)), "default (2 mm)": VolumeSettings()}
 

@@ -1,4 +1,4 @@
-"""Draw the skull strip of `glioscope.preprocess3d` on volumes with a skull: before (with the mask's outline) and after.
+"""Draw the skull strip of `glioscope.samples.volumes` on volumes with a skull: before (with the mask's outline) and after.
 
     python docs/make_skull_strip_figure.py T1_WITH_SKULL.nii.gz [MORE.nii.gz ...] [--phantom] [--titles ...] -o docs/skull_strip.png
 
@@ -24,8 +24,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from glioscope.preprocess3d import skullstrip
-from glioscope.preprocess3d.volume import ChannelSource, load_channel, resample
+from glioscope.samples.volumes import skullstrip
+from glioscope.samples.volumes.volume import ChannelSource, load_channel, resample
 
 
 def strip(path: Path, spacing: float) -> tuple[np.ndarray, np.ndarray, float]:
@@ -63,7 +63,7 @@ def draw(cases: list[tuple[str, np.ndarray, np.ndarray, float]], out: Path) -> N
     for axis in axes.ravel():
         axis.set_xticks([])
         axis.set_yticks([])
-    fig.suptitle("Skull strip by registration to the MNI152 template (glioscope.preprocess3d)", fontsize=9)
+    fig.suptitle("Skull strip by registration to the MNI152 template (glioscope.samples.volumes)", fontsize=9)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=80)

@@ -14,7 +14,7 @@ from glioscope.evaluate.calibration import brier, ece, reliability
 from glioscope.evaluate.operating_point import at_threshold, youden_threshold
 from glioscope.ingest import ingest
 from glioscope.leakcheck import NEAR_BITS, compare
-from glioscope.preprocess import SliceSet, SliceSettings, build_slices
+from glioscope.samples.slices import SliceSet, SliceSettings, build_slices
 from glioscope.synth import synthesize
 
 SAGITTAL_T1 = {"plane": ["sagittal"], "sequence": ["T1"]}

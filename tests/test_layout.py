@@ -31,8 +31,7 @@ def modules(folder: str) -> list[Path]:
     ("evaluate", ("glioscope.report", "glioscope.workflows", "glioscope.runner")),
     ("util", ("glioscope.cohort", "glioscope.io")),
     ("models", ("glioscope.train", "glioscope.runner", "glioscope.recipe")),
-    ("preprocess", ("glioscope.runner", "glioscope.train", "glioscope.recipe")),
-    ("preprocess3d", ("glioscope.runner", "glioscope.train", "glioscope.recipe")),
+    ("samples", ("glioscope.runner", "glioscope.train", "glioscope.recipe")),
 ])
 def test_dependencies_run_one_way(package, forbidden):
     for path in modules(package):

@@ -17,8 +17,8 @@ from glioscope.augment.prep import BatchPrep
 from glioscope.augment.settings import AugmentSettings
 from glioscope.ingest import ingest
 from glioscope.models import create_model
-from glioscope.preprocess import SliceSettings, build_slices
-from glioscope.preprocess3d import VolumeSettings, build_volumes
+from glioscope.samples.slices import SliceSettings, build_slices
+from glioscope.samples.volumes import VolumeSettings, build_volumes
 from glioscope.recipe import load_recipe
 from glioscope.samples import consolidated
 from glioscope.samples.datasets import SliceDataset
@@ -184,7 +184,7 @@ def test_a_second_build_reads_one_memory_mapped_array(sagittal, tmp_path, monkey
     def refuse(*args, **kwargs):
         raise AssertionError("a per-item entry was read although the set was there")
 
-    monkeypatch.setattr("glioscope.preprocess.cache.load", refuse)
+    monkeypatch.setattr("glioscope.samples.slices.cache.load", refuse)
     second = build_slices(sagittal, SliceSettings(size=32), cache, workers=1, progress=False)
     assert np.array_equal(first.images, second.images) and first.table.equals(second.table)
     assert second.notes == first.notes
@@ -222,7 +222,7 @@ def test_volumes_are_one_float16_memory_mapped_array(tiny_phantom, tmp_path, mon
     (array,) = (tmp_path / settings.key() / "sets").glob("*.npy")
     mapped = np.load(array, mmap_mode="r")
     assert mapped.dtype == np.float16 and mapped.shape == (len(first), 1, 20, 28, 24)
-    monkeypatch.setattr("glioscope.preprocess3d.cache.load", lambda path: pytest.fail("per-item entry read"))
+    monkeypatch.setattr("glioscope.samples.volumes.cache.load", lambda path: pytest.fail("per-item entry read"))
     again = build_volumes(frame.iloc[:4], settings, tmp_path, workers=1, progress=False)
     np.testing.assert_array_equal(again.volumes, first.volumes)
     assert again.table.equals(first.table)

@@ -13,7 +13,7 @@ from PIL import Image
 from glioscope import cohort
 from glioscope.errors import InputError
 from glioscope.ingest import ingest
-from glioscope.preprocess import SliceSettings, build_slices, slices_from_file
+from glioscope.samples.slices import SliceSettings, build_slices, slices_from_file
 
 
 def read(sources, **select):
@@ -234,7 +234,7 @@ def test_nothing_left_is_a_clear_error(image_folder):
 
 
 def test_parallel_decoding_matches_serial(sagittal_t1, tmp_path, monkeypatch):
-    monkeypatch.setattr("glioscope.preprocess.build._POOL_WORTH_SECONDS", 0.0)  # a pool even for tiny work
+    monkeypatch.setattr("glioscope.samples.slices.build._POOL_WORTH_SECONDS", 0.0)  # a pool even for tiny work
     serial = build(sagittal_t1, size=32)
     parallel = build_slices(sagittal_t1, SliceSettings(size=32), tmp_path / "cache", workers=2, progress=False)
     assert np.array_equal(serial.images, parallel.images) and serial.table.equals(parallel.table)

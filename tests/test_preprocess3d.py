@@ -18,15 +18,15 @@ from glioscope.errors import InputError
 from glioscope.ingest import ingest
 from glioscope.io import dicom, nifti
 from glioscope.augment.volumes import VolumeAugmentation, augmentation
-from glioscope.preprocess3d import (
+from glioscope.samples.volumes import (
     VolumeSettings,
     array_affine,
     build_volumes,
     skullstrip,
     volume_from_file,
 )
-from glioscope.preprocess3d.plan import plan_volumes
-from glioscope.preprocess3d.volume import preprocess, scale_intensities, to_array
+from glioscope.samples.volumes.plan import plan_volumes
+from glioscope.samples.volumes.volume import preprocess, scale_intensities, to_array
 
 QUICK = {"spacing": 4.0, "shape": (48, 56, 48)}
 

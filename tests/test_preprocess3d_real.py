@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from glioscope.ingest import ingest
-from glioscope.preprocess3d import VolumeSettings, build_volumes, volume_from_file
+from glioscope.samples.volumes import VolumeSettings, build_volumes, volume_from_file
 
 QUICK = {"spacing": 4.0, "shape": (48, 56, 48)}
 

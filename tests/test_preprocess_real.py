@@ -10,7 +10,7 @@ import pytest
 
 from glioscope.ingest import ingest
 from glioscope.io.images import load_image
-from glioscope.preprocess import SliceSettings, build_slices
+from glioscope.samples.slices import SliceSettings, build_slices
 
 
 def sample(shared_data: Path, *parts: str) -> Path:

@@ -13,7 +13,7 @@ import pytest
 from glioscope import cohort
 from glioscope.ingest import ingest
 from glioscope.io.dicom import VolumeGeometry
-from glioscope.preprocess import SliceSettings, build_slices, pixels
+from glioscope.samples.slices import SliceSettings, build_slices, pixels
 
 FOUR = ("FLAIR", "T1", "T1c", "T2")
 
@@ -35,7 +35,7 @@ def forbid_resampling(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("co-registered channels were resampled")
 
-    monkeypatch.setattr("glioscope.preprocess.resample.onto_grid", refuse)
+    monkeypatch.setattr("glioscope.samples.slices.resample.onto_grid", refuse)
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ def test_second_build_of_a_resampled_stack_opens_no_file(rsna, tmp_path, monkeyp
     def refuse(*args, **kwargs):
         raise AssertionError("a source file was opened on a cache hit")
 
-    for target in ("glioscope.io.dicom.load_series", "pydicom.dcmread", "glioscope.preprocess.resample.onto_grid"):
+    for target in ("glioscope.io.dicom.load_series", "pydicom.dcmread", "glioscope.samples.slices.resample.onto_grid"):
         monkeypatch.setattr(target, refuse)
     second = build(rsna, cache, channels=FOUR, size=32, selection="middle")
     assert np.array_equal(first.images, second.images) and first.table.equals(second.table)

@@ -11,8 +11,8 @@ from glioscope import defaults
 from glioscope.augment.settings import AugmentSettings
 from glioscope.cli import main
 from glioscope.models.spec import ModelSpec
-from glioscope.preprocess import SliceSettings
-from glioscope.preprocess3d import VolumeSettings
+from glioscope.samples.slices import SliceSettings
+from glioscope.samples.volumes import VolumeSettings
 from glioscope.recipe import RECIPE_DIR, Recipe, load_recipe
 from glioscope.samples.settings import DataSettings
 from glioscope.train.settings import TrainSettings

@@ -12,8 +12,8 @@ from glioscope.models import model_entry
 from glioscope.models.build import input_normalisation, reported_names
 from glioscope.models.outputs import probabilities
 from glioscope.models.spec import ModelSpec
-from glioscope.preprocess import SliceSet, SliceSettings
-from glioscope.preprocess3d import VolumeSet, VolumeSettings
+from glioscope.samples.slices import SliceSet, SliceSettings
+from glioscope.samples.volumes import VolumeSet, VolumeSettings
 from glioscope.samples import SampleSet
 
 

@@ -15,7 +15,7 @@ from glioscope.cli import main
 from glioscope.errors import InputError
 from glioscope.evaluate.aggregate import patient_mean, to_patients
 from glioscope.ingest import ingest
-from glioscope.preprocess import SliceSettings, build_slices, slices_from_file
+from glioscope.samples.slices import SliceSettings, build_slices, slices_from_file
 
 TUMOUR = dict(selection="tumour", channels="single", size=32)
 

@@ -75,6 +75,12 @@ _DEFAULTS = {
 _STRING_COLUMNS = [c for c in COLUMNS if c not in ("slice_index", "n_slices", "rows", "cols")]
 
 
+# What a reader notes when its source names no patients (glioscope.io.formats.imagefolder without a regex).
+NO_PATIENT_IDS = (
+    "no patient ids: each image is treated as its own patient, so patient-level separation "
+    "cannot be guaranteed (give --patient-regex to extract them from file names)"
+)
+
 @dataclass
 class Skip:
     """A file (or series) left out of the cohort, and why."""
@@ -91,6 +97,7 @@ class ReaderResult:
     skipped: list[Skip] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     format: str = ""
+    patient_ids: bool = True  # False when the source names no patients (each image its own patient)
 
 
 def to_frame(rows: list[dict]) -> pd.DataFrame:
@@ -178,8 +185,10 @@ def parse_selection(text: str | None) -> dict[str, list[str]]:
 # --- summary -----------------------------------------------------------------
 
 
-def summarise(frame: pd.DataFrame, skipped: list[Skip] = (), notes: list[str] = (), sources=()) -> dict:
-    """Counts a person checks before training: patients, classes, sequences, planes, skips."""
+def summarise(frame: pd.DataFrame, skipped: list[Skip] = (), notes: list[str] = (), sources=(),
+              patient_ids: bool = True) -> dict:
+    """Counts a person checks before training: patients, classes, sequences, planes, skips; `patient_ids` False
+    when a source named no patients (each image counted as its own patient)."""
     labelled = frame[frame["label"] != ""]
     per_class = {}
     for label, group in labelled.groupby("label"):
@@ -198,6 +207,7 @@ def summarise(frame: pd.DataFrame, skipped: list[Skip] = (), notes: list[str] = 
         "source_splits": dict(Counter(s for s in frame["source_split"] if s)),
         "skipped": [asdict(s) for s in skipped],
         "notes": list(notes),
+        "patient_ids": bool(patient_ids),
     }
 
 
@@ -279,10 +289,11 @@ def load(path: str | Path) -> pd.DataFrame:
 
 
 def has_patient_ids(path: str | Path) -> bool:
-    """False when ingest noted that the cohort's source has no patient ids (each image its own patient)."""
-    from glioscope.io.formats.imagefolder import NO_PATIENT_IDS
-
+    """False when the cohort's summary says that a source had no patient ids (each image its own patient)."""
     summary = Path(path) / "summary.json"
     if not summary.is_file():
         return True
-    return NO_PATIENT_IDS not in json.loads(summary.read_text(encoding="utf-8")).get("notes", [])
+    found = json.loads(summary.read_text(encoding="utf-8"))
+    if "patient_ids" in found:
+        return bool(found["patient_ids"])
+    return NO_PATIENT_IDS not in found.get("notes", [])  # a cohort ingested before the summary had the field

@@ -13,7 +13,6 @@ from glioscope.errors import InputError
 from glioscope.io import labels as label_table
 from glioscope.io.files import inside
 from glioscope.io.formats import FORMATS, ReadOptions, detect_format, read_source
-from glioscope.io.formats.imagefolder import NO_PATIENT_IDS
 from glioscope.util import atomic
 
 _SOURCE = "_source"  # which source a row came from, while sources are combined
@@ -67,7 +66,7 @@ def ingest(
 
 
 def _build(sources: list[Path], format: str, options: ReadOptions, select) -> tuple[pd.DataFrame, dict]:
-    frames, skipped, notes = [], [], []
+    frames, skipped, notes, patient_ids = [], [], [], True
     for source in sources:
         chosen = format
         if chosen == "auto":
@@ -77,8 +76,9 @@ def _build(sources: list[Path], format: str, options: ReadOptions, select) -> tu
         result = read_source(source, chosen, options)
         if not result.rows:
             raise InputError(source, "no images found" + _skip_hint(result.skipped))
-        if NO_PATIENT_IDS in result.notes:
-            options.say(f"WARNING: {NO_PATIENT_IDS}")
+        if not result.patient_ids:
+            options.say(f"WARNING: {cohort.NO_PATIENT_IDS}")
+        patient_ids = patient_ids and result.patient_ids
         # An empty item_id column stops to_frame from numbering each source from zero.
         frame = cohort.to_frame([{"item_id": "", **row} for row in result.rows])
         frame[_SOURCE] = str(source)
@@ -97,7 +97,8 @@ def _build(sources: list[Path], format: str, options: ReadOptions, select) -> tu
     cohort.validate(frame, sources[0] if len(sources) == 1 else "cohort")
     if skipped:
         options.say(f"warning: {len(skipped)} file(s) skipped; reasons below and in skipped.csv")
-    summary = cohort.summarise(frame, skipped, notes, sources=[s.expanduser().resolve() for s in sources])
+    summary = cohort.summarise(frame, skipped, notes, sources=[s.expanduser().resolve() for s in sources],
+                               patient_ids=patient_ids)
     return frame, summary
 
 

@@ -26,7 +26,7 @@ import torch
 import torchio as tio
 
 from glioscope.errors import InputError
-from glioscope.preprocess3d.settings import array_affine
+from glioscope.io.geometry import array_affine
 
 PRESETS = ("none", "light", "heavy")
 

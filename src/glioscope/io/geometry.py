@@ -77,3 +77,11 @@ def format_spacing(x: float | None, y: float | None, z: float | None) -> str:
     if x is None or y is None:
         return ""
     return ",".join(f"{v:.6g}" if v is not None else "" for v in (x, y, z))
+
+
+def array_affine(spacing: float) -> np.ndarray:
+    """The RAS affine of a (D, H, W) output array: D runs inferior to superior, H anterior to posterior,
+    W the patient's right to left (an axial slice volume[d] displays radiologically, like the 2D slices)."""
+    return np.array(
+        [[0.0, 0.0, -spacing, 0.0], [0.0, -spacing, 0.0, 0.0], [spacing, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+    )

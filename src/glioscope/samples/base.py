@@ -13,7 +13,7 @@ import torch
 class SampleSet(ABC):
     """Samples ready for a model: one array row and one table row per sample.
 
-    Implemented by `glioscope.preprocess.SliceSet` (2D) and `glioscope.preprocess3d.VolumeSet`
+    Implemented by `glioscope.samples.slices.SliceSet` (2D) and `glioscope.samples.volumes.VolumeSet`
     (3D). The table is keyed by `id_column` and has at least patient_id and label; `arrays`
     holds the samples in table order. A subclass is a dataclass with the fields `table`,
     `settings`, `skipped` and `notes`.

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Literal
 
 from glioscope import defaults
-from glioscope.preprocess.settings import SliceSettings
-from glioscope.preprocess3d.settings import VolumeSettings
+from glioscope.samples.slices.settings import SliceSettings
+from glioscope.samples.volumes.settings import VolumeSettings
 from glioscope.util import schema
 
 _default = defaults.of("data")

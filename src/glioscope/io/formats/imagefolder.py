@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from glioscope.cohort import ReaderResult, Skip
+from glioscope.cohort import NO_PATIENT_IDS, ReaderResult, Skip
 from glioscope.errors import InputError
 from glioscope.io.files import is_sidecar, walk_files
 from glioscope.io.formats.common import Census, split_name
@@ -14,10 +14,6 @@ from glioscope.io.labels import normalise_grade
 from glioscope.io.options import ReadOptions
 
 NAME = "imagefolder"
-NO_PATIENT_IDS = (
-    "no patient ids: each image is treated as its own patient, so patient-level separation "
-    "cannot be guaranteed (give --patient-regex to extract them from file names)"
-)
 _GRADES = {"II", "III", "IV", "LGG", "HGG", "healthy"}
 
 
@@ -82,6 +78,7 @@ def read(source: Path, options: ReadOptions) -> ReaderResult:
         )
     if pattern is None and result.rows:
         result.notes.insert(0, NO_PATIENT_IDS)
+        result.patient_ids = False
     return result
 
 

@@ -16,9 +16,9 @@ import numpy as np
 
 from glioscope.cohort import Skip
 from glioscope.errors import InputError
-from glioscope.preprocess import cache, ops, pixels, resample
-from glioscope.preprocess.pixels import Source
-from glioscope.preprocess.settings import SliceSettings
+from glioscope.samples.slices import cache, ops, pixels, resample
+from glioscope.samples.slices.pixels import Source
+from glioscope.samples.slices.settings import SliceSettings
 from glioscope.samples.entry_cache import reason_of, store
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from glioscope.preprocess3d import cache
-from glioscope.preprocess3d.plan import Planned, plan_volumes
-from glioscope.preprocess3d.settings import TABLE_COLUMNS, VolumeSettings
-from glioscope.preprocess3d.volume import process
-from glioscope.preprocess3d.volume_set import VolumeSet
+from glioscope.samples.volumes import cache
+from glioscope.samples.volumes.plan import Planned, plan_volumes
+from glioscope.samples.volumes.settings import TABLE_COLUMNS, VolumeSettings
+from glioscope.samples.volumes.volume import process
+from glioscope.samples.volumes.volume_set import VolumeSet
 from glioscope.samples.entry_cache import build_entries, checked, nothing_left, reason_of
 
 # A worker process imports torch, TorchIO and SimpleITK (several seconds on a busy machine): worth it beyond this.
@@ -27,7 +27,7 @@ def build_volumes(
 ) -> VolumeSet:
     """One volume per patient and study of a cohort table under `settings`; failures are listed in `skipped`.
 
-    With `cache_dir`, each volume is preprocessed once per settings (see glioscope.preprocess3d.cache);
+    With `cache_dir`, each volume is preprocessed once per settings (see glioscope.samples.volumes.cache);
     `workers` processes preprocess the others (None: one per CPU core).
     """
     frame = checked(frame, "to build volumes from")

@@ -24,7 +24,7 @@ from nibabel import orientations
 
 from glioscope.errors import InputError
 from glioscope.io import dicom, images, nifti
-from glioscope.preprocess import resample
+from glioscope.samples.slices import resample
 
 # Index of the RAS axis that each plane cuts along.
 _CUT_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from glioscope.cohort import Skip
-from glioscope.preprocess.decode import ItemTask
-from glioscope.preprocess.pixels import Source
-from glioscope.preprocess.settings import SliceSettings
+from glioscope.samples.slices.decode import ItemTask
+from glioscope.samples.slices.pixels import Source
+from glioscope.samples.slices.settings import SliceSettings
 
 
 @dataclass

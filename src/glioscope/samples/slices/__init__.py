@@ -33,9 +33,9 @@ Time a cold build (empty cache_dir), a warm one (same call again) and one with
 cache_dir=None to compare decode, cache-read and no-cache rates.
 """
 
-from glioscope.preprocess.build import build_slices
-from glioscope.preprocess.settings import SliceSettings
-from glioscope.preprocess.single import slices_from_file
-from glioscope.preprocess.slice_set import SliceSet
+from glioscope.samples.slices.build import build_slices
+from glioscope.samples.slices.settings import SliceSettings
+from glioscope.samples.slices.single import slices_from_file, slices_of_study
+from glioscope.samples.slices.slice_set import SliceSet
 
-__all__ = ["SliceSet", "SliceSettings", "build_slices", "slices_from_file"]
+__all__ = ["SliceSet", "SliceSettings", "build_slices", "slices_from_file", "slices_of_study"]

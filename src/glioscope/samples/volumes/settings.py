@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Annotated, Literal
 
-import numpy as np
 
 from glioscope import defaults
 from glioscope.errors import InputError
@@ -87,14 +86,6 @@ def _sequence(name, what: str) -> str:
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise InputError(None, f"volume settings: {message}")
-
-
-def array_affine(spacing: float) -> np.ndarray:
-    """The RAS affine of a (D, H, W) output array: D runs inferior to superior, H anterior to posterior,
-    W the patient's right to left (an axial slice volume[d] displays radiologically, like the 2D slices)."""
-    return np.array(
-        [[0.0, 0.0, -spacing, 0.0], [0.0, -spacing, 0.0, 0.0], [spacing, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
-    )
 
 
 TABLE_COLUMNS = [

@@ -12,7 +12,7 @@ from glioscope.augment.images import build_batch_affine, build_train_transform, 
 from glioscope.augment.images import normalisation as normalisation_stats
 from glioscope.augment.prep import BatchPrep
 from glioscope.cohort import Skip
-from glioscope.preprocess.settings import SliceSettings
+from glioscope.samples.slices.settings import SliceSettings
 from glioscope.samples.base import SampleSet
 from glioscope.samples.datasets import SliceDataset
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from glioscope.cohort import Skip, series_files
-from glioscope.preprocess3d.settings import VolumeSettings
+from glioscope.samples.volumes.settings import VolumeSettings
 from glioscope.samples.consolidated import Layout
 from glioscope.samples.entry_cache import read_npz, settings_folder, stamp, write_npz
 

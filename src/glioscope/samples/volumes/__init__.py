@@ -8,7 +8,7 @@
 Axis order: D runs inferior to superior (the axial slice axis, the "time" axis of the video
 models), H anterior to posterior, W from the patient's right to left, so `volumes[n, c, d]`
 shows an axial slice as a radiologist does (anterior up, the patient's right on the left),
-like the 2D slices of `glioscope.preprocess`; `settings.array_affine(spacing)` is its affine.
+like the 2D slices of `glioscope.samples.slices`; `glioscope.io.geometry.array_affine(spacing)` is its affine.
 
 Per study (see `volume` for the TorchIO steps, `skullstrip` for the brain mask): the channels'
 sequences are taken from the study's rows (a fallback, T1 for T1c by default, stands in for a
@@ -21,9 +21,10 @@ used (unreadable file, missing sequence, failed skull strip) are listed in `skip
 file and the reason.
 """
 
-from glioscope.preprocess3d.build import build_volumes
-from glioscope.preprocess3d.settings import VolumeSettings, array_affine
-from glioscope.preprocess3d.single import volume_from_file
-from glioscope.preprocess3d.volume_set import VolumeSet
+from glioscope.samples.volumes.build import build_volumes
+from glioscope.io.geometry import array_affine
+from glioscope.samples.volumes.settings import VolumeSettings
+from glioscope.samples.volumes.single import volume_from_file, volume_of_study
+from glioscope.samples.volumes.volume_set import VolumeSet
 
-__all__ = ["VolumeSet", "VolumeSettings", "array_affine", "build_volumes", "volume_from_file"]
+__all__ = ["VolumeSet", "VolumeSettings", "array_affine", "build_volumes", "volume_from_file", "volume_of_study"]

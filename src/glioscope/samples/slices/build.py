@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 
 from glioscope.cohort import Skip
-from glioscope.preprocess import cache
-from glioscope.preprocess.decode import decode_item
-from glioscope.preprocess.items import Item, plan_items
-from glioscope.preprocess.settings import TABLE_COLUMNS, SliceSettings
-from glioscope.preprocess.slice_set import SliceSet
+from glioscope.samples.slices import cache
+from glioscope.samples.slices.decode import decode_item
+from glioscope.samples.slices.items import Item, plan_items
+from glioscope.samples.slices.settings import TABLE_COLUMNS, SliceSettings
+from glioscope.samples.slices.slice_set import SliceSet
 from glioscope.samples.entry_cache import build_entries, checked, nothing_left, reason_of
 
 # Starting a pool of worker processes (and their imports) costs about a second: worth it beyond this much work.
@@ -28,7 +28,7 @@ def build_slices(
 ) -> SliceSet:
     """The slices of a cohort table's rows under `settings`; items that fail are listed in `skipped`.
 
-    With `cache_dir`, each item is decoded once per settings (see glioscope.preprocess.cache);
+    With `cache_dir`, each item is decoded once per settings (see glioscope.samples.slices.cache);
     `workers` processes decode the others (None: one per CPU core).
     """
     frame = checked(frame, "to cut slices from")

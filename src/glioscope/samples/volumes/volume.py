@@ -26,8 +26,8 @@ import torchio as tio
 from glioscope.cohort import Skip
 from glioscope.errors import InputError
 from glioscope.io import dicom, nifti
-from glioscope.preprocess3d import cache, skullstrip
-from glioscope.preprocess3d.settings import VolumeSettings
+from glioscope.samples.volumes import cache, skullstrip
+from glioscope.samples.volumes.settings import VolumeSettings
 from glioscope.samples.entry_cache import reason_of, store
 
 # Sequences whose contrast resembles the T1 template best: registration uses the first of them among the channels.

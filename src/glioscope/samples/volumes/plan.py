@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from glioscope.cohort import Skip
-from glioscope.preprocess3d.settings import VolumeSettings
-from glioscope.preprocess3d.volume import ChannelSource, VolumeTask
+from glioscope.samples.volumes.settings import VolumeSettings
+from glioscope.samples.volumes.volume import ChannelSource, VolumeTask
 
 _VOLUME_KINDS = ("volume", "series")
 # Rough costs on one core, for the pool decision: per source voxel (gzip, resampling) and per registration.

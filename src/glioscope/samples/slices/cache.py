@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from glioscope.cohort import Skip, series_files
-from glioscope.preprocess.pixels import Source
-from glioscope.preprocess.settings import SliceSettings
+from glioscope.samples.slices.pixels import Source
+from glioscope.samples.slices.settings import SliceSettings
 from glioscope.samples.consolidated import Layout
 from glioscope.samples.entry_cache import read_npz, settings_folder, stamp, write_npz
 

@@ -10,7 +10,7 @@ import torch
 
 from glioscope.cohort import Skip
 from glioscope.errors import InputError
-from glioscope.preprocess3d.settings import VolumeSettings
+from glioscope.samples.volumes.settings import VolumeSettings
 from glioscope.samples.base import SampleSet
 from glioscope.samples.datasets import VolumeDataset
 
