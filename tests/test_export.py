@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -11,9 +12,10 @@ import torch
 from glioscope import model_card
 from glioscope.cli import main
 from glioscope.models.outputs import probabilities
-from glioscope.predict import fold_models, predict
+from glioscope.predict import predict
+from glioscope.trained import TrainedRun
 from glioscope.recipe import load_recipe
-from glioscope.rundir import RunFolder
+from glioscope.rundir import RunFolder, RunRecord
 from glioscope.train.checkpoint import load_checkpoint
 
 
@@ -46,9 +48,8 @@ def test_the_package_has_its_card_metadata_and_weights_and_no_patient(package, t
 
 
 def test_torchscript_gives_the_pytorch_probabilities(package):
-    folder = RunFolder(package)
-    recipe = folder.recipe()
-    [(_, model), *_] = fold_models(folder, recipe.model, ["II", "III", "IV"], 3)
+    run = TrainedRun(package)
+    [(_, model), *_] = run.folds(SimpleNamespace(channels=3))
     scripted = torch.jit.load(str(package / "fold0" / "model.ts"))
     x = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -73,6 +74,6 @@ def test_predict_and_test_load_the_package_as_they_load_the_run(package, tiny_2d
 def test_the_card_says_what_a_task_is_known_to_be():
     recipe = load_recipe("eff")
     cohort = pd.DataFrame({"patient_id": ["a", "b"], "label": ["0", "1"], "path": ["/nowhere/a", "/nowhere/b"]})
-    caveats = model_card._caveats(recipe, {"leaky": True}, cohort, {"0": 1, "1": 1})
+    caveats = model_card._caveats(recipe, RunRecord("r", ["0", "1"], ["r"], leaky=True), cohort, {"0": 1, "1": 1})
     assert any("MGMT" in c for c in caveats) and any("leaky" in c for c in caveats)
     assert not any("phantom" in c for c in caveats)

@@ -111,8 +111,8 @@ def test_fused_run_folder_is_a_run(four):
     assert info["recipe"] == "fusion"
     assert info["models"] == ["fusion/mean", "fusion/logistic"]
     assert info["class_names"] == CLASSES and info["folds"] == [0, 1, 2]
-    assert [i["name"] for i in info["inputs"]] == list(SEQUENCES)
-    assert all(i["model"] == "eff" for i in info["inputs"])
+    assert [i["name"] for i in info["fusion"]["inputs"]] == list(SEQUENCES)
+    assert all(i["model"] == "eff" for i in info["fusion"]["inputs"])
     assert any("fusion/logistic" in n and "validation" in n for n in info["notes"])
     assert any("all 4 runs" in n for n in info["notes"])
     metrics = json.loads((out / "metrics.json").read_text())
@@ -284,7 +284,7 @@ def test_three_classes_fuse_too(tmp_path):
     got = fused(out, "fusion/logistic")
     assert np.allclose(got[[f"prob_{n}" for n in names]].sum(axis=1), 1)
     info = json.loads((out / "run.json").read_text())
-    assert info["inputs"][0]["model"] == "sdl/mean"
+    assert info["fusion"]["inputs"][0]["model"] == "sdl/mean"
     mean = fused(out, "fusion/mean")
     frames = [pd.read_csv(d / "predictions.csv", dtype={"fold": str, "patient_id": str}).query("model == 'sdl/mean'")
               .groupby(["fold", "patient_id"])["prob_IV"].mean() for d in dirs]

@@ -109,8 +109,8 @@ def test_a_run_says_what_its_weights_were_pretrained_on_and_warns_on_copied_imag
     with pytest.warns(UserWarning, match="identical to images of the patients this run evaluates"):
         assert main(["train", "r18", "--cohort", str(cohorts["evaluation"]), "-o", str(out), *args]) == 0
     info = json.loads((out / "run.json").read_text())
-    assert info["weights"]["summary"].startswith("pretrained on pretraining")
-    assert info["weights"]["pretrained"]["method"] == "supervised"
+    assert info["training"]["weights"]["summary"].startswith("pretrained on pretraining")
+    assert info["training"]["weights"]["pretrained"]["method"] == "supervised"
     assert any("120 tensors loaded into resnet18" in n for n in info["notes"])
     assert any("1 pretraining image(s) identical" in n for n in info["notes"])
     assert "pretrained on pretraining (pretraining-images), 8 patients, 24 images" in (out / "report.html").read_text()

@@ -15,7 +15,7 @@ from glioscope import split
 from glioscope.cli import main
 from glioscope.demo import GRADES, PATIENT_REGEX, _radiomics_cohort
 from glioscope.ingest import ingest
-from glioscope.radiomics.settings import is_radiomics_recipe, load_radiomics_recipe
+from glioscope.methods import find, load_recipe
 from glioscope.report import comparison_rows
 
 FAST = ["--set", "evaluate.bootstrap=30", "--set", "classifier.trees=25"]
@@ -156,7 +156,7 @@ def test_kaggle3m_slices_are_stacked_per_patient_in_slice_order_and_featurised(t
     from glioscope.radiomics.extract import _stack
     from glioscope.radiomics.inputs import patient_inputs
 
-    recipe = load_radiomics_recipe("radiomics")
+    _, recipe = load_recipe("radiomics")
     inputs = patient_inputs(cohort_table.load(tmp_path / "cohort"), recipe.data)
     assert inputs.channels == ["T1", "T1c", "FLAIR"]
     t1c = inputs.patients[0].channels[1]
@@ -174,13 +174,13 @@ def test_kaggle3m_slices_are_stacked_per_patient_in_slice_order_and_featurised(t
 
 
 def test_radiomics_recipes_are_checked_and_extendable(tmp_path, capsys):
-    assert is_radiomics_recipe("radiomics") and is_radiomics_recipe("radiomics-rf") and not is_radiomics_recipe("sdl")
+    assert [find(name)[0].kind for name in ("radiomics", "radiomics-rf", "sdl")] == ["radiomics", "radiomics", "deep"]
     own = tmp_path / "mine.yaml"
     own.write_text("base: radiomics-rf\nclassifier:\n  min_samples_leaf: [2]\n", encoding="utf-8")
-    recipe = load_radiomics_recipe(own, ["features.bin_width=10"], quick=True)
-    assert is_radiomics_recipe(own) and recipe.name == "mine" and recipe.classifier.model == "forest"
+    method, recipe = load_recipe(own, ["features.bin_width=10"], quick=True)
+    assert method.kind == "radiomics" and recipe.name == "mine" and recipe.classifier.model == "forest"
     assert recipe.classifier.min_samples_leaf == (2,) and recipe.classifier.trees == 200 and recipe.features.bin_width == 10
-    assert load_radiomics_recipe("radiomics").cv.folds == 5
+    assert load_recipe("radiomics")[1].cv.folds == 5
     assert main(["cv", "radiomics", "--cohort", str(tmp_path), "--set", "classifier.modle=forest"]) == 2
     assert "unknown setting 'classifier.modle'" in capsys.readouterr().err
     assert main(["cv", "radiomics", "--cohort", str(tmp_path), "--set", "classifier.model=svm"]) == 2

@@ -74,8 +74,8 @@ def test_the_same_seed_gives_identical_predictions_and_metrics(twin_runs, kind):
             assert (a / name).read_bytes() == (b / name).read_bytes(), name
     assert _without_clocks(a / "metrics.json") == _without_clocks(b / "metrics.json")
     info = json.loads((a / "run.json").read_text())
-    assert {p["dtype"] for p in info["precision"].values()} == {"fp32"}  # auto on a CPU: fp32, chosen, not timed
-    assert all(p["chosen_by"].startswith("auto") for p in info["precision"].values())
+    assert {p["dtype"] for p in info["training"]["precision"].values()} == {"fp32"}  # auto on a CPU: fp32, chosen, not timed
+    assert all(p["chosen_by"].startswith("auto") for p in info["training"]["precision"].values())
     assert "Precision" in (a / "report.html").read_text() and "fp32" in (a / "report.html").read_text()
 
 

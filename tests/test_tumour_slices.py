@@ -163,6 +163,6 @@ def test_tumour_recipe_runs_predicts_and_weights_the_vote(tiny_phantom, tmp_path
 
 
 def _settings(run: Path) -> SliceSettings:
-    from glioscope.rundir import RunFolder
+    from glioscope.trained import TrainedRun
 
-    return RunFolder(run).recipe().data.slices
+    return TrainedRun(run).recipe.data.slices

@@ -115,5 +115,5 @@ def test_training_never_downloads(torch_home, tmp_path, monkeypatch):
     assert main(["train", "r18", "--cohort", str(tmp_path / "cohort"), "-o", str(tmp_path / "run"), *args,
                  "--no-report"]) == 0  # ImageNet weights absent: from scratch, with a note, and no download
     assert not torch_home.exists() or not list(torch_home.iterdir())
-    weights = json.loads((tmp_path / "run" / "run.json").read_text())["weights"]
+    weights = json.loads((tmp_path / "run" / "run.json").read_text())["training"]["weights"]
     assert weights["source"] == "imagenet" and weights["on_disk"] is False  # run.json does not claim ImageNet

@@ -21,17 +21,15 @@ import numpy as np
 import pandas as pd
 
 from glioscope import cohort
+from glioscope.cohort import COHORT_FILE
 from glioscope.errors import InputError
-from glioscope.evaluate.aggregate import patient_mean
 from glioscope.ingest import ingest
-from glioscope.models.build import input_normalisation
-from glioscope.predict import fold_models, fold_probabilities, seen_in_training
-from glioscope.rundir import RunFolder
-from glioscope.samples import build_samples
+from glioscope.trained import TrainedRun
 from glioscope.util import atomic
 
+
 def _cohort_table(path: Path) -> bool:
-    return (path / "cohort.csv").is_file() or (path.is_file() and path.name == "cohort.csv")
+    return (path / COHORT_FILE).is_file() or (path.is_file() and path.name == COHORT_FILE)
 
 
 def read_inputs(inputs: list[Path], progress: bool = True) -> tuple[list[pd.DataFrame], list[dict], list[str]]:
@@ -77,16 +75,14 @@ def predict_batch(run_dir: Path, inputs: list[Path], progress: bool = True, read
 
     `read`: the inputs already read (read_inputs), so that they are not read twice.
     """
-    folder = RunFolder(run_dir)
-    recipe, info = folder.recipe(), folder.info()
-    names = list(info["class_names"])
+    run = TrainedRun(run_dir)
     frames, skipped, notes = read if read is not None else read_inputs(inputs, progress)
     skipped, notes = list(skipped), list(notes)
     if not frames:
         raise InputError(None, f"none of the {len(inputs)} input(s) could be read; e.g. {skipped[0]['reason']}")
     frame = pd.concat(frames, ignore_index=True)
     frame["item_id"] = [f"item{k:06d}" for k in range(len(frame))]  # unique over all inputs
-    wanted = {k: v for k, v in recipe.data.selection().items() if k in ("plane", "sequence")}
+    wanted = run.selection()
     if wanted:
         chosen = cohort.select(frame, wanted)
         if len(chosen) < len(frame):
@@ -94,35 +90,24 @@ def predict_batch(run_dir: Path, inputs: list[Path], progress: bool = True, read
         frame = chosen
     if frame.empty:
         raise InputError(None, f"no input row matches the run's selection {wanted}")
-    samples = build_samples(frame, recipe.data, None, progress)
-    skipped += [{"path": s.path, "reason": s.reason} for s in samples.skipped]
-    probabilities = _probabilities(folder, recipe, names, samples, progress)
-    return {"run": str(run_dir), "recipe": recipe.name, "classes": names,
-            "patients": _patients(samples, probabilities, names, folder), "skipped": skipped,
-            "notes": notes + list(samples.notes)}
+    result = run.predict_rows(frame, None, progress)
+    skipped += [{"path": s.path, "reason": s.reason} for s in result.inputs.skipped]
+    return {"run": str(run_dir), "recipe": run.recipe.name, "classes": run.class_names,
+            "patients": _patients(run, result), "skipped": skipped, "notes": notes + list(result.inputs.notes)}
 
 
-def _probabilities(folder: RunFolder, recipe, names: list[str], samples, progress: bool) -> np.ndarray:
-    """The fold models' mean probabilities of every sample, computed a batch at a time."""
-    models = fold_models(folder, recipe.model, names, samples.channels)
-    per_fold = fold_probabilities(models, samples, input_normalisation(recipe.model, recipe.data.normalize), progress)
-    return np.mean(list(per_fold.values()), axis=0)
-
-
-def _patients(samples, probabilities: np.ndarray, names: list[str], folder: RunFolder) -> list[dict]:
-    table = samples.table.reset_index(drop=True)
-    weights = samples.vote_weights()
-    seen = seen_in_training(folder, sorted(set(table["patient_id"])))
-    patients = []
-    for patient, group in table.groupby("patient_id", sort=True):
-        rows = group.index.to_numpy()
-        mean = patient_mean(probabilities[rows], None if weights is None else weights[rows])
-        inputs = sorted(set(group[samples.path_column].astype(str)))
-        patients.append({"patient_id": str(patient), "prediction": names[int(np.argmax(mean))],
-                         "probabilities": {n: round(float(v), 6) for n, v in zip(names, mean)},
-                         "n_samples": int(len(group)), "n_inputs": len(inputs), "inputs": inputs,
-                         "seen_in_training": patient in seen})
-    return patients
+def _patients(run: TrainedRun, result) -> list[dict]:
+    patients = result.patients()
+    seen = run.seen_patients([p.patient_id for p in patients])
+    path_column = result.inputs.path_column
+    entries = []
+    for patient in patients:
+        inputs = sorted(set(result.table.loc[patient.rows, path_column].astype(str)))
+        scores = result.scores(patient.probabilities)
+        entries.append({"patient_id": patient.patient_id, "prediction": scores["prediction"],
+                        "probabilities": scores["probabilities"], "n_samples": int(len(patient.rows)), "n_inputs": len(inputs), "inputs": inputs,
+                        "seen_in_training": patient.patient_id in seen})
+    return entries
 
 
 def write_batch(result: dict, out: Path) -> tuple[Path, Path]:

@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(run=_compare)
 
     fuse = verbs.add_parser("fuse", help="late fusion of runs on the same splits, e.g. one run per MRI sequence")
-    fuse.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run folders trained on the same splits.csv")
+    fuse.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run folders trained on the same splits")
     fuse.add_argument("-o", "--out", type=Path, required=True, metavar="OUT", help="the fused run folder")
     fuse.add_argument("--methods", nargs="+", default=["mean", "logistic"], choices=("mean", "logistic"),
                       help="mean of the patient probabilities; logistic regression fit on each fold's validation patients")
@@ -227,45 +227,40 @@ def _split(args) -> None:
 
 
 def _train(args) -> None:
-    from glioscope.radiomics.settings import is_radiomics_recipe
-    from glioscope.recipe import load_recipe
-    from glioscope.runner import run
+    from glioscope.rundir import REPORT
+    from glioscope.methods import load_recipe
 
-    if is_radiomics_recipe(args.recipe):  # features in the tumour mask and a classifier, on the same folds
-        from glioscope.radiomics.run import run_command
-
-        return run_command(args)
     overrides = list(args.overrides) + ([f"cv.folds={args.folds}"] if args.folds else [])
-    recipe = load_recipe(args.recipe, overrides, quick=args.quick)  # every value checked before anything is written
+    method, recipe = load_recipe(args.recipe, overrides, quick=args.quick)  # every value checked before any output
     if args.folds and args.splits:
         raise GlioscopeError("--folds and --splits both say how to split: the splits decide; give one of them")
     if args.folds and recipe.cv.mode != "kfold":  # honoured, never ignored: k folds of every patient
         print(f"note: --folds {args.folds}: {args.folds}-fold cross-validation of every patient, instead of the "
               f"recipe's cv.mode {recipe.cv.mode}" + (f" (test fraction {recipe.cv.test_fraction:g})"
                                                       if recipe.cv.test_fraction else ""))
-        recipe = load_recipe(args.recipe, overrides + ["cv.mode=kfold", "cv.test_fraction=0"], quick=args.quick)
+        method, recipe = load_recipe(args.recipe, overrides + ["cv.mode=kfold", "cv.test_fraction=0"], quick=args.quick)
     out = args.out or Path("runs") / recipe.name
-    folds = getattr(args, "fold", None)
-    run_dir = run(recipe, args.cohort, out, splits_path=args.splits, folds=folds, resume=args.resume,
-                  report=not args.no_report)
+    run_dir = method.run(recipe, args.cohort, out, splits=args.splits, folds=getattr(args, "fold", None),
+                         resume=args.resume, report=not args.no_report)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, the first process reports
         return
     if not args.no_report:
         from glioscope.report import headline_text
 
         print(headline_text(run_dir))
-        print(f"Report: {run_dir / 'report.html'}")
+        print(f"Report: {run_dir / REPORT}")
     print(f"Run folder: {run_dir}")
 
 
 def _evaluate(args) -> None:
+    from glioscope.rundir import REPORT
     from glioscope.report import headline_text
     from glioscope.workflows import finish
 
     finish(args.run_dir, n_boot=args.bootstrap, report=not args.no_report)
     print(headline_text(args.run_dir))
     if not args.no_report:
-        print(f"Report: {args.run_dir / 'report.html'}")
+        print(f"Report: {args.run_dir / REPORT}")
 
 
 def _compare(args) -> None:
@@ -278,6 +273,7 @@ def _compare(args) -> None:
 
 
 def _fuse(args) -> None:
+    from glioscope.rundir import REPORT
     from glioscope.report import headline_text
     from glioscope.rundir import RunFolder
     from glioscope.workflows import fuse
@@ -286,7 +282,7 @@ def _fuse(args) -> None:
     for note in RunFolder(out).info()["fusion"]["skipped"]:
         print(f"note: {note}")
     print(headline_text(out))
-    print(f"Report: {out / 'report.html'}")
+    print(f"Report: {out / REPORT}")
     print(f"Run folder: {out}")
 
 
@@ -325,9 +321,9 @@ def _predict(args) -> None:
 
 
 def _test(args) -> None:
-    from glioscope.external import ExternalSettings
+    from glioscope.rundir import REPORT
+    from glioscope.external import ExternalSettings, external_test
     from glioscope.report import headline_text
-    from glioscope.workflows import external_test
 
     mapping = {}
     for pair in filter(None, (args.class_map or "").split(",")):
@@ -338,7 +334,7 @@ def _test(args) -> None:
     settings = ExternalSettings(mapping, args.allow_shared_patients, args.allow_duplicates)
     out = external_test(args.run_dir, args.cohort, args.out, settings, overwrite=args.overwrite, n_boot=args.bootstrap)
     print(headline_text(out))
-    print(f"Report: {out / 'report.html'}")
+    print(f"Report: {out / REPORT}")
 
 
 def _leakcheck(args) -> None:
@@ -358,11 +354,12 @@ def _leakcheck(args) -> None:
 
 def _export(args) -> None:
     from glioscope.export import export_run
+    from glioscope.rundir import MODEL_CARD
 
     checks = export_run(args.run_dir, args.out, torchscript=args.torchscript, overwrite=args.overwrite)
     for fold, difference in checks["torchscript_max_difference"].items():
         print(f"{fold}: TorchScript matches PyTorch within {difference:.1e}")
-    print(f"Model package: {args.out} (model card: {args.out / 'README.md'})")
+    print(f"Model package: {args.out} (model card: {args.out / MODEL_CARD})")
 
 
 def _serve(args) -> None:

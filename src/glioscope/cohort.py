@@ -75,6 +75,8 @@ _DEFAULTS = {
 _STRING_COLUMNS = [c for c in COLUMNS if c not in ("slice_index", "n_slices", "rows", "cols")]
 
 
+COHORT_FILE = "cohort.csv"  # a cohort folder's table (and a run folder's copy of the rows it used)
+
 # What a reader notes when its source names no patients (glioscope.io.formats.imagefolder without a regex).
 NO_PATIENT_IDS = (
     "no patient ids: each image is treated as its own patient, so patient-level separation "
@@ -267,7 +269,7 @@ def save(out_dir: Path, frame: pd.DataFrame, summary: dict) -> None:
     """Write cohort.csv, skipped.csv, summary.json and summary.txt into `out_dir`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic.write_csv(out_dir / "cohort.csv", frame)
+    atomic.write_csv(out_dir / COHORT_FILE, frame)
     atomic.write_csv(out_dir / "skipped.csv", pd.DataFrame(summary["skipped"], columns=["path", "reason"]))
     atomic.write_json(out_dir / "summary.json", summary)
     atomic.write_text(out_dir / "summary.txt", format_summary(summary) + "\n")
@@ -276,7 +278,7 @@ def save(out_dir: Path, frame: pd.DataFrame, summary: dict) -> None:
 def load(path: str | Path) -> pd.DataFrame:
     """Read a cohort table from its folder or its CSV file, and check it."""
     path = Path(path)
-    csv = path / "cohort.csv" if path.is_dir() else path
+    csv = path / COHORT_FILE if path.is_dir() else path
     if not csv.is_file():
         raise InputError(path, "no cohort table here; expected a folder written by `glioscope ingest` or a cohort.csv")
     try:

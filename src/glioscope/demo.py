@@ -18,12 +18,11 @@ from pathlib import Path
 import pandas as pd
 
 from glioscope import __version__, split
-from glioscope.recipe import load_recipe
 from glioscope.ingest import ingest
-from glioscope.radiomics.run import run_radiomics
-from glioscope.radiomics.settings import load_radiomics_recipe
+from glioscope.methods import load_recipe
 from glioscope.report import comparison_rows, headline_text, write_comparison
-from glioscope.runner import run
+from glioscope.rundir import FEATURES, REPORT
+from glioscope.split import SPLITS
 from glioscope.synth import synthesize
 from glioscope.util.atomic import write_csv
 
@@ -80,19 +79,19 @@ def run_demo(out: Path, seed: int = 0) -> dict:
     runs = {}
     for name in ("sdl", "alexnet"):
         print(f"\nTraining {name} from scratch on the 3 folds")
-        recipe = load_recipe(name, SHORT_SCHEDULE + ["model.weights=none", f"train.seed={seed}"], quick=True)
-        runs[name] = run(recipe, cohort_dir, out / "runs" / name, splits_path=splits_dir, resume=_resumable(out / "runs" / name),
-                         cache_dir=out / "cache")
+        method, recipe = load_recipe(name, SHORT_SCHEDULE + ["model.weights=none", f"train.seed={seed}"], quick=True)
+        runs[name] = method.run(recipe, cohort_dir, out / "runs" / name, splits=splits_dir,
+                                resume=_resumable(out / "runs" / name), cache_dir=out / "cache")
         print(headline_text(runs[name]))
 
     print("\nRadiomics baselines on the same folds: PyRadiomics features of the T1c volume inside each patient's "
           "tumour segmentation (the phantom's BraTS layout, the same patients)")
     radiomics_cohort = _radiomics_cohort(phantom, out)
     for name in RADIOMICS:
-        recipe = load_radiomics_recipe(name, ["evaluate.bootstrap=500", f"classifier.seed={seed}",
-                                              f"data.cache={out / 'cache'}"], quick=True)
-        runs[name] = run_radiomics(recipe, radiomics_cohort, out / "runs" / name, splits_path=splits_dir,
-                                   resume=_resumable(out / "runs" / name))
+        method, recipe = load_recipe(name, ["evaluate.bootstrap=500", f"classifier.seed={seed}",
+                                            f"data.cache={out / 'cache'}"], quick=True)
+        runs[name] = method.run(recipe, radiomics_cohort, out / "runs" / name, splits=splits_dir,
+                                resume=_resumable(out / "runs" / name))
         print(headline_text(runs[name]))
 
     comparison = write_comparison(list(runs.values()), out / "comparison.html")
@@ -102,15 +101,15 @@ def run_demo(out: Path, seed: int = 0) -> dict:
 
     paths = {
         "comparison": comparison,
-        "SDL report": runs["sdl"] / "report.html",
-        "AlexNet report": runs["alexnet"] / "report.html",
-        "radiomics report": runs["radiomics"] / "report.html",
-        "radiomics-rf report": runs["radiomics-rf"] / "report.html",
-        "radiomics features": runs["radiomics"] / "features.csv",
+        "SDL report": runs["sdl"] / REPORT,
+        "AlexNet report": runs["alexnet"] / REPORT,
+        "radiomics report": runs["radiomics"] / REPORT,
+        "radiomics-rf report": runs["radiomics-rf"] / REPORT,
+        "radiomics features": runs["radiomics"] / FEATURES,
         "montage": phantom / "montage.png",
         "phantom": phantom,
         "cohort summary": cohort_dir / "summary.txt",
-        "splits": splits_dir / "splits.csv",
+        "splits": splits_dir / SPLITS,
     }
     print(f"\nDemo finished in {time.perf_counter() - start:.0f} s. Outputs:")
     for name, path in paths.items():
@@ -141,7 +140,7 @@ def _radiomics_cohort(phantom: Path, out: Path) -> Path:
 
 def _resumable(run_dir: Path) -> bool:
     """Continue a run an earlier demo left unfinished; start afresh otherwise."""
-    if run_dir.exists() and not (run_dir / "report.html").is_file():
+    if run_dir.exists() and not (run_dir / REPORT).is_file():
         return True
     if run_dir.exists():
         import shutil

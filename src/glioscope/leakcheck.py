@@ -28,13 +28,15 @@ import numpy as np
 import pandas as pd
 from scipy.fft import dctn
 
+from glioscope.errors import InputError
+from glioscope.rundir import COHORT, DUPLICATES, FINGERPRINTS, RunFolder
+from glioscope.samples import build_samples
 from glioscope.util import atomic
 
 NEAR_BITS = 20  # of 256
 MIN_CONTENT = 0.15
 _SIDE, _LOW = 32, 16
 _CHUNK = 1024
-FILE = "duplicates.csv"
 
 
 def exact_hash(array: np.ndarray) -> str:
@@ -82,20 +84,17 @@ class Duplicates:
     def notes(self) -> list[str]:
         notes = []
         if self.exact:
-            notes.append(f"{len(self.exact)} image(s) identical in both cohorts (duplicates.csv)")
+            notes.append(f"{len(self.exact)} image(s) identical in both cohorts ({DUPLICATES})")
         if self.near:
             pairs = ", ".join(f"{a} ~ {b}" for a, b, _ in self.patients[:5])
             notes.append(f"warning: {len(self.near)} near-duplicate image pair(s) between the two cohorts "
-                         f"(at most {NEAR_BITS} of 256 hash bits apart; patients {pairs}; duplicates.csv)")
+                         f"(at most {NEAR_BITS} of 256 hash bits apart; patients {pairs}; {DUPLICATES})")
         return notes
 
     def frame(self) -> pd.DataFrame:
         rows = [{"kind": "exact", "first": a, "second": b, "distance": 0} for a, b in self.exact]
         rows += [{"kind": "near", "first": a, "second": b, "distance": d} for a, b, d in self.near]
         return pd.DataFrame(rows, columns=["kind", "first", "second", "distance"])
-
-    def write(self, folder: Path) -> None:
-        atomic.write_csv(Path(folder) / FILE, self.frame())
 
 
 @dataclass
@@ -126,6 +125,30 @@ class Fingerprints:
     def load(cls, path: Path) -> "Fingerprints":
         with np.load(path, allow_pickle=False) as archive:
             return cls(**{k: archive[k] for k in cls.__dataclass_fields__})
+
+    @classmethod
+    def of_vectors(cls, ids, patients, vectors: np.ndarray) -> "Fingerprints":
+        """Fingerprints of feature vectors (a radiomics run's, one per patient): they match only when identical
+        (the same image and mask), so the perceptual hash is the digest's bits, 128 apart on average."""
+        digests = [exact_hash(np.round(np.asarray(v, np.float64), 9)) for v in vectors]
+        words = np.array([np.frombuffer(bytes.fromhex(d), dtype=">u8").astype(np.uint64) for d in digests],
+                         dtype=np.uint64).reshape(len(digests), 4)
+        return cls(np.asarray(ids, dtype=str), np.asarray(patients, dtype=str), np.array(digests, dtype="U64"), words,
+                   np.ones(len(digests), dtype=bool))
+
+
+def folder_fingerprints(path: Path, data, progress: bool = True) -> Fingerprints | None:
+    """The fingerprints of the images a run folder trained on, made from its cohort with `data` (DataSettings), or
+    a model package's own; None when neither is available (the cohort's files are gone)."""
+    folder = RunFolder(path)
+    if (folder / FINGERPRINTS).is_file():
+        return Fingerprints.load(folder / FINGERPRINTS)
+    if not (folder / COHORT).is_file():
+        return None
+    try:
+        return Fingerprints.of(build_samples(folder.cohort(), data, data.cache_dir(), progress))
+    except InputError:
+        return None
 
 
 def compare(first, second, near_bits: int = NEAR_BITS) -> Duplicates:
@@ -165,7 +188,6 @@ def check_cohorts(first_path: Path, second_path: Path, recipe: str = "base") -> 
     from glioscope import cohort, split
     from glioscope.errors import PatientLeakError
     from glioscope.recipe import load_recipe
-    from glioscope.samples import build_samples
 
     data = load_recipe(recipe).data
     frames = [cohort.load(path) for path in (first_path, second_path)]

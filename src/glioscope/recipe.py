@@ -33,7 +33,7 @@ from glioscope.train.settings import TrainSettings
 from glioscope.util import schema
 from glioscope.util.schema import SettingError, at_least, fraction
 
-RECIPE_DIR = Path(__file__).parent / "recipes"
+RECIPE_DIR = defaults.RECIPE_DIR
 
 _task, _cv, _evaluate, _top = (defaults.of(s) for s in ("task", "cv", "evaluate", ""))
 
@@ -133,6 +133,66 @@ class Recipe(ResolvedRecipe):
                                                    f"least {smallest} px")
 
 
+@dataclass(frozen=True)
+class RecipeKind:
+    """One kind of method's recipes: the folder its shipped recipes are in, the schema file (the defaults of
+    every setting) that each of its recipes' `base` chains ends in, and the class a resolved recipe is."""
+
+    name: str
+    folder: Path
+    schema: Path
+    recipe_class: type
+    bare: bool = False  # a recipe file that names neither a base nor a kind is of this kind (its base: the schema)
+
+    def find(self, name_or_path: str | Path) -> Path | None:
+        """A YAML file, or the file of a recipe of this kind shipped with glioscope; None when neither."""
+        return find_recipe_file(name_or_path, self.folder)
+
+    def names(self) -> list[str]:
+        """The recipes of this kind shipped with glioscope (the schema file is one too: every default)."""
+        return sorted(p.stem for p in self.folder.glob("*.yaml"))
+
+    def owns(self, path: Path, seen: tuple[Path, ...] = ()) -> bool:
+        """Whether a recipe file is of this kind: it is the schema, says `kind: <name>`, or its base chain is."""
+        path = Path(path).resolve()
+        if path == self.schema.resolve():
+            return True
+        if path in seen:
+            return False
+        try:
+            data = read_recipe_file(path)
+        except InputError:
+            return False
+        if data.get("kind"):
+            return data["kind"] == self.name
+        if not data.get("base"):
+            return self.bare
+        parent = self.find(data["base"])
+        return parent is not None and self.owns(parent, seen + (path,))
+
+    def resolve(self, path: Path, seen: tuple[Path, ...] = ()) -> dict:
+        """The recipe at `path` merged onto its bases; the chain ends in the schema file."""
+        if path.resolve() in seen:
+            raise InputError(path, "recipe extends itself (base: loop)")
+        data = read_recipe_file(path)
+        base = data.pop("base", None)
+        if path.resolve() == self.schema.resolve():
+            return data
+        parent = self.find(base or self.schema.stem)
+        if parent is None or not self.owns(parent):
+            raise InputError(path, f"base {base!r} is not a {self.name} recipe ({', '.join(self.names())} or a file "
+                                   "extending them)")
+        return merge_onto_base(self.resolve(parent, seen + (path.resolve(),)), data)
+
+    def load(self, path: Path, overrides: Sequence[str] = (), quick: bool = False):
+        """The resolved, checked recipe of the file `path`: its bases merged, `quick` applied if asked, then the
+        `--set` overrides, onto every setting's default (so that --set may name any setting)."""
+        config = self.resolve(Path(path))
+        config["name"] = read_recipe_file(path).get("name") or Path(path).stem
+        config = merge(self.recipe_class().to_dict(), config)
+        return self.recipe_class.from_dict(apply_settings(config, overrides, quick))
+
+
 def find_recipe_file(name_or_path: str | Path, folder: Path) -> Path | None:
     """A YAML file, or the file of a recipe shipped in `folder`; None when neither."""
     path = Path(name_or_path)
@@ -142,19 +202,10 @@ def find_recipe_file(name_or_path: str | Path, folder: Path) -> Path | None:
     return shipped if path.suffix in ("", ".yaml", ".yml") and shipped.is_file() else None
 
 
-def recipe_path(name_or_path: str | Path) -> Path:
-    """A recipe file: a path, or the name of a recipe shipped with glioscope."""
-    path = find_recipe_file(name_or_path, RECIPE_DIR)
-    if path is None:
-        known = ", ".join(sorted(p.stem for p in RECIPE_DIR.glob("*.yaml")))
-        raise InputError(name_or_path, f"no such recipe; give a YAML file or one of: {known}")
-    return path
-
-
 def read_recipe_file(path: Path) -> dict:
     """A recipe file's mapping, as written (its `base` not yet resolved)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise InputError(path, f"is not valid YAML ({exc})") from None
     if not isinstance(data, dict):
@@ -169,17 +220,6 @@ def merge_onto_base(parent: dict, data: dict) -> dict:
     if quick:
         merged["quick"] = quick
     return merged
-
-
-def _resolve(path: Path, seen: tuple[Path, ...] = ()) -> dict:
-    """The recipe at `path` merged onto its bases; every chain ends in base.yaml."""
-    if path in seen:
-        raise InputError(path, "recipe extends itself (base: loop)")
-    data = read_recipe_file(path)
-    base = data.pop("base", None)
-    if path.resolve() == defaults.BASE.resolve():
-        return data
-    return merge_onto_base(_resolve(recipe_path(base or "base"), seen + (path,)), data)
 
 
 def merge(base: dict, update: dict) -> dict:
@@ -223,12 +263,15 @@ def set_dotted(config: dict, dotted: str, value) -> None:
     node[keys[-1]] = value
 
 
+DEEP = RecipeKind("deep", RECIPE_DIR, defaults.BASE, Recipe, bare=True)
+
+
 def load_recipe(name_or_path: str | Path, overrides: Sequence[str] = (), quick: bool = False) -> Recipe:
-    """The resolved, checked recipe: its bases merged, `quick` applied if asked, then the overrides."""
-    path = recipe_path(name_or_path)
-    config = _resolve(path)
-    config["name"] = read_recipe_file(path).get("name") or path.stem
-    return Recipe.from_dict(apply_settings(config, overrides, quick))
+    """A deep recipe, resolved and checked (every kind of method: glioscope.methods.load_recipe)."""
+    path = DEEP.find(name_or_path)
+    if path is None or not DEEP.owns(path):
+        raise InputError(name_or_path, f"no such deep recipe; give a YAML file or one of: {', '.join(DEEP.names())}")
+    return DEEP.load(path, overrides, quick)
 
 
 def apply_settings(config: dict, overrides: Sequence[str] = (), quick: bool = False) -> dict:

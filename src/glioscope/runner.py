@@ -21,9 +21,10 @@ from glioscope.errors import GlioscopeError
 from glioscope.interpret import save_gradcam
 from glioscope.models.build import build_model, input_normalisation, reported_names
 from glioscope.models import model_entry
+from glioscope.pretrain import provenance
 from glioscope.pretrain.leaks import check_run as check_pretrained
 from glioscope.recipe import Recipe
-from glioscope.rundir import RunFolder, prediction_table
+from glioscope.rundir import COHORT, SKIPPED, RunFolder, RunRecord, prediction_table
 from glioscope.samples import SampleSet, build_samples
 from glioscope.train import ddp, trainer_class
 from glioscope.train.weights import class_weights
@@ -44,7 +45,7 @@ def run(recipe: Recipe, cohort_path: Path, out: Path, splits_path: Path | None =
     samples = build_samples(frame, recipe.data, Path(cache_dir) if cache_dir else recipe.data.cache_dir(), progress)
     if samples.skipped:
         first = samples.skipped[0]
-        notes.append(f"{len(samples.skipped)} cohort item(s) could not be used and were left out (samples_skipped.csv; "
+        notes.append(f"{len(samples.skipped)} cohort item(s) could not be used and were left out ({SKIPPED}; "
                      f"e.g. {first.path}: {first.reason})")
     for note in notes:  # every cohort row is used or accounted for, on the console too
         print(f"note: {note}")
@@ -61,8 +62,12 @@ def run(recipe: Recipe, cohort_path: Path, out: Path, splits_path: Path | None =
         _run_job(recipe, job, samples, names, folder, resume, progress and context.is_main, notes, context,
                  gradcam=k == 0)
     if context.is_main:
-        folder.write_run_info(recipe, names, reported_names(recipe.model, recipe.name), table, meta, notes, samples,
-                              cohort.has_patient_ids(cohort_path), folder.precisions([job.name for job in jobs]))
+        folder.write_record(RunRecord.of_recipe(
+            recipe, names, reported_names(recipe.model, recipe.name), table, meta, notes=notes,
+            patient_ids=cohort.has_patient_ids(cohort_path), cohort=str(folder / COHORT),
+            samples={"kind": samples.kind, "count": int(len(samples.table)), "settings": samples.settings.__dict__},
+            training={"precision": folder.precisions([job.name for job in jobs]),
+                      "weights": provenance.record(recipe.model)}))  # named, or what it was pretrained on
         folder.merge_predictions([job.name for job in jobs])
         if report:
             from glioscope.workflows import finish  # evaluation and the report, composed there

@@ -28,6 +28,8 @@ from sklearn.model_selection import StratifiedGroupKFold
 from glioscope.errors import GlioscopeError, InputError, PatientLeakError
 from glioscope.util import atomic
 
+SPLITS, SPLIT_META = "splits.csv", "split.json"  # a split folder's files (and a run folder's copies)
+
 SPLIT_COLUMNS = ["item_id", "patient_id", "label", "partition", "fold", "leaky"]
 LEAKY_WARNING = (
     "LEAKY SPLIT: items of one patient may sit in both training and evaluation "
@@ -241,8 +243,8 @@ def _is_leaky(table: pd.DataFrame) -> bool:
 def save(out_dir: Path, table: pd.DataFrame, meta: dict, overwrite: bool = False) -> Path:
     """Write splits.csv, split.json and summary.txt into a new folder, atomically."""
     with atomic.atomic_dir(out_dir, overwrite=overwrite) as tmp:
-        atomic.write_csv(tmp / "splits.csv", table)
-        atomic.write_json(tmp / "split.json", meta)
+        atomic.write_csv(tmp / SPLITS, table)
+        atomic.write_json(tmp / SPLIT_META, meta)
         atomic.write_text(tmp / "summary.txt", format_split(meta) + "\n")
     return Path(out_dir)
 
@@ -250,11 +252,11 @@ def save(out_dir: Path, table: pd.DataFrame, meta: dict, overwrite: bool = False
 def load(path: str | Path, allow_leaky: bool = False) -> tuple[pd.DataFrame, dict]:
     """Read a split folder (or splits.csv) and run the leak check on it."""
     path = Path(path)
-    csv = path / "splits.csv" if path.is_dir() else path
+    csv = path / SPLITS if path.is_dir() else path
     if not csv.is_file():
         raise InputError(path, "no split table here; expected a folder written by `glioscope split`")
     table = pd.read_csv(csv, dtype={"item_id": str, "patient_id": str, "label": str}, keep_default_na=False)
-    meta_path = csv.with_name("split.json")
+    meta_path = csv.with_name(SPLIT_META)
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     table["fold"] = table["fold"].astype(int)
     table["leaky"] = table["leaky"].astype(str).str.lower().isin(["true", "1"])
@@ -283,7 +285,7 @@ def fold_assignment(run_dir: Path) -> pd.Series:
 
     Two runs share their folds when these agree (glioscope compare and fuse check it).
     """
-    path = run_dir / "splits.csv"
+    path = run_dir / SPLITS
     if not path.is_file():
         raise InputError(path, "not found: cannot check that the runs share their folds")
     splits = pd.read_csv(path, dtype={"patient_id": str, "partition": str})

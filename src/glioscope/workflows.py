@@ -2,8 +2,7 @@
 
 `finish` evaluates a run folder (glioscope.evaluate) and writes its report
 (glioscope.report, with the Grad-CAM panels its folds saved); `fuse` writes a fused run
-folder and finishes it; `external_test` applies a run to an external cohort
-(glioscope.external), evaluates that and writes its report beside the run's CV figures.
+folder and finishes it. (An external test composes its own: glioscope.external.external_test.)
 The evaluate package never imports the report package.
 """
 
@@ -15,7 +14,6 @@ from typing import Sequence
 from glioscope.evaluate import fusion
 from glioscope.evaluate.run import evaluate_run
 from glioscope.report import write_report
-from glioscope.report.external import write_external_report
 from glioscope.rundir import RunFolder
 from glioscope.util import atomic
 
@@ -44,18 +42,4 @@ def fuse(run_dirs: Sequence[str | Path], out: str | Path, methods: Sequence[str]
     with atomic.atomic_dir(out, overwrite=overwrite) as tmp:
         RunFolder(tmp).write_fused(fused)
         finish(tmp, n_boot=n_boot, seed=seed, name=out.name)
-    return out
-
-
-def external_test(run_dir: str | Path, cohort_path: str | Path, out: str | Path, settings=None, overwrite: bool = False,
-                  n_boot: int = 1000, seed: int = 0, progress: bool = True, cache_dir: Path | None = None) -> Path:
-    """Apply a trained run to a labelled external cohort: predictions, metrics with intervals and calibration,
-    and a report beside the run's own CV figures, in the new folder `out` (see glioscope.external)."""
-    from glioscope.external import predict_external
-
-    out = Path(out)
-    with atomic.atomic_dir(out, overwrite=overwrite) as tmp:
-        predict_external(Path(run_dir), Path(cohort_path), tmp, settings, progress=progress, cache_dir=cache_dir)
-        evaluate_run(tmp, n_boot=n_boot, seed=seed, name=out.name)
-        write_external_report(tmp)
     return out

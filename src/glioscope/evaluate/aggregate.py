@@ -12,10 +12,9 @@ import numpy as np
 import pandas as pd
 
 from glioscope.errors import GlioscopeError
+from glioscope.rundir.tables import prob_columns
 
-
-def prob_columns(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c.startswith("prob_")]
+__all__ = ["arrays", "class_names", "patient_mean", "prob_columns", "to_patients"]
 
 
 def class_names(frame: pd.DataFrame) -> list[str]:

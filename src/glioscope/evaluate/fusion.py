@@ -45,7 +45,6 @@ error.
 
 from __future__ import annotations
 
-import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -54,12 +53,11 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression  # the fitted combiner's type
 
-import glioscope
 from glioscope.errors import GlioscopeError, InputError
 from glioscope.evaluate.aggregate import prob_columns, to_patients
 from glioscope.evaluate.combiners import LOGISTIC_C, Stack, fit_logistic, fuse_mean
 from glioscope.evaluate.run import fold_key
-from glioscope.rundir import COHORT, INFO, SPLITS, VALIDATION, RunFolder
+from glioscope.rundir import COHORT, INFO, PREDICTIONS, SPLITS, VALIDATION, RunFolder, RunRecord
 from glioscope.split import LEAKY_WARNING, assert_disjoint, check_same_folds
 
 METHODS = ("mean", "logistic")
@@ -98,8 +96,8 @@ def _headline_model(run_dir: Path, info: dict, available: set[str]) -> str:
         return listed[-1]
     if len(available) == 1:
         return next(iter(available))
-    raise InputError(RunFolder(run_dir) / INFO, f"cannot tell the headline model: run.json lists {info.get('models')}, "
-                                           f"predictions.csv has {sorted(available)}")
+    raise InputError(RunFolder(run_dir) / INFO, f"cannot tell the headline model: {INFO} lists {info.get('models')}, "
+                                                f"{PREDICTIONS} has {sorted(available)}")
 
 
 def _load_input(run_dir: Path, name: str, class_names: list[str]) -> _Input:
@@ -288,12 +286,12 @@ def _notes(inputs: list[_Input], methods: list[str], summary: _Summary, n_partia
     if "logistic" in methods:
         notes.append(f"fusion/logistic: logistic regression (scikit-learn, L2, C={LOGISTIC_C}) on each run's patient "
                      "logit plus a missing-input indicator per run (a missing input imputed as p = 0.5, logit 0); fold k's "
-                     "combiner fit only on fold k's inner-validation patients (validation_predictions.csv) and applied "
+                     f"combiner fit only on fold k's inner-validation patients ({VALIDATION}) and applied "
                      "to fold k's held-out patients; the test combiner fit on all folds' validation patients pooled and "
                      "applied to the test predictions (mean over the fold models). "
                      + ("The split is leaky, so the fitted and predicted patients were not checked disjoint. " if leaky else
                         "The fitted patients were checked disjoint from the predicted ones and from the test partition. ")
-                     + "Coefficients: run.json 'fusion'.")
+                     + f"Coefficients: {INFO} 'fusion'.")
     notes.append("Predictions are per patient (slice_id = item_id = patient_id): image level equals patient level.")
     partial = {f: s["fewer_than_all_runs"] for f, s in summary.folds.items() if s["fewer_than_all_runs"]}
     if partial:
@@ -320,7 +318,7 @@ class FusedRun:
     """What a fused run folder holds (written by glioscope.rundir.RunFolder.write_fused)."""
 
     config: dict
-    info: dict
+    record: RunRecord
     splits: pd.DataFrame
     cohort: pd.DataFrame | None
     predictions: pd.DataFrame
@@ -357,29 +355,21 @@ def fuse_runs(run_dirs: Sequence[Path], methods: Sequence[str], n_boot: int = 10
     used = summary.methods
     first = inputs[0].info
     labels = {i.info.get("label") for i in inputs}
-    info = {
-        "recipe": "fusion",
-        "task": first.get("task"),
-        "label": first.get("label") if len(labels) == 1 else "fusion",
-        "class_names": class_names,
-        "models": [f"fusion/{m}" for m in used],
-        "folds": sorted(int(f) for f in summary.folds if f != "test"),
-        "leaky": leaky,
-        "split_statement": LEAKY_WARNING if leaky else first.get("split_statement", ""),
-        "seed_tables": first.get("seed_tables"),
-        "caveat": first.get("caveat"),
-        "patient_ids": all(i.info.get("patient_ids", True) for i in inputs),
-        "inputs": [{"run": str(i.run_dir), "name": i.name, "model": i.model, "recipe": i.info.get("recipe")} for i in inputs],
-        "fusion": {"methods": used, "logistic_C": LOGISTIC_C, "folds": summary.folds, "logistic": summary.logistic,
-                   "skipped": summary.skipped},
-        "notes": _notes(inputs, used, summary, n_partial, leaky),
-        "samples": {"kind": "patients", "count": int(predictions["patient_id"].nunique())},
-        "created": datetime.datetime.now().isoformat(timespec="seconds"),
-        "glioscope_version": glioscope.__version__,
-        "cohort": "cohort.csv (the input runs' cohorts)",
-    }
+    record = RunRecord(
+        recipe="fusion", task=first.get("task"), label=first.get("label") if len(labels) == 1 else "fusion",
+        class_names=class_names, models=[f"fusion/{m}" for m in used],
+        folds=sorted(int(f) for f in summary.folds if f != "test"), leaky=leaky,
+        split_statement=LEAKY_WARNING if leaky else first.get("split_statement", ""),
+        seed_tables=first.get("seed_tables"), caveat=first.get("caveat"),
+        patient_ids=all(i.info.get("patient_ids", True) for i in inputs),
+        notes=_notes(inputs, used, summary, n_partial, leaky),
+        samples={"kind": "patients", "count": int(predictions["patient_id"].nunique())},
+        cohort=f"{COHORT} (the input runs' cohorts)",
+        fusion={"methods": used, "logistic_C": LOGISTIC_C, "folds": summary.folds, "logistic": summary.logistic,
+                "skipped": summary.skipped, "inputs": [{"run": str(i.run_dir), "name": i.name, "model": i.model,
+                                                         "recipe": i.info.get("recipe")} for i in inputs]})
     config = {"name": "fusion", "description": "late fusion of runs on the same splits",
               "inputs": [{"run": str(i.run_dir), "model": i.model} for i in inputs],
               "fusion": {"methods": used, "logistic_C": LOGISTIC_C}, "evaluate": {"bootstrap": int(n_boot)}}
-    return FusedRun(config, info, _union_csv([d / SPLITS for d in run_dirs]), _union_csv([d / COHORT for d in run_dirs]),
+    return FusedRun(config, record, _union_csv([d / SPLITS for d in run_dirs]), _union_csv([d / COHORT for d in run_dirs]),
                     predictions)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from glioscope.evaluate.aggregate import to_patients
+from glioscope.rundir import PREDICTIONS, RunFolder
+
 
 def youden_threshold(y_true: np.ndarray, positive: np.ndarray) -> float:
     """The threshold that maximises sensitivity + specificity - 1 (Youden's J); ties: the lowest such threshold."""
@@ -28,3 +31,19 @@ def at_threshold(y_true: np.ndarray, positive: np.ndarray, threshold: float) -> 
     return {"threshold": float(threshold), "confusion_matrix": [[tn, fp], [fn, tp]],
             "sensitivity": tp / (tp + fn) if tp + fn else None, "specificity": tn / (tn + fp) if tn + fp else None,
             "accuracy": (tp + tn) / len(y_true) if len(y_true) else None}
+
+
+def cv_operating_point(folder: RunFolder, names: list[str], headline: str) -> dict | None:
+    """A binary run's threshold, chosen on its own cross-validation predictions (patient level, pooled) by Youden's
+    J; None for more than two classes, or a folder without cross-validation predictions (a model package)."""
+    if len(names) != 2 or not (folder / PREDICTIONS).is_file():
+        return None
+    cv = folder.predictions(names)
+    cv = cv[(cv["set"] == "cv") & (cv["model"] == headline)]
+    if cv.empty:
+        return None
+    patients = to_patients(cv, by=("fold",))
+    threshold = youden_threshold(patients["target"].to_numpy(), patients[f"prob_{names[1]}"].to_numpy())
+    return {"threshold": threshold, "positive_class": names[1],
+            "chosen_on": f"the run's cross-validation predictions of {headline} (patient level, all folds pooled, "
+                         f"{len(patients)} patients), maximising Youden's J (sensitivity + specificity - 1)"}

@@ -22,7 +22,7 @@ def add_parser(verbs) -> None:
                         help="refuse pretraining data holding any patient of this cohort, run or model package "
                              "(and warn on identical images); repeat for several")
     parser.add_argument("-o", "--out", type=Path, required=True, metavar="OUT",
-                        help="the pretraining folder (weights.pt, weights.json, metrics.csv, loss.png)")
+                        help="the pretraining folder: weights, their provenance, per-epoch metrics and the loss curve")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe setting, e.g. train.epochs=5 or data.slices.size=128")
     parser.add_argument("--quick", action="store_true", help="the recipe's short schedule, for a CPU")

@@ -18,8 +18,11 @@ from types import SimpleNamespace
 
 import pandas as pd
 
-from glioscope import leakcheck
+from glioscope import cohort, leakcheck
 from glioscope.errors import InputError, PatientLeakError
+from glioscope.pretrain import provenance
+from glioscope.rundir import COHORT, CONFIG, FINGERPRINTS, PATIENT_HASHES, RunFolder, hash_patient
+from glioscope.samples import build_samples
 
 
 def _named(ids, shown: int = 10) -> str:
@@ -29,24 +32,16 @@ def _named(ids, shown: int = 10) -> str:
 
 def _excluded_patients(path: Path, ids: set[str]) -> set[str]:
     """The `ids` that an excluded cohort folder, run folder or model package holds."""
-    from glioscope import cohort
-    from glioscope.rundir import COHORT, PATIENT_HASHES, RunFolder
-
     path = Path(path)
-    if (path / COHORT).is_file() and (path / "config.yaml").is_file() or (path / PATIENT_HASHES).is_file():
+    if (path / COHORT).is_file() and (path / CONFIG).is_file() or (path / PATIENT_HASHES).is_file():
         return RunFolder(path).seen_patients(ids)
     return ids & set(cohort.load(path)["patient_id"].astype(str))
 
 
 def _excluded_fingerprints(path: Path, data, progress: bool):
-    from glioscope.rundir import COHORT, FINGERPRINTS, RunFolder
-
     path = Path(path)
-    if (path / FINGERPRINTS).is_file() or ((path / COHORT).is_file() and (path / "config.yaml").is_file()):
-        return RunFolder(path).training_fingerprints(data, progress)
-    from glioscope import cohort
-    from glioscope.samples import build_samples
-
+    if (path / FINGERPRINTS).is_file() or ((path / COHORT).is_file() and (path / CONFIG).is_file()):
+        return leakcheck.folder_fingerprints(path, data, progress)
     try:
         return leakcheck.Fingerprints.of(build_samples(cohort.load(path), data, data.cache_dir(), progress))
     except InputError:
@@ -99,9 +94,6 @@ def check_run(weights: str | None, jobs, samples) -> list[str]:
 
     `jobs`: the run's plan (glioscope.plan.Job); `samples`: its SampleSet.
     """
-    from glioscope.pretrain import provenance
-    from glioscope.rundir import hash_patient
-
     found = provenance.read(weights)
     if found is None or not found.get("fingerprints"):
         return []

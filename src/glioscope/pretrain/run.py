@@ -31,11 +31,11 @@ from glioscope.models.weights import WeightsUnavailable
 from glioscope.pretrain import backbone, leaks, provenance
 from glioscope.pretrain.data import cohort_patients, load_data
 from glioscope.pretrain.simclr import DropLast, SimCLRNet, SimCLRTrainer, TwoViews
+from glioscope.rundir import CONFIG
 from glioscope.train.checkpoint import LAST
 from glioscope.util import atomic, schema
 
 METHODS = ("supervised", "simclr")
-CONFIG = "config.yaml"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,9 @@
 
 inputs (the cohort's channels and masks per patient) -> extract (PyRadiomics, cached, in
 processes) -> classifier (inner CV on each fold's training patients) -> run (the fold loop and
-the run folder, evaluated and reported like a deep run's); settings holds the recipes' schema
-and loader (load_radiomics_recipe, is_radiomics_recipe). Nothing is imported here, so that the
+the run folder, evaluated and reported like a deep run's); portable keeps each fold's fitted
+classifier as plain arrays and feature_set featurises new patients, so that a trained run is
+applied, tested and exported like a deep one (glioscope.methods.radiomics); settings holds the
+recipes' schema (RADIOMICS, for the generic loader). Nothing is imported here, so that the
 extraction's worker processes start light; PyRadiomics is imported only where features are computed.
 """

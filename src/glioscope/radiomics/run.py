@@ -8,30 +8,29 @@ classifier sees only its training patients (its settings chosen by the inner CV 
 and predicts its held-out patients once. The run folder has the deep runs' files (config.yaml,
 run.json, cohort.csv, splits.csv, fold<k>/predictions.csv, predictions.csv, metrics.json,
 report.html) plus features.csv (one row per patient), features_skipped.csv,
+fold<k>/classifier.npz (the fitted classifier as plain arrays, glioscope.radiomics.portable),
 fold<k>/inner_cv.csv (the grid and its inner AUC) and fold<k>/features_used.csv.
 """
 
 from __future__ import annotations
 
-import datetime
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from glioscope import __version__, cohort, plan, split
-from glioscope.errors import GlioscopeError, InputError
+from glioscope import cohort, plan, split
+from glioscope.errors import InputError
 from glioscope.io.parallel import default_workers
 from glioscope.radiomics.classifier import fit_with_inner_cv, probabilities
 from glioscope.radiomics.extract import extract_all, extraction_settings, require_pyradiomics
 from glioscope.radiomics.inputs import patient_inputs
-from glioscope.radiomics.settings import RadiomicsRecipe, load_radiomics_recipe
-from glioscope.rundir import COHORT, CONFIG, SPLIT_META, SPLITS, RunFolder, prediction_table
+from glioscope.radiomics.portable import PortableClassifier
+from glioscope.radiomics.settings import RadiomicsRecipe
+from glioscope.rundir import (CLASSIFIER, COHORT, FEATURES, FEATURES_SKIPPED, FEATURES_USED, INNER_CV, RunFolder,
+                              RunRecord, prediction_table)
 from glioscope.util import atomic
-
-FEATURES, FEATURES_SKIPPED, INNER_CV, FEATURES_USED = ("features.csv", "features_skipped.csv", "inner_cv.csv",
-                                                       "features_used.csv")
 
 
 def patient_splits(splits_path: Path, frame: pd.DataFrame, notes: list[str]) -> tuple[pd.DataFrame, dict]:
@@ -81,6 +80,7 @@ def _write_fold(folder: RunFolder, job: plan.Job, matrix: pd.DataFrame, names: l
     folder.write_fold_predictions(job.name, pd.concat(frames, ignore_index=True))
     folder.write_fold_predictions(job.name, _table(fitted.validation, train, y, fold_label, names, recipe.name),
                                   validation=True)
+    PortableClassifier.from_pipeline(fitted.model, features).save(folder.fold(job.name) / CLASSIFIER)
     atomic.write_csv(folder.fold(job.name) / INNER_CV, fitted.grid)
     atomic.write_csv(folder.fold(job.name) / FEATURES_USED,
                      pd.DataFrame({"feature": fitted.weights.index, "weight": fitted.weights.to_numpy()}))
@@ -155,10 +155,7 @@ def run_radiomics(recipe: RadiomicsRecipe, cohort_path: Path, out: Path, splits_
     workers = recipe.data.workers or default_workers()
     with atomic.atomic_dir(folder.path, overwrite=True) as tmp:
         staged = RunFolder(tmp)
-        atomic.write_text(staged / CONFIG, recipe.dump())
-        atomic.write_csv(staged / COHORT, frame)
-        atomic.write_csv(staged / SPLITS, table)
-        atomic.write_json(staged / SPLIT_META, meta)
+        staged.write_inputs(recipe, frame, table, meta)
         features = matrix.drop(columns="target")
         atomic.write_csv(staged / FEATURES, pd.concat([pd.DataFrame({"patient_id": matrix.index,
                                                                       "label": [names[t] for t in matrix["target"]]}),
@@ -170,8 +167,14 @@ def run_radiomics(recipe: RadiomicsRecipe, cohort_path: Path, out: Path, splits_
             records[job.name] = _write_fold(staged, job, matrix, names, recipe, workers)
             notes.append(_describe(job.name, records[job.name], features.shape[1]))
             print(f"note: {notes[-1]}")
-        staged.write_info(_info(recipe, names, table, meta, notes, cohort_path, folder, inputs.channels, version,
-                                features.shape[1], len(matrix), len(skipped), records, counts))
+        staged.write_record(RunRecord.of_recipe(
+            recipe, names, [recipe.name], table, meta, notes=notes, patient_ids=cohort.has_patient_ids(cohort_path),
+            cohort=str(folder / COHORT), samples={"kind": "radiomics", "count": len(matrix),
+                                                  "settings": {"channels": inputs.channels}},
+            radiomics={"pyradiomics_version": version, "extraction": extraction_settings(recipe.features, recipe.data),
+                       "channels": inputs.channels, "features_per_patient": features.shape[1],
+                       "patients": len(matrix), "patients_skipped": len(skipped),
+                       "classifier": recipe.classifier.model, "folds": records, "cache": counts}))
         staged.merge_predictions([job.name for job in jobs])
         if report:
             from glioscope.workflows import finish  # evaluation and the report, composed there
@@ -179,52 +182,3 @@ def run_radiomics(recipe: RadiomicsRecipe, cohort_path: Path, out: Path, splits_
             finish(tmp, n_boot=recipe.evaluate.bootstrap, name=folder.path.name)
     print(f"radiomics run finished in {time.perf_counter() - start:.1f} s")
     return folder.path
-
-
-def _info(recipe, names, table, meta, notes, cohort_path, folder, channels, version, n_features, n_patients,
-          n_skipped, records, counts) -> dict:
-    return {
-        "recipe": recipe.name,
-        "task": recipe.task_name,
-        "label": recipe.task.label,
-        "class_names": names,
-        "models": [recipe.name],
-        "folds": sorted(int(k) for k in table.loc[table["partition"] == "cv", "fold"].unique()),
-        "leaky": False,
-        "split_statement": meta.get("statement", ""),
-        "seed_tables": list(recipe.evaluate.tables),
-        "caveat": recipe.task.caveat,
-        "patient_ids": cohort.has_patient_ids(cohort_path),
-        "notes": notes,
-        "samples": {"kind": "radiomics", "count": n_patients, "settings": {"channels": channels}},
-        "precision": {},
-        "created": datetime.datetime.now().isoformat(timespec="seconds"),
-        "glioscope_version": __version__,
-        "cohort": str(folder / COHORT),
-        "radiomics": {"pyradiomics_version": version, "extraction": extraction_settings(recipe.features, recipe.data),
-                      "channels": channels, "features_per_patient": n_features, "patients": n_patients,
-                      "patients_skipped": n_skipped, "classifier": recipe.classifier.model, "folds": records,
-                      "cache": counts},
-    }
-
-
-def run_command(args) -> None:
-    """`glioscope cv|train` with a radiomics recipe (the CLI's arguments)."""
-    overrides = list(args.overrides) + ([f"cv.folds={args.folds}"] if args.folds else [])
-    recipe = load_radiomics_recipe(args.recipe, overrides, quick=args.quick)  # checked before anything is read
-    if args.folds and args.splits:
-        raise GlioscopeError("--folds and --splits both say how to split: the splits decide; give one of them")
-    if args.folds and recipe.cv.mode != "kfold":
-        print(f"note: --folds {args.folds}: {args.folds}-fold cross-validation of every patient, instead of the "
-              f"recipe's cv.mode {recipe.cv.mode}")
-        recipe = load_radiomics_recipe(args.recipe, overrides + ["cv.mode=kfold", "cv.test_fraction=0"],
-                                       quick=args.quick)
-    out = args.out or Path("runs") / recipe.name
-    run_dir = run_radiomics(recipe, args.cohort, out, splits_path=args.splits, folds=getattr(args, "fold", None),
-                            resume=args.resume, report=not args.no_report)
-    if not args.no_report:
-        from glioscope.report import headline_text
-
-        print(headline_text(run_dir))
-        print(f"Report: {run_dir / 'report.html'}")
-    print(f"Run folder: {run_dir}")

@@ -3,27 +3,21 @@
 A radiomics recipe is a YAML file in recipes/radiomics/ (or your own) whose `base` chain ends
 in radiomics.yaml, the schema and defaults of every radiomics setting, as base.yaml is for the
 deep recipes; its task, cv and evaluate sections are the deep recipes' own (glioscope.recipe),
-with base.yaml's defaults. `load_radiomics_recipe` resolves the chain, applies `quick` and
-`--set key=value` the same way `glioscope.recipe.load_recipe` does, and every value is checked
-for type, choice and range before anything is read or written.
+with base.yaml's defaults. `RADIOMICS` is its kind for the generic loader (glioscope.recipe.RecipeKind,
+used by glioscope.methods.load_recipe): the chain, `quick` and `--set key=value` work as for every
+recipe, and every value is checked for type, choice and range before anything is read or written.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import functools
-import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-
-from glioscope.errors import InputError
-from glioscope.recipe import (CVSettings, EvaluateSettings, ResolvedRecipe, TaskSettings, apply_settings,
-                              find_recipe_file, merge, merge_onto_base, read_recipe_file)
+from glioscope import defaults
+from glioscope.recipe import CVSettings, EvaluateSettings, RecipeKind, ResolvedRecipe, TaskSettings
+from glioscope.samples.settings import CohortData
 from glioscope.util import schema
 from glioscope.util.schema import Range, SettingError, at_least, fraction
 
@@ -33,30 +27,12 @@ FEATURE_CLASSES = ("firstorder", "shape", "glcm", "glrlm", "glszm", "gldm", "ngt
 _positive = Range(low=0.0, low_open=True)
 
 
-@functools.lru_cache(maxsize=1)
-def _root() -> dict:
-    return yaml.safe_load(ROOT.read_text(encoding="utf-8"))
-
-
-def _default(section: str):
-    """Field defaults of one section of radiomics.yaml (the one place where they live)."""
-    values = _root()[section]
-
-    def default(name: str):
-        value = values[name]
-        if isinstance(value, (list, dict)):
-            return dataclasses.field(default_factory=lambda: copy.deepcopy(value))
-        return dataclasses.field(default=value)
-
-    return default
-
-
-_data, _features, _classifier = _default("data"), _default("features"), _default("classifier")
+_data, _features, _classifier = (defaults.of(section, ROOT) for section in ("data", "features", "classifier"))
 
 
 @dataclass(frozen=True)
-class RadiomicsData:
-    """Which cohort rows, channels and mask voxels are featurised, and where features are cached."""
+class RadiomicsData(CohortData):
+    """Which cohort rows, channels and mask voxels are featurised, and where features are cached (its radiomics/)."""
 
     select: Mapping[str, str | tuple[str, ...]] = _data("select")
     channels: tuple[str, ...] | None = _data("channels")
@@ -67,14 +43,6 @@ class RadiomicsData:
 
     def __post_init__(self):
         schema.check(self, "data")
-
-    def selection(self) -> dict[str, list[str]]:
-        """data.select as glioscope.cohort.select takes it: every value a list."""
-        return {k: list(v) if isinstance(v, tuple) else [v] for k, v in self.select.items()}
-
-    def cache_dir(self) -> Path:
-        """data.cache, else $GLIOSCOPE_CACHE, else ~/.cache/glioscope; features go in its radiomics/ folder."""
-        return Path(self.cache or os.environ.get("GLIOSCOPE_CACHE") or Path.home() / ".cache" / "glioscope")
 
 
 @dataclass(frozen=True)
@@ -135,64 +103,16 @@ class RadiomicsRecipe(ResolvedRecipe):
     kind: Literal["radiomics"] = "radiomics"
     name: str = "radiomics"
     description: str = ""
-    task: TaskSettings = dataclasses.field(default_factory=TaskSettings)
-    data: RadiomicsData = dataclasses.field(default_factory=RadiomicsData)
-    features: FeatureSettings = dataclasses.field(default_factory=FeatureSettings)
-    classifier: ClassifierSettings = dataclasses.field(default_factory=ClassifierSettings)
-    cv: CVSettings = dataclasses.field(default_factory=CVSettings)
-    evaluate: EvaluateSettings = dataclasses.field(default_factory=EvaluateSettings)
+    task: TaskSettings = field(default_factory=TaskSettings)
+    data: RadiomicsData = field(default_factory=RadiomicsData)
+    features: FeatureSettings = field(default_factory=FeatureSettings)
+    classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
+    cv: CVSettings = field(default_factory=CVSettings)
+    evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
     quick: bool = False
 
     def __post_init__(self):
         schema.check(self)
 
 
-def _file(name_or_path: str | Path) -> Path | None:
-    return find_recipe_file(name_or_path, RADIOMICS_DIR)
-
-
-def is_radiomics_recipe(name_or_path: str | Path) -> bool:
-    """Whether a recipe name or file is a radiomics recipe (its `base` chain reaches radiomics.yaml)."""
-    seen: set[Path] = set()
-    path = _file(name_or_path)
-    while path is not None and path.resolve() not in seen:
-        seen.add(path.resolve())
-        if path.resolve() == ROOT:
-            return True
-        try:
-            data = read_recipe_file(path)
-        except InputError:
-            return False
-        if data.get("kind") == "radiomics":
-            return True
-        path = _file(data["base"]) if data.get("base") else None
-    return False
-
-
-def _resolve(path: Path, seen: tuple[Path, ...] = ()) -> dict:
-    if path.resolve() in seen:
-        raise InputError(path, "recipe extends itself (base: loop)")
-    data = read_recipe_file(path)
-    base = data.pop("base", None)
-    if path.resolve() == ROOT:
-        return data
-    parent_path = _file(base or "radiomics")
-    if parent_path is None or not is_radiomics_recipe(parent_path):
-        raise InputError(path, f"base {base!r} is not a radiomics recipe (radiomics, radiomics-rf or a file "
-                               "extending them)")
-    return merge_onto_base(_resolve(parent_path, seen + (path.resolve(),)), data)
-
-
-def load_radiomics_recipe(name_or_path: str | Path, overrides: Sequence[str] = (),
-                          quick: bool = False) -> RadiomicsRecipe:
-    """The resolved, checked radiomics recipe: its bases merged, `quick` applied if asked, then the overrides."""
-    path = _file(name_or_path)
-    if path is None:
-        known = ", ".join(sorted(p.stem for p in RADIOMICS_DIR.glob("*.yaml")))
-        raise InputError(name_or_path, f"no such radiomics recipe; give a YAML file or one of: {known}")
-    config = _resolve(path)
-    config["name"] = read_recipe_file(path).get("name") or path.stem
-    config.setdefault("kind", "radiomics")
-    template = RadiomicsRecipe().to_dict()  # every setting, so that --set may name any of them
-    config = merge(template, config)
-    return RadiomicsRecipe.from_dict(apply_settings(config, overrides, quick))
+RADIOMICS = RecipeKind("radiomics", RADIOMICS_DIR, ROOT, RadiomicsRecipe)

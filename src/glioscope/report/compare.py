@@ -16,7 +16,7 @@ from glioscope.evaluate.run import load_metrics
 from glioscope.report import figures
 from glioscope.report.html import esc, image, interval, is_missing, mean_sd, number, page, table
 from glioscope.report.run_report import roc_panels
-from glioscope.rundir import RunFolder
+from glioscope.rundir import SPLITS, RunFolder
 from glioscope.split import check_same_folds
 from glioscope.util import atomic
 
@@ -151,9 +151,9 @@ def write_comparison(run_dirs: Sequence[str | Path], out_html: str | Path, n_boo
         leaky = [label for label, i in zip(labels, infos) if i.get("leaky")]
         body.append(f'<div class="banner leaky">LEAKY SPLIT in {esc(", ".join(leaky))}: results overestimate performance on new patients.</div>')
     partial = check_same_folds(run_dirs, partial=True)
-    shared = ("All runs share the same folds: every patient sits in the same fold in each run's splits.csv. "
+    shared = (f"All runs share the same folds: every patient sits in the same fold in each run's {SPLITS}. "
               if not partial else
-              "All runs share the same folds: every patient sits in the same fold in each run's splits.csv that has "
+              f"All runs share the same folds: every patient sits in the same fold in each run's {SPLITS} that has "
               f"it. {partial} patient(s) are in only some of the runs (e.g. a missing MRI sequence): each run is "
               "scored on its own patients (see the patients column). ")
     body.append('<div class="statement">' + esc(shared + infos[0].get("split_statement", "")) + "</div>")

@@ -15,7 +15,7 @@ from glioscope.evaluate.run import load_metrics
 from glioscope.report import figures
 from glioscope.report.html import esc, interval, mean_sd, number, page, table
 from glioscope.report.run_report import _confusion_and_roc, _Figures, _header
-from glioscope.rundir import REPORT, RunFolder
+from glioscope.rundir import METRICS, REPORT, RunFolder
 from glioscope.util import atomic
 
 COMPARED = (("accuracy", "Accuracy"), ("macro_f1", "Macro F1"), ("auc", "AUC"), ("macro_sensitivity", "Sensitivity"),
@@ -28,7 +28,7 @@ def write_external_report(out_dir: str | Path) -> Path:
     info, metrics = folder.info(), load_metrics(out_dir)
     external = info["external"]
     run = RunFolder(external["run"])
-    cv_metrics = load_metrics(run.path) if (run / "metrics.json").is_file() else None
+    cv_metrics = load_metrics(run.path) if (run / METRICS).is_file() else None
     names = metrics["class_names"]
     images = folder.predictions(names)
     patients = to_patients(images, by=("set", "fold", "model"))

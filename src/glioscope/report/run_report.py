@@ -16,7 +16,7 @@ from glioscope.evaluate.aggregate import to_patients
 from glioscope.evaluate.run import load_metrics
 from glioscope.report import figures, tables
 from glioscope.report.html import esc, image, page
-from glioscope.rundir import CONFIG, REPORT, RunFolder
+from glioscope.rundir import CONFIG, HISTORY, REPORT, RunFolder
 from glioscope.split import LEAKY_WARNING
 from glioscope.util import atomic
 
@@ -72,8 +72,9 @@ def _header(info: dict, metrics: dict) -> list[str]:
     model_name = ", ".join(metrics["models"])
     meta = [("Recipe", info.get("recipe")), ("Task", info.get("task")), ("Cohort", info.get("cohort")),
             ("Classes", ", ".join(metrics["class_names"])), ("Models", model_name),
-            ("Folds", len(metrics.get("folds", [])) or None), ("Precision", _precision(info.get("precision"))),
-            ("Weights", _weights(info.get("weights"))), ("Run created", info.get("created"))]
+            ("Folds", len(metrics.get("folds", [])) or None),
+            ("Precision", _precision((info.get("training") or {}).get("precision"))),
+            ("Weights", _weights((info.get("training") or {}).get("weights"))), ("Run created", info.get("created"))]
     body = [f"<h1>glioscope report: {esc(title)}</h1>",
             '<p class="meta">' + " · ".join(f"<b>{esc(k)}:</b> {esc(v)}" for k, v in meta if v not in (None, "")) + "</p>"]
     if info.get("leaky"):
@@ -187,7 +188,7 @@ def write_report(run_dir: str | Path, gradcam_panels=None, n_boot: int = 1000, s
     body += _metric_sections(metrics, "cv", histories)
     body.append("<h2>Learning curves</h2>")
     if not histories:
-        body.append("<p>No per-epoch metrics (fold&lt;k&gt;/metrics.csv) were found.</p>")
+        body.append(f"<p>No per-epoch metrics (fold&lt;k&gt;/{HISTORY}) were found.</p>")
     for fold, history in histories:
         fig = figures.learning_curves(history, f"Fold {fold}: train (solid) vs validation (dashed)")
         body.append(saver.add(f"learning_curves_fold{fold}", fig, f"learning curves of fold {fold}"))
@@ -202,7 +203,7 @@ def write_report(run_dir: str | Path, gradcam_panels=None, n_boot: int = 1000, s
     body.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>" if notes else "<p>No notes.</p>")
     config = run_dir / CONFIG
     if config.is_file():
-        body.append(f"<details><summary>Resolved recipe (config.yaml)</summary><pre>{esc(config.read_text(encoding='utf-8'))}</pre></details>")
+        body.append(f"<details><summary>Resolved recipe ({CONFIG})</summary><pre>{esc(config.read_text(encoding='utf-8'))}</pre></details>")
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     trained = info.get("glioscope_version")
     body.append(f"<footer>glioscope {esc(glioscope.__version__)} · report written {esc(now)}"

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from glioscope.rundir import RunFolder
+from glioscope.rundir import CONFIG, COHORT, HISTORY, PREDICTIONS, SPLITS, RunFolder, RunRecord
 from glioscope.split import LEAKY_WARNING
 
 SDL_MODELS = ("sdl/net1", "sdl/net2", "sdl/mean")
@@ -57,12 +57,12 @@ def fake_run(run_dir: str | Path, models: Sequence[str] = SDL_MODELS, class_name
     class_names = list(class_names)
     if splits is None:
         splits = fake_splits(n_patients, class_names, folds, test_patients, seed=seed, leaky=leaky, patient_ids=patient_ids)
-    splits.to_csv(run_dir / "splits.csv", index=False)
-    splits[["item_id", "patient_id", "label"]].to_csv(run_dir / "cohort.csv", index=False)
+    splits.to_csv(run_dir / SPLITS, index=False)
+    splits[["item_id", "patient_id", "label"]].to_csv(run_dir / COHORT, index=False)
     sdl = any(m.startswith("sdl/") for m in models)
     fold_ids = sorted(int(f) for f in splits.loc[splits["partition"] == "cv", "fold"].unique())
     recipe = "sdl" if sdl else models[0]
-    (run_dir / "config.yaml").write_text(f"name: {recipe}\nmodel:\n  name: {recipe}\n", encoding="utf-8")
+    (run_dir / CONFIG).write_text(f"name: {recipe}\nmodel:\n  name: {recipe}\n", encoding="utf-8")
     info = {
         "recipe": recipe, "class_names": class_names, "models": list(models), "folds": fold_ids, "leaky": leaky,
         "split_statement": LEAKY_WARNING if leaky else "Split by patient: no patient has items in two partitions.",
@@ -70,7 +70,7 @@ def fake_run(run_dir: str | Path, models: Sequence[str] = SDL_MODELS, class_name
         "label": "label", "run_name": label or recipe, "task": "grade", "created": "2024-01-01T00:00:00+00:00", "glioscope_version": "0.1.0",
         "cohort": "fake",
     }
-    RunFolder(run_dir).write_info(info)
+    RunFolder(run_dir).write_record(RunRecord.from_json(info))
 
     targets = splits["label"].map({c: k for k, c in enumerate(class_names)}).to_numpy()
     patient_effect = {p: rng.normal(0, 0.8, len(class_names)) for p in splits["patient_id"].unique()}
@@ -92,11 +92,11 @@ def fake_run(run_dir: str | Path, models: Sequence[str] = SDL_MODELS, class_name
         for k, c in enumerate(class_names):
             frame[f"prob_{k if prob_by_index else c}"] = proba[m][:, k]
         frames.append(frame)
-    pd.concat(frames, ignore_index=True).to_csv(run_dir / "predictions.csv", index=False)
+    pd.concat(frames, ignore_index=True).to_csv(run_dir / PREDICTIONS, index=False)
 
     for fold in fold_ids:
         (run_dir / f"fold{fold}").mkdir(exist_ok=True)
-        _history(epochs, members if sdl else [], rng).to_csv(run_dir / f"fold{fold}" / "metrics.csv", index=False)
+        _history(epochs, members if sdl else [], rng).to_csv(run_dir / f"fold{fold}" / HISTORY, index=False)
     return run_dir
 
 

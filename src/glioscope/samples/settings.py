@@ -16,8 +16,24 @@ from glioscope.util import schema
 _default = defaults.of("data")
 
 
+class CohortData:
+    """What the `data` section of every kind of method has: `select` (the cohort rows used) and `cache` (where
+    what is decoded or computed from them is kept)."""
+
+    select: Mapping[str, str | tuple[str, ...]]
+    cache: str | None
+
+    def selection(self) -> dict[str, list[str]]:
+        """data.select as glioscope.cohort.select takes it: every value a list."""
+        return {k: list(v) if isinstance(v, tuple) else [v] for k, v in self.select.items()}
+
+    def cache_dir(self) -> Path:
+        """data.cache, else $GLIOSCOPE_CACHE, else ~/.cache/glioscope (each kind of data in its own subfolder)."""
+        return Path(self.cache or os.environ.get("GLIOSCOPE_CACHE") or Path.home() / ".cache" / "glioscope")
+
+
 @dataclass(frozen=True)
-class DataSettings:
+class DataSettings(CohortData):
     """select: cohort rows to use ({column: value or [values]}); cache: folder of decoded samples (None:
     $GLIOSCOPE_CACHE or ~/.cache/glioscope); kind: slices (2D models) or volumes (3D models);
     normalize: after augmentation, "model" (the model's own, see glioscope.models), "imagenet" or "none";
@@ -35,11 +51,3 @@ class DataSettings:
         if self.kind == "volumes" and self.normalize == "imagenet":
             raise schema.SettingError("data.normalize", "got 'imagenet', expected model or none: volumes are "
                                                         "scaled to [0, 1] by preprocessing")
-
-    def selection(self) -> dict[str, list[str]]:
-        """data.select as glioscope.cohort.select takes it: every value a list."""
-        return {k: list(v) if isinstance(v, tuple) else [v] for k, v in self.select.items()}
-
-    def cache_dir(self) -> Path:
-        """data.cache, else $GLIOSCOPE_CACHE, else ~/.cache/glioscope (slices and volumes in subfolders)."""
-        return Path(self.cache or os.environ.get("GLIOSCOPE_CACHE") or Path.home() / ".cache" / "glioscope")

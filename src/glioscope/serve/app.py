@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
 from glioscope.errors import GlioscopeError
+from glioscope.rundir import METADATA, METRICS, MODEL_CARD, PATIENTS, REPORT
 from glioscope.serve import pages, runs
 from glioscope.serve.inference import ModelCache, ViewerStore, predict_study
 from glioscope.serve.uploads import MB, Limits, UploadError, save_upload
@@ -127,7 +128,7 @@ def create_app(runs_dir: str | Path, limits: Limits = Limits()) -> FastAPI:
     @app.get("/run", response_class=HTMLResponse)
     def run_page(id: str):
         found = entry(id)
-        files = [n for n in ("report.html", "metrics.json", "predictions_patients.csv", "README.md", "metadata.json")
+        files = [n for n in (REPORT, METRICS, PATIENTS, MODEL_CARD, METADATA)
                  if (found.path / n).is_file()]
         return pages.run_page(runs.summary(found), files)
 
@@ -151,7 +152,7 @@ def create_app(runs_dir: str | Path, limits: Limits = Limits()) -> FastAPI:
         chosen = [entry(i) for i in ids]
         missing = [e.id for e in chosen if runs.headline(e) is None]
         if missing:
-            return [], f"{', '.join(missing)}: not evaluated (no metrics.json); run `glioscope evaluate` first"
+            return [], f"{', '.join(missing)}: not evaluated (no {METRICS}); run `glioscope evaluate` first"
         paths = [e.path for e in chosen]
         try:
             from glioscope.split import check_same_folds
@@ -206,10 +207,11 @@ def create_app(runs_dir: str | Path, limits: Limits = Limits()) -> FastAPI:
                 result = json.loads(upload.public(json.dumps(result)))
             finally:
                 upload.close()
-        viewers.add(viewer)
+        if viewer is not None:
+            viewers.add(viewer)
         names = upload.names
         result.update(run=found.id, input=", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else ""),
-                      viewer=viewer.meta)
+                      viewer=None if viewer is None else viewer.meta)
         result["timing"]["total_s"] = round(time.perf_counter() - started, 3)
         return result
 

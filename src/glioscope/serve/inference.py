@@ -1,12 +1,11 @@
 """A model applied to an uploaded study, as `glioscope predict` applies it, plus what the viewer shows.
 
-The study becomes samples through the run's own settings (glioscope.samples.samples_from_file),
-every fold model predicts them (glioscope.predict.fold_probabilities), and the ensemble is
-the mean over fold models per sample, then over the patient's samples: the arithmetic of
-`glioscope predict`, whose JSON the ensemble part repeats (a test compares the two). Each fold's
-own patient-level probabilities are added. The viewer gets the model's input (the slices or
-volume after preprocessing, as uint8) and the Grad-CAM of the ensemble's predicted class: each
-fold model's map (glioscope.evaluate.gradcam; an SDL pair's first net) averaged over the folds.
+The run (glioscope.trained.TrainedRun, kept loaded by ModelCache) predicts the study as
+`glioscope predict` does, whose JSON the result repeats (glioscope.predict.describe; a test
+compares the two), with each fold's own patient-level probabilities added. The viewer gets a
+deep model's input (the slices or volume after preprocessing, as uint8) and the Grad-CAM of the
+ensemble's predicted class: each fold model's map (glioscope.evaluate.gradcam; an SDL pair's
+first net) averaged over the folds. A radiomics model's input is its features: no viewer.
 """
 
 from __future__ import annotations
@@ -24,9 +23,9 @@ import torch
 from glioscope.errors import GlioscopeError
 from glioscope.evaluate.gradcam import grad_cam
 from glioscope.models.build import input_normalisation
-from glioscope.predict import _inputs, _scores, fold_models, fold_probabilities, seen_in_training
-from glioscope.rundir import RunFolder
-from glioscope.samples import samples_from_file
+from glioscope.predict import describe
+from glioscope.samples import SampleSet
+from glioscope.trained import TrainedRun
 
 MAX_CAM_SAMPLES = 256  # Grad-CAM needs a backward pass per sample: a longer series is shown without it
 _CAM_BATCH = 16
@@ -64,68 +63,45 @@ class ViewerStore:
 
 
 class ModelCache:
-    """Fold models by run folder, reloaded when a model file changes; a few runs at a time."""
+    """Trained runs by folder, their fold models kept loaded, reloaded when a model file changes; a few at a time."""
 
     def __init__(self, size: int = 4):
-        self._items: OrderedDict[tuple, list] = OrderedDict()
+        self._items: OrderedDict[tuple, TrainedRun] = OrderedDict()
         self._size = size
 
-    def get(self, folder: RunFolder, recipe, names: list[str], in_chans: int) -> list[tuple[str, torch.nn.Module]]:
-        files = tuple((str(p), p.stat().st_mtime_ns) for _, p in folder.model_files())
-        key = (str(folder.path.resolve()), files, in_chans)
+    def get(self, run_dir: Path) -> TrainedRun:
+        run = TrainedRun(run_dir)
+        files = tuple((str(p), p.stat().st_mtime_ns) for _, p in run.model_files())
+        key = (str(run.path.resolve()), files)
         if key not in self._items:
-            self._items[key] = fold_models(folder, recipe.model, names, in_chans)
+            self._items[key] = run
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
         self._items.move_to_end(key)
         return self._items[key]
 
 
-def predict_study(run_dir: Path, study: Path, mask: Path | None = None, models: ModelCache | None = None) -> tuple[dict, Viewer]:
-    """(JSON-ready result: the ensemble as `glioscope predict` gives it, each fold's, notes, timing; viewer data)."""
+def predict_study(run_dir: Path, study: Path, mask: Path | None = None,
+                  models: ModelCache | None = None) -> tuple[dict, Viewer | None]:
+    """(JSON-ready result: the ensemble as `glioscope predict` gives it, each fold's, notes, timing; viewer data,
+    None for a model whose input is not an image)."""
     started = time.perf_counter()
-    folder = RunFolder(run_dir)
-    recipe, info = folder.recipe(), folder.info()
-    names = list(info["class_names"])
-    samples = samples_from_file(study, recipe.data, mask)
-    fold_list = (models or ModelCache()).get(folder, recipe, names, samples.channels)
-    normalisation = input_normalisation(recipe.model, recipe.data.normalize)
-    per_fold = fold_probabilities(fold_list, samples, normalisation)
-    per_sample = np.mean(list(per_fold.values()), axis=0)  # as predict: folds first, then the patient's samples
-    table = samples.table.reset_index(drop=True)
-    patient_ids = sorted(set(table["patient_id"]))
-    seen = seen_in_training(folder, patient_ids)
-    weights = getattr(samples, "vote_weights", lambda: None)()
-    patients = []
-    for patient in patient_ids:
-        rows = table.index[table["patient_id"] == patient]
-        vote = None if weights is None else weights[rows]
-        patients.append({"patient_id": patient, "n_samples": int(len(rows)),
-                         **_scores(_patient_mean(per_sample[rows], vote), names), "seen_in_training": patient in seen,
-                         "folds": {fold: _scores(_patient_mean(p[rows], vote), names) for fold, p in per_fold.items()}})
+    run = (models or ModelCache()).get(run_dir)
+    prediction = run.predict_study(study, mask)
     predicted = time.perf_counter()
-    notes = list(samples.notes) + (
-        [f"patient(s) {', '.join(sorted(seen))} were in this run's cohort: not an independent test"] if seen else [])
-    cam, cam_note = _ensemble_cam(fold_list, samples, normalisation, names.index(patients[0]["prediction"]))
-    if cam_note:
-        notes.append(cam_note)
-    result = {
-        "recipe": recipe.name, "classes": names, "task": info.get("task"), "samples_kind": samples.kind,
-        "models": f"mean probability of {len(fold_list)} fold model(s): {', '.join(n for n, _ in fold_list)}",
-        "patients": patients, "inputs": _inputs(samples, table, per_sample, names),
-        samples.kind: [{**samples.describe(i), **_scores(per_sample[i], names)} for i in range(len(samples))],
-        "notes": notes,
-    }
-    viewer = _viewer(samples, cam, patients[0]["prediction"])
+    result = {"recipe": run.recipe.name, "classes": run.class_names, "task": run.record.task,
+              "samples_kind": prediction.inputs.kind, **describe(run, prediction, folds=True)}
+    viewer = None
+    if isinstance(prediction.inputs, SampleSet):
+        first = result["patients"][0]["prediction"]
+        cam, cam_note = _ensemble_cam(run.folds(prediction.inputs), prediction.inputs,
+                                      input_normalisation(run.recipe.model, run.recipe.data.normalize),
+                                      run.class_names.index(first))
+        if cam_note:
+            result["notes"].append(cam_note)
+        viewer = _viewer(prediction.inputs, cam, first)
     result["timing"] = {"predict_s": round(predicted - started, 3), "gradcam_s": round(time.perf_counter() - predicted, 3)}
     return result, viewer
-
-
-def _patient_mean(probabilities: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
-    """A patient's probability from its samples', as predict makes it: the mean, or the recipe's weighted vote."""
-    if weights is None or not np.sum(weights) > 0:
-        return probabilities.mean(axis=0)
-    return np.average(probabilities, axis=0, weights=weights)
 
 
 def _ensemble_cam(fold_list, samples, normalisation: str, class_index: int) -> tuple[np.ndarray | None, str | None]:

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from glioscope import __version__
 from glioscope.report.html import esc, interval, number
+from glioscope.rundir import REPORT
 
 _NAV = (("/", "Runs"), ("/predict", "Predict"))
 
@@ -79,10 +80,10 @@ def run_page(s: dict, files: list[str]) -> str:
     actions += [f'<a href="/run/file?{esc(urlencode({"id": s["id"], "name": f}))}">{esc(f)}</a>' for f in files]
     body.append('<p class="files">' + " · ".join(actions) + "</p>")
     if s["has_report"]:
-        src = "/run/file?" + urlencode({"id": s["id"], "name": "report.html"})
+        src = "/run/file?" + urlencode({"id": s["id"], "name": REPORT})
         body.append(f'<iframe class="report" title="report of {esc(s["id"])}" src="{esc(src)}"></iframe>')
     else:
-        body.append('<p class="empty">This run has no report.html (trained with --no-report? '
+        body.append(f'<p class="empty">This run has no {REPORT} (trained with --no-report? '
                     "<code>glioscope evaluate RUN</code> writes it).</p>")
     return layout(s["id"], body, "/")
 
@@ -155,6 +156,8 @@ def _samples_text(result: dict) -> str:
     samples = result.get(result["samples_kind"], [])
     if result["samples_kind"] == "slices":
         return f"{len(samples)} slice(s) used (slice {esc(_ranges([s.get('slice_index') for s in samples]))})"
+    if result["samples_kind"] == "radiomics":
+        return f"PyRadiomics features of {len(samples)} patient(s), inside the tumour mask"
     return f"{len(samples)} volume(s) used ({esc(', '.join(str(s.get('sequences', '')) for s in samples))})"
 
 
@@ -180,14 +183,16 @@ def result_page(result: dict) -> str:
         + esc(", ".join(f'{p["patient_id"]}: {p["prediction"]}' for p in result["patients"])) + "</p>")
     notes = [_samples_text(result), *map(esc, result["notes"])]
     meta = json.dumps(result["viewer"]).replace("<", "\\u003c")
+    images = ('<section class="viewer-panel"><h2>Images</h2><div id="viewer"></div>'
+              f'<script type="application/json" id="viewer-meta">{meta}</script></section>' if result["viewer"] else
+              '<section class="viewer-panel"><h2>Images</h2><p class="muted">This model reads features computed '
+              "inside the tumour mask, not an image: there is nothing to show.</p></section>")
     body = [
         '<p class="crumbs"><a href="/predict">Predict</a> / result</p>',
         f"<h1>{esc(patient['prediction'])} <span class=\"muted\">for patient {esc(patient['patient_id'])}</span></h1>",
         f'<p class="meta"><b>Model:</b> {esc(result["run"])} (<code>{esc(result["recipe"])}</code>, {esc(result["task"] or "")}) · '
         f'<b>Upload:</b> {esc(result["input"])} · <b>Time:</b> <span id="timing">{result["timing"]["total_s"]:.2f} s</span></p>',
-        seen, more, '<div class="result">',
-        '<section class="viewer-panel"><h2>Images</h2><div id="viewer"></div>'
-        f'<script type="application/json" id="viewer-meta">{meta}</script></section>',
+        seen, more, '<div class="result">', images,
         '<section class="numbers"><h2>Probabilities</h2>', _probability_table(result),
         '<h2>Notes</h2><ul id="notes">' + "".join(f"<li>{n}</li>" for n in notes) + "</ul>",
         _inputs_table(result), "</section></div>"]

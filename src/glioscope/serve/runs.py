@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from glioscope import methods
 from glioscope.errors import GlioscopeError
-from glioscope.rundir import COHORT, CONFIG, INFO, METRICS, MODEL, PATIENT_HASHES, REPORT, RunFolder
+from glioscope.rundir import COHORT, CONFIG, INFO, METRICS, PATIENT_HASHES, REPORT, RunFolder
 from glioscope.util.paths import inside
 
 MAX_DEPTH = 4  # RUNS_DIR/a/b/c/run: deep enough for experiment folders, shallow enough to scan quickly
@@ -61,18 +62,14 @@ def scan(root: Path) -> dict[str, RunEntry]:
 def _entry(root: Path, folder: Path) -> RunEntry | None:
     run = RunFolder(folder)
     try:
-        info, config = run.info(), run.config()
+        record, config = run.record(), run.config()
     except (GlioscopeError, OSError, ValueError):
         return None  # unreadable metadata: not listed (the page of a broken run would only repeat the error)
-    if "package" in info:
-        kind = "package"
-    elif "external" in info:
-        kind = "external test"
-    elif "inputs" in config:
-        kind = "fused"
-    else:
-        kind = "run"
-    applicable = kind in ("run", "package") and any(folder.glob(f"*/{MODEL}"))
+    kind, info = record.kind, record.to_json()
+    try:
+        applicable = kind in ("run", "package") and bool(methods.method_of_config(config, folder).fold_files(run))
+    except GlioscopeError:  # no fold models (training unfinished), a fused run, a kind this version does not know
+        applicable = False
     rel = folder.relative_to(root).as_posix()
     return RunEntry(id=rel if rel != "." else folder.name, path=folder, kind=kind, info=info, applicable=applicable)
 

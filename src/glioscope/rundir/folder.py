@@ -1,46 +1,50 @@
-"""A run folder: every file in it is written and read here.
+"""A run folder: every file in it is named here, and written and read through `RunFolder`.
 
-    RUN/config.yaml             the resolved recipe (Recipe.to_dict)
-    RUN/run.json                classes, models, folds, split statement, notes, what the samples were
+    RUN/config.yaml             the resolved recipe (its `dump()`)
+    RUN/run.json                the run record (glioscope.rundir.record.RunRecord)
     RUN/cohort.csv splits.csv split.json      the inputs: cohort rows used, their folds
     RUN/slices.csv | volumes.csv              the samples (SampleSet.table_file); samples_skipped.csv
-    RUN/fold<k>/model.pt        the weights the fold's predictions came from (and the trainer's own files;
-                                its resume checkpoints go once the fold's predictions are written)
+    RUN/features.csv features_skipped.csv     a radiomics run's features, one row per patient
+    RUN/fold<k>/model.pt        a deep fold's weights (and the trainer's own files; its resume checkpoints
+                                go once the fold's predictions are written)
+    RUN/fold<k>/classifier.npz  a radiomics fold's classifier, as plain arrays (inner_cv.csv, features_used.csv)
     RUN/fold<k>/predictions.csv validation_predictions.csv gradcam/
-    RUN/predictions.csv         every fold's held-out predictions (one row per sample and model)
+    RUN/predictions.csv         every fold's held-out predictions (one row per sample and model; rundir.tables)
     RUN/validation_predictions.csv  every fold's inner-validation predictions (for fusion)
-    RUN/metrics.json predictions_patients.csv report.html figures/   evaluation and report
+    RUN/metrics.json predictions_patients.csv report.html     evaluation and report
+    PACKAGE/README.md metadata.json patients.sha256 fingerprints.npz fold<k>/model.ts   a model package's own
+    TEST/duplicates.csv         an external test's images shared with the training cohort
 
-A predictions table has columns fold, model, slice_id, item_id, patient_id, target (class
-index) and one prob_<class> column per class; slice_id is the sample (a slice, or a
-volume in 3D runs). Files are written atomically (temporary file, then rename).
+Files are written atomically (temporary file, then rename).
 """
 
 from __future__ import annotations
 
-import datetime
-import json
 from pathlib import Path
+
+import json
 
 import numpy as np
 import pandas as pd
 import yaml
 
-from glioscope import __version__
+from glioscope.cohort import COHORT_FILE as COHORT
 from glioscope.errors import InputError
-from glioscope.evaluate.aggregate import prob_columns
-from glioscope.pretrain.provenance import record as pretrain_record
+from glioscope.rundir.record import RunRecord
+from glioscope.rundir.tables import TYPES, prob_columns, read_table
+from glioscope.split import SPLIT_META, SPLITS
 from glioscope.train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
 from glioscope.util import atomic
 
 CONFIG, INFO, METRICS, REPORT = "config.yaml", "run.json", "metrics.json", "report.html"
-COHORT, SPLITS, SPLIT_META, SKIPPED = "cohort.csv", "splits.csv", "split.json", "samples_skipped.csv"
+SKIPPED = "samples_skipped.csv"
 PREDICTIONS, VALIDATION, PATIENTS = "predictions.csv", "validation_predictions.csv", "predictions_patients.csv"
 MODEL, GRADCAM, HISTORY = "model.pt", "gradcam", "metrics.csv"
+CLASSIFIER, INNER_CV, FEATURES_USED = "classifier.npz", "inner_cv.csv", "features_used.csv"
+FEATURES, FEATURES_SKIPPED = "features.csv", "features_skipped.csv"
 PATIENT_HASHES, FINGERPRINTS = "patients.sha256", "fingerprints.npz"  # a model package's stand-ins for the cohort
-_KEYS = ("fold", "model", "patient_id", "target")
-_TYPES = {"fold": str, "model": str, "patient_id": str, "item_id": str, "slice_id": str}
-_INFO_DEFAULTS = {"models": [], "folds": [], "leaky": False, "patient_ids": True, "notes": [], "split_statement": ""}
+MODEL_CARD, METADATA, TORCHSCRIPT = "README.md", "metadata.json", "model.ts"
+DUPLICATES = "duplicates.csv"
 
 
 class RunFolder:
@@ -65,39 +69,30 @@ class RunFolder:
                                             "and --set/--quick options")
         return True
 
-    def recipe(self):
-        """The run's Recipe, read back from config.yaml."""
-        from glioscope.recipe import Recipe
-
-        config = self.config()
-        if "inputs" in config:
-            raise InputError(self.path, "is a fused run (glioscope fuse): it has no models of its own to apply")
-        if config.get("kind") == "radiomics":
-            raise InputError(self.path, "is a radiomics run (glioscope.radiomics): it has no deep model to apply")
-        return Recipe.from_dict(config)
-
     def config(self) -> dict:
         path = self / CONFIG
         if not path.is_file():
             raise InputError(self.path, f"not a glioscope run folder (no {CONFIG})")
         return yaml.safe_load(path.read_text(encoding="utf-8"))
 
-    def write_inputs(self, recipe, cohort: pd.DataFrame, splits: pd.DataFrame, split_meta: dict, samples) -> None:
-        """The recipe and what the run starts from: cohort rows, splits, the samples (and those skipped)."""
+    def write_inputs(self, recipe, cohort: pd.DataFrame, splits: pd.DataFrame, split_meta: dict,
+                     samples=None) -> None:
+        """The recipe and what the run starts from: cohort rows, splits, the samples (and those skipped) if any."""
         self.path.mkdir(parents=True, exist_ok=True)
         atomic.write_text(self / CONFIG, recipe.dump())
         atomic.write_csv(self / COHORT, cohort)
         atomic.write_csv(self / SPLITS, splits)
         atomic.write_json(self / SPLIT_META, split_meta)
-        atomic.write_csv(self / samples.table_file, samples.table)
-        if samples.skipped:
+        if getattr(samples, "table_file", None):  # a SampleSet's table: the slices or volumes
+            atomic.write_csv(self / samples.table_file, samples.table)
+        if samples is not None and samples.skipped:
             atomic.write_csv(self / SKIPPED, pd.DataFrame([s.__dict__ for s in samples.skipped]))
 
     def write_fused(self, fused) -> None:
         """A fused run (glioscope.evaluate.fusion.FusedRun): its config, run.json, inputs and predictions."""
         self.path.mkdir(parents=True, exist_ok=True)
         atomic.write_text(self / CONFIG, yaml.safe_dump(fused.config, sort_keys=False))
-        self.write_info(fused.info)
+        self.write_record(fused.record)
         atomic.write_csv(self / SPLITS, fused.splits)
         if fused.cohort is not None:
             atomic.write_csv(self / COHORT, fused.cohort)
@@ -117,61 +112,27 @@ class RunFolder:
             return {i for i in ids if hash_patient(i) in hashed}
         raise InputError(self.path, f"has neither {COHORT} nor {PATIENT_HASHES}: cannot tell which patients it saw")
 
-    def training_fingerprints(self, data, progress: bool = True):
-        """The fingerprints of the images the run trained on (glioscope.leakcheck): computed from its cohort, or
-        read from a model package; None when neither is available (the cohort's files are gone)."""
-        from glioscope import leakcheck
-
-        if (self / FINGERPRINTS).is_file():
-            return leakcheck.Fingerprints.load(self / FINGERPRINTS)
-        if not (self / COHORT).is_file():
-            return None
-        from glioscope.samples import build_samples
-
-        try:
-            return leakcheck.Fingerprints.of(build_samples(self.cohort(), data, data.cache_dir(), progress))
-        except InputError:
-            return None
-
     # --- run.json ------------------------------------------------------------------------------
 
-    def write_info(self, info: dict) -> None:
-        atomic.write_json(self / INFO, info)
+    def write_record(self, record: RunRecord) -> None:
+        atomic.write_json(self / INFO, record.to_json())
 
-    def write_run_info(self, recipe, class_names: list[str], models: list[str], splits: pd.DataFrame, split_meta: dict,
-                       notes: list[str], samples, patient_ids: bool, precision: dict[str, dict]) -> None:
-        """run.json of a trained recipe; `precision`: each fold's (see `precisions`)."""
-        self.write_info({
-            "recipe": recipe.name,
-            "task": recipe.task_name,
-            "label": recipe.task.label,
-            "class_names": class_names,
-            "models": models,
-            "folds": sorted(int(k) for k in splits.loc[splits["partition"] == "cv", "fold"].unique()),
-            "leaky": bool(split_meta.get("leaky", False)),
-            "split_statement": split_meta.get("statement", ""),
-            "seed_tables": list(recipe.evaluate.tables),
-            "caveat": recipe.task.caveat,
-            "patient_ids": patient_ids,
-            "notes": notes,
-            "samples": {"kind": samples.kind, "count": int(len(samples.table)), "settings": samples.settings.__dict__},
-            "precision": precision,
-            "weights": pretrain_record(recipe.model),  # named, or a pretraining output: what it was pretrained on
-            "created": datetime.datetime.now().isoformat(timespec="seconds"),
-            "glioscope_version": __version__,
-            "cohort": str(self / COHORT),
-        })
-
-    def info(self) -> dict:
-        """run.json, with defaults for keys an older run may lack."""
+    def record(self) -> RunRecord:
+        """run.json as a RunRecord (an earlier version's too)."""
         path = self / INFO
         if not path.is_file():
             raise InputError(path, "not found: a run folder has a run.json written by `glioscope train`")
         try:
-            info = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise InputError(path, f"cannot read run metadata ({exc})") from None
-        return {"recipe": self.path.name, **_INFO_DEFAULTS, **info}
+        if not isinstance(data, dict):
+            raise InputError(path, "cannot read run metadata (not a JSON object)")
+        return RunRecord.from_json(data, default_recipe=self.path.name)
+
+    def info(self) -> dict:
+        """run.json's mapping, as this version writes it (see `record`)."""
+        return self.record().to_json()
 
     # --- folds ---------------------------------------------------------------------------------
 
@@ -228,11 +189,11 @@ class RunFolder:
 
     def merge_predictions(self, job_names: list[str]) -> None:
         """RUN/predictions.csv (and validation_predictions.csv) from the folds'; the test set's as their mean."""
-        validation = [pd.read_csv(self.fold(n) / VALIDATION, dtype=_TYPES) for n in job_names
+        validation = [pd.read_csv(self.fold(n) / VALIDATION, dtype=TYPES) for n in job_names
                       if (self.fold(n) / VALIDATION).is_file()]
         if validation:
             atomic.write_csv(self / VALIDATION, pd.concat(validation, ignore_index=True))
-        frames = [pd.read_csv(self.fold(n) / PREDICTIONS, dtype=_TYPES) for n in job_names if self.fold_finished(n)]
+        frames = [pd.read_csv(self.fold(n) / PREDICTIONS, dtype=TYPES) for n in job_names if self.fold_finished(n)]
         merged = pd.concat(frames, ignore_index=True)
         test = merged[merged["fold"] == "test"]
         if len(test) and len(job_names) > 1:
@@ -284,7 +245,7 @@ class RunFolder:
         path = self / PREDICTIONS
         if not path.is_file():
             raise InputError(path, "not found: the run has no predictions yet (did training finish?)")
-        frame = _read_table(path, class_names)
+        frame = read_table(path, class_names)
         if frame is None:
             raise InputError(path, "has no rows")
         names = class_names or [c[len("prob_"):] for c in prob_columns(frame)]
@@ -303,7 +264,7 @@ class RunFolder:
         path = self / VALIDATION
         if not path.is_file():
             return None
-        frame = _read_table(path, class_names)
+        frame = read_table(path, class_names)
         if frame is None:
             return None
         frame["fold"] = frame["fold"].astype(str).str.strip()
@@ -330,52 +291,6 @@ class RunFolder:
             return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise InputError(path, f"cannot read metrics ({exc})") from None
-
-
-def prediction_table(probs: dict[str, np.ndarray], keys: pd.DataFrame, targets: np.ndarray, fold: str,
-                    names: list[str]) -> pd.DataFrame:
-    """A predictions table (see the module docstring) of each model's probabilities of the samples `keys` names."""
-    frames = []
-    for model_name, p in probs.items():
-        frame = keys.copy()
-        frame.insert(0, "model", model_name)
-        frame.insert(0, "fold", fold)
-        frame["target"] = targets
-        for k, name in enumerate(names):
-            frame[f"prob_{name}"] = p[:, k]
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
-
-
-def _read_table(path: Path, class_names: list[str] | None) -> pd.DataFrame | None:
-    """A predictions table with prob_<class> columns in class order; None when it has no rows."""
-    frame = pd.read_csv(path, dtype=_TYPES)
-    missing = [c for c in _KEYS if c not in frame.columns]
-    probs = prob_columns(frame)
-    if missing or not probs:
-        raise InputError(path, f"expected columns {', '.join(_KEYS)} and prob_<class>; missing {missing or 'prob_*'}")
-    if frame.empty:
-        return None
-    frame = frame.rename(columns=_prob_names(path, probs, class_names))
-    names = class_names or [c[len("prob_"):] for c in probs]
-    ordered = [f"prob_{c}" for c in names]
-    if frame[ordered].isna().any().any() or frame["target"].isna().any():
-        raise InputError(path, "contains empty probabilities or targets")
-    frame["target"] = frame["target"].astype(int)
-    return frame[[c for c in frame.columns if c not in ordered] + ordered]
-
-
-def _prob_names(path: Path, probs: list[str], class_names: list[str] | None) -> dict[str, str]:
-    if not class_names:
-        return {}
-    suffixes = [c[len("prob_"):] for c in probs]
-    if sorted(suffixes) == sorted(class_names):
-        return {}
-    if len(probs) != len(class_names):
-        raise InputError(path, f"{len(probs)} probability columns for {len(class_names)} classes {class_names}")
-    if all(s.isdigit() for s in suffixes):
-        return {f"prob_{s}": f"prob_{class_names[int(s)]}" for s in suffixes}
-    return {p: f"prob_{name}" for p, name in zip(probs, class_names)}
 
 
 def hash_patient(patient_id: str) -> str:

@@ -1,0 +1,80 @@
+"""What a kind of method provides: how its recipes are found and run, and how its trained folds are applied.
+
+A kind of method (deep networks, radiomics, ...) is one `Method`: its recipes (a
+glioscope.recipe.RecipeKind), the runner that trains its folds into a run folder, and what
+applying a trained run needs: the inputs of cohort rows or of one new study (a SampleSet, or
+any object with the same table, keys, skipped and notes), the fold models, their
+probabilities, the fingerprints of the images for the leak check, and the fold models' files
+for a model package. glioscope.trained.TrainedRun applies every kind through this.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from glioscope.io.study import Study
+from glioscope.recipe import RecipeKind
+from glioscope.rundir import RunFolder, RunRecord
+
+
+class Method(ABC):
+    """One kind of method (see the module docstring)."""
+
+    recipes: RecipeKind
+
+    @property
+    def kind(self) -> str:
+        return self.recipes.name
+
+    def recipe_from_config(self, config: dict):
+        """A run folder's or package's recipe, from its config.yaml."""
+        return self.recipes.recipe_class.from_dict(config)
+
+    @abstractmethod
+    def run(self, recipe, cohort: Path, out: Path, splits: Path | None = None, folds: list[int] | None = None,
+            resume: bool = False, progress: bool = True, report: bool = True, cache_dir: Path | None = None) -> Path:
+        """Train and evaluate `recipe` on every fold (or `folds`) into the run folder `out`; returns it."""
+
+    # --- applying a trained run -------------------------------------------------------------------------
+
+    @abstractmethod
+    def fold_files(self, folder: RunFolder) -> list[tuple[str, Path]]:
+        """(fold name, file) of every trained fold model; an InputError when there is none."""
+
+    @abstractmethod
+    def inputs(self, recipe, record: RunRecord, frame: pd.DataFrame, cache_dir: Path | None, progress: bool):
+        """The model inputs of cohort rows (`cache_dir` None: no cache where the method has one per run)."""
+
+    @abstractmethod
+    def study_inputs(self, recipe, record: RunRecord, study: Study):
+        """The model inputs of one new study (glioscope.io.study)."""
+
+    @abstractmethod
+    def load_folds(self, folder: RunFolder, recipe, record: RunRecord, inputs) -> list[tuple[str, object]]:
+        """(fold name, model) of every fold, ready to predict `inputs`."""
+
+    @abstractmethod
+    def probabilities(self, folds: list[tuple[str, object]], inputs, recipe, record: RunRecord,
+                      progress: bool) -> dict[str, np.ndarray]:
+        """Each fold model's class probabilities (N, classes) of every input, in the inputs' order."""
+
+    @abstractmethod
+    def fingerprints(self, inputs):
+        """The leak check's fingerprints of the inputs (glioscope.leakcheck.Fingerprints)."""
+
+    @abstractmethod
+    def training_fingerprints(self, folder: RunFolder, recipe, record: RunRecord, progress: bool):
+        """The fingerprints of what the run trained on (a package: those it carries); None when unavailable."""
+
+    @abstractmethod
+    def export_folds(self, run: RunFolder, package: RunFolder, recipe, record: RunRecord,
+                     torchscript: bool = False) -> dict:
+        """Write the fold models into a model package; returns what was checked."""
+
+    @abstractmethod
+    def input_words(self, recipe, record: RunRecord) -> dict:
+        """What the model takes, for the model card: {"channels": [...], "input": words, "value": words}."""

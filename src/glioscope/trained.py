@@ -1,0 +1,167 @@
+"""A trained run applied: one object for a run folder or a model package, whatever its kind of method.
+
+    run = TrainedRun("runs/sdl")                  # or a model package (glioscope export)
+    result = run.predict_study("new/study/")      # one study (glioscope.io.study): predict, the web app
+    result = run.predict_rows(cohort_rows)        # cohort rows: batch prediction, external tests
+    result.ensemble                               # the fold models' mean probability of every input
+    result.patients()                             # per patient: its inputs, the ensemble's and each fold's probability
+
+The run's recipe and record say how new data becomes the method's inputs (slices, volumes or
+radiomics features: glioscope.methods); every fold model predicts every input; the ensemble is
+the mean over the fold models per input, then over a patient's inputs (weighted by the recipe's
+vote when it has one), as cross-validation aggregates them. `predict`, batch prediction, `test`,
+`serve` and `export` use this and add only their own concerns (JSON, tables, the viewer, leak
+checks, packaging).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from glioscope import methods
+from glioscope.evaluate.aggregate import patient_mean
+from glioscope.evaluate.operating_point import cv_operating_point
+from glioscope.io.study import read_study
+from glioscope.rundir import RunFolder
+
+
+@dataclass
+class PatientResult:
+    """One patient's rows among the inputs, the ensemble's probability and each fold model's."""
+
+    patient_id: str
+    rows: np.ndarray
+    probabilities: np.ndarray
+    folds: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class Prediction:
+    """Every fold model's probabilities of a set of inputs (a SampleSet, or a method's own set with its table)."""
+
+    inputs: object
+    per_fold: dict[str, np.ndarray]
+    class_names: list[str]
+
+    @cached_property
+    def ensemble(self) -> np.ndarray:
+        """The fold models' mean probability of every input (N, classes)."""
+        return np.mean(list(self.per_fold.values()), axis=0)
+
+    @cached_property
+    def table(self) -> pd.DataFrame:
+        """The inputs' table, indexed 0..N-1."""
+        return self.inputs.table.reset_index(drop=True)
+
+    def patients(self) -> list[PatientResult]:
+        """Every patient, sorted by id: the mean (or the recipe's weighted vote) of its inputs' probabilities."""
+        weights = self.inputs.vote_weights()
+        results = []
+        for patient, group in self.table.groupby("patient_id", sort=True):
+            rows = group.index.to_numpy()
+            vote = None if weights is None else weights[rows]
+            results.append(PatientResult(str(patient), rows, patient_mean(self.ensemble[rows], vote),
+                                         {f: patient_mean(p[rows], vote) for f, p in self.per_fold.items()}))
+        return results
+
+    def by_input(self) -> list[dict]:
+        """Every input given: each series, volume or image (or patient's features) with its probability, then the
+        files that could not be used with their reasons."""
+        weights = self.inputs.vote_weights()
+        entries = []
+        for _, group in self.table.groupby(self.inputs.item_column, sort=False):
+            first, rows = group.iloc[0], group.index.to_numpy()
+            mean = patient_mean(self.ensemble[rows], None if weights is None else weights[rows])
+            entries.append({"path": str(first[self.inputs.path_column]), "patient_id": str(first["patient_id"]),
+                            "series_id": str(first.get("series_id", "")), "status": "predicted",
+                            "n_samples": int(len(group)), **self.scores(mean)})
+        return entries + [{"path": s.path, "status": "skipped", "reason": s.reason} for s in self.inputs.skipped]
+
+    def samples(self) -> list[dict]:
+        """Every input sample (a slice, a volume, a patient's features) with its probability."""
+        return [{**self.inputs.describe(i), **self.scores(self.ensemble[i])} for i in range(len(self.inputs))]
+
+    def scores(self, p: np.ndarray) -> dict:
+        """A probability vector as JSON: per class, and the class predicted."""
+        return {"probabilities": {n: round(float(v), 6) for n, v in zip(self.class_names, p)},
+                "prediction": self.class_names[int(np.argmax(p))]}
+
+
+class TrainedRun:
+    """A run folder or model package of any kind of method, ready to apply (see the module docstring)."""
+
+    def __init__(self, path: str | Path):
+        self.folder = RunFolder(path)
+        self.path = self.folder.path
+        config = self.folder.config()
+        self.method = methods.method_of_config(config, self.path)
+        self.recipe = self.method.recipe_from_config(config)
+        self.record = self.folder.record()
+        self.class_names = list(self.record.class_names)
+        self._folds: dict[tuple, list] = {}
+
+    @property
+    def headline(self) -> str:
+        """The model the run reports first (its fold models' mean is named after it)."""
+        return self.record.models[-1]
+
+    @property
+    def kind(self) -> str:
+        """The kind of the run's inputs: slices, volumes or radiomics."""
+        return self.record.samples.get("kind") or self.recipe.data.kind
+
+    def model_files(self) -> list[tuple[str, Path]]:
+        """(fold, file) of every fold model; an InputError when there is none."""
+        return self.method.fold_files(self.folder)
+
+    def selection(self) -> dict[str, list[str]]:
+        """The plane and sequence the run's recipe selects (what a batch of new studies is filtered by)."""
+        return {k: v for k, v in self.recipe.data.selection().items() if k in ("plane", "sequence")}
+
+    def rows_inputs(self, frame: pd.DataFrame, cache_dir: Path | None = None, progress: bool = True):
+        """The model inputs of cohort rows (`cache_dir` None: decoded afresh)."""
+        return self.method.inputs(self.recipe, self.record, frame, cache_dir, progress)
+
+    def study_inputs(self, path: str | Path, mask: str | Path | None = None):
+        """The model inputs of the study at `path` (glioscope.io.study), with `mask` when the recipe needs one."""
+        return self.method.study_inputs(self.recipe, self.record, read_study(path, mask))
+
+    def folds(self, inputs) -> list[tuple[str, object]]:
+        """The fold models, loaded once per model files and input channels (a web app applies a run many times)."""
+        key = (tuple((str(p), p.stat().st_mtime_ns) for _, p in self.model_files()), getattr(inputs, "channels", 0))
+        if key not in self._folds:
+            self._folds = {key: self.method.load_folds(self.folder, self.recipe, self.record, inputs)}
+        return self._folds[key]
+
+    def apply(self, inputs, progress: bool = False) -> Prediction:
+        """Every fold model's probabilities of `inputs`."""
+        folds = self.folds(inputs)
+        return Prediction(inputs, self.method.probabilities(folds, inputs, self.recipe, self.record, progress),
+                          self.class_names)
+
+    def predict_study(self, path: str | Path, mask: str | Path | None = None) -> Prediction:
+        return self.apply(self.study_inputs(path, mask))
+
+    def predict_rows(self, frame: pd.DataFrame, cache_dir: Path | None = None, progress: bool = True) -> Prediction:
+        return self.apply(self.rows_inputs(frame, cache_dir, progress), progress)
+
+    def seen_patients(self, patient_ids) -> set[str]:
+        """The given patients that the run trained or validated on (a package: by hashed id)."""
+        return self.folder.seen_patients(patient_ids)
+
+    def fingerprints(self, inputs):
+        """The leak check's fingerprints of inputs made by this run (glioscope.leakcheck)."""
+        return self.method.fingerprints(inputs)
+
+    def training_fingerprints(self, progress: bool = True):
+        """The fingerprints of what the run trained on; None when its files are no longer there."""
+        return self.method.training_fingerprints(self.folder, self.recipe, self.record, progress)
+
+    def operating_point(self) -> dict | None:
+        """A binary run's threshold, chosen on its own cross-validation (a package: the one it carries)."""
+        return cv_operating_point(self.folder, self.class_names, self.headline) or self.record.operating_point
