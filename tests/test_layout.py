@@ -56,7 +56,7 @@ def file_imports(path: Path, known: set[str]) -> set[str]:
     return found & known
 
 
-@pytest.mark.parametrize("package", ["models"])
+@pytest.mark.parametrize("package", ["models", "synth"])
 def test_no_two_files_of_a_package_import_each_other(package):
     files = {module_name(path): path for path in modules(package)}
     graph = {name: file_imports(path, set(files)) - {name} for name, path in files.items()}
