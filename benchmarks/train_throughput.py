@@ -47,7 +47,7 @@ import torch
 
 from glioscope import plan
 from glioscope.models import model_entry
-from glioscope.models.build import build_model, input_normalisation, reported_names
+from glioscope.models.build import build_model, input_normalisation, loss_kind, reported_names
 from glioscope.recipe import load_recipe
 from glioscope.samples import build_samples, consolidated
 from glioscope.train import trainer_class
@@ -223,7 +223,8 @@ def measure(recipe, settings, samples, names, steps: int, rounds: int):
     model = build_model(recipe.model, len(names), samples.channels).model
     variant = trainer_class(model_entry(recipe.model.name).variant)
     trainer = variant(model, settings, names, Path(tempfile.mkdtemp()), name=recipe.name,
-                      reported=reported_names(recipe.model, recipe.name), progress=False)
+                      reported=reported_names(recipe.model, recipe.name), progress=False,
+                      loss=loss_kind(recipe.model, len(names)))
     trainer._setup_precision(dataset)
     trainer.model.train()
     for module in trainer.frozen:  # as an epoch does: frozen parts in inference mode

@@ -167,6 +167,18 @@ def test_nt_xent_is_low_when_each_view_finds_its_pair():
     assert found == 8 and aligned < 0.01 < shuffled
 
 
+def test_the_simclr_trainer_builds_nt_xent_at_the_temperature_it_was_given(tmp_path):
+    from glioscope.pretrain.simclr import SimCLRNet, SimCLRTrainer
+
+    net = SimCLRNet(torch.nn.Flatten(), 12, projection=4, hidden=8)
+    trainer = SimCLRTrainer(net, {"precision": "fp32", "tensorboard": False}, ["view"], tmp_path, progress=False,
+                            temperature=0.1)
+    projections = torch.randn(6, 4)
+    (loss, found), (expected, pairs) = trainer.criterion(projections), nt_xent(projections, temperature=0.1)
+    assert torch.equal(loss, expected) and found == pairs
+    assert not torch.equal(loss, nt_xent(projections, temperature=0.5)[0])  # not the class's default
+
+
 def test_a_killed_pretraining_leaves_no_weights_and_resumes_to_the_same_result(cohorts, monkeypatch):
     from glioscope.train.loop import Trainer
 

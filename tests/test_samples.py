@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -76,6 +79,20 @@ def test_one_function_turns_logits_into_probabilities():
     net1, net2, mean = probabilities(members)
     assert torch.allclose(mean, (torch.softmax(logits, 1) + torch.softmax(-logits, 1)) / 2)
     assert torch.allclose(net2, torch.softmax(-logits, 1))
+
+
+def test_the_registry_imports_its_builders_only_when_a_model_is_listed_or_built():
+    code = """
+import sys
+import glioscope.models
+assert "torchvision" not in sys.modules, "import glioscope.models loaded torchvision"
+from glioscope.models.sdl import sdl  # a builder module alone registers what it needs
+assert type(sdl(3, backbone="smallcnn", head="linear", width=4)).__name__ == "SynergicNet"
+from glioscope.models import list_models
+assert {"alexnet", "r3d_18", "resnet10_3d", "sdl", "smallcnn"} <= set(list_models())
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_registry_entries_say_how_a_model_is_fed_and_reported():

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
+from glioscope.errors import GlioscopeError
 from glioscope.models import create_model
 from glioscope.models.weights import WeightsUnavailable
 from glioscope.train.checkpoint import load_checkpoint
@@ -142,6 +143,112 @@ def test_early_stopping_stops(tmp_path):
     trainer = Trainer(model, settings, ["a", "b", "c"], tmp_path, progress=False)
     history = trainer.fit(dataset, dataset)
     assert len(history) == 3  # best at epoch 1, then two epochs without improvement
+
+
+class Renamed(torch.nn.Module):
+    """A network whose output layer is not `model.fc` (as a registered model's may not be)."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.body = net
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def test_the_recipe_spec_not_the_network_chooses_the_loss(tmp_path):
+    from glioscope.models.build import build_model, loss_kind, output_units
+    from glioscope.models.spec import ModelSpec
+
+    for classes, sigmoid, units, kind in ((2, True, 1, "bce"), (2, False, 2, "ce"), (3, True, 3, "ce")):
+        asked = ModelSpec(name="smallcnn", sigmoid=sigmoid, weights=None, options={"width": 4})
+        assert (output_units(asked, classes), loss_kind(asked, classes)) == (units, kind)
+        assert build_model(asked, classes, 3).model.fc.out_features == units  # one rule for the network and the loss
+    spec = ModelSpec(name="smallcnn", sigmoid=True, weights=None, options={"width": 4})
+    torch.manual_seed(0)
+    model = Renamed(build_model(spec, 2, 3).model)
+    assert not hasattr(model, "fc")
+    images, targets = toy_images(24)
+    targets = (targets > 0).astype(np.int64)
+    trainer = Trainer(model, SETTINGS, ["a", "b"], tmp_path, progress=False, class_weights=torch.tensor([1.0, 3.0]),
+                      loss=loss_kind(spec, 2))
+    history = trainer.fit(SliceDataset(images, targets), SliceDataset(images, targets))
+    assert np.isfinite(history["train_loss"]).all() and len(history) == 2
+    logits, labels = torch.tensor([[0.5], [-1.0], [2.0]]), torch.tensor([1, 0, 0])
+    expected = F.binary_cross_entropy_with_logits(logits[:, 0], labels.float(), pos_weight=torch.tensor([3.0]))
+    assert torch.equal(trainer.loss(logits, labels), expected)
+    assert trainer.predicted_class(logits).tolist() == [1, 0, 1]
+    with pytest.raises(GlioscopeError, match="expected one of ce, bce"):
+        Trainer(small_net(), SETTINGS, ["a", "b", "c"], tmp_path, progress=False, loss="mse")
+
+
+def test_the_runner_gives_every_phase_the_loss_of_the_recipe_spec(tmp_path, monkeypatch):
+    import types
+
+    import pandas as pd
+
+    from glioscope import runner
+    from glioscope.recipe import load_recipe
+
+    class Recording:
+        def __init__(self, model, settings, names, out, **kwargs):
+            seen.append(kwargs.get("loss", "ce"))
+            self.raw_model = model
+
+        def fit(self, *args, **kwargs):
+            return pd.DataFrame({"epoch": [1]})
+
+    monkeypatch.setattr(runner, "trainer_class", lambda variant: Recording)
+    not_main = types.SimpleNamespace(is_main=False)
+    cases = ((True, ["0", "1"], "bce"), (False, ["0", "1"], "ce"), (True, ["a", "b", "c"], "ce"))
+    for sigmoid, names, expected in cases:
+        seen = []
+        recipe = load_recipe("eff", [f"model.sigmoid={str(sigmoid).lower()}"])  # two phases: head, then fine-tuning
+        runner._train_phases(recipe, recipe.train, None, names, tmp_path, None, False, not_main, None, None, False)
+        assert seen == [expected, expected], (sigmoid, names)
+
+
+def test_a_variant_overrides_how_the_loss_optimiser_and_schedule_are_built(tmp_path):
+    class Constant(Trainer):
+        def build_loss(self):
+            return lambda logits, targets: logits.sum() * 0 + 7.0
+
+    class Still(Trainer):
+        def build_optimizer(self):
+            return torch.optim.SGD(self.raw_model.parameters(), lr=0.0)
+
+        def build_schedule(self, optimizer):
+            return torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+
+    images, targets = toy_images(24)
+    torch.manual_seed(0)
+    history = Constant(small_net(), SETTINGS, ["a", "b", "c"], tmp_path / "loss", progress=False).fit(
+        SliceDataset(images, targets))
+    assert list(history["train_loss"]) == [7.0, 7.0]
+    torch.manual_seed(0)
+    model = small_net()
+    before = {k: v.clone() for k, v in model.named_parameters()}
+    trainer = Still(model, SETTINGS, ["a", "b", "c"], tmp_path / "optimizer", progress=False)
+    trainer.fit(SliceDataset(images, targets))
+    assert all(torch.equal(before[k], v) for k, v in trainer.raw_model.named_parameters())  # lr 0: nothing moved
+    assert trainer.optimizer.param_groups[0]["lr"] == 0.0
+    assert isinstance(trainer.schedule, torch.optim.lr_scheduler.StepLR)
+
+
+def test_sdl_members_learn_with_the_class_weights_and_refuse_a_sigmoid_unit():
+    from glioscope.util.schema import SettingError
+
+    torch.manual_seed(0)
+    model = create_model("sdl", 3, backbone="resnet18", head="hidden", hidden=16)
+    weights = torch.tensor([1.0, 0.2, 4.0])
+    trainer = SDLTrainer(model, SETTINGS, ["a", "b", "c"], Path("unused"), progress=False, class_weights=weights)
+    trainer._setup_precision(SliceDataset(*toy_images(8)))
+    images, targets = torch.rand(4, 2, 3, 32, 32), torch.tensor([[0, 2], [1, 1], [2, 0], [0, 1]])
+    _, ce, _, logits, _, _ = trainer.losses(trainer.model, images, targets, trainer.precision)
+    for m in range(2):
+        assert torch.equal(ce[m], F.cross_entropy(logits[m].float(), targets[:, m], weight=weights))
+    with pytest.raises(SettingError, match="model.sigmoid"):
+        SDLTrainer(model, SETTINGS, ["a", "b"], Path("unused"), progress=False, loss="bce")
 
 
 # --- weights ---------------------------------------------------------------------------

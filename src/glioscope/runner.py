@@ -19,7 +19,7 @@ import torch
 from glioscope import cohort, plan
 from glioscope.errors import GlioscopeError
 from glioscope.interpret import save_gradcam
-from glioscope.models.build import build_model, input_normalisation, reported_names
+from glioscope.models.build import build_model, input_normalisation, loss_kind, reported_names
 from glioscope.models import model_entry
 from glioscope.pretrain import provenance
 from glioscope.pretrain.leaks import check_run as check_pretrained
@@ -127,10 +127,11 @@ def _train_phases(recipe: Recipe, settings, model, names, job_dir: Path, weights
     """Fit each phase of `settings` in turn; the fold's metrics.csv joins their histories."""
     variant = trainer_class(model_entry(recipe.model.name).variant)
     reported = reported_names(recipe.model, recipe.name)
+    loss = loss_kind(recipe.model, len(names))  # the rule that gave the network its output units
     histories = []
     for subfolder, phase in settings.phases():
         trainer = variant(model, phase, names, job_dir / subfolder, name=recipe.name, reported=reported,
-                                class_weights=weights, progress=progress, context=context)
+                          class_weights=weights, progress=progress, context=context, loss=loss)
         history = trainer.fit(train_set, val_set, resume=resume)
         model = trainer.raw_model  # the phase's kept weights go on to the next phase
         if subfolder:

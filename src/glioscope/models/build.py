@@ -23,12 +23,10 @@ class BuiltModel:
 def build_model(spec: ModelSpec, num_classes: int, in_chans: int) -> BuiltModel:
     """The network of `spec` for `num_classes` and `in_chans` input channels.
 
-    Two classes with `spec.sigmoid` give one output unit (a sigmoid, trained with binary
-    cross-entropy). Missing pretrained weights are an error, or, with weights_fallback
-    "scratch", a network from scratch and a note.
+    Its output units: `output_units`. Missing pretrained weights are an error, or, with
+    weights_fallback "scratch", a network from scratch and a note.
     """
-    if spec.sigmoid and num_classes == 2:
-        num_classes = 1  # one sigmoid unit for the second class
+    num_classes = output_units(spec, num_classes)
     entry = model_entry(spec.name)
     kwargs = {"head": spec.head, "hidden": spec.hidden}
     kwargs.update({name: getattr(spec, name) for name in entry.spec_fields})
@@ -42,6 +40,21 @@ def build_model(spec: ModelSpec, num_classes: int, in_chans: int) -> BuiltModel:
             raise
         note = f"{exc}. Training from scratch instead (model.weights_fallback: scratch)."
         return BuiltModel(create_model(spec.name, num_classes, in_chans, None, **kwargs), True, [note])
+
+
+def sigmoid_unit(spec: ModelSpec, num_classes: int) -> bool:
+    """True when the network ends in one sigmoid unit for the second class: two classes and `spec.sigmoid`."""
+    return spec.sigmoid and num_classes == 2
+
+
+def output_units(spec: ModelSpec, num_classes: int) -> int:
+    """The output units of the network `build_model` makes: one sigmoid unit, or one logit per class."""
+    return 1 if sigmoid_unit(spec, num_classes) else num_classes
+
+
+def loss_kind(spec: ModelSpec, num_classes: int) -> str:
+    """The training loss that fits `output_units`: "bce" (binary cross-entropy) or "ce" (cross-entropy)."""
+    return "bce" if sigmoid_unit(spec, num_classes) else "ce"
 
 
 def weightless(spec: ModelSpec) -> ModelSpec:

@@ -6,7 +6,8 @@ torch's own downloader (torch.hub.download_url_to_file, which torchvision's weig
 into torch.hub.get_dir()/checkpoints (TORCH_HOME), checking the SHA-256 prefix that
 torchvision's file names carry.
 
-A model that is not torchvision's registers its named weights here:
+A model that is not torchvision's registers its named weights next to its builder, with
+glioscope.models.registry (which the builders import; this module lists every model):
 
     register_weights("medicalnet_resnet10", "medicalnet", url="https://.../resnet_10.pth")
 """
@@ -14,55 +15,27 @@ A model that is not torchvision's registers its named weights here:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 from glioscope.errors import GlioscopeError
+from glioscope.models import list_models, model_entry
+from glioscope.models.registry import NamedWeights, named_weights, register_weights
+
+__all__ = ["NamedWeights", "catalogue", "choose", "fetch", "register_weights"]
 
 _HASH = re.compile(r"-([a-f0-9]+)\.")  # torch.hub's own pattern: name-<sha256 prefix>.ext
-_EXTRA: dict[str, list["NamedWeights"]] = {}
-
-
-@dataclass(frozen=True)
-class NamedWeights:
-    """One named weights file of one model: its name in recipes (model.weights), URL and cache file."""
-
-    model: str
-    name: str  # what model.weights says: imagenet, kinetics, ...
-    url: str
-    file: str  # its name in torch's cache
-    arch: str = ""  # the architecture whose weights they are (SDL: the member backbone)
-    note: str = ""
-
-    @property
-    def path(self) -> Path:
-        import torch
-
-        return Path(torch.hub.get_dir()) / "checkpoints" / self.file
-
-    @property
-    def on_disk(self) -> bool:
-        return self.path.is_file()
-
-
-def register_weights(model: str, name: str, url: str, file: str | None = None, note: str = "") -> None:
-    """Make the named weights of a model that torchvision does not know listable and fetchable."""
-    entry = NamedWeights(model, name, url, file or Path(urlparse(url).path).name, model, note)
-    _EXTRA.setdefault(model, [e for e in _EXTRA.get(model, []) if e.name != name]).append(entry)
 
 
 def catalogue(models: list[str] | None = None) -> list[NamedWeights]:
     """Every registered model's named weights (a model without any: one row named "none")."""
-    from glioscope.models import list_models, model_entry
-
     rows = []
     for model in models or list_models():
         entry = model_entry(model)
         arch, note = model, ""
         if entry.variant == "synergic":
             arch, note = "alexnet", "each member's backbone (model.backbone; alexnet by default)"
-        found = list(_EXTRA.get(model, []))
+        found = named_weights(model)
         torchvision = _torchvision(model, arch, "kinetics" if entry.kind == "volumes" else "imagenet", note)
         found += [torchvision] if torchvision else []
         rows += found or [NamedWeights(model, "none", "", "", model, "no named weights: train from scratch")]
@@ -84,8 +57,6 @@ def _torchvision(model: str, arch: str, name: str, note: str) -> NamedWeights | 
 
 def choose(name: str, model: str | None = None) -> NamedWeights:
     """The entry `fetch NAME [--model M]` means: NAME a weights name (with M when several models use it) or a model."""
-    from glioscope.models import list_models
-
     if model is None and name in list_models():
         model, name = name, None
     rows = [r for r in catalogue([model] if model else None) if r.url and (name is None or r.name == name)]

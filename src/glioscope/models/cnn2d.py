@@ -9,7 +9,7 @@ import torch.nn as nn
 import torchvision.models as tvm
 
 from glioscope.errors import GlioscopeError
-from glioscope.models import register_model
+from glioscope.models.registry import register_model
 from glioscope.models.heads import HEADS, Classifier, efficientnet_neck, hidden_neck
 from glioscope.models.weights import load_matching, read_state_dict
 

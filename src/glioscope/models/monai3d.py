@@ -21,9 +21,8 @@ import torch
 import torch.nn as nn
 
 from glioscope.errors import GlioscopeError
-from glioscope.models import register_model
-from glioscope.models.catalogue import register_weights
 from glioscope.models.heads import Classifier
+from glioscope.models.registry import named_weights, register_model, register_weights
 from glioscope.models.weights import WeightsUnavailable, load_matching, read_state_dict
 
 log = logging.getLogger(__name__)
@@ -37,9 +36,7 @@ register_weights("resnet10_3d", "medicalnet", MEDICALNET_URL,
 
 def _medicalnet_file() -> str:
     """The cached MedicalNet file, or WeightsUnavailable (a recipe may then train from scratch)."""
-    from glioscope.models.catalogue import catalogue
-
-    entry = next(e for e in catalogue(["resnet10_3d"]) if e.name == "medicalnet")
+    entry = next(w for w in named_weights("resnet10_3d") if w.name == "medicalnet")
     if not entry.on_disk:
         raise WeightsUnavailable(
             f"medicalnet weights for resnet10_3d are not in the local torch cache (expected {entry.path}). "

@@ -13,8 +13,11 @@ import torch
 import torch.nn as nn
 
 from glioscope.errors import GlioscopeError
-from glioscope.models import create_model, register_model
+# Every model a member may be is registered before `sdl` builds one (glioscope.models imports this
+# module among the builders, so it cannot call back into glioscope.models.create_model).
+from glioscope.models import cnn2d, monai3d, video3d  # noqa: F401
 from glioscope.models.heads import Classifier
+from glioscope.models.registry import build, register_model
 
 
 class SynergicNet(nn.Module):
@@ -67,5 +70,5 @@ def sdl(num_classes: int, in_chans: int = 3, weights=None, backbone: str = "alex
     """SDL with `members` copies of `backbone`, each initialised independently (or from the same weights)."""
     if backbone == "sdl":
         raise GlioscopeError("an SDL member cannot itself be an SDL model")
-    nets = [create_model(backbone, num_classes, in_chans, weights, head=head, **kwargs) for _ in range(members)]
+    nets = [build(backbone, num_classes, in_chans, weights, head=head, **kwargs) for _ in range(members)]
     return SynergicNet(nets)

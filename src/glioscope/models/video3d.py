@@ -15,7 +15,7 @@ import torch.nn as nn
 import torchvision.models.video as tvv
 
 from glioscope.errors import GlioscopeError
-from glioscope.models import register_model
+from glioscope.models.registry import register_model
 from glioscope.models.heads import Classifier
 from glioscope.models.weights import load_matching, read_state_dict
 

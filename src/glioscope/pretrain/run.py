@@ -87,8 +87,7 @@ def pretrain(recipe, cohorts: list[Path], out: Path, method: str = "supervised",
     else:
         width = _backbone_width(network.backbone, samples.channels, samples.images.shape[-1])
         trainer = SimCLRTrainer(SimCLRNet(network.backbone, width, simclr.projection), settings, ["view"], out,
-                                name=name, progress=progress)
-        trainer.temperature = simclr.temperature
+                                name=name, progress=progress, temperature=simclr.temperature)
         dataset = TwoViews(slices)
     history = trainer.fit(dataset, None, resume=resume)
     trained = trainer.raw_model if method == "supervised" else network  # SimCLRNet trained network's backbone

@@ -11,6 +11,8 @@ so epochs, checkpoints, resume and logs are the loop's own.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -89,15 +91,24 @@ class _NoSingleBatch:
 
 
 class SimCLRTrainer(DropLast):
-    """Trainer's loop with the NT-Xent step; train_accuracy is the share of views whose nearest view is their pair."""
+    """Trainer's loop with the NT-Xent step; train_accuracy is the share of views whose nearest view is their pair.
 
-    temperature = 0.5
+    temperature: NT-Xent's (the other arguments: Trainer's).
+    """
+
+    def __init__(self, *args, temperature: float = 0.5, **kwargs):
+        self.temperature = temperature  # before Trainer.__init__, whose build_loss reads it
+        super().__init__(*args, **kwargs)
+
+    def build_loss(self):
+        """NT-Xent at this trainer's temperature: 2N projections -> (loss, how many rows find their pair)."""
+        return functools.partial(nt_xent, temperature=self.temperature)
 
     def train_step(self, batch) -> dict[str, float]:
         first, second = (self.precision.prepare(t.to(self.device, non_blocking=True)) for t in batch)
         with self.precision.autocast(self.device):
             projections = self.model(torch.cat([first, second]))  # one pass: BatchNorm sees both views
-        loss, found = nt_xent(projections.float(), self.temperature)
+        loss, found = self.criterion(projections.float())
         self.backward(loss)
         n = len(first)
         return {"loss_sum": loss.item() * n, "correct": found / 2, "count": n, "images": 2 * n}
@@ -105,7 +116,7 @@ class SimCLRTrainer(DropLast):
     def timing_step(self, model, sample, precision) -> None:
         first, second = (precision.prepare(t) for t in sample)
         with precision.autocast(self.device):
-            loss, _ = nt_xent(model(torch.cat([first, second])).float(), self.temperature)
+            loss, _ = self.criterion(model(torch.cat([first, second])).float())
         loss.backward()
         model.zero_grad(set_to_none=True)
 

@@ -9,8 +9,7 @@ montage.png. The tumour model, the difficulty knob and the MGMT imaging correlat
 documented in glioscope.synth.tumour.
 """
 
-from glioscope.synth.cohort import synthesize
-from glioscope.synth.montage import make_montage
+from glioscope.synth.cohort import make_montage, synthesize
 from glioscope.synth.presets import LAYOUTS, PRESETS, Preset
 
 __all__ = ["synthesize", "make_montage", "PRESETS", "LAYOUTS", "Preset"]

@@ -134,8 +134,15 @@ def _start_worker(voxel_mm: int) -> None:
     anatomy(voxel_mm)
 
 
-def montage_of(out_png, preset: str, seed: int, difficulty, mgmt_effect, per_class) -> Path:
-    """Simulate only the montage's subjects of a cohort and draw them."""
+def make_montage(
+    out_png: str | Path,
+    preset: str = "demo",
+    seed: int = 0,
+    difficulty: float | None = None,
+    mgmt_effect: float | None = None,
+    per_class: int | None = None,
+) -> Path:
+    """Re-simulate the first subjects of each class of a cohort and draw them (no cohort on disk needed)."""
     settings = get_preset(preset)
     difficulty, mgmt_effect = _knobs(difficulty, mgmt_effect)
     records = plan(settings, seed)

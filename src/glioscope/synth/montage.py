@@ -1,4 +1,7 @@
-"""A montage of phantom subjects (rows: classes; columns: sequences) to check them by eye."""
+"""A montage of phantom subjects (rows: classes; columns: sequences) to check them by eye.
+
+The panels and the drawing; simulating the subjects is cohort.py's (synthesize, make_montage).
+"""
 
 from __future__ import annotations
 
@@ -70,17 +73,3 @@ def render(out_png: str | Path, panels: list[Panel], title: str = "") -> Path:
     out_png = Path(out_png)
     figure.savefig(out_png, facecolor="white")
     return out_png
-
-
-def make_montage(
-    out_png: str | Path,
-    preset: str = "demo",
-    seed: int = 0,
-    difficulty: float | None = None,
-    mgmt_effect: float | None = None,
-    per_class: int | None = None,
-) -> Path:
-    """Re-simulate the first subjects of each class of a cohort and draw them (no cohort on disk needed)."""
-    from glioscope.synth.cohort import montage_of
-
-    return montage_of(out_png, preset, seed, difficulty, mgmt_effect, per_class)

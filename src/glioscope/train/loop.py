@@ -1,8 +1,11 @@
 """One training loop for every model: epochs, validation, schedules, early stopping,
 atomic checkpoints every epoch, exact resume, metrics to CSV and TensorBoard.
 
-Variants subclass `Trainer` and override the step (SDL: train/sdl.py), in the way
-nnU-Net varies its trainers.
+Variants subclass `Trainer`, in the way nnU-Net varies its trainers, and override its
+documented hooks: build_loss, build_optimizer and build_schedule (called once, from
+__init__), train_batches, train_step, epoch_metrics, predict_logits, timing_step and
+timing_sample, default_reported, extra_state and load_extra_state. SDL (train/sdl.py) and
+SimCLR (pretrain/simclr.py) are such variants.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from tqdm import tqdm
 
 from glioscope.errors import GlioscopeError
 from glioscope.models.outputs import probabilities
-from glioscope.train import data_path, ddp
+from glioscope.train import data_path, ddp, losses, optim
 from glioscope.train.checkpoint import BEST, LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from glioscope.train.optim import EarlyStopping, build_optimizer, build_schedule
+from glioscope.train.optim import EarlyStopping
 from glioscope.train.precision import Precision, choose
 from glioscope.train.settings import TrainSettings
 from glioscope.util import atomic
@@ -39,11 +42,15 @@ class Trainer:
     settings: TrainSettings (or a mapping of some of them; base.yaml gives the rest).
     reported: the names of the models whose predictions `predict` returns, in the order
     of glioscope.models.outputs.probabilities (default: [name]; see the model registry).
+    loss: "ce", cross-entropy over the classes' logits, or "bce", binary cross-entropy on one
+    sigmoid unit for the second class (glioscope.models.build.loss_kind of the recipe's model).
     """
 
     def __init__(self, model: torch.nn.Module, settings: TrainSettings | Mapping, class_names: list[str],
                  out_dir: Path, name: str = "model", class_weights: torch.Tensor | None = None, progress: bool = True,
-                 context: ddp.DistContext | None = None, reported: list[str] | None = None):
+                 context: ddp.DistContext | None = None, reported: list[str] | None = None, loss: str = "ce"):
+        if loss not in losses.KINDS:
+            raise GlioscopeError(f"Trainer(loss=...): expected one of {', '.join(losses.KINDS)}, got {loss!r}")
         self.settings = settings = TrainSettings.of(settings)
         self.class_names = list(class_names)
         self.out_dir = Path(out_dir)
@@ -53,17 +60,13 @@ class Trainer:
         self.device = self.context.device
         self.raw_model = model.to(self.device)
         self.model = self.raw_model  # wrapped for DDP once the precision is known
-        weight = class_weights.to(self.device) if class_weights is not None else None
-        self.criterion = torch.nn.CrossEntropyLoss(weight=weight)
-        # One output unit (a sigmoid, as seed 003's Dense 1): binary cross-entropy; the positive class is the second.
-        self.binary = getattr(getattr(model, "fc", None), "out_features", None) == 1
-        self.pos_weight = None if weight is None or not self.binary else (weight[1] / weight[0]).reshape(1)
-        self.frozen = apply_freeze(self.raw_model, settings.freeze)
-        self.optimizer = build_optimizer([p for p in self.raw_model.parameters() if p.requires_grad],
-                                         settings.optimizer, settings.lr, settings.momentum, settings.weight_decay,
-                                         fused=settings.fused_optimizer)
-        self.schedule = build_schedule(self.optimizer, settings.schedule, settings.decay, settings.step_size,
-                                       settings.gamma, settings.plateau_patience)
+        self.class_weights = class_weights.to(self.device) if class_weights is not None else None
+        self.loss_kind = loss
+        self.binary = loss == "bce"  # one sigmoid unit (seed 003's Dense 1) for the second class
+        self.criterion = self.build_loss()
+        self.frozen = apply_freeze(self.raw_model, settings.freeze)  # before the optimiser: it takes what still learns
+        self.optimizer = self.build_optimizer()
+        self.schedule = self.build_schedule(self.optimizer)
         self.monitor = settings.monitor
         self.stopper = EarlyStopping(settings.early_stopping, "min" if self.monitor.endswith("loss") else "max")
         self.precision: Precision | None = None
@@ -80,6 +83,21 @@ class Trainer:
 
     # --- the parts a variant overrides ------------------------------------------------
 
+    def build_loss(self):
+        """The criterion `loss` calls, (logits, targets) -> loss, weighted by the class weights."""
+        return losses.criterion(self.loss_kind, self.class_weights)
+
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        """The optimiser of the parameters that are not frozen (train.optimizer, lr, momentum, weight_decay)."""
+        s = self.settings
+        return optim.build_optimizer([p for p in self.raw_model.parameters() if p.requires_grad], s.optimizer, s.lr,
+                                     s.momentum, s.weight_decay, fused=s.fused_optimizer)
+
+    def build_schedule(self, optimizer: torch.optim.Optimizer):
+        """The learning-rate schedule of `optimizer`, stepped once per epoch (train.schedule); None for none."""
+        s = self.settings
+        return optim.build_schedule(optimizer, s.schedule, s.decay, s.step_size, s.gamma, s.plateau_patience)
+
     def train_batches(self, dataset, epoch: int):
         """The batches of one epoch (a variant may rebuild its dataset, e.g. SDL pairs)."""
         return self.loader(dataset, epoch, shuffle=True)
@@ -95,8 +113,6 @@ class Trainer:
         return {"loss_sum": loss.item() * len(targets), "correct": correct, "count": len(targets)}
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        if self.binary:
-            return F.binary_cross_entropy_with_logits(logits[:, 0], targets.float(), pos_weight=self.pos_weight)
         return self.criterion(logits, targets)
 
     def predicted_class(self, logits: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ from glioscope.models import model_entry
 from glioscope.models.spec import ModelSpec
 from glioscope.train.loop import Trainer
 from glioscope.train.pairs import TupleDataset, make_tuples
+from glioscope.util.schema import SettingError
 
 
 class SDLTrainer(Trainer):
@@ -27,6 +28,13 @@ class SDLTrainer(Trainer):
         self.pairs_mode = self.settings.sdl_pairs
         self.leftovers = 0
         self._tuple_set: TupleDataset | None = None  # this epoch's pairs, kept while they stay the same
+
+    def build_loss(self):
+        """Each member's cross-entropy, weighted by the class weights (the synergic term is in `losses`)."""
+        if self.binary:
+            raise SettingError("model.sigmoid", "got true, but SDL's members learn with cross-entropy over the "
+                                                "classes, not one sigmoid unit; expected false for model sdl")
+        return super().build_loss()
 
     @property
     def members(self) -> int:
@@ -53,7 +61,7 @@ class SDLTrainer(Trainer):
         xs = [precision.prepare(images[:, m]) for m in range(images.shape[1])]
         with precision.autocast(self.device):
             logits, synergic = model(xs)
-        ce = [F.cross_entropy(l.float(), targets[:, m], weight=self.criterion.weight) for m, l in enumerate(logits)]
+        ce = [self.criterion(l.float(), targets[:, m]) for m, l in enumerate(logits)]
         same = [(targets[:, i] == targets[:, j]).float() for i, j in self.raw_model.pairs]
         bce = [F.binary_cross_entropy_with_logits(s.float(), y) for s, y in zip(synergic, same)]
         return sum(ce) + self.synergic_lambda * sum(bce), ce, bce, logits, synergic, same
