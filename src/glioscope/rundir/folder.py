@@ -33,13 +33,13 @@ from glioscope.errors import InputError
 from glioscope.rundir.record import RunRecord
 from glioscope.rundir.tables import TYPES, prob_columns, read_table
 from glioscope.split import SPLIT_META, SPLITS
-from glioscope.train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
+from glioscope.train.checkpoint import BEST, HISTORY, LAST, load_checkpoint, save_checkpoint
 from glioscope.util import atomic
 
 CONFIG, INFO, METRICS, REPORT = "config.yaml", "run.json", "metrics.json", "report.html"
 SKIPPED = "samples_skipped.csv"
 PREDICTIONS, VALIDATION, PATIENTS = "predictions.csv", "validation_predictions.csv", "predictions_patients.csv"
-MODEL, GRADCAM, HISTORY = "model.pt", "gradcam", "metrics.csv"
+MODEL, GRADCAM = "model.pt", "gradcam"
 CLASSIFIER, INNER_CV, FEATURES_USED = "classifier.npz", "inner_cv.csv", "features_used.csv"
 FEATURES, FEATURES_SKIPPED = "features.csv", "features_skipped.csv"
 PATIENT_HASHES, FINGERPRINTS = "patients.sha256", "fingerprints.npz"  # a model package's stand-ins for the cohort

@@ -23,6 +23,7 @@ from glioscope.util.atomic import atomic_path
 from glioscope.util.tensors import UnsafeFile, load_tensors
 
 LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"  # a trainer's: resume state; best epoch's weights
+HISTORY = "metrics.csv"  # a trainer's per-epoch metrics
 
 
 def rng_state() -> dict:

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from glioscope.errors import GlioscopeError
 from glioscope.models.outputs import probabilities
 from glioscope.train import data_path, ddp, losses, optim
-from glioscope.train.checkpoint import BEST, LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from glioscope.train.checkpoint import BEST, HISTORY, LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from glioscope.train.optim import EarlyStopping
 from glioscope.train.precision import Precision, choose
 from glioscope.train.settings import TrainSettings
@@ -307,7 +307,7 @@ class Trainer:
     # --- files -------------------------------------------------------------------------
 
     def _log(self, row: dict, writer) -> None:
-        atomic.write_csv(self.out_dir / "metrics.csv", pd.DataFrame(self.history))
+        atomic.write_csv(self.out_dir / HISTORY, pd.DataFrame(self.history))
         if writer is not None:
             for key, value in row.items():
                 if key != "epoch" and isinstance(value, (int, float)):
