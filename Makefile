@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_DIR ?= demo-output
 
-.PHONY: venv test demo bench clean browser
+.PHONY: venv test lint format demo bench clean browser
 
 venv: $(STAMP)
 
@@ -19,8 +19,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-test: $(STAMP) browser
+test: $(STAMP) browser lint
 	$(BIN)/python -m pytest -q
+
+# The code is as `ruff format` writes it (pyproject's [tool.ruff]): `make format` rewrites it so.
+lint: $(STAMP)
+	$(BIN)/ruff format --check src tests benchmarks docs
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests benchmarks docs
 
 # The browser tests of `glioscope serve` drive Debian's chromium; as root with apt-get it is installed,
 # elsewhere they skip and say why.
