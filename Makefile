@@ -22,9 +22,11 @@ $(STAMP): pyproject.toml
 test: $(STAMP) browser lint
 	$(BIN)/python -m pytest -q
 
-# The code is as `ruff format` writes it (pyproject's [tool.ruff]): `make format` rewrites it so.
+# The code is as `ruff format` writes it (pyproject's [tool.ruff]; `make format` rewrites it so), and pyflakes
+# finds no unused or undefined name.
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks docs
+	$(BIN)/ruff check src tests benchmarks docs
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks docs

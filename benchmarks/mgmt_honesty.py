@@ -40,14 +40,24 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
         preset = replace(QUICK_PRESET, n_grade_iv=args.patients)
         result = check(work, effect, preset=preset, seed=args.seed, progress=True)
-        rows.append({k: v for k, v in result.items() if k != "ci"} | {"ci_low": result["ci"][0], "ci_high": result["ci"][1]})
-        print(f"effect {effect:g}: patient AUC {result['auc']:.3f} [{result['ci'][0]:.3f}, {result['ci'][1]:.3f}] "
-              f"({result['n_patients']} patients, {result['seconds']:.0f} s)", flush=True)
+        rows.append(
+            {k: v for k, v in result.items() if k != "ci"} | {"ci_low": result["ci"][0], "ci_high": result["ci"][1]}
+        )
+        print(
+            f"effect {effect:g}: patient AUC {result['auc']:.3f} [{result['ci'][0]:.3f}, {result['ci'][1]:.3f}] "
+            f"({result['n_patients']} patients, {result['seconds']:.0f} s)",
+            flush=True,
+        )
     table = pd.DataFrame(rows)
     atomic.write_csv(args.out / "honesty.csv", table)
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.errorbar(table["mgmt_effect"], table["auc"], yerr=[table["auc"] - table["ci_low"], table["ci_high"] - table["auc"]],
-                fmt="o-", capsize=4)
+    ax.errorbar(
+        table["mgmt_effect"],
+        table["auc"],
+        yerr=[table["auc"] - table["ci_low"], table["ci_high"] - table["auc"]],
+        fmt="o-",
+        capsize=4,
+    )
     ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
     ax.set_xlabel("phantom mgmt_effect (standard deviations)")
     ax.set_ylabel("patient-level AUC (95% CI)")

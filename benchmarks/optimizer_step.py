@@ -37,7 +37,9 @@ def main(argv=None) -> int:
         parameter.grad = torch.randn_like(parameter)
     print(f"{'optimizer':<10} {'per tensor ms':>13} {'fused ms':>9} {'ratio':>6}")
     for name in ("adam", "adamw", "sgd"):
-        made = {fused: build_optimizer(model.parameters(), name, 1e-4, 0.9, 0.0, fused=fused) for fused in (False, True)}
+        made = {
+            fused: build_optimizer(model.parameters(), name, 1e-4, 0.9, 0.0, fused=fused) for fused in (False, True)
+        }
         for optimizer in made.values():
             optimizer.step()  # the state is created in the first step
         times = {False: [], True: []}

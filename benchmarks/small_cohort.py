@@ -42,11 +42,24 @@ from glioscope.cli import main as glioscope
 
 # The from-scratch baseline: seed 000's AlexNet and --quick schedule on the middle 20% of each volume's slices
 # (kaggle_3m, one image per slice: every slice), whether they show the tumour or not.
-BASELINE = ["task.classes=null", "data.select={}", "data.slices.channels=[T1,FLAIR,T1c]", "model.weights=none",
-            "data.slices.selection=middle", "data.slices.middle_fraction=0.2"]
-PRETRAIN_DATA = ["data.slices.selection=all", "data.slices.roi_crop=false", "data.slices.channels=stack3",
-                 "data.slices.vote=mean", "data.slices.size=128", "data.select={}", "model.weights=none",
-                 "train.batch_size=32"]  # the recipe's Adam 1e-4 for supervised; SimCLR: pretrain's own defaults
+BASELINE = [
+    "task.classes=null",
+    "data.select={}",
+    "data.slices.channels=[T1,FLAIR,T1c]",
+    "model.weights=none",
+    "data.slices.selection=middle",
+    "data.slices.middle_fraction=0.2",
+]
+PRETRAIN_DATA = [
+    "data.slices.selection=all",
+    "data.slices.roi_crop=false",
+    "data.slices.channels=stack3",
+    "data.slices.vote=mean",
+    "data.slices.size=128",
+    "data.select={}",
+    "model.weights=none",
+    "train.batch_size=32",
+]  # the recipe's Adam 1e-4 for supervised; SimCLR: pretrain's own defaults
 
 
 def _cpu() -> float:
@@ -87,8 +100,9 @@ def _cohort(source: Path | None, out: Path) -> Path:
     return out / "cohort"
 
 
-def _pretrain(recipe: str, folders: Path, cohort: Path, out: Path, epochs: int,
-              every: int) -> dict[str, tuple[Path, float]]:
+def _pretrain(
+    recipe: str, folders: Path, cohort: Path, out: Path, epochs: int, every: int
+) -> dict[str, tuple[Path, float]]:
     """Supervised and SimCLR weights of the tumour recipe's backbone from image folders: {name: (weights, seconds)}."""
     _run(["ingest", str(folders), "--format", "imagefolder", "-o", str(out / "pretrain-cohort"), "--overwrite"])
     if every > 1:  # every k-th image, for a CPU: the cohort table thinned in place
@@ -98,9 +112,22 @@ def _pretrain(recipe: str, folders: Path, cohort: Path, out: Path, epochs: int,
     made = {}
     for method in ("supervised", "simclr"):
         target = out / f"pretrain-{method}"
-        seconds, _ = _run(["pretrain", recipe, "--cohort", str(out / "pretrain-cohort"), "--method", method,
-                        "--exclude", str(cohort), "-o", str(target), *(["--resume"] if target.exists() else []),
-                        *_sets(PRETRAIN_DATA + [f"train.epochs={epochs}"])])
+        seconds, _ = _run(
+            [
+                "pretrain",
+                recipe,
+                "--cohort",
+                str(out / "pretrain-cohort"),
+                "--method",
+                method,
+                "--exclude",
+                str(cohort),
+                "-o",
+                str(target),
+                *(["--resume"] if target.exists() else []),
+                *_sets(PRETRAIN_DATA + [f"train.epochs={epochs}"]),
+            ]
+        )
         made[method] = (target / "weights.pt", seconds)
     return made
 
@@ -109,14 +136,28 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", type=Path, nargs="?", help="a folder with tumour masks (kaggle_3m, BraTS, manifest)")
     parser.add_argument("--phantom", action="store_true", help="the demo phantom's BraTS layout instead of SOURCE")
-    parser.add_argument("--pretrain", type=Path, default=None, metavar="IMAGE_FOLDERS",
-                        help="labelled image folders of other patients, to pretrain on (supervised and SimCLR)")
+    parser.add_argument(
+        "--pretrain",
+        type=Path,
+        default=None,
+        metavar="IMAGE_FOLDERS",
+        help="labelled image folders of other patients, to pretrain on (supervised and SimCLR)",
+    )
     parser.add_argument("--pretrain-epochs", type=int, default=3)
     parser.add_argument("--pretrain-every", type=int, default=4, help="pretrain on every k-th image (default 4)")
-    parser.add_argument("--weights", nargs="+", default=[], metavar="METHOD=PATH",
-                        help="weights made earlier by glioscope pretrain, e.g. supervised=W.pt simclr=S.pt")
-    parser.add_argument("--network", default="alexnet", choices=("alexnet", "r18"),
-                        help="the tumour recipe the pretrained rows use (r18: also r18-tumour from scratch)")
+    parser.add_argument(
+        "--weights",
+        nargs="+",
+        default=[],
+        metavar="METHOD=PATH",
+        help="weights made earlier by glioscope pretrain, e.g. supervised=W.pt simclr=S.pt",
+    )
+    parser.add_argument(
+        "--network",
+        default="alexnet",
+        choices=("alexnet", "r18"),
+        help="the tumour recipe the pretrained rows use (r18: also r18-tumour from scratch)",
+    )
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("small-cohort-benchmark"))
@@ -128,11 +169,27 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     cohort = _cohort(None if args.phantom else args.source, out)
     splits = out / "splits"
-    _run(["split", str(cohort), "--folds", str(args.folds), "--seed", str(args.seed), "-o", str(splits),
-          "--drop-unlabelled", "--overwrite"])
+    _run(
+        [
+            "split",
+            str(cohort),
+            "--folds",
+            str(args.folds),
+            "--seed",
+            str(args.seed),
+            "-o",
+            str(splits),
+            "--drop-unlabelled",
+            "--overwrite",
+        ]
+    )
     common = ["--cohort", str(cohort), "--splits", str(splits)]
-    rows = [("radiomics", "radiomics", [], False), ("radiomics-rf", "radiomics-rf", [], False),
-            ("alexnet", "alexnet", BASELINE, True), ("alexnet-tumour", "alexnet-tumour", ["model.weights=none"], True)]
+    rows = [
+        ("radiomics", "radiomics", [], False),
+        ("radiomics-rf", "radiomics-rf", [], False),
+        ("alexnet", "alexnet", BASELINE, True),
+        ("alexnet-tumour", "alexnet-tumour", ["model.weights=none"], True),
+    ]
     tumour = f"{args.network}-tumour"
     if args.network != "alexnet":
         rows.append((tumour, tumour, ["model.weights=none"], True))
@@ -146,19 +203,33 @@ def main(argv=None) -> int:
         if label in args.skip:
             continue
         run = out / "runs" / label.replace(" + ", "-")
-        seconds, cpu_seconds = _run(["cv", recipe, *common, "-o", str(run), *(["--quick"] if quick else []),
-                                     *_sets(settings)])
+        seconds, cpu_seconds = _run(
+            ["cv", recipe, *common, "-o", str(run), *(["--quick"] if quick else []), *_sets(settings)]
+        )
         model, auc, low, high, n = _auc(run)
-        results.append({"row": label, "run": str(run), "model": model, "patients": n, "auc": auc, "auc_low": low,
-                        "auc_high": high, "seconds": seconds, "cpu_seconds": cpu_seconds,
-                        "pretraining_seconds": pretrained.get(label.split(" + ")[-1], (None, None))[1]})
+        results.append(
+            {
+                "row": label,
+                "run": str(run),
+                "model": model,
+                "patients": n,
+                "auc": auc,
+                "auc_low": low,
+                "auc_high": high,
+                "seconds": seconds,
+                "cpu_seconds": cpu_seconds,
+                "pretraining_seconds": pretrained.get(label.split(" + ")[-1], (None, None))[1],
+            }
+        )
     table = pd.DataFrame(results)
     table.to_csv(out / "results.csv", index=False)
     lines = ["| recipe | patients | patient AUC [95% CI] | wall time | CPU time |", "|---|---|---|---|---|"]
     for r in results:
         extra = f" (+ {r['pretraining_seconds'] / 60:.1f} min pretraining)" if r["pretraining_seconds"] else ""
-        lines.append(f"| {r['row']} | {r['patients']} | {r['auc']:.2f} [{r['auc_low']:.2f}, {r['auc_high']:.2f}] "
-                     f"| {r['seconds'] / 60:.1f} min{extra} | {r['cpu_seconds'] / 60:.1f} min |")
+        lines.append(
+            f"| {r['row']} | {r['patients']} | {r['auc']:.2f} [{r['auc_low']:.2f}, {r['auc_high']:.2f}] "
+            f"| {r['seconds'] / 60:.1f} min{extra} | {r['cpu_seconds'] / 60:.1f} min |"
+        )
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     _run(["compare", *[r["run"] for r in results], "-o", str(out / "comparison.html")])

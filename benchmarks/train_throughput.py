@@ -64,8 +64,13 @@ MODELS = {
     "mc3_18": ("st3d-mc3", [], None),
     "r2plus1d_18": ("st3d-r2plus1d", [], None),
 }
-COMMON = ["model.weights=none", "train.tensorboard=false", "data.select={}", "task.classes=null",
-          "train.validation=none"]
+COMMON = [
+    "model.weights=none",
+    "train.tensorboard=false",
+    "data.select={}",
+    "task.classes=null",
+    "train.validation=none",
+]
 
 
 def main(argv=None) -> int:
@@ -94,13 +99,15 @@ def main(argv=None) -> int:
             samples = build_samples(frame, base.data, scratch / "cache", progress=False)
             made = base.data.volumes.key() if three_d else base.data.slices.key()
             if made not in {r["settings"] for r in rebuilds}:  # once per cache setting
-                rebuilds.append({**_rebuild(frame, base, scratch / "cache", samples.kind, args.rounds),
-                                 "settings": made})
+                rebuilds.append(
+                    {**_rebuild(frame, base, scratch / "cache", samples.kind, args.rounds), "settings": made}
+                )
             for precision in precisions:
                 for layout in layouts:
-                    for compiled in ([False, True] if args.compile else [False]):
-                        rows.append(_row(name, base, samples, names, args, device, steps, precision,
-                                         layout == "on", compiled))
+                    for compiled in [False, True] if args.compile else [False]:
+                        rows.append(
+                            _row(name, base, samples, names, args, device, steps, precision, layout == "on", compiled)
+                        )
                         _print_row(rows[-1], rows)
                         if args.out:  # as it goes: a run cut short keeps what it measured
                             _write(args, device, rows, rebuilds)
@@ -109,9 +116,11 @@ def main(argv=None) -> int:
         _print_row(row, rows, quiet=False)
     print()
     for rebuild in rebuilds:
-        print(f"rebuilding the {rebuild['samples']} ({rebuild['count']} samples, {rebuild['size']}) from the cache: "
-              f"one file per item {rebuild['per_item_s']:.3f} s, one memory-mapped set {rebuild['mmap_s']:.3f} s "
-              f"({rebuild['per_item_s'] / max(rebuild['mmap_s'], 1e-9):.1f}x)")
+        print(
+            f"rebuilding the {rebuild['samples']} ({rebuild['count']} samples, {rebuild['size']}) from the cache: "
+            f"one file per item {rebuild['per_item_s']:.3f} s, one memory-mapped set {rebuild['mmap_s']:.3f} s "
+            f"({rebuild['per_item_s'] / max(rebuild['mmap_s'], 1e-9):.1f}x)"
+        )
     print(f"\n{_machine(device)}")
     if args.out:
         _write(args, device, rows, rebuilds)
@@ -123,21 +132,34 @@ def _write(args, device, rows: list[dict], rebuilds: list[dict]) -> None:
     rows = [{**row, "model_only_vs_fp32": _versus_fp32(row, rows)} for row in rows]
     atomic.write_csv(args.out / "throughput.csv", pd.DataFrame(rows))
     arguments = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    atomic.write_json(args.out / "throughput.json", {"machine": _machine(device), "arguments": arguments,
-                                                     "rows": rows, "cache_rebuild": rebuilds})
+    atomic.write_json(
+        args.out / "throughput.json",
+        {"machine": _machine(device), "arguments": arguments, "rows": rows, "cache_rebuild": rebuilds},
+    )
 
 
 def _arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=None,
-                        help="default: alexnet sdl r18 eff r3d_18")
+    parser.add_argument(
+        "--models", nargs="+", choices=sorted(MODELS), default=None, help="default: alexnet sdl r18 eff r3d_18"
+    )
     parser.add_argument("--3d", dest="three_d", action="store_true", help="r3d_18, mc3_18 and r2plus1d_18")
     parser.add_argument("--small", action="store_true", help="smaller images and 4 mm volumes (a CPU)")
-    parser.add_argument("--precision", nargs="+", choices=["fp32", "bf16", "fp16"], default=None,
-                        help="default: fp32 on a CPU, bf16 and fp32 on CUDA")
-    parser.add_argument("--channels-last", nargs="+", choices=["off", "on"], default=None,
-                        help="default: off on a CPU, on and off on CUDA")
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        choices=["fp32", "bf16", "fp16"],
+        default=None,
+        help="default: fp32 on a CPU, bf16 and fp32 on CUDA",
+    )
+    parser.add_argument(
+        "--channels-last",
+        nargs="+",
+        choices=["off", "on"],
+        default=None,
+        help="default: off on a CPU, on and off on CUDA",
+    )
     parser.add_argument("--compile", action="store_true", help="also each setting with torch.compile")
     parser.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: the trainer's)")
     parser.add_argument("--steps", type=int, default=None, help="batches per measurement (default 10 CPU, 30 CUDA)")
@@ -148,7 +170,9 @@ def _arguments(argv):
     parser.add_argument("--out", type=Path, default=None, help="folder for throughput.csv and throughput.json")
     args = parser.parse_args(argv)
     if args.models is None:
-        args.models = ["r3d_18", "mc3_18", "r2plus1d_18"] if args.three_d else ["alexnet", "sdl", "r18", "eff", "r3d_18"]
+        args.models = (
+            ["r3d_18", "mc3_18", "r2plus1d_18"] if args.three_d else ["alexnet", "sdl", "r18", "eff", "r3d_18"]
+        )
     return args
 
 
@@ -187,16 +211,23 @@ def _rebuild(frame, recipe, cache: Path, kind: str, rounds: int) -> dict:
     """Seconds to rebuild the sample set from a warm cache: per-item files vs the memory-mapped set (medians)."""
     per_item, mapped, count = [], [], 0
     for _ in range(rounds):
-        with mock.patch.object(consolidated, "read_set", return_value=None), \
-                mock.patch.object(consolidated, "write_set", return_value=False):
+        with (
+            mock.patch.object(consolidated, "read_set", return_value=None),
+            mock.patch.object(consolidated, "write_set", return_value=False),
+        ):
             start = time.perf_counter()
             count = len(build_samples(frame, recipe.data, cache, progress=False))
             per_item.append(time.perf_counter() - start)
         start = time.perf_counter()
         build_samples(frame, recipe.data, cache, progress=False)
         mapped.append(time.perf_counter() - start)
-    return {"samples": kind, "size": _size(recipe), "count": count, "per_item_s": statistics.median(per_item),
-            "mmap_s": statistics.median(mapped)}
+    return {
+        "samples": kind,
+        "size": _size(recipe),
+        "count": count,
+        "per_item_s": statistics.median(per_item),
+        "mmap_s": statistics.median(mapped),
+    }
 
 
 def _row(name, recipe, samples, names, args, device, steps, precision, channels_last, compiled) -> dict:
@@ -206,25 +237,43 @@ def _row(name, recipe, samples, names, args, device, steps, precision, channels_
         changes.update(num_workers=args.workers, cuda_workers=args.workers)
     settings = dataclasses.replace(settings, **changes)
     pipeline, model_only, data_only, trainer = measure(recipe, settings, samples, names, steps, args.rounds)
-    return {"model": name, "recipe": recipe.name, "size": _size(recipe), "batch": settings.batch_size,
-            "workers": workers_for(settings, trainer.device), "precision": precision,
-            "channels_last": channels_last, "compile": compiled, "pipeline_per_s": round(pipeline, 2),
-            "model_only_per_s": round(model_only, 2), "ratio": round(pipeline / model_only, 3),
-            "data_only_per_s": round(data_only, 1),
-            "device": device.type}
+    return {
+        "model": name,
+        "recipe": recipe.name,
+        "size": _size(recipe),
+        "batch": settings.batch_size,
+        "workers": workers_for(settings, trainer.device),
+        "precision": precision,
+        "channels_last": channels_last,
+        "compile": compiled,
+        "pipeline_per_s": round(pipeline, 2),
+        "model_only_per_s": round(model_only, 2),
+        "ratio": round(pipeline / model_only, 3),
+        "data_only_per_s": round(data_only, 1),
+        "device": device.type,
+    }
 
 
 def measure(recipe, settings, samples, names, steps: int, rounds: int):
     """(pipeline, model-only and data-only samples/s, trainer), medians over alternating rounds."""
     everything = np.ones(len(samples), dtype=bool)
     targets = samples.targets(names)
-    dataset = samples.dataset(everything, targets, recipe.augment, input_normalisation(recipe.model, recipe.data.normalize))
+    dataset = samples.dataset(
+        everything, targets, recipe.augment, input_normalisation(recipe.model, recipe.data.normalize)
+    )
     torch.manual_seed(0)
     model = build_model(recipe.model, len(names), samples.channels).model
     variant = trainer_class(model_entry(recipe.model.name).variant)
-    trainer = variant(model, settings, names, Path(tempfile.mkdtemp()), name=recipe.name,
-                      reported=reported_names(recipe.model, recipe.name), progress=False,
-                      loss=loss_kind(recipe.model, len(names)))
+    trainer = variant(
+        model,
+        settings,
+        names,
+        Path(tempfile.mkdtemp()),
+        name=recipe.name,
+        reported=reported_names(recipe.model, recipe.name),
+        progress=False,
+        loss=loss_kind(recipe.model, len(names)),
+    )
     trainer._setup_precision(dataset)
     trainer.model.train()
     for module in trainer.frozen:  # as an epoch does: frozen parts in inference mode
@@ -271,32 +320,44 @@ def _rate(step, batches, samples_per_batch: int, device: torch.device) -> float:
 
 
 def _heading() -> str:
-    return (f"{'model':<12} {'size':>7} {'batch':>5} {'workers':>7} {'precision':>9} {'layout':>13} {'compile':>7} "
-            f"{'pipeline /s':>11} {'model-only /s':>13} {'ratio':>6} {'vs fp32':>7} {'data-only /s':>12}")
+    return (
+        f"{'model':<12} {'size':>7} {'batch':>5} {'workers':>7} {'precision':>9} {'layout':>13} {'compile':>7} "
+        f"{'pipeline /s':>11} {'model-only /s':>13} {'ratio':>6} {'vs fp32':>7} {'data-only /s':>12}"
+    )
 
 
 def _versus_fp32(row: dict, rows: list[dict]) -> float | None:
     """Model-only speed against the same model's fp32 row in the standard layout, uncompiled (None: not measured)."""
-    reference = next((r for r in rows if r["model"] == row["model"] and r["precision"] == "fp32"
-                      and not r["channels_last"] and not r["compile"]), None)
+    reference = next(
+        (
+            r
+            for r in rows
+            if r["model"] == row["model"] and r["precision"] == "fp32" and not r["channels_last"] and not r["compile"]
+        ),
+        None,
+    )
     return round(row["model_only_per_s"] / reference["model_only_per_s"], 3) if reference else None
 
 
 def _print_row(row: dict, rows: list[dict], quiet: bool = True) -> None:
     versus = _versus_fp32(row, rows)
     versus = "-" if versus is None else f"{versus:.2f}"
-    line = (f"{row['model']:<12} {row['size']:>7} {row['batch']:>5} {row['workers']:>7} {row['precision']:>9} "
-            f"{'channels_last' if row['channels_last'] else 'standard':>13} {'yes' if row['compile'] else 'no':>7} "
-            f"{row['pipeline_per_s']:>11.2f} {row['model_only_per_s']:>13.2f} {row['ratio']:>6.2f} {versus:>7} "
-            f"{row['data_only_per_s']:>12.1f}")
+    line = (
+        f"{row['model']:<12} {row['size']:>7} {row['batch']:>5} {row['workers']:>7} {row['precision']:>9} "
+        f"{'channels_last' if row['channels_last'] else 'standard':>13} {'yes' if row['compile'] else 'no':>7} "
+        f"{row['pipeline_per_s']:>11.2f} {row['model_only_per_s']:>13.2f} {row['ratio']:>6.2f} {versus:>7} "
+        f"{row['data_only_per_s']:>12.1f}"
+    )
     print(line, file=sys.stderr if quiet else sys.stdout, flush=True)
 
 
 def _machine(device: torch.device) -> str:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     load = f", load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""
-    return (f"{device.type}: {name}; {os.cpu_count()} CPU cores{load}; torch {torch.__version__}; "
-            f"{torch.get_num_threads()} threads")
+    return (
+        f"{device.type}: {name}; {os.cpu_count()} CPU cores{load}; torch {torch.__version__}; "
+        f"{torch.get_num_threads()} threads"
+    )
 
 
 if __name__ == "__main__":

@@ -64,8 +64,14 @@ def monkeypatch_module():
         yield patch
 
 
-FAST_2D = ["train.epochs=1", "cv.folds=2", "data.slices.size=64", "evaluate.bootstrap=30",
-           "evaluate.gradcam_per_class=1", "model.weights=none"]  # default precision: as a user runs it
+FAST_2D = [
+    "train.epochs=1",
+    "cv.folds=2",
+    "data.slices.size=64",
+    "evaluate.bootstrap=30",
+    "evaluate.gradcam_per_class=1",
+    "model.weights=none",
+]  # default precision: as a user runs it
 
 
 @pytest.fixture(scope="session")

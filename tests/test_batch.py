@@ -36,7 +36,9 @@ def test_a_tree_of_many_patients_gives_one_row_each_and_every_skip(tiny_2d_run, 
     assert sorted(table["patient_id"]) == patients and table.filter(like="prob_").sum(axis=1).round(4).eq(1).all()
     result = json.loads((tmp_path / "out.json").read_text())
     reasons = [s["reason"] for s in result["skipped"]]
-    assert any("modality CT, not MR" in r for r in reasons) and any("damaged.dcm" in s["path"] for s in result["skipped"])
+    assert any("modality CT, not MR" in r for r in reasons) and any(
+        "damaged.dcm" in s["path"] for s in result["skipped"]
+    )
     single = predict(tiny_2d_run, tree / "REMBRANDT" / patients[0])["patients"][0]["probabilities"]
     batch = next(p for p in result["patients"] if p["patient_id"] == patients[0])["probabilities"]
     assert batch == pytest.approx(single, abs=1e-5)  # the same samples and models as one study at a time

@@ -10,9 +10,33 @@ from glioscope.errors import InputError
 
 def rows():
     return [
-        {"item_id": "a1", "patient_id": "A", "kind": "series", "path": "/d/a1", "plane": "sagittal", "sequence": "T1", "label": "II"},
-        {"item_id": "a2", "patient_id": "A", "kind": "series", "path": "/d/a2", "plane": "axial", "sequence": "T1c", "label": "II"},
-        {"item_id": "b1", "patient_id": "B", "kind": "series", "path": "/d/b1", "plane": "sagittal", "sequence": "T1", "label": "IV"},
+        {
+            "item_id": "a1",
+            "patient_id": "A",
+            "kind": "series",
+            "path": "/d/a1",
+            "plane": "sagittal",
+            "sequence": "T1",
+            "label": "II",
+        },
+        {
+            "item_id": "a2",
+            "patient_id": "A",
+            "kind": "series",
+            "path": "/d/a2",
+            "plane": "axial",
+            "sequence": "T1c",
+            "label": "II",
+        },
+        {
+            "item_id": "b1",
+            "patient_id": "B",
+            "kind": "series",
+            "path": "/d/b1",
+            "plane": "sagittal",
+            "sequence": "T1",
+            "label": "IV",
+        },
         {"item_id": "c1", "patient_id": "C", "kind": "series", "path": "/d/c1", "plane": "axial", "sequence": "FLAIR"},
     ]
 

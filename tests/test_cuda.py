@@ -21,11 +21,14 @@ from glioscope.samples.datasets import SliceDataset, VolumeDataset
 from glioscope.train.loop import Trainer
 from glioscope.train.sdl import SDLTrainer
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the GPU paths are unmeasured "
-                                                                      "here (benchmarks/gpu_check.sh runs these)")
+pytestmark = pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason="no CUDA device: the GPU paths are unmeasured here (benchmarks/gpu_check.sh runs these)",
+)
 
-BASE = dict(optimizer="sgd", lr=0.01, momentum=0.9, batch_size=8, epochs=2, seed=0, tensorboard=False,
-            channels_last=False)
+BASE = dict(
+    optimizer="sgd", lr=0.01, momentum=0.9, batch_size=8, epochs=2, seed=0, tensorboard=False, channels_last=False
+)
 # The CPU's data path on the GPU (a new loader each epoch, no workers), so that both see the same batches and the
 # same augmentation draws; the default CUDA path (workers, persistent, seeded per sample) is trained further below.
 SAME_BATCHES = dict(cuda_workers=0, persistent_workers=False)
@@ -108,8 +111,13 @@ def test_fp16_trains_with_a_grad_scaler_and_keeps_it_in_the_checkpoint(tmp_path)
 
 def test_3d_light_augmentation_runs_in_the_workers_on_cuda(tmp_path):
     torch.manual_seed(0)
-    trainer = Trainer(create_model("r3d_18", 2, in_chans=1), {**BASE, "batch_size": 2, "epochs": 1, "device": "cuda"}, ["a", "b"],
-                      tmp_path, progress=False)
+    trainer = Trainer(
+        create_model("r3d_18", 2, in_chans=1),
+        {**BASE, "batch_size": 2, "epochs": 1, "device": "cuda"},
+        ["a", "b"],
+        tmp_path,
+        progress=False,
+    )
     history = trainer.fit(volumes(augment="light"))
     loader = trainer.loader(volumes(augment="light"), 0, shuffle=True)
     assert loader.num_workers > 0 or os.cpu_count() < 3
@@ -152,9 +160,22 @@ dist.destroy_process_group()
 def test_torchrun_with_nccl_trains_one_epoch(tmp_path):
     script = tmp_path / "nccl_train.py"
     script.write_text(TORCHRUN_SCRIPT)
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1",
-                             "--master_port", "29531", str(script), str(tmp_path)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "1",
+            "--master_port",
+            "29531",
+            str(script),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "backend nccl world 1" in result.stdout
     loss = float(result.stdout.split("loss")[-1])

@@ -23,8 +23,9 @@ def _items(report) -> dict:
     return found
 
 
-def test_the_report_holds_the_prediction_and_references_the_series_it_came_from(tiny_2d_run, tiny_phantom, tmp_path,
-                                                                               capsys):
+def test_the_report_holds_the_prediction_and_references_the_series_it_came_from(
+    tiny_2d_run, tiny_phantom, tmp_path, capsys
+):
     study = sorted((tiny_phantom / "dicom" / "REMBRANDT").iterdir())[0]
     capsys.readouterr()
     assert main(["predict", str(tiny_2d_run), str(study), "--dicom-sr", str(tmp_path / "sr.dcm")]) == 0
@@ -37,8 +38,9 @@ def test_the_report_holds_the_prediction_and_references_the_series_it_came_from(
     assert report.PatientID == headers[0]["patient_id"] and report.StudyInstanceUID == headers[0]["study_uid"]
     [referenced] = report.CurrentRequestedProcedureEvidenceSequence
     assert {s.SeriesInstanceUID for s in referenced.ReferencedSeriesSequence} == used  # the sagittal T1 alone
-    assert {i.ReferencedSOPInstanceUID for s in referenced.ReferencedSeriesSequence
-            for i in s.ReferencedSOPSequence} == instances
+    assert {
+        i.ReferencedSOPInstanceUID for s in referenced.ReferencedSeriesSequence for i in s.ReferencedSOPSequence
+    } == instances
     items = _items(report)
     patient = result["patients"][0]
     assert items["Finding"] == f"glioscope class {patient['prediction']}"

@@ -27,8 +27,14 @@ def patient_means(frame: pd.DataFrame) -> pd.DataFrame:
     """Mean probability per (fold, patient), computed here without glioscope's aggregate module."""
     rows = []
     for (fold, patient), group in frame.groupby(["fold", "patient_id"]):
-        rows.append({"fold": fold, "patient_id": patient, "target": group["target"].iloc[0],
-                     **{c: group[c].sum() / len(group) for c in PROBS}})
+        rows.append(
+            {
+                "fold": fold,
+                "patient_id": patient,
+                "target": group["target"].iloc[0],
+                **{c: group[c].sum() / len(group) for c in PROBS},
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -67,7 +73,9 @@ def test_image_level_equals_direct_computation(sdl_run):
     assert level["n"] == len(rows)
     assert level["n_patients"] == 30
     assert level["pooled"]["accuracy"] == pytest.approx(direct["accuracy"])
-    assert level["pooled"]["per_class"]["III"]["specificity"] == pytest.approx(direct["per_class"]["III"]["specificity"])
+    assert level["pooled"]["per_class"]["III"]["specificity"] == pytest.approx(
+        direct["per_class"]["III"]["specificity"]
+    )
 
 
 def test_patient_level_comes_first_and_test_set_is_separate(sdl_run):
@@ -98,7 +106,10 @@ def test_outputs_are_written_as_strict_json_and_csv(sdl_run):
 
     on_disk = json.loads((run / "metrics.json").read_text(), parse_constant=refuse)
     assert on_disk == load_metrics(run)
-    assert on_disk["cv"]["sdl/net1"]["patient"]["pooled"]["accuracy"] == result["cv"]["sdl/net1"]["patient"]["pooled"]["accuracy"]
+    assert (
+        on_disk["cv"]["sdl/net1"]["patient"]["pooled"]["accuracy"]
+        == result["cv"]["sdl/net1"]["patient"]["pooled"]["accuracy"]
+    )
     patients = pd.read_csv(run / "predictions_patients.csv")
     assert len(patients) == len(SDL_MODELS) * 36
     assert list(patients.columns[:4]) == ["set", "fold", "model", "patient_id"]
@@ -107,8 +118,15 @@ def test_outputs_are_written_as_strict_json_and_csv(sdl_run):
 
 
 def test_binary_run_with_index_named_prob_columns(tmp_path):
-    run = fake_run(tmp_path / "r18", models=["resnet18"], class_names=["unmethylated", "methylated"],
-                   n_patients=20, folds=2, prob_by_index=True, seed=1)
+    run = fake_run(
+        tmp_path / "r18",
+        models=["resnet18"],
+        class_names=["unmethylated", "methylated"],
+        n_patients=20,
+        folds=2,
+        prob_by_index=True,
+        seed=1,
+    )
     result = evaluate_run(run, n_boot=50)
     assert result["class_names"] == ["unmethylated", "methylated"]
     pooled = result["cv"]["resnet18"]["patient"]["pooled"]

@@ -15,7 +15,7 @@ from glioscope.models.outputs import probabilities
 from glioscope.predict import predict
 from glioscope.trained import TrainedRun
 from glioscope.recipe import load_recipe
-from glioscope.rundir import RunFolder, RunRecord
+from glioscope.rundir import RunRecord
 from glioscope.train.checkpoint import load_checkpoint
 
 
@@ -28,8 +28,17 @@ def package(tiny_2d_run, module_tmp):
 
 def test_the_package_has_its_card_metadata_and_weights_and_no_patient(package, tiny_2d_run):
     names = {p.name for p in package.iterdir()}
-    assert {"README.md", "metadata.json", "config.yaml", "run.json", "metrics.json", "patients.sha256",
-            "fingerprints.npz", "fold0", "fold1"} <= names and "cohort.csv" not in names
+    assert {
+        "README.md",
+        "metadata.json",
+        "config.yaml",
+        "run.json",
+        "metrics.json",
+        "patients.sha256",
+        "fingerprints.npz",
+        "fold0",
+        "fold1",
+    } <= names and "cohort.csv" not in names
     card = (package / "README.md").read_text()
     assert "not for diagnosis" in card and "9 patients: II 3, III 3, IV 3" in card
     assert "synthetic phantom only" in card and "| AUC |" in card
@@ -57,8 +66,9 @@ def test_torchscript_gives_the_pytorch_probabilities(package):
     assert json.loads((package / "run.json").read_text())["package"]["checks"]["torchscript_max_difference"]
 
 
-def test_predict_and_test_load_the_package_as_they_load_the_run(package, tiny_2d_run, tiny_phantom, tmp_path,
-                                                                  capsys, sagittal_cohort):
+def test_predict_and_test_load_the_package_as_they_load_the_run(
+    package, tiny_2d_run, tiny_phantom, tmp_path, capsys, sagittal_cohort
+):
     study = sorted((tiny_phantom / "dicom" / "REMBRANDT").iterdir())[0]
     from_run, from_package = predict(tiny_2d_run, study), predict(package, study)
     assert from_package["patients"][0]["probabilities"] == from_run["patients"][0]["probabilities"]

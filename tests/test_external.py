@@ -62,8 +62,23 @@ def test_shared_patients_are_refused_or_stamped(tiny_2d_run, sagittal_cohort, tm
     out = tmp_path / "own"
     assert main(["test", str(tiny_2d_run), "--cohort", str(sagittal_cohort), "-o", str(out)]) == 2
     assert "must not share patients" in capsys.readouterr().err and not out.exists()
-    assert main(["test", str(tiny_2d_run), "--cohort", str(sagittal_cohort), "-o", str(out), "--bootstrap", "20",
-                 "--allow-shared-patients", "--allow-duplicates"]) == 0
+    assert (
+        main(
+            [
+                "test",
+                str(tiny_2d_run),
+                "--cohort",
+                str(sagittal_cohort),
+                "-o",
+                str(out),
+                "--bootstrap",
+                "20",
+                "--allow-shared-patients",
+                "--allow-duplicates",
+            ]
+        )
+        == 0
+    )
     assert "NOT AN EXTERNAL TEST" in (out / "report.html").read_text()
 
 
@@ -95,16 +110,26 @@ def test_classes_must_map_onto_the_run(tiny_2d_run, site_b, tmp_path, capsys):
     assert "classes mapped: G2 → II" in (tmp_path / "b" / "report.html").read_text()
 
 
-def test_a_binary_run_is_also_judged_at_its_cross_validation_operating_point(sagittal_cohort, site_b, tmp_path,
-                                                                              monkeypatch):
+def test_a_binary_run_is_also_judged_at_its_cross_validation_operating_point(
+    sagittal_cohort, site_b, tmp_path, monkeypatch
+):
     monkeypatch.setenv("GLIOSCOPE_CACHE", str(tmp_path / "cache"))
-    fast = ["train.epochs=1", "cv.folds=2", "data.slices.size=64", "evaluate.bootstrap=20", "model.weights=none",
-            "evaluate.gradcam_per_class=0", "data.select={plane: sagittal, sequence: T1, label: [II, III]}",
-            "task.classes=[II, III]"]
+    fast = [
+        "train.epochs=1",
+        "cv.folds=2",
+        "data.slices.size=64",
+        "evaluate.bootstrap=20",
+        "model.weights=none",
+        "evaluate.gradcam_per_class=0",
+        "data.select={plane: sagittal, sequence: T1, label: [II, III]}",
+        "task.classes=[II, III]",
+    ]
     args = [a for item in fast for a in ("--set", item)]
     assert main(["cv", "alexnet", "--cohort", str(sagittal_cohort), "-o", str(tmp_path / "run"), *args]) == 0
-    assert main(["test", str(tmp_path / "run"), "--cohort", str(site_b), "-o", str(tmp_path / "ext"),
-                 "--bootstrap", "20"]) == 0
+    assert (
+        main(["test", str(tmp_path / "run"), "--cohort", str(site_b), "-o", str(tmp_path / "ext"), "--bootstrap", "20"])
+        == 0
+    )
     metrics = json.loads((tmp_path / "ext" / "metrics.json").read_text())
     point = metrics["operating_point"]
     assert "Youden" in point["chosen_on"] and 0 <= point["threshold"] <= 1
@@ -127,13 +152,19 @@ def test_calibration_and_operating_point_figures():
     threshold = youden_threshold(y, p)
     result = at_threshold(y, p, threshold)
     assert result["sensitivity"] + result["specificity"] - 1 >= max(
-        at_threshold(y, p, t)["sensitivity"] + at_threshold(y, p, t)["specificity"] - 1 for t in (0.3, 0.5, 0.7))
+        at_threshold(y, p, t)["sensitivity"] + at_threshold(y, p, t)["specificity"] - 1 for t in (0.3, 0.5, 0.7)
+    )
 
 
 def _slices(images: np.ndarray, prefix: str) -> SliceSet:
-    table = pd.DataFrame({"slice_id": [f"{prefix}{k}:0" for k in range(len(images))],
-                          "item_id": [f"{prefix}{k}" for k in range(len(images))],
-                          "patient_id": [f"{prefix}p{k}" for k in range(len(images))], "label": "II"})
+    table = pd.DataFrame(
+        {
+            "slice_id": [f"{prefix}{k}:0" for k in range(len(images))],
+            "item_id": [f"{prefix}{k}" for k in range(len(images))],
+            "patient_id": [f"{prefix}p{k}" for k in range(len(images))],
+            "label": "II",
+        }
+    )
     return SliceSet(images, table, SliceSettings(size=images.shape[-1]))
 
 

@@ -26,8 +26,17 @@ def _sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
-def make_runs(root, runs: dict[str, tuple[float, float]], n_patients=60, folds=3, test_patients=0, seed=0,
-              validation=True, validation_fraction=0.3, drop: dict[str, list[str]] | None = None):
+def make_runs(
+    root,
+    runs: dict[str, tuple[float, float]],
+    n_patients=60,
+    folds=3,
+    test_patients=0,
+    seed=0,
+    validation=True,
+    validation_fraction=0.3,
+    drop: dict[str, list[str]] | None = None,
+):
     """One fake binary run per "sequence" on shared splits, with controlled signal.
 
     runs: name -> (a, sd): the run's patient logit is a * z + sd * noise, where z = (2y - 1) + N(0, 1) is shared by
@@ -57,9 +66,18 @@ def make_runs(root, runs: dict[str, tuple[float, float]], n_patients=60, folds=3
         def rows(items: pd.DataFrame, fold: str) -> pd.DataFrame:
             u = logit[items["patient_id"]].to_numpy() + rng.normal(0, 0.3, len(items))
             p = _sigmoid(u)
-            return pd.DataFrame({"fold": fold, "model": "eff", "slice_id": items["item_id"].to_numpy(),
-                                 "item_id": items["item_id"].to_numpy(), "patient_id": items["patient_id"].to_numpy(),
-                                 "target": (items["label"] == "1").astype(int).to_numpy(), "prob_0": 1 - p, "prob_1": p})
+            return pd.DataFrame(
+                {
+                    "fold": fold,
+                    "model": "eff",
+                    "slice_id": items["item_id"].to_numpy(),
+                    "item_id": items["item_id"].to_numpy(),
+                    "patient_id": items["patient_id"].to_numpy(),
+                    "target": (items["label"] == "1").astype(int).to_numpy(),
+                    "prob_0": 1 - p,
+                    "prob_1": p,
+                }
+            )
 
         held = [rows(own[own["fold"] == f], "test" if f == -1 else str(f)) for f in sorted(own["fold"].unique())]
         pd.concat(held, ignore_index=True).to_csv(run / "predictions.csv", index=False)
@@ -77,7 +95,9 @@ def patient_probs(run) -> pd.DataFrame:
 
 
 def fused(out, model) -> pd.DataFrame:
-    frame = pd.read_csv(out / "predictions.csv", dtype={"fold": str, "patient_id": str, "item_id": str, "slice_id": str})
+    frame = pd.read_csv(
+        out / "predictions.csv", dtype={"fold": str, "patient_id": str, "item_id": str, "slice_id": str}
+    )
     return frame[frame["model"] == model].set_index(["fold", "patient_id"])
 
 
@@ -160,9 +180,17 @@ def test_logistic_combiner_is_fit_on_validation_patients_only(four, tmp_path, mo
     fit, predicted = calls[3]
     assert set(fit) == set().union(*chosen.values()) and set(predicted) == test_ids
     # Fold 0's combiner, refit here from the validation files alone, gives the same probabilities.
-    val = pd.concat([pd.read_csv(d / "validation_predictions.csv", dtype={"fold": str, "patient_id": str})
-                     .query("fold == '0'").groupby("patient_id").agg(p=("prob_1", "mean"), y=("target", "first"))
-                     .rename(columns={"p": d.name}) for d in dirs], axis=1)
+    val = pd.concat(
+        [
+            pd.read_csv(d / "validation_predictions.csv", dtype={"fold": str, "patient_id": str})
+            .query("fold == '0'")
+            .groupby("patient_id")
+            .agg(p=("prob_1", "mean"), y=("target", "first"))
+            .rename(columns={"p": d.name})
+            for d in dirs
+        ],
+        axis=1,
+    )
     X = np.log(val[[d.name for d in dirs]] / (1 - val[[d.name for d in dirs]]))
     X = np.hstack([X.to_numpy(), np.zeros((len(X), len(dirs)))])
     model = LogisticRegression(C=fusion.LOGISTIC_C, max_iter=2000).fit(X, val["y"].iloc[:, 0])
@@ -177,8 +205,16 @@ def test_validation_patient_held_out_in_the_same_fold_is_a_leak(tmp_path):
     splits = pd.read_csv(dirs[0] / "splits.csv", dtype={"patient_id": str})
     held = splits[(splits["partition"] == "cv") & (splits["fold"] == 0)].iloc[:1]
     val = pd.read_csv(dirs[1] / "validation_predictions.csv", dtype={"fold": str, "patient_id": str})
-    leak = {"fold": "0", "model": "eff", "slice_id": held["item_id"].iloc[0], "item_id": held["item_id"].iloc[0],
-            "patient_id": held["patient_id"].iloc[0], "target": int(held["label"].iloc[0]), "prob_0": 0.5, "prob_1": 0.5}
+    leak = {
+        "fold": "0",
+        "model": "eff",
+        "slice_id": held["item_id"].iloc[0],
+        "item_id": held["item_id"].iloc[0],
+        "patient_id": held["patient_id"].iloc[0],
+        "target": int(held["label"].iloc[0]),
+        "prob_0": 0.5,
+        "prob_1": 0.5,
+    }
     pd.concat([val, pd.DataFrame([leak])]).to_csv(dirs[1] / "validation_predictions.csv", index=False)
     with pytest.raises(PatientLeakError, match=held["patient_id"].iloc[0]):
         fuse(dirs, tmp_path / "fused", n_boot=N_BOOT)
@@ -192,7 +228,9 @@ def test_runs_on_other_folds_or_classes_are_refused(tmp_path):
     b = fake_run(tmp_path / "b", models=["eff"], class_names=CLASSES, splits=fake_splits(24, CLASSES, 3, seed=2))
     with pytest.raises(GlioscopeError, match=r"runs .*a and .*b differ: .*other folds"):
         fuse([a, b], tmp_path / "fused", methods=["mean"], n_boot=N_BOOT)
-    other = fake_run(tmp_path / "c", models=["eff"], class_names=["x", "y"], splits=fake_splits(24, ["x", "y"], 3, seed=1))
+    other = fake_run(
+        tmp_path / "c", models=["eff"], class_names=["x", "y"], splits=fake_splits(24, ["x", "y"], 3, seed=1)
+    )
     with pytest.raises(GlioscopeError, match="different classes"):
         fuse([a, other], tmp_path / "fused", methods=["mean"], n_boot=N_BOOT)
     with pytest.raises(GlioscopeError, match="at least two"):
@@ -208,8 +246,9 @@ def test_runs_on_other_folds_or_classes_are_refused(tmp_path):
 
 def test_missing_sequence_is_fused_from_the_runs_that_have_it(tmp_path):
     gone = ["P003", "P010", "P017"]
-    dirs, _ = make_runs(tmp_path, {"FLAIR": (1, 1), "T1w": (1, 1), "T2w": (1, 1)}, n_patients=30, seed=4,
-                        drop={"T1w": gone})
+    dirs, _ = make_runs(
+        tmp_path, {"FLAIR": (1, 1), "T1w": (1, 1), "T2w": (1, 1)}, n_patients=30, seed=4, drop={"T1w": gone}
+    )
     out = fuse(dirs, tmp_path / "fused", n_boot=N_BOOT)
     expected = pd.concat([patient_probs(d) for d in dirs], axis=1).mean(axis=1)  # NaN skipped: mean of those present
     got = fused(out, "fusion/mean")
@@ -221,7 +260,9 @@ def test_missing_sequence_is_fused_from_the_runs_that_have_it(tmp_path):
     info = json.loads((out / "run.json").read_text())
     assert sum(f["fewer_than_all_runs"] for f in info["fusion"]["folds"].values()) == 3
     assert sum(f["missing_per_run"]["T1w"] for f in info["fusion"]["folds"].values()) == 3
-    assert any("3 patient prediction(s) fused from fewer than all 3 runs" in n and "T1w lacks 3" in n for n in info["notes"])
+    assert any(
+        "3 patient prediction(s) fused from fewer than all 3 runs" in n and "T1w lacks 3" in n for n in info["notes"]
+    )
     assert any("only some of the runs" in n for n in info["notes"])
     splits = pd.read_csv(out / "splits.csv", dtype={"patient_id": str})
     assert splits["patient_id"].nunique() == 30  # every patient of every input
@@ -270,8 +311,10 @@ def test_logistic_fusion_finds_the_one_informative_sequence(tmp_path):
 def test_three_classes_fuse_too(tmp_path):
     names = ["II", "III", "IV"]
     splits = fake_splits(30, names, 3, seed=8)
-    dirs = [fake_run(tmp_path / n, models=["sdl/net1", "sdl/net2", "sdl/mean"], class_names=names, splits=splits,
-                     seed=k) for k, n in enumerate(("a", "b"))]
+    dirs = [
+        fake_run(tmp_path / n, models=["sdl/net1", "sdl/net2", "sdl/mean"], class_names=names, splits=splits, seed=k)
+        for k, n in enumerate(("a", "b"))
+    ]
     for d in dirs:  # validation predictions: fold f's model on two patients of each class from the other folds
         frame = pd.read_csv(d / "predictions.csv", dtype={"fold": str, "patient_id": str})
         rows = []
@@ -286,8 +329,13 @@ def test_three_classes_fuse_too(tmp_path):
     info = json.loads((out / "run.json").read_text())
     assert info["fusion"]["inputs"][0]["model"] == "sdl/mean"
     mean = fused(out, "fusion/mean")
-    frames = [pd.read_csv(d / "predictions.csv", dtype={"fold": str, "patient_id": str}).query("model == 'sdl/mean'")
-              .groupby(["fold", "patient_id"])["prob_IV"].mean() for d in dirs]
+    frames = [
+        pd.read_csv(d / "predictions.csv", dtype={"fold": str, "patient_id": str})
+        .query("model == 'sdl/mean'")
+        .groupby(["fold", "patient_id"])["prob_IV"]
+        .mean()
+        for d in dirs
+    ]
     expected = pd.concat(frames, axis=1).mean(axis=1)
     assert np.allclose(mean.loc[expected.index, "prob_IV"], expected)
 

@@ -14,8 +14,14 @@ from glioscope.models.sdl import SynergicNet
 
 def tiny_classifier(conv=nn.Conv2d, pool=nn.AdaptiveAvgPool2d, classes=3) -> Classifier:
     torch.manual_seed(0)
-    backbone = nn.Sequential(conv(1, 4, 3, padding=1), nn.ReLU(inplace=True), conv(4, 6, 3, stride=2, padding=1),
-                             nn.ReLU(inplace=True), pool(1), nn.Flatten(1))
+    backbone = nn.Sequential(
+        conv(1, 4, 3, padding=1),
+        nn.ReLU(inplace=True),
+        conv(4, 6, 3, stride=2, padding=1),
+        nn.ReLU(inplace=True),
+        pool(1),
+        nn.Flatten(1),
+    )
     return Classifier(backbone, nn.Identity(), 6, classes)
 
 
@@ -102,10 +108,20 @@ def test_overlay_and_panels_give_images():
     rgb = overlay(image, np.linspace(0, 1, 64).reshape(8, 8))
     assert rgb.shape == (16, 16, 3) and rgb.dtype == np.uint8
     model = tiny_classifier()
-    panels = gradcam_panels(model, torch.randn(4, 1, 16, 16), labels=[0, 1, 0, 2], class_names=["II", "III", "IV"],
-                            names=["P1", "P2", "P3", "P4"], per_class=2)
-    assert [title for title, _ in panels] == ["Grad-CAM, true class II", "Grad-CAM, true class III", "Grad-CAM, true class IV"]
+    panels = gradcam_panels(
+        model,
+        torch.randn(4, 1, 16, 16),
+        labels=[0, 1, 0, 2],
+        class_names=["II", "III", "IV"],
+        names=["P1", "P2", "P3", "P4"],
+        per_class=2,
+    )
+    assert [title for title, _ in panels] == [
+        "Grad-CAM, true class II",
+        "Grad-CAM, true class III",
+        "Grad-CAM, true class IV",
+    ]
     assert all(png.startswith(b"\x89PNG") for _, png in panels)
     volume_model = tiny_classifier(nn.Conv3d, nn.AdaptiveAvgPool3d)
-    (title, png), = gradcam_panels(volume_model, torch.randn(2, 1, 8, 10, 12))
+    ((title, png),) = gradcam_panels(volume_model, torch.randn(2, 1, 8, 10, 12))
     assert png.startswith(b"\x89PNG")

@@ -57,9 +57,16 @@ def test_ingest_keeps_mr_series_and_says_why_it_skips_the_others(tmp_path):
     write_dicom_series(tmp_path / "tree" / "sc", "P1", "SCREEN", SOPClassUID=SecondaryCaptureImageStorage)
     undecodable_copy(tmp_path / "tree" / "mr", tmp_path / "tree" / "j2k")
     frame, summary = read(tmp_path / "tree")
-    assert len(frame) == 1 and frame.loc[0, "modality"] == "MR" and frame.loc[0, "transfer_syntax"] == "1.2.840.10008.1.2.1"
+    assert (
+        len(frame) == 1
+        and frame.loc[0, "modality"] == "MR"
+        and frame.loc[0, "transfer_syntax"] == "1.2.840.10008.1.2.1"
+    )
     reasons = sorted(s["reason"].split(": ", 1)[1] for s in summary["skipped"])
-    assert reasons[0] == "SOP class Secondary Capture Image Storage: not an acquired MR image (a screenshot, map or derived object)"
+    assert (
+        reasons[0]
+        == "SOP class Secondary Capture Image Storage: not an acquired MR image (a screenshot, map or derived object)"
+    )
     assert "modality CT, not MR" in reasons and "modality RTDOSE, not MR" in reasons
     assert any(r.startswith("pixel data cannot be decoded (JPEG 2000 Image Compression") for r in reasons)
     assert "Skipped: 4 (" in format_summary(summary)
@@ -75,8 +82,9 @@ def test_predict_refuses_a_ct_series_with_status_2(tiny_2d_run, tmp_path, capsys
 
 def test_predict_reports_every_series_of_a_folder(tiny_2d_run, tmp_path, capsys):
     study = tmp_path / "study"
-    write_dicom_series(study / "sag", "P7", "SAG T1", n_slices=6, rows=32, cols=32,
-                       orientation=(0.0, 1.0, 0.0, 0.0, 0.0, -1.0))
+    write_dicom_series(
+        study / "sag", "P7", "SAG T1", n_slices=6, rows=32, cols=32, orientation=(0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
+    )
     undecodable_copy(study / "sag", study / "broken-a")
     undecodable_copy(study / "sag", study / "broken-b")
     capsys.readouterr()
@@ -122,11 +130,21 @@ def test_the_pydicom_test_corpus_is_accounted_for_file_by_file():
         kinds[reason.split(" (")[0].split(" as /")[0]] += 1
     assert len(frame) == 6 and set(frame["modality"]) == {"MR"}
     assert kinds == {
-        "DICOM without pixel data": 59, "same SOPInstanceUID": 25, "truncated or damaged DICOM": 6,
-        "a DICOMDIR": 6, "modality CT, not MR": 6, "not a DICOM file": 5, "modality missing, not MR": 4,
-        "modality US, not MR": 4, "modality OT, not MR": 3, "modality CR, not MR": 3,
-        "slices have different orientations": 3, "truncated DICOM: pixel data needs 8192 bytes": 1,
-        "DICOM header has an unreadable value": 1, "modality SEG, not MR": 1, "modality RTDOSE, not MR": 1,
+        "DICOM without pixel data": 59,
+        "same SOPInstanceUID": 25,
+        "truncated or damaged DICOM": 6,
+        "a DICOMDIR": 6,
+        "modality CT, not MR": 6,
+        "not a DICOM file": 5,
+        "modality missing, not MR": 4,
+        "modality US, not MR": 4,
+        "modality OT, not MR": 3,
+        "modality CR, not MR": 3,
+        "slices have different orientations": 3,
+        "truncated DICOM: pixel data needs 8192 bytes": 1,
+        "DICOM header has an unreadable value": 1,
+        "modality SEG, not MR": 1,
+        "modality RTDOSE, not MR": 1,
         "modality NM, not MR": 1,
     }, kinds
     wide, everything = read(PYDICOM_FILES, format="dicom", modalities=None)
@@ -145,8 +163,16 @@ def test_cv_says_which_rows_it_left_out_and_which_classes_are_empty(tiny_phantom
     frame.loc[frame.index[:2], "label"] = ""  # and two rows nobody labelled
     (tmp_path / "cohort").mkdir()
     frame.to_csv(tmp_path / "cohort" / "cohort.csv", index=False)
-    fast = ["train.epochs=1", "cv.folds=2", "data.slices.size=64", "evaluate.bootstrap=30", "data.select={}",
-            "evaluate.gradcam_per_class=0", "model.weights=none", "model.name=alexnet"]
+    fast = [
+        "train.epochs=1",
+        "cv.folds=2",
+        "data.slices.size=64",
+        "evaluate.bootstrap=30",
+        "data.select={}",
+        "evaluate.gradcam_per_class=0",
+        "model.weights=none",
+        "model.name=alexnet",
+    ]
     args = [a for item in fast for a in ("--set", item)]
     capsys.readouterr()
     assert main(["cv", "sdl", "--cohort", str(tmp_path / "cohort"), "-o", str(tmp_path / "run"), *args]) == 0
@@ -173,7 +199,9 @@ def test_too_few_patients_and_folds_for_a_holdout_recipe_are_clear(tmp_path, cap
     rows = []
     for k in range(3):
         Image.fromarray(np.full((32, 32), 40 * k, np.uint8)).save(tmp_path / f"p{k}.png")
-        rows.append({"path": str(tmp_path / f"p{k}.png"), "patient_id": f"p{k}", "label": str(k % 2), "sequence": "FLAIR"})
+        rows.append(
+            {"path": str(tmp_path / f"p{k}.png"), "patient_id": f"p{k}", "label": str(k % 2), "sequence": "FLAIR"}
+        )
     pd.DataFrame(rows).to_csv(tmp_path / "manifest.csv", index=False)
     ingest([tmp_path / "manifest.csv"], tmp_path / "cohort", progress=False, echo=None)
     base = ["cv", "eff", "--cohort", str(tmp_path / "cohort"), "--quick", "--set", "model.weights=none"]
@@ -194,7 +222,9 @@ def test_split_drops_unlabelled_rows_only_when_asked(tiny_phantom, tmp_path, cap
     frame.to_csv(tmp_path / "cohort" / "cohort.csv", index=False)
     assert main(["split", str(tmp_path / "cohort"), "--folds", "2", "-o", str(tmp_path / "s")]) == 2
     assert "--drop-unlabelled" in capsys.readouterr().err
-    assert main(["split", str(tmp_path / "cohort"), "--folds", "2", "--drop-unlabelled", "-o", str(tmp_path / "s")]) == 0
+    assert (
+        main(["split", str(tmp_path / "cohort"), "--folds", "2", "--drop-unlabelled", "-o", str(tmp_path / "s")]) == 0
+    )
     assert "3 cohort row(s) without a 'label' left out" in (tmp_path / "s" / "summary.txt").read_text()
     assert len(pd.read_csv(tmp_path / "s" / "splits.csv")) == len(frame) - 3
 
@@ -257,6 +287,23 @@ def test_progress_in_a_log_is_one_line_per_stage(capsys, monkeypatch):
 
 def test_a_model_that_cannot_be_built_fails_before_the_run_folder_exists(sagittal_cohort, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["cv", "alexnet", "--cohort", str(sagittal_cohort), "-o", str(out), "--folds", "2",
-                 "--set", "model.name=smallcnn", "--set", "model.weights=none"]) == 2  # alexnet's head: hidden
+    assert (
+        main(
+            [
+                "cv",
+                "alexnet",
+                "--cohort",
+                str(sagittal_cohort),
+                "-o",
+                str(out),
+                "--folds",
+                "2",
+                "--set",
+                "model.name=smallcnn",
+                "--set",
+                "model.weights=none",
+            ]
+        )
+        == 2
+    )  # alexnet's head: hidden
     assert "only the linear head" in capsys.readouterr().err and not out.exists()

@@ -130,9 +130,13 @@ def test_every_package_has_a_layer():
 
 
 def test_no_package_imports_a_package_of_its_own_layer_or_above():
-    upward = sorted(f"{name} ({unit(name)}, layer {RANK[unit(name)]}) imports {t} ({unit(t)}, layer {RANK[unit(t)]})"
-                    for name, targets in FILE_GRAPH.items() if name != "glioscope"
-                    for t in targets if unit(t) != unit(name) and RANK[unit(t)] >= RANK[unit(name)])
+    upward = sorted(
+        f"{name} ({unit(name)}, layer {RANK[unit(name)]}) imports {t} ({unit(t)}, layer {RANK[unit(t)]})"
+        for name, targets in FILE_GRAPH.items()
+        if name != "glioscope"
+        for t in targets
+        if unit(t) != unit(name) and RANK[unit(t)] >= RANK[unit(name)]
+    )
     assert not upward, "\n".join(upward)
 
 
@@ -147,8 +151,11 @@ def test_the_cycle_check_finds_a_cycle():
 
 
 def test_no_module_is_over_400_lines():
-    long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
-            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    long = {
+        str(p.relative_to(PACKAGE)): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
     assert not long
 
 
@@ -160,8 +167,11 @@ def _strings(tree: ast.AST) -> list[str]:
             first = node.body[0]
             if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
                 docstrings.add(id(first.value))
-    return [n.value for n in ast.walk(tree)
-            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings]
+    return [
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
+    ]
 
 
 def _file_names_of_run_folders() -> dict[str, str]:
@@ -187,14 +197,21 @@ def test_every_run_folder_file_name_is_spelt_out_once():
     spelt = []
     for name, path in MODULES.items():
         for text in _strings(ast.parse(path.read_text(encoding="utf-8"))):
-            spelt += [f"{name}: {file!r} in {text!r}" for file, owner in owners.items() if file in text and owner != name]
+            spelt += [
+                f"{name}: {file!r} in {text!r}" for file, owner in owners.items() if file in text and owner != name
+            ]
     assert not spelt, "name these files through glioscope.rundir's constants:\n" + "\n".join(spelt)
 
 
-@pytest.mark.parametrize("source, expected", [
-    ('X = "a"\nf"{run}/metrics.json"', ["'metrics.json' in '/metrics.json'"]),
-    ('"""Writes metrics.json."""\nX = 1', []),
-])
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ('X = "a"\nf"{run}/metrics.json"', ["'metrics.json' in '/metrics.json'"]),
+        ('"""Writes metrics.json."""\nX = 1', []),
+    ],
+)
 def test_the_file_name_check_sees_through_f_strings_but_not_docstrings(source, expected):
-    found = [f"{file!r} in {text!r}" for text in _strings(ast.parse(source)) for file in ("metrics.json",) if file in text]
+    found = [
+        f"{file!r} in {text!r}" for text in _strings(ast.parse(source)) for file in ("metrics.json",) if file in text
+    ]
     assert found == expected

@@ -82,8 +82,9 @@ class PriorMethod(Method):
     def __init__(self, folder: Path):
         self.recipes = RecipeKind("prior", folder, folder / "prior.yaml", PriorRecipe)
 
-    def run(self, recipe, cohort, out, splits=None, folds=None, resume=False, progress=True, report=True,
-            cache_dir=None):
+    def run(
+        self, recipe, cohort, out, splits=None, folds=None, resume=False, progress=True, report=True, cache_dir=None
+    ):
         frame, notes = plan.load_cohort(cohort, recipe.task, recipe.data)
         names = plan.class_names(recipe.task, frame, notes)
         table, meta = plan.make_or_load_splits(recipe.cv, frame, splits)
@@ -99,10 +100,20 @@ class PriorMethod(Method):
                 inputs = Patients.of(held)
                 probs = {recipe.name: np.tile(prior, (len(inputs), 1))}
                 everything = np.ones(len(inputs), bool)
-                run.write_fold_predictions(job.name, prediction_table(probs, inputs.keys(everything),
-                                                                      inputs.targets(names), label, names))
-        run.write_record(RunRecord.of_recipe(recipe, names, [recipe.name], table, meta, notes=notes,
-                                            samples={"kind": "patients", "count": int(frame["patient_id"].nunique())}))
+                run.write_fold_predictions(
+                    job.name, prediction_table(probs, inputs.keys(everything), inputs.targets(names), label, names)
+                )
+        run.write_record(
+            RunRecord.of_recipe(
+                recipe,
+                names,
+                [recipe.name],
+                table,
+                meta,
+                notes=notes,
+                samples={"kind": "patients", "count": int(frame["patient_id"].nunique())},
+            )
+        )
         run.merge_predictions([job.name for job in jobs])
         if report:
             finish(out, n_boot=recipe.evaluate.bootstrap)
@@ -136,17 +147,26 @@ class PriorMethod(Method):
         return {"torchscript_max_difference": {}}
 
     def input_words(self, recipe, record):
-        return {"network": "No network", "channels": [], "shape": None, "format": "none", "value": "none",
-                "input": "nothing: the class frequencies of the training patients", "files": f"fold<k>/{PRIOR}"}
+        return {
+            "network": "No network",
+            "channels": [],
+            "shape": None,
+            "format": "none",
+            "value": "none",
+            "input": "nothing: the class frequencies of the training patients",
+            "files": f"fold<k>/{PRIOR}",
+        }
 
 
 @pytest.fixture
 def prior(tmp_path, monkeypatch):
     folder = tmp_path / "recipes"
     folder.mkdir()
-    (folder / "prior.yaml").write_text("kind: prior\nname: prior\ndescription: class frequencies\ntask: {}\n"
-                                       "data: {select: {}, cache: null}\ncv: {folds: 3}\nevaluate: {tables: []}\n"
-                                       "quick:\n  evaluate.bootstrap: 20\n")
+    (folder / "prior.yaml").write_text(
+        "kind: prior\nname: prior\ndescription: class frequencies\ntask: {}\n"
+        "data: {select: {}, cache: null}\ncv: {folds: 3}\nevaluate: {tables: []}\n"
+        "quick:\n  evaluate.bootstrap: 20\n"
+    )
     (folder / "prior-2.yaml").write_text("base: prior\nname: prior-2\ncv:\n  folds: 2\n")
     monkeypatch.setitem(methods.METHODS, "prior", PriorMethod(folder))
     return folder
@@ -170,7 +190,13 @@ def test_a_new_kind_of_method_plugs_in_with_one_module(prior, sagittal_cohort, t
     assert "class frequencies of the training patients" in (tmp_path / "package" / "README.md").read_text()
     packaged = TrainedRun(tmp_path / "package").predict_rows(frame, progress=False)
     assert np.allclose(packaged.ensemble, result.ensemble)
-    tested = external_test(tmp_path / "package", sagittal_cohort, tmp_path / "external",
-                           ExternalSettings(allow_shared_patients=True), n_boot=10, progress=False)
+    tested = external_test(
+        tmp_path / "package",
+        sagittal_cohort,
+        tmp_path / "external",
+        ExternalSettings(allow_shared_patients=True),
+        n_boot=10,
+        progress=False,
+    )
     assert (tested / "metrics.json").is_file()
     assert any("were not looked for" in note for note in RunFolder(tested).record().notes)

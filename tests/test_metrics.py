@@ -58,10 +58,15 @@ def test_absent_class_gives_nan_auc_not_a_crash():
 
 
 def test_patient_aggregation_averages_probabilities():
-    frame = pd.DataFrame({
-        "item_id": ["a1", "a2", "b1"], "patient_id": ["a", "a", "b"], "target": [0, 0, 1],
-        "prob_x": [0.9, 0.3, 0.2], "prob_y": [0.1, 0.7, 0.8],
-    })
+    frame = pd.DataFrame(
+        {
+            "item_id": ["a1", "a2", "b1"],
+            "patient_id": ["a", "a", "b"],
+            "target": [0, 0, 1],
+            "prob_x": [0.9, 0.3, 0.2],
+            "prob_y": [0.1, 0.7, 0.8],
+        }
+    )
     patients = to_patients(frame)
     assert list(patients["patient_id"]) == ["a", "b"]
     assert patients.loc[0, "prob_x"] == pytest.approx(0.6) and patients.loc[0, "n_items"] == 2
@@ -70,7 +75,13 @@ def test_patient_aggregation_averages_probabilities():
 def test_bootstrap_interval_brackets_the_estimate_and_narrows_with_patients():
     def frame(n):
         y, proba = random_predictions(n, seed=n)
-        return pd.DataFrame({"patient_id": [f"p{i}" for i in range(n)], "target": y, **{f"prob_{c}": proba[:, k] for k, c in enumerate(NAMES)}})
+        return pd.DataFrame(
+            {
+                "patient_id": [f"p{i}" for i in range(n)],
+                "target": y,
+                **{f"prob_{c}": proba[:, k] for k, c in enumerate(NAMES)},
+            }
+        )
 
     small, large = frame(40), frame(400)
     ci_small = bootstrap_intervals(small, n_boot=200)["accuracy"]

@@ -12,8 +12,15 @@ from glioscope.cli import main
 from glioscope.synth import synthesize
 from glioscope.synth.presets import PRESETS
 
-FAST = ["data.slices.size=32", "train.epochs=1", "train.finetune.epochs=0", "model.weights=none",
-        "evaluate.bootstrap=20", "evaluate.gradcam_per_class=0", "train.precision=fp32"]
+FAST = [
+    "data.slices.size=32",
+    "train.epochs=1",
+    "train.finetune.epochs=0",
+    "model.weights=none",
+    "evaluate.bootstrap=20",
+    "evaluate.gradcam_per_class=0",
+    "train.precision=fp32",
+]
 
 
 def sets(*items):
@@ -33,8 +40,20 @@ def rsna(module_tmp, monkeypatch_module):
 
 def test_four_sequences_as_channels_train_on_given_splits(rsna):
     out = rsna / "runs" / "eff-4ch"
-    code = main(["cv", "eff-4ch", "--cohort", str(rsna / "cohort"), "--splits", str(rsna / "splits"), "--quick",
-                 *sets(), "-o", str(out)])
+    code = main(
+        [
+            "cv",
+            "eff-4ch",
+            "--cohort",
+            str(rsna / "cohort"),
+            "--splits",
+            str(rsna / "splits"),
+            "--quick",
+            *sets(),
+            "-o",
+            str(out),
+        ]
+    )
     assert code == 0
     cohort = pd.read_csv(rsna / "cohort" / "cohort.csv", dtype={"patient_id": str})
     complete = {p for p, rows in cohort.groupby("patient_id") if rows["sequence"].nunique() == 4}
@@ -52,16 +71,30 @@ def test_one_sequence_runs_fused_and_compared_with_the_four_channel_run(rsna):
     runs = []
     for sequence in ("FLAIR", "T1c"):
         out = rsna / "runs" / f"eff-{sequence}"
-        assert main(["cv", "eff", "--cohort", str(rsna / "cohort"), "--splits", str(rsna / "splits"), "--quick",
-                     *sets(f"data.select={{sequence: {sequence}}}"), "-o", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "cv",
+                    "eff",
+                    "--cohort",
+                    str(rsna / "cohort"),
+                    "--splits",
+                    str(rsna / "splits"),
+                    "--quick",
+                    *sets(f"data.select={{sequence: {sequence}}}"),
+                    "-o",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         runs.append(str(out))
     assert main(["fuse", *runs, "-o", str(rsna / "runs" / "fused"), "--bootstrap", "20"]) == 0
     fused = pd.read_csv(rsna / "runs" / "fused" / "predictions.csv", dtype={"patient_id": str})
     assert set(fused["model"]) == {"fusion/mean", "fusion/logistic"}
     # One report for all of them, on the same folds; eff-4ch lacks the patients without all four sequences.
     html = rsna / "mgmt.html"
-    assert main(["compare", str(rsna / "runs" / "eff-4ch"), *runs, str(rsna / "runs" / "fused"),
-                 "-o", str(html)]) == 0
+    assert main(["compare", str(rsna / "runs" / "eff-4ch"), *runs, str(rsna / "runs" / "fused"), "-o", str(html)]) == 0
     rows = pd.read_csv(html.with_suffix(".csv"))
     assert {"eff-4ch", "fusion/mean", "fusion/logistic"} <= set(rows["model"])
     assert set(rows["run"]) == {"eff-4ch", "eff-FLAIR", "eff-T1c", "fusion"}  # two eff runs: named by folder
@@ -85,11 +118,33 @@ def test_rsna_winner_recipe_on_flair_and_t1c_volumes_beside_eff(rsna, capsys):
     """rsna-r10 (MONAI's 3D ResNet-10) on the same splits as the eff runs, compared with them, and applied."""
     pytest.importorskip("monai")
     out = rsna / "runs" / "rsna-r10"
-    tiny = ["data.volumes.spacing=8.0", "data.volumes.shape=[16,24,20]", "train.epochs=1", "model.weights=none",
-            "evaluate.bootstrap=20", "evaluate.gradcam_per_class=1", "data.volumes.skull_strip=none"]
+    tiny = [
+        "data.volumes.spacing=8.0",
+        "data.volumes.shape=[16,24,20]",
+        "train.epochs=1",
+        "model.weights=none",
+        "evaluate.bootstrap=20",
+        "evaluate.gradcam_per_class=1",
+        "data.volumes.skull_strip=none",
+    ]
     args = [a for s in tiny for a in ("--set", s)]
-    assert main(["cv", "rsna-r10", "--cohort", str(rsna / "cohort"), "--splits", str(rsna / "splits"), "--quick",
-                 *args, "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "cv",
+                "rsna-r10",
+                "--cohort",
+                str(rsna / "cohort"),
+                "--splits",
+                str(rsna / "splits"),
+                "--quick",
+                *args,
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     predictions = pd.read_csv(out / "predictions.csv", dtype={"patient_id": str, "fold": str})
     cohort = pd.read_csv(rsna / "cohort" / "cohort.csv", dtype={"patient_id": str})
     both = {p for p, rows in cohort.groupby("patient_id") if {"FLAIR", "T1c"} <= set(rows["sequence"])}

@@ -53,8 +53,16 @@ def test_a_3d_training_step_lowers_the_loss(tmp_path):
     targets = np.arange(8) % 2
     volumes = torch.rand(8, 1, 16, 16, 16) * 0.2
     volumes[targets == 1, :, 4:12, 4:12, 4:12] += 0.8  # a bright cube makes class 1
-    settings = dict(optimizer="adam", lr=1e-3, batch_size=4, epochs=1, seed=0, precision="fp32",
-                    channels_last=False, tensorboard=False)
+    settings = dict(
+        optimizer="adam",
+        lr=1e-3,
+        batch_size=4,
+        epochs=1,
+        seed=0,
+        precision="fp32",
+        channels_last=False,
+        tensorboard=False,
+    )
     trainer = Trainer(create_model("mc3_18", 2, in_chans=1), settings, ["a", "b"], tmp_path, progress=False)
     dataset = VolumeDataset(volumes, targets)
     trainer._setup_precision(dataset)
@@ -63,9 +71,17 @@ def test_a_3d_training_step_lowers_the_loss(tmp_path):
     assert losses[-1] < 0.5 * losses[0]
 
 
-FAST = ["train.epochs=1", "cv.folds=2", "data.volumes.spacing=8.0", "data.volumes.shape=[20,28,24]",
-        "data.volumes.skull_strip=none", "evaluate.bootstrap=50", "train.precision=fp32",
-        "train.channels_last=false", "model.weights=none"]
+FAST = [
+    "train.epochs=1",
+    "cv.folds=2",
+    "data.volumes.spacing=8.0",
+    "data.volumes.shape=[20,28,24]",
+    "data.volumes.skull_strip=none",
+    "evaluate.bootstrap=50",
+    "train.precision=fp32",
+    "train.channels_last=false",
+    "model.weights=none",
+]
 
 
 @pytest.fixture(scope="module")

@@ -29,8 +29,9 @@ from glioscope.train.settings import TrainSettings
 from glioscope.util.schema import SettingError
 
 CUDA = torch.device("cuda")  # a device object only: nothing here runs on a GPU
-SETTINGS = dict(optimizer="sgd", lr=0.01, batch_size=4, epochs=1, seed=3, precision="fp32", channels_last=False,
-                tensorboard=False)
+SETTINGS = dict(
+    optimizer="sgd", lr=0.01, batch_size=4, epochs=1, seed=3, precision="fp32", channels_last=False, tensorboard=False
+)
 
 
 def augmented_dataset(n=12, size=24) -> SliceDataset:
@@ -57,8 +58,12 @@ def trainer(tmp_path, **changes) -> Trainer:
 
 def test_the_new_settings_are_checked_and_default_to_a_cpu_as_before():
     settings = TrainSettings.of({})
-    assert (settings.cuda_workers, settings.persistent_workers, settings.batch_on_device, settings.compile) == \
-        ("auto", "auto", "auto", False)
+    assert (settings.cuda_workers, settings.persistent_workers, settings.batch_on_device, settings.compile) == (
+        "auto",
+        "auto",
+        "auto",
+        False,
+    )
     assert TrainSettings.of({"cuda_workers": 6, "persistent_workers": False, "prefetch_factor": 2}).cuda_workers == 6
     for bad in ({"cuda_workers": "many"}, {"cuda_workers": -1}, {"prefetch_factor": 0}, {"batch_on_device": "gpu"}):
         with pytest.raises(SettingError, match="train."):
@@ -99,9 +104,17 @@ def test_a_cpu_gets_the_loader_of_earlier_versions(tmp_path):
     assert not isinstance(loader.dataset, data_path.SeededItems) and not loader.persistent_workers
     assert loader.collate_fn == dataset.collate and not loader.pin_memory
     torch.manual_seed(7)
-    earlier = DataLoader(dataset, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(3 * 1000 + 2),
-                         num_workers=0, persistent_workers=False, pin_memory=False, drop_last=False,
-                         collate_fn=dataset.collate)
+    earlier = DataLoader(
+        dataset,
+        batch_size=4,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(3 * 1000 + 2),
+        num_workers=0,
+        persistent_workers=False,
+        pin_memory=False,
+        drop_last=False,
+        collate_fn=dataset.collate,
+    )
     expected = [images for images, _ in earlier]
     assert all(torch.equal(a, b) for a, b in zip(epoch_batches(made, dataset, 2), expected, strict=True))
 
@@ -149,8 +162,11 @@ def test_compile_is_an_opt_in_that_trains(tmp_path, monkeypatch):
     inductor's kernels take minutes to build on a CPU (the GPU check builds them: gpu_check.sh, --compile)."""
     asked = []
     compile_ = torch.compile
-    monkeypatch.setattr(torch, "compile", lambda model, **options: asked.append(model) or
-                        compile_(model, **{**options, "backend": "eager"}))
+    monkeypatch.setattr(
+        torch,
+        "compile",
+        lambda model, **options: asked.append(model) or compile_(model, **{**options, "backend": "eager"}),
+    )
     made = trainer(tmp_path, compile=True, batch_size=8)
     images = (torch.rand(8, 3, 32, 32) * 255).to(torch.uint8)
     made._setup_precision(SliceDataset(images, np.arange(8) % 2))
@@ -167,8 +183,14 @@ def test_compile_is_an_opt_in_that_trains(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def sagittal(tiny_phantom):
-    frame, _ = ingest([tiny_phantom / "dicom"], None, select={"plane": ["sagittal"], "sequence": ["T1"]}, workers=1,
-                      progress=False, echo=None)
+    frame, _ = ingest(
+        [tiny_phantom / "dicom"],
+        None,
+        select={"plane": ["sagittal"], "sequence": ["T1"]},
+        workers=1,
+        progress=False,
+        echo=None,
+    )
     return frame
 
 
@@ -197,10 +219,14 @@ def test_a_second_build_reads_one_memory_mapped_array(sagittal, tmp_path, monkey
 
 def test_a_changed_or_damaged_set_is_not_read(tmp_path):
     keys = ["a", "b", "c"]
-    layout = consolidated.Layout(split=lambda e: (e["rows"], {"n": len(e["rows"])}),
-                                 join=lambda rows, values: {"rows": np.array(rows), **values})
-    entries = [{"rows": np.full((2, 1, 4, 4), 1, np.uint8)}, cohort.Skip("x.dcm", "broken"),
-               {"rows": np.full((1, 3, 4, 4), 9, np.uint8)}]
+    layout = consolidated.Layout(
+        split=lambda e: (e["rows"], {"n": len(e["rows"])}), join=lambda rows, values: {"rows": np.array(rows), **values}
+    )
+    entries = [
+        {"rows": np.full((2, 1, 4, 4), 1, np.uint8)},
+        cohort.Skip("x.dcm", "broken"),
+        {"rows": np.full((1, 3, 4, 4), 9, np.uint8)},
+    ]
     assert consolidated.write_set(tmp_path, keys, entries, layout)
     found = consolidated.read_set(tmp_path, keys, layout)
     assert found["b"] == cohort.Skip("x.dcm", "broken")
@@ -212,7 +238,9 @@ def test_a_changed_or_damaged_set_is_not_read(tmp_path):
     assert consolidated.read_set(tmp_path, keys, layout) is None
     index.write_text("{", encoding="utf-8")
     assert consolidated.read_set(tmp_path, keys, layout) is None
-    assert not consolidated.write_set(tmp_path, keys, [*entries[:2], {**entries[2], "cache_error": "disk full"}], layout)
+    assert not consolidated.write_set(
+        tmp_path, keys, [*entries[:2], {**entries[2], "cache_error": "disk full"}], layout
+    )
 
 
 def test_volumes_are_one_float16_memory_mapped_array(tiny_phantom, tmp_path, monkeypatch):

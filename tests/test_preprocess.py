@@ -247,7 +247,9 @@ def test_slices_from_a_new_file(sagittal_t1, brats, image_folder):
     assert len(from_dicom) == max(1, int(np.floor(series["n_slices"] * 0.2 + 0.5)))
     row = brats[brats["sequence"] == "T1c"].iloc[0]
     volume = slices_from_file(Path(row["path"]), SliceSettings(selection="representative"))
-    assert len(volume) == 1 and volume.table["patient_id"].iloc[0] == row["patient_id"]  # the case id, as ingest gives it
+    assert (
+        len(volume) == 1 and volume.table["patient_id"].iloc[0] == row["patient_id"]
+    )  # the case id, as ingest gives it
     assert any("without a tumour" in note for note in volume.notes)
     crop = SliceSettings(selection="representative", roi_crop=True)
     cropped = slices_from_file(Path(row["path"]), crop, mask_path=row["mask_path"])

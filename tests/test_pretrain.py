@@ -30,7 +30,7 @@ def _image(seed: int) -> np.ndarray:
     """A 40 x 40 grey image: a bright disc with a random texture, so its hashes are its own."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:40, :40]
-    disc = ((yy - 20) ** 2 + (xx - 20) ** 2 < 16 ** 2).astype(float)
+    disc = ((yy - 20) ** 2 + (xx - 20) ** 2 < 16**2).astype(float)
     return np.clip(disc * rng.uniform(80, 250, (40, 40)), 0, 255).astype(np.uint8)
 
 
@@ -44,8 +44,9 @@ def _cohort(root: Path, name: str, patients: list[str], seed: int, copies: dict[
             Image.fromarray(_image(seed * 1000 + k * 10 + j)).save(folder / f"{patient}_{j}.png")
     for target, original in (copies or {}).items():
         (source / CLASSES[0] / target).write_bytes(original.read_bytes())
-    ingest([source], root / name, format="imagefolder", patient_regex=r"^(?P<patient>[^_]+)_", progress=False,
-           echo=None)
+    ingest(
+        [source], root / name, format="imagefolder", patient_regex=r"^(?P<patient>[^_]+)_", progress=False, echo=None
+    )
     return root / name
 
 
@@ -82,7 +83,9 @@ def test_supervised_pretraining_writes_torchvision_weights_and_provenance(superv
     assert (record["patients"], record["images"], record["epochs"]) == (8, 24, 1)
     assert record["classes"] == list(CLASSES) and len(record["loss"]) == 1 and record["loss"][0] > 0
     assert record["sources"][0]["cohort"] == "pretraining" and record["wall_seconds"] > 0
-    assert record["summary"].startswith("pretrained on pretraining (pretraining-images), 8 patients, 24 images, 1 epoch")
+    assert record["summary"].startswith(
+        "pretrained on pretraining (pretraining-images), 8 patients, 24 images, 1 epoch"
+    )
     assert len(content["fingerprints"]["exact"]) == 24
     assert "P0" not in json.dumps(content["fingerprints"]["patients"])  # ids are stored hashed
     assert (supervised / "loss.png").stat().st_size > 0 and not (supervised / "checkpoint_last.pt").exists()
@@ -96,7 +99,9 @@ def test_the_weights_load_into_a_recipe_backbone_and_sdl_members_with_a_report(s
     assert built.model.fc.out_features == 3
     assert any(f"{path}: 120 tensors loaded into resnet18; 0 in the file skipped" in n for n in built.notes)
     sdl = build_model(ModelSpec(name="sdl", backbone="resnet18", weights=path), 3, 3)
-    assert all(torch.equal(m.backbone.layer1[0].conv1.weight, state["layer1.0.conv1.weight"]) for m in sdl.model.members)
+    assert all(
+        torch.equal(m.backbone.layer1[0].conv1.weight, state["layer1.0.conv1.weight"]) for m in sdl.model.members
+    )
     assert any("(each of 2 member networks)" in n for n in sdl.notes)
     recipe = load_recipe("r18", [f"model.weights={path}"])  # --set model.weights=PATH: a recipe-level choice
     assert recipe.model.weights == path
@@ -104,8 +109,17 @@ def test_the_weights_load_into_a_recipe_backbone_and_sdl_members_with_a_report(s
 
 def test_a_run_says_what_its_weights_were_pretrained_on_and_warns_on_copied_images(cohorts, supervised):
     out = cohorts["root"] / "run"
-    args = [a for s in [*FAST[:-2], "cv.folds=2", "evaluate.bootstrap=20", "evaluate.gradcam_per_class=0",
-                        f"model.weights={supervised / provenance.WEIGHTS}"] for a in ("--set", s)]
+    args = [
+        a
+        for s in [
+            *FAST[:-2],
+            "cv.folds=2",
+            "evaluate.bootstrap=20",
+            "evaluate.gradcam_per_class=0",
+            f"model.weights={supervised / provenance.WEIGHTS}",
+        ]
+        for a in ("--set", s)
+    ]
     with pytest.warns(UserWarning, match="identical to images of the patients this run evaluates"):
         assert main(["train", "r18", "--cohort", str(cohorts["evaluation"]), "-o", str(out), *args]) == 0
     info = json.loads((out / "run.json").read_text())
@@ -118,7 +132,9 @@ def test_a_run_says_what_its_weights_were_pretrained_on_and_warns_on_copied_imag
 
 def test_a_run_evaluating_patients_the_weights_were_pretrained_on_is_refused(cohorts, supervised, capsys):
     out = cohorts["root"] / "refused"
-    args = [a for s in [*FAST[:-2], "cv.folds=2", f"model.weights={supervised / provenance.WEIGHTS}"] for a in ("--set", s)]
+    args = [
+        a for s in [*FAST[:-2], "cv.folds=2", f"model.weights={supervised / provenance.WEIGHTS}"] for a in ("--set", s)
+    ]
     assert main(["train", "r18", "--cohort", str(cohorts["pretraining"]), "-o", str(out), *args]) == 2
     error = capsys.readouterr().err
     assert "patient leak" in error and re.search(r"on \d patient\(s\) this run evaluates or validates on: P\d", error)
@@ -130,7 +146,9 @@ def simclr_excluding(cohorts):
     """SimCLR (seed 0) on the pretraining cohort, excluding the evaluation cohort (one image of which is a copy)."""
     out = cohorts["root"] / "simclr-excluding"
     with pytest.warns(UserWarning, match="1 pretraining image\\(s\\) identical to images of the excluded evaluation"):
-        assert _pretrain(cohorts["pretraining"], out, "--exclude", str(cohorts["evaluation"]), "--method", "simclr") == 0
+        assert (
+            _pretrain(cohorts["pretraining"], out, "--exclude", str(cohorts["evaluation"]), "--method", "simclr") == 0
+        )
     return out
 
 
@@ -156,7 +174,10 @@ def test_simclr_same_seed_same_weights(cohorts, simclr_excluding):
     initial = create_model("resnet18", 1, 3, head="linear").backbone.state_dict()
     assert not torch.equal(a["layer1.0.conv1.weight"], initial["layer1.0.conv1.weight"])  # and it trained
     record = json.loads((out / provenance.PROVENANCE).read_text())
-    assert record["summary"].endswith("1 epoch, simclr; resnet18") and record["settings"]["augment"]["zoom"] == [1.0, 1.6]
+    assert record["summary"].endswith("1 epoch, simclr; resnet18") and record["settings"]["augment"]["zoom"] == [
+        1.0,
+        1.6,
+    ]
     assert 0 <= record["train_accuracy"][0] <= 1
 
 
@@ -171,8 +192,9 @@ def test_the_simclr_trainer_builds_nt_xent_at_the_temperature_it_was_given(tmp_p
     from glioscope.pretrain.simclr import SimCLRNet, SimCLRTrainer
 
     net = SimCLRNet(torch.nn.Flatten(), 12, projection=4, hidden=8)
-    trainer = SimCLRTrainer(net, {"precision": "fp32", "tensorboard": False}, ["view"], tmp_path, progress=False,
-                            temperature=0.1)
+    trainer = SimCLRTrainer(
+        net, {"precision": "fp32", "tensorboard": False}, ["view"], tmp_path, progress=False, temperature=0.1
+    )
     projections = torch.randn(6, 4)
     (loss, found), (expected, pairs) = trainer.criterion(projections), nt_xent(projections, temperature=0.1)
     assert torch.equal(loss, expected) and found == pairs

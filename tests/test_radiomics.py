@@ -27,26 +27,63 @@ def phantom(tiny_phantom, module_tmp, monkeypatch_module):
     """The tiny phantom's graded patients: image-folder cohort and folds, and their BraTS T1c volumes with masks."""
     root = module_tmp
     monkeypatch_module.setenv("GLIOSCOPE_CACHE", str(root / "cache"))
-    frame, _ = ingest([tiny_phantom / "imagefolder"], root / "cohort", format="imagefolder",
-                      patient_regex=PATIENT_REGEX, select=GRADES, progress=False, echo=None)
+    frame, _ = ingest(
+        [tiny_phantom / "imagefolder"],
+        root / "cohort",
+        format="imagefolder",
+        patient_regex=PATIENT_REGEX,
+        select=GRADES,
+        progress=False,
+        echo=None,
+    )
     table, meta = split.make_splits(frame, folds=3, seed=0)
     split.save(root / "splits", table, meta)
-    return {"root": root, "cohort": root / "cohort", "splits": root / "splits", "table": table,
-            "masks": _radiomics_cohort(tiny_phantom, root)}
+    return {
+        "root": root,
+        "cohort": root / "cohort",
+        "splits": root / "splits",
+        "table": table,
+        "masks": _radiomics_cohort(tiny_phantom, root),
+    }
 
 
 @pytest.fixture(scope="module")
 def radiomics_run(phantom):
     out = phantom["root"] / "runs" / "radiomics"
-    assert main(["cv", "radiomics", "--cohort", str(phantom["masks"]), "--splits", str(phantom["splits"]),
-                 "-o", str(out), *FAST]) == 0
+    assert (
+        main(
+            [
+                "cv",
+                "radiomics",
+                "--cohort",
+                str(phantom["masks"]),
+                "--splits",
+                str(phantom["splits"]),
+                "-o",
+                str(out),
+                *FAST,
+            ]
+        )
+        == 0
+    )
     return out
 
 
 def test_a_radiomics_run_folder_predicts_every_patient_once_on_the_given_folds(radiomics_run, phantom):
-    for name in ("config.yaml", "run.json", "cohort.csv", "splits.csv", "features.csv", "predictions.csv",
-                 "validation_predictions.csv", "metrics.json", "predictions_patients.csv", "report.html",
-                 "fold0/inner_cv.csv", "fold0/features_used.csv"):
+    for name in (
+        "config.yaml",
+        "run.json",
+        "cohort.csv",
+        "splits.csv",
+        "features.csv",
+        "predictions.csv",
+        "validation_predictions.csv",
+        "metrics.json",
+        "predictions_patients.csv",
+        "report.html",
+        "fold0/inner_cv.csv",
+        "fold0/features_used.csv",
+    ):
         assert (radiomics_run / name).is_file(), name
     predictions = pd.read_csv(radiomics_run / "predictions.csv", dtype={"fold": str})
     patients = sorted(phantom["table"]["patient_id"].unique())
@@ -72,16 +109,54 @@ def test_a_radiomics_run_folder_predicts_every_patient_once_on_the_given_folds(r
 
 def test_compare_and_fuse_take_a_radiomics_run_beside_a_deep_run_on_the_same_folds(radiomics_run, phantom, capsys):
     deep = phantom["root"] / "runs" / "alexnet"
-    assert main(["cv", "alexnet", "--cohort", str(phantom["cohort"]), "--splits", str(phantom["splits"]), "-o", str(deep),
-                 "--set", "data.select={}", "--set", "train.epochs=1", "--set", "data.slices.size=64",
-                 "--set", "model.weights=none",
-                 "--set", "evaluate.bootstrap=30", "--set", "evaluate.gradcam_per_class=0", "--quick"]) == 0
+    assert (
+        main(
+            [
+                "cv",
+                "alexnet",
+                "--cohort",
+                str(phantom["cohort"]),
+                "--splits",
+                str(phantom["splits"]),
+                "-o",
+                str(deep),
+                "--set",
+                "data.select={}",
+                "--set",
+                "train.epochs=1",
+                "--set",
+                "data.slices.size=64",
+                "--set",
+                "model.weights=none",
+                "--set",
+                "evaluate.bootstrap=30",
+                "--set",
+                "evaluate.gradcam_per_class=0",
+                "--quick",
+            ]
+        )
+        == 0
+    )
     rows = comparison_rows([deep, radiomics_run])
     assert {"alexnet", "radiomics"} <= set(rows["model"])
     assert main(["compare", str(deep), str(radiomics_run), "-o", str(phantom["root"] / "comparison.html")]) == 0
     forest = phantom["root"] / "runs" / "radiomics-rf"
-    assert main(["cv", "radiomics-rf", "--cohort", str(phantom["masks"]), "--splits", str(phantom["splits"]),
-                 "-o", str(forest), *FAST]) == 0
+    assert (
+        main(
+            [
+                "cv",
+                "radiomics-rf",
+                "--cohort",
+                str(phantom["masks"]),
+                "--splits",
+                str(phantom["splits"]),
+                "-o",
+                str(forest),
+                *FAST,
+            ]
+        )
+        == 0
+    )
     fused = phantom["root"] / "runs" / "fused"
     assert main(["fuse", str(radiomics_run), str(forest), "-o", str(fused), "--bootstrap", "30"]) == 0
     assert {"fusion/mean", "fusion/logistic"} <= set(pd.read_csv(fused / "predictions.csv")["model"])
@@ -90,8 +165,22 @@ def test_compare_and_fuse_take_a_radiomics_run_beside_a_deep_run_on_the_same_fol
 def test_the_same_seed_gives_the_same_predictions_from_the_feature_cache(radiomics_run, phantom, capsys):
     again = phantom["root"] / "runs" / "radiomics-again"
     capsys.readouterr()
-    assert main(["cv", "radiomics", "--cohort", str(phantom["masks"]), "--splits", str(phantom["splits"]),
-                 "-o", str(again), *FAST]) == 0
+    assert (
+        main(
+            [
+                "cv",
+                "radiomics",
+                "--cohort",
+                str(phantom["masks"]),
+                "--splits",
+                str(phantom["splits"]),
+                "-o",
+                str(again),
+                *FAST,
+            ]
+        )
+        == 0
+    )
     assert "9 from the cache, 0 computed" in capsys.readouterr().out
     assert (again / "predictions.csv").read_bytes() == (radiomics_run / "predictions.csv").read_bytes()
     assert (again / "features.csv").read_bytes() == (radiomics_run / "features.csv").read_bytes()
@@ -121,8 +210,22 @@ def test_an_empty_mask_leaves_the_patient_out_with_its_reason(phantom, tmp_path,
     manifest.to_csv(tmp_path / "manifest.csv", index=False)
     ingest([tmp_path / "manifest.csv"], tmp_path / "cohort", format="manifest", progress=False, echo=None)
     out = tmp_path / "run"
-    assert main(["cv", "radiomics", "--cohort", str(tmp_path / "cohort"), "--splits", str(phantom["splits"]),
-                 "-o", str(out), *FAST]) == 0
+    assert (
+        main(
+            [
+                "cv",
+                "radiomics",
+                "--cohort",
+                str(tmp_path / "cohort"),
+                "--splits",
+                str(phantom["splits"]),
+                "-o",
+                str(out),
+                *FAST,
+            ]
+        )
+        == 0
+    )
     skipped = pd.read_csv(out / "features_skipped.csv")
     assert skipped["patient_id"].tolist() == [first["patient_id"]]
     assert "the tumour mask is empty" in skipped["reason"].iloc[0] and "empty_seg" in skipped["reason"].iloc[0]
@@ -165,8 +268,9 @@ def test_kaggle3m_slices_are_stacked_per_patient_in_slice_order_and_featurised(t
     assert pixels.shape == (3, 32, 32) and np.allclose(pixels[0, 0, 0], 120)  # T1c is the third channel: 3 * 40
     assert mask.sum(axis=(1, 2)).tolist() == sorted(mask.sum(axis=(1, 2)).tolist())  # discs grow with the slice
     out = tmp_path / "run"
-    assert main(["cv", "radiomics-rf", "--cohort", str(tmp_path / "cohort"), "--folds", "2", "-o", str(out),
-                 *FAST]) == 0
+    assert (
+        main(["cv", "radiomics-rf", "--cohort", str(tmp_path / "cohort"), "--folds", "2", "-o", str(out), *FAST]) == 0
+    )
     features = pd.read_csv(out / "features.csv")
     assert len(features) == 8 and features.shape[1] - 2 == SHAPE + 3 * PER_CHANNEL
     assert {"FLAIR_glcm_Contrast", "T1_firstorder_Mean", "T1c_glszm_ZonePercentage"} <= set(features.columns)
@@ -179,7 +283,11 @@ def test_radiomics_recipes_are_checked_and_extendable(tmp_path, capsys):
     own.write_text("base: radiomics-rf\nclassifier:\n  min_samples_leaf: [2]\n", encoding="utf-8")
     method, recipe = load_recipe(own, ["features.bin_width=10"], quick=True)
     assert method.kind == "radiomics" and recipe.name == "mine" and recipe.classifier.model == "forest"
-    assert recipe.classifier.min_samples_leaf == (2,) and recipe.classifier.trees == 200 and recipe.features.bin_width == 10
+    assert (
+        recipe.classifier.min_samples_leaf == (2,)
+        and recipe.classifier.trees == 200
+        and recipe.features.bin_width == 10
+    )
     assert load_recipe("radiomics")[1].cv.folds == 5
     assert main(["cv", "radiomics", "--cohort", str(tmp_path), "--set", "classifier.modle=forest"]) == 2
     assert "unknown setting 'classifier.modle'" in capsys.readouterr().err

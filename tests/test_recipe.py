@@ -33,7 +33,8 @@ BAD = [
 
 @pytest.mark.parametrize("override, key, value, expected", BAD, ids=[b[0] for b in BAD])
 def test_a_bad_value_exits_2_naming_key_value_and_expectation_and_writes_nothing(
-        override, key, value, expected, tmp_path, capsys):
+    override, key, value, expected, tmp_path, capsys
+):
     out = tmp_path / "run"
     assert main(["cv", "sdl", "--cohort", str(tmp_path / "no-cohort"), "-o", str(out), "--set", override]) == 2
     error = capsys.readouterr().err
@@ -85,8 +86,15 @@ def test_a_recipe_file_with_an_unknown_key_or_a_mismatched_model_is_refused(tmp_
 
 
 def test_values_are_coerced_once_and_none_means_none():
-    recipe = load_recipe("eff", ["train.schedule=none", "augment.rotation=5", "data.slices.channels=[t1ce, flair]",
-                                 "data.slices.percentiles=[1, 99]"])
+    recipe = load_recipe(
+        "eff",
+        [
+            "train.schedule=none",
+            "augment.rotation=5",
+            "data.slices.channels=[t1ce, flair]",
+            "data.slices.percentiles=[1, 99]",
+        ],
+    )
     assert recipe.train.schedule == "none" and recipe.augment.rotation == 5.0
     assert recipe.data.slices.channels == ("T1c", "FLAIR") and recipe.data.slices.percentiles == (1.0, 99.0)
     assert recipe.data.selection() == {"sequence": ["FLAIR"]}
@@ -96,12 +104,16 @@ def test_values_are_coerced_once_and_none_means_none():
         load_recipe("eff", ["train.finetune={epochs: -1}"])
 
 
-@pytest.mark.parametrize("recipe, size, ok", [("alexnet", 62, False), ("alexnet", 63, True), ("sdl", 48, False),
-                                               ("vgg19", 31, False), ("r18", 16, True)])
+@pytest.mark.parametrize(
+    "recipe, size, ok",
+    [("alexnet", 62, False), ("alexnet", 63, True), ("sdl", 48, False), ("vgg19", 31, False), ("r18", 16, True)],
+)
 def test_an_image_too_small_for_the_network_is_refused_when_loaded(recipe, size, ok):
     """AlexNet's pooling leaves nothing of an image under 63 px: a setting error, not a torch error mid-training."""
     if ok:
         assert load_recipe(recipe, [f"data.slices.size={size}"]).data.slices.size == size
         return
-    with pytest.raises(SettingError, match=rf"data.slices.size: got {size}, but (alexnet|vgg19) needs images of at least"):
+    with pytest.raises(
+        SettingError, match=rf"data.slices.size: got {size}, but (alexnet|vgg19) needs images of at least"
+    ):
         load_recipe(recipe, [f"data.slices.size={size}"])

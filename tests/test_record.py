@@ -13,16 +13,29 @@ from glioscope.rundir import RunFolder, RunRecord
 
 
 def _splits() -> pd.DataFrame:
-    return pd.DataFrame({"item_id": ["a", "b", "c", "d"], "patient_id": ["p", "q", "r", "s"],
-                         "label": ["II", "III", "II", "III"], "partition": ["cv", "cv", "cv", "test"],
-                         "fold": [0, 1, 1, -1], "leaky": False})
+    return pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c", "d"],
+            "patient_id": ["p", "q", "r", "s"],
+            "label": ["II", "III", "II", "III"],
+            "partition": ["cv", "cv", "cv", "test"],
+            "fold": [0, 1, 1, -1],
+            "leaky": False,
+        }
+    )
 
 
 def test_a_recipes_record_carries_its_task_and_split(tmp_path):
     recipe = load_recipe("r18-mgmt")
-    record = RunRecord.of_recipe(recipe, ["0", "1"], ["r18-mgmt"], _splits(),
-                                 {"statement": "Split by patient.", "leaky": False}, notes=["n"],
-                                 training={"precision": {"fold0": {"dtype": "fp32"}}, "weights": None})
+    record = RunRecord.of_recipe(
+        recipe,
+        ["0", "1"],
+        ["r18-mgmt"],
+        _splits(),
+        {"statement": "Split by patient.", "leaky": False},
+        notes=["n"],
+        training={"precision": {"fold0": {"dtype": "fp32"}}, "weights": None},
+    )
     assert record.folds == [0, 1] and record.split_statement == "Split by patient." and not record.leaky
     assert record.task == recipe.task_name and record.caveat == recipe.task.caveat and record.label == recipe.task.label
     folder = RunFolder(tmp_path)
@@ -34,19 +47,37 @@ def test_a_recipes_record_carries_its_task_and_split(tmp_path):
 
 
 def test_a_run_json_of_an_earlier_version_reads_into_the_same_record(tmp_path):
-    older = {"recipe": "sdl", "class_names": ["II", "III"], "models": ["sdl/net1", "sdl/mean"], "folds": [0, 1],
-             "precision": {"fold0": {"dtype": "fp32"}}, "weights": {"source": "imagenet", "on_disk": False},
-             "created": "2026-01-01T00:00:00", "glioscope_version": "0.1.0", "unknown_key": 1}
+    older = {
+        "recipe": "sdl",
+        "class_names": ["II", "III"],
+        "models": ["sdl/net1", "sdl/mean"],
+        "folds": [0, 1],
+        "precision": {"fold0": {"dtype": "fp32"}},
+        "weights": {"source": "imagenet", "on_disk": False},
+        "created": "2026-01-01T00:00:00",
+        "glioscope_version": "0.1.0",
+        "unknown_key": 1,
+    }
     (tmp_path / "run.json").write_text(json.dumps(older))
     record = RunFolder(tmp_path).record()
     assert record.precision == {"fold0": {"dtype": "fp32"}} and record.training["weights"]["source"] == "imagenet"
     assert record.created == "2026-01-01T00:00:00" and record.headline == "sdl/mean"
-    fused = {"recipe": "fusion", "class_names": ["0", "1"], "models": ["fusion/mean"], "inputs": [{"run": "a"}],
-             "fusion": {"methods": ["mean"]}}
+    fused = {
+        "recipe": "fusion",
+        "class_names": ["0", "1"],
+        "models": ["fusion/mean"],
+        "inputs": [{"run": "a"}],
+        "fusion": {"methods": ["mean"]},
+    }
     assert RunRecord.from_json(fused).fusion == {"methods": ["mean"], "inputs": [{"run": "a"}]}
     assert RunRecord.from_json(fused).kind == "fused"
-    package = {"recipe": "eff", "class_names": ["0", "1"], "models": ["eff"], "operating_point": {"threshold": 0.4},
-               "package": {"exported_from": "eff"}}
+    package = {
+        "recipe": "eff",
+        "class_names": ["0", "1"],
+        "models": ["eff"],
+        "operating_point": {"threshold": 0.4},
+        "package": {"exported_from": "eff"},
+    }
     assert RunRecord.from_json(package).operating_point == {"threshold": 0.4}
     assert RunRecord.from_json(package).kind == "package"
 

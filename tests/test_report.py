@@ -21,8 +21,12 @@ def sdl_report(tmp_path_factory):
     run = fake_run(tmp_path_factory.mktemp("runs") / "sdl", n_patients=24, folds=2, test_patients=4, epochs=4)
     evaluate_run(run, n_boot=50)
     torch.manual_seed(0)
-    model = Classifier(nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(1)),
-                       nn.Identity(), 4, 3)
+    model = Classifier(
+        nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(1)),
+        nn.Identity(),
+        4,
+        3,
+    )
     panels = gradcam_panels(model, torch.randn(3, 1, 16, 16), labels=[0, 1, 2], class_names=["II", "III", "IV"])
     return run, write_report(run, gradcam_panels=panels)
 
@@ -42,7 +46,7 @@ def test_report_states_the_split_and_lists_every_model(sdl_report):
     _, out = sdl_report
     text = out.read_text(encoding="utf-8")
     assert "Split by patient: no patient has items in two partitions." in text
-    headline = text[text.index("<h3>Patient level</h3>"):text.index("<h3>Image level</h3>")]
+    headline = text[text.index("<h3>Patient level</h3>") : text.index("<h3>Image level</h3>")]
     for model in SDL_MODELS:
         assert f'<td class="label">{model}</td>' in headline
     assert "±" in headline and "[" in headline
@@ -53,9 +57,22 @@ def test_report_states_the_split_and_lists_every_model(sdl_report):
 def test_report_order_patient_first_then_sections(sdl_report):
     _, out = sdl_report
     text = out.read_text(encoding="utf-8")
-    order = ["Split by patient", "<h3>Patient level</h3>", "<h3>Image level</h3>", "Per class (patient level)",
-             "seed 000's Table 2", "seed 000's Table 3", "seed 004", "Learning curves", "Confusion matrices",
-             "ROC curves", "held-out test set", "Grad-CAM", "Notes", "<footer>"]
+    order = [
+        "Split by patient",
+        "<h3>Patient level</h3>",
+        "<h3>Image level</h3>",
+        "Per class (patient level)",
+        "seed 000's Table 2",
+        "seed 000's Table 3",
+        "seed 004",
+        "Learning curves",
+        "Confusion matrices",
+        "ROC curves",
+        "held-out test set",
+        "Grad-CAM",
+        "Notes",
+        "<footer>",
+    ]
     positions = [text.index(marker) for marker in order]
     assert positions == sorted(positions)
     assert "fake run written by glioscope.report.testing" in text  # run.json notes
@@ -70,8 +87,16 @@ def test_leaky_banner_only_for_leaky_runs(tmp_path):
 
 
 def test_warning_without_patient_ids(tmp_path):
-    run = fake_run(tmp_path / "folder", models=["resnet18"], class_names=["0", "1"], n_patients=12, folds=2,
-                   patient_ids=False, prob_by_index=True, epochs=2)
+    run = fake_run(
+        tmp_path / "folder",
+        models=["resnet18"],
+        class_names=["0", "1"],
+        n_patients=12,
+        folds=2,
+        patient_ids=False,
+        prob_by_index=True,
+        epochs=2,
+    )
     text = write_report(run, n_boot=20).read_text(encoding="utf-8")
     assert "no patient ids: results are per image and may overestimate" in text
     assert 'class="banner leaky"' not in text

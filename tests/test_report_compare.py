@@ -45,7 +45,9 @@ def test_a_run_missing_some_patients_is_compared_on_its_own_patients(runs, tmp_p
     text = write_comparison([sdl, fewer], tmp_path / "c.html", n_boot=20).read_text()
     assert "3 patient(s) are in only some of the runs" in text
     # Too little overlap is another cohort, not a missing sequence.
-    renamed = splits.assign(patient_id=splits["patient_id"].where(splits["patient_id"].isin(gone), "X" + splits["patient_id"]))
+    renamed = splits.assign(
+        patient_id=splits["patient_id"].where(splits["patient_id"].isin(gone), "X" + splits["patient_id"])
+    )
     few = fake_run(tmp_path / "few", models=["alexnet"], splits=renamed, seed=3)
     with pytest.raises(GlioscopeError, match="share only 3 of 24"):
         check_same_folds([sdl, few], partial=True)

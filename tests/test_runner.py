@@ -18,8 +18,16 @@ from glioscope.rundir import RunFolder
 from glioscope.errors import GlioscopeError, InputError, PatientLeakError
 from glioscope.ingest import ingest
 
-FAST = ["train.epochs=1", "cv.folds=2", "data.slices.size=64", "evaluate.bootstrap=50", "evaluate.gradcam_per_class=1",
-        "train.precision=fp32", "train.channels_last=false", "model.weights=none"]
+FAST = [
+    "train.epochs=1",
+    "cv.folds=2",
+    "data.slices.size=64",
+    "evaluate.bootstrap=50",
+    "evaluate.gradcam_per_class=1",
+    "train.precision=fp32",
+    "train.channels_last=false",
+    "model.weights=none",
+]
 
 
 def sets(*items):
@@ -44,7 +52,15 @@ def sdl_and_alexnet_runs(sagittal_cohort, module_tmp, monkeypatch_module):
 
 def test_cv_writes_a_complete_run(sdl_and_alexnet_runs, tiny_phantom):
     run, _ = sdl_and_alexnet_runs
-    for name in ("config.yaml", "run.json", "cohort.csv", "splits.csv", "predictions.csv", "metrics.json", "report.html"):
+    for name in (
+        "config.yaml",
+        "run.json",
+        "cohort.csv",
+        "splits.csv",
+        "predictions.csv",
+        "metrics.json",
+        "report.html",
+    ):
         assert (run / name).is_file(), name
     for fold in ("fold0", "fold1"):
         assert (run / fold / "model.pt").is_file()
@@ -55,7 +71,9 @@ def test_cv_writes_a_complete_run(sdl_and_alexnet_runs, tiny_phantom):
     assert set(predictions["model"]) == {"sdl/net1", "sdl/net2", "sdl/mean"}
     splits = pd.read_csv(run / "splits.csv", dtype={"patient_id": str})
     # Each patient is predicted once, by the fold that held it out.
-    held_out = predictions[predictions["model"] == "sdl/mean"].merge(splits[["item_id", "fold"]], on="item_id", suffixes=("", "_split"))
+    held_out = predictions[predictions["model"] == "sdl/mean"].merge(
+        splits[["item_id", "fold"]], on="item_id", suffixes=("", "_split")
+    )
     assert (held_out["fold"].astype(int) == held_out["fold_split"]).all()
     metrics = json.loads((run / "metrics.json").read_text())
     patients = pd.read_csv(tiny_phantom / "truth.csv").query("grade != 'healthy'")
@@ -127,16 +145,28 @@ def test_resume_finishes_a_killed_run(sagittal_cohort, sdl_and_alexnet_runs, tmp
     assert not (killed / "fold1" / "checkpoint_last.pt").exists()
     probs = [c for c in before.columns if c.startswith("prob_")]
     assert np.allclose(after[probs], before[probs], atol=1e-5)  # the same weights as a run never killed
-    assert main(["cv", "alexnet", "--cohort", str(sagittal_cohort), "-o", str(alexnet), "--resume",
-                 *sets("train.epochs=2")]) == 2  # another recipe cannot continue this run
+    assert (
+        main(
+            ["cv", "alexnet", "--cohort", str(sagittal_cohort), "-o", str(alexnet), "--resume", *sets("train.epochs=2")]
+        )
+        == 2
+    )  # another recipe cannot continue this run
     assert "differs from the run being resumed" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("best_is_kept", [True, False])
 def test_a_finished_fold_keeps_its_model_and_drops_its_resume_state(tmp_path, best_is_kept):
     fold = tmp_path / "fold0"
-    files = ["model.pt", "predictions.csv", "metrics.csv", "checkpoint_last.pt", "checkpoint_best.pt",
-             "head/checkpoint_last.pt", "head/checkpoint_best.pt", "finetune/checkpoint_last.pt"]  # two phases
+    files = [
+        "model.pt",
+        "predictions.csv",
+        "metrics.csv",
+        "checkpoint_last.pt",
+        "checkpoint_best.pt",
+        "head/checkpoint_last.pt",
+        "head/checkpoint_best.pt",
+        "finetune/checkpoint_last.pt",
+    ]  # two phases
     for name in files:
         (fold / name).parent.mkdir(parents=True, exist_ok=True)
         (fold / name).write_bytes(b"x")
@@ -156,8 +186,22 @@ def test_axt_recipe_representative_roi_slices_with_svhn_expansion(tiny_phantom, 
     monkeypatch.setenv("GLIOSCOPE_CACHE", str(tmp_path / "cache"))
     ingest([tiny_phantom / "brats"], tmp_path / "cohort", select={"sequence": ["T1c"]}, progress=False, echo=None)
     extra = ["train.epochs=1", "train.batch_size=64"]
-    assert main(["cv", "axt", "--cohort", str(tmp_path / "cohort"), "-o", str(tmp_path / "run"), "--set",
-                 "task.classes=[LGG, HGG]", *sets(*extra)]) == 0
+    assert (
+        main(
+            [
+                "cv",
+                "axt",
+                "--cohort",
+                str(tmp_path / "cohort"),
+                "-o",
+                str(tmp_path / "run"),
+                "--set",
+                "task.classes=[LGG, HGG]",
+                *sets(*extra),
+            ]
+        )
+        == 0
+    )
     slices = pd.read_csv(tmp_path / "run" / "slices.csv")
     assert slices["patient_id"].is_unique  # one representative slice per patient
     assert (slices["tumour_area"] > 0).all() and slices["crop"].notna().all()
@@ -178,8 +222,16 @@ def test_every_shipped_recipe_resolves_and_quick_shortens_it():
 
 def test_jobs_refuse_a_split_where_a_patient_sits_in_two_folds():
     recipe = load_recipe("sdl")
-    table = pd.DataFrame({"item_id": ["a", "b", "c", "d"], "patient_id": ["p1", "p1", "p2", "p3"],
-                          "label": ["II"] * 4, "partition": ["cv"] * 4, "fold": [0, 1, 0, 1], "leaky": [False] * 4})
+    table = pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c", "d"],
+            "patient_id": ["p1", "p1", "p2", "p3"],
+            "label": ["II"] * 4,
+            "partition": ["cv"] * 4,
+            "fold": [0, 1, 0, 1],
+            "leaky": [False] * 4,
+        }
+    )
     with pytest.raises(PatientLeakError, match="p1"):
         plan_jobs(table, recipe.cv.mode, recipe.train.inner_validation)
     table["leaky"] = True  # stamped leaky: accepted, for reproducing slice-level papers
@@ -189,9 +241,16 @@ def test_jobs_refuse_a_split_where_a_patient_sits_in_two_folds():
 
 def test_given_kfold_splits_win_over_a_holdout_recipe():
     recipe = load_recipe("eff", ["train.validation=none"])  # cv.mode: holdout
-    table = pd.DataFrame({"item_id": list("abcdef"), "patient_id": ["p1", "p2", "p3", "p4", "p5", "p6"],
-                          "label": ["0", "1"] * 3, "partition": ["cv"] * 6, "fold": [0, 0, 1, 1, 2, 2],
-                          "leaky": [False] * 6})
+    table = pd.DataFrame(
+        {
+            "item_id": list("abcdef"),
+            "patient_id": ["p1", "p2", "p3", "p4", "p5", "p6"],
+            "label": ["0", "1"] * 3,
+            "partition": ["cv"] * 6,
+            "fold": [0, 0, 1, 1, 2, 2],
+            "leaky": [False] * 6,
+        }
+    )
     jobs = plan_jobs(table, "kfold", recipe.train.inner_validation)  # splits from `glioscope split --folds 3`
     assert [job.name for job in jobs] == ["fold0", "fold1", "fold2"]
     assert all(set(job.evaluate) == {str(k)} for k, job in enumerate(jobs))
@@ -223,9 +282,14 @@ def test_model_options_reach_the_builder():
     with torch.no_grad():
         model.eval()
         moved = model.backbone(spot) - model.backbone(x)
-        average = build_model(load_recipe("r18-mgmt", ["model.name=smallcnn", "model.weights=none"]).model, 2, 1).model.eval()
+        average = build_model(
+            load_recipe("r18-mgmt", ["model.name=smallcnn", "model.weights=none"]).model, 2, 1
+        ).model.eval()
         diluted = average.backbone(spot) - average.backbone(x)
     assert moved.abs().max() > 3 * diluted.abs().max()
     with pytest.raises(GlioscopeError, match="pool"):
-        build_model(load_recipe("r18-mgmt", ["model.name=smallcnn", "model.weights=none", "model.options={pool: min}"]).model,
-                    2, 1)
+        build_model(
+            load_recipe("r18-mgmt", ["model.name=smallcnn", "model.weights=none", "model.options={pool: min}"]).model,
+            2,
+            1,
+        )

@@ -24,15 +24,23 @@ def slice_set() -> SliceSet:
     """Two patients: p1 with a stacked study (items a+b) of 2 slices, p2 with one image."""
     images = np.zeros((3, 3, 16, 16), np.uint8)
     images[:, :, 4:8, 4:8] = [[[[50]]], [[[100]]], [[[200]]]]
-    table = pd.DataFrame({"slice_id": ["a+b:0", "a+b:1", "c:0"], "item_id": ["a+b", "a+b", "c"],
-                          "patient_id": ["p1", "p1", "p2"], "label": ["II", "II", "IV"], "slice_index": [0, 1, 0]})
+    table = pd.DataFrame(
+        {
+            "slice_id": ["a+b:0", "a+b:1", "c:0"],
+            "item_id": ["a+b", "a+b", "c"],
+            "patient_id": ["p1", "p1", "p2"],
+            "label": ["II", "II", "IV"],
+            "slice_index": [0, 1, 0],
+        }
+    )
     return SliceSet(images, table, SliceSettings(size=16))
 
 
 def volume_set() -> VolumeSet:
     volumes = np.random.default_rng(0).random((2, 1, 8, 10, 12)).astype(np.float16)
-    table = pd.DataFrame({"volume_id": ["p1", "p2"], "patient_id": ["p1", "p2"], "label": ["LGG", "HGG"],
-                          "sequences": ["T1c", "T1c"]})
+    table = pd.DataFrame(
+        {"volume_id": ["p1", "p2"], "patient_id": ["p1", "p2"], "label": ["LGG", "HGG"], "sequences": ["T1c", "T1c"]}
+    )
     return VolumeSet(volumes, table, VolumeSettings(spacing=4.0, shape=(8, 10, 12)))
 
 
@@ -96,8 +104,12 @@ assert {"alexnet", "r3d_18", "resnet10_3d", "sdl", "smallcnn"} <= set(list_model
 
 
 def test_registry_entries_say_how_a_model_is_fed_and_reported():
-    assert reported_names(ModelSpec(name="sdl", members=3), "sdl-n") == ["sdl-n/net1", "sdl-n/net2", "sdl-n/net3",
-                                                                           "sdl-n/mean"]
+    assert reported_names(ModelSpec(name="sdl", members=3), "sdl-n") == [
+        "sdl-n/net1",
+        "sdl-n/net2",
+        "sdl-n/net3",
+        "sdl-n/mean",
+    ]
     assert reported_names(ModelSpec(name="resnet18"), "r18") == ["r18"]
     assert input_normalisation(ModelSpec(name="alexnet"), "model") == "imagenet"
     assert input_normalisation(ModelSpec(name="r3d_18"), "model") == "none"

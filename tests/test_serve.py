@@ -23,9 +23,16 @@ from glioscope.cli import main  # noqa: E402
 from glioscope.io.testing import write_dicom_series  # noqa: E402
 from glioscope.serve import Limits, create_app  # noqa: E402
 
-FAST_3D = ["train.epochs=1", "cv.folds=2", "data.volumes.spacing=8.0", "data.volumes.shape=[20,28,24]",
-           "data.volumes.skull_strip=none", "evaluate.bootstrap=30", "evaluate.gradcam_per_class=0",
-           "model.weights=none"]
+FAST_3D = [
+    "train.epochs=1",
+    "cv.folds=2",
+    "data.volumes.spacing=8.0",
+    "data.volumes.shape=[20,28,24]",
+    "data.volumes.skull_strip=none",
+    "evaluate.bootstrap=30",
+    "evaluate.gradcam_per_class=0",
+    "model.weights=none",
+]
 _BUILT: dict[str, dict] = {}  # one set of runs per session, shared with test_serve_browser
 
 
@@ -45,8 +52,10 @@ def build_serve_runs(tmp_path_factory, tiny_2d_run, tiny_phantom) -> dict:
 
         ingest([tiny_phantom / "brats", tiny_phantom / "ixi"], work / "volumes", progress=False, echo=None)
         args = [a for item in FAST_3D for a in ("--set", item)]
-        assert main(["train", "st3d", "--cohort", str(work / "volumes"), "--fold", "0", "-o", str(root / "st3d"),
-                     *args]) == 0
+        assert (
+            main(["train", "st3d", "--cohort", str(work / "volumes"), "--fold", "0", "-o", str(root / "st3d"), *args])
+            == 0
+        )
     assert not list(root.rglob("checkpoint_*.pt"))  # finished folds keep no resume state
     outside = root.parent / "secret.txt"
     outside.write_text("outside RUNS_DIR")
@@ -127,8 +136,15 @@ def test_a_run_page_shows_its_report_and_files_stay_inside_runs_dir(client, serv
     assert page.status_code == 200 and "report.html" in page.text and "Apply to a study" in page.text
     report = client.get("/run/file", params={"id": "sdl", "name": "report.html"})
     assert report.status_code == 200 and report.text == (serve_runs["root"] / "sdl" / "report.html").read_text()
-    for run_id, name in (("sdl", "../sdl-again/run.json"), ("sdl", "../../secret.txt"), ("sdl", "/etc/passwd"),
-                         ("sdl", "escape.txt"), ("../sdl", "run.json"), ("sdl/..", "sdl/run.json"), ("nope", "run.json")):
+    for run_id, name in (
+        ("sdl", "../sdl-again/run.json"),
+        ("sdl", "../../secret.txt"),
+        ("sdl", "/etc/passwd"),
+        ("sdl", "escape.txt"),
+        ("../sdl", "run.json"),
+        ("sdl/..", "sdl/run.json"),
+        ("nope", "run.json"),
+    ):
         response = client.get("/run/file", params={"id": run_id, "name": name})
         assert response.status_code == 404 and "outside RUNS_DIR" not in response.text, (run_id, name)
     assert client.get("/run", params={"id": "../" + serve_runs["root"].name}).status_code == 404
@@ -145,8 +161,9 @@ def test_compare_accepts_the_same_folds_and_refuses_others_with_the_reason(clien
 
 
 @pytest.mark.parametrize("kind, run", [("png", "sdl"), ("nifti", "st3d"), ("study", "packages/sdl-package")])
-def test_a_prediction_is_that_of_glioscope_predict_per_fold_and_ensemble(client, serve_runs, kind, run, capsys,
-                                                                         temp_root):
+def test_a_prediction_is_that_of_glioscope_predict_per_fold_and_ensemble(
+    client, serve_runs, kind, run, capsys, temp_root
+):
     path = serve_runs["studies"][kind]
     if kind == "study":  # a zip of a whole DICOM study: the run's selection picks its sagittal T1 series
         files = {str(p.relative_to(path.parent)): p.read_bytes() for p in sorted(path.rglob("*.dcm"))}
@@ -192,8 +209,11 @@ def _ct_series(tmp_path) -> list[tuple[str, bytes]]:
 
 BAD_UPLOADS = {
     "not MR": (lambda t, s: ("sdl", _ct_series(t)), 422, "not MR"),
-    "truncated DICOM": (lambda t, s: ("sdl", [("1-01.dcm", next(s["sagittal"].glob("*.dcm")).read_bytes()[:400])]),
-                        422, "1-01.dcm"),
+    "truncated DICOM": (
+        lambda t, s: ("sdl", [("1-01.dcm", next(s["sagittal"].glob("*.dcm")).read_bytes()[:400])]),
+        422,
+        "1-01.dcm",
+    ),
     "not a NIfTI": (lambda t, s: ("st3d", [("scan.nii.gz", b"\x1f\x8b not really gzip" * 40)]), 422, "scan.nii.gz"),
     "2D image to a 3D model": (lambda t, s: ("st3d", [(s["png"].name, s["png"].read_bytes())]), 422, "3D model"),
     "no file": (lambda t, s: ("sdl", []), 400, "no file was uploaded"),
@@ -202,7 +222,11 @@ BAD_UPLOADS = {
     "zip absolute path": (lambda t, s: ("sdl", [("a.zip", zipped({"/tmp/evil.dcm": b"x"}))]), 400, "outside"),
     "zip link": (lambda t, s: ("sdl", [("a.zip", zipped({"a.dcm": b"x"}, links=("b.dcm",)))]), 400, "symbolic link"),
     "zip bomb (ratio)": (lambda t, s: ("sdl", [("a.zip", zipped({"zeros.dcm": bytes(30 * 2**20)}))]), 413, "zip bomb"),
-    "corrupt zip": (lambda t, s: ("sdl", [("a.zip", zipped({"a.dcm": os.urandom(5000)})[:300])]), 422, "cannot be read"),
+    "corrupt zip": (
+        lambda t, s: ("sdl", [("a.zip", zipped({"a.dcm": os.urandom(5000)})[:300])]),
+        422,
+        "cannot be read",
+    ),
     "empty zip": (lambda t, s: ("sdl", [("a.zip", zipped({}))]), 422, "holds no file"),
 }
 
@@ -211,8 +235,9 @@ BAD_UPLOADS = {
 def test_every_bad_upload_gets_a_clear_error_and_leaves_nothing(client, serve_runs, tmp_path, temp_root, case):
     make, status, words = BAD_UPLOADS[case]
     model, files = make(tmp_path, serve_runs["studies"])
-    response = client.post("/api/predict", data={"model": model}, files=[("files", f) for f in files] or
-                           [("files", ("", b""))])
+    response = client.post(
+        "/api/predict", data={"model": model}, files=[("files", f) for f in files] or [("files", ("", b""))]
+    )
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert words in error and "Traceback" not in error and str(temp_root) not in error
@@ -230,9 +255,14 @@ def test_limits_on_size_and_zip_members_and_an_unexpected_failure(serve_runs, tm
     block = os.urandom(1000) * 600  # 600 kB that pack well, but not like a bomb
     declared = upload(small, "sdl", [("a.zip", zipped({"a.dcm": block, "b.dcm": block}))])
     assert declared.status_code == 413 and "zip bomb" in declared.json()["error"]
-    wrong_mask = small.post("/api/predict", data={"model": "sdl"}, files=[
-        ("files", (serve_runs["studies"]["png"].name, serve_runs["studies"]["png"].read_bytes())),
-        ("mask", ("mask.txt", b"not a mask"))])
+    wrong_mask = small.post(
+        "/api/predict",
+        data={"model": "sdl"},
+        files=[
+            ("files", (serve_runs["studies"]["png"].name, serve_runs["studies"]["png"].read_bytes())),
+            ("mask", ("mask.txt", b"not a mask")),
+        ],
+    )
     assert wrong_mask.status_code == 422 and "mask mask.txt" in wrong_mask.json()["error"]
 
     def broken(*args, **kwargs):
@@ -240,8 +270,9 @@ def test_limits_on_size_and_zip_members_and_an_unexpected_failure(serve_runs, tm
 
     monkeypatch.setattr("glioscope.serve.app.predict_study", broken)
     failed = TestClient(create_app(serve_runs["root"]), raise_server_exceptions=False)
-    response = upload(failed, "sdl", [(serve_runs["studies"]["png"].name, serve_runs["studies"]["png"].read_bytes())],
-                      page="/predict")
+    response = upload(
+        failed, "sdl", [(serve_runs["studies"]["png"].name, serve_runs["studies"]["png"].read_bytes())], page="/predict"
+    )
     assert response.status_code == 500 and "unexpected error (RuntimeError)" in response.text
     assert "Traceback" not in response.text and not list(temp_root.glob("glioscope-serve-*"))
 

@@ -55,7 +55,9 @@ def server(browser_ready, tmp_path_factory, tiny_2d_run, tiny_phantom):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    instance = uvicorn.Server(uvicorn.Config(create_app(runs["root"]), host="127.0.0.1", port=port, log_level="warning"))
+    instance = uvicorn.Server(
+        uvicorn.Config(create_app(runs["root"]), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -75,9 +77,20 @@ def driver(browser_ready, tmp_path_factory):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     profile = tmp_path_factory.mktemp("chromium-profile")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
-                 f"--user-data-dir={profile}", "--window-size=1360,940", "--force-device-scale-factor=1"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        f"--user-data-dir={profile}",
+        "--window-size=1360,940",
+        "--force-device-scale-factor=1",
+    ):
         options.add_argument(flag)
     browser = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     browser.set_page_load_timeout(120)
@@ -125,12 +138,17 @@ def canvas_pixels(driver, plane: str) -> list[int]:
         "const c = document.querySelector(`canvas[data-plane='${arguments[0]}']`);"
         "const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; const s = [0, 0, 0];"
         "for (let i = 0; i < d.length; i += 4) for (let k = 0; k < 3; k++) s[k] += d[i + k] * (1 + (i >> 2) % 251);"
-        "return s;", plane)
+        "return s;",
+        plane,
+    )
 
 
 def set_range(driver, element_id: str, value: float) -> None:
-    driver.execute_script("const e = document.getElementById(arguments[0]); e.value = arguments[1];"
-                          "e.dispatchEvent(new Event('input'));", element_id, value)
+    driver.execute_script(
+        "const e = document.getElementById(arguments[0]); e.value = arguments[1];e.dispatchEvent(new Event('input'));",
+        element_id,
+        value,
+    )
 
 
 def only_local_requests(driver, server) -> None:
@@ -171,7 +189,9 @@ def test_an_uploaded_study_shows_the_probabilities_of_glioscope_predict(server, 
     shown = shown_probabilities(driver)
     expected = cli_predict(server["root"] / model, path, capsys)["patients"][0]
     assert shown.pop("ensemble") == expected["probabilities"]  # the same numbers as `glioscope predict` prints
-    assert len(shown) == (1 if model == "st3d" else 2) and all(set(p) == set(expected["probabilities"]) for p in shown.values())
+    assert len(shown) == (1 if model == "st3d" else 2) and all(
+        set(p) == set(expected["probabilities"]) for p in shown.values()
+    )
     from selenium.webdriver.common.by import By
 
     assert driver.find_element(By.ID, "prediction").text == expected["prediction"]

@@ -45,4 +45,6 @@ def test_site_b_is_another_scanner_with_other_patients(two_sites):
 def test_site_a_is_the_phantom_as_before(two_sites, tiny_phantom):
     ours = pd.read_csv(two_sites / "A" / "truth.csv")
     theirs = pd.read_csv(tiny_phantom / "truth.csv")  # written without naming a site
-    assert ours[["dicom_patient_id", "grade", "centre_x_mm"]].equals(theirs[["dicom_patient_id", "grade", "centre_x_mm"]])
+    assert ours[["dicom_patient_id", "grade", "centre_x_mm"]].equals(
+        theirs[["dicom_patient_id", "grade", "centre_x_mm"]]
+    )

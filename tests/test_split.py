@@ -21,7 +21,15 @@ def make_cohort(n_per_class=(12, 9, 15), slices=(3, 8), seed=0) -> pd.DataFrame:
         for p in range(n):
             patient = f"{label}-{p:03d}"
             for s in range(rng.integers(*slices)):
-                rows.append({"item_id": f"{patient}/{s}", "patient_id": patient, "kind": "image", "path": f"/x/{patient}_{s}.png", "label": label})
+                rows.append(
+                    {
+                        "item_id": f"{patient}/{s}",
+                        "patient_id": patient,
+                        "kind": "image",
+                        "path": f"/x/{patient}_{s}.png",
+                        "label": label,
+                    }
+                )
     return cohort.to_frame(rows)
 
 
@@ -128,7 +136,9 @@ def test_cli_writes_split_folder_and_load_checks_it(tmp_path, capsys):
 def test_cli_leaky_split_is_stamped_on_disk(tmp_path):
     frame = make_cohort()
     cohort.save(tmp_path / "cohort", frame, cohort.summarise(frame))
-    assert main(["split", str(tmp_path / "cohort"), "--folds", "3", "--leaky-slice-level", "-o", str(tmp_path / "s")]) == 0
+    assert (
+        main(["split", str(tmp_path / "cohort"), "--folds", "3", "--leaky-slice-level", "-o", str(tmp_path / "s")]) == 0
+    )
     assert json.loads((tmp_path / "s" / "split.json").read_text())["leaky"] is True
     assert (tmp_path / "s" / "summary.txt").read_text().startswith("LEAKY SPLIT")
     with pytest.raises(PatientLeakError):

@@ -69,11 +69,19 @@ def test_what_is_not_a_study_is_an_error_naming_the_path(tmp_path):
 def test_the_cohort_summary_says_whether_patients_have_ids(tmp_path):
     for label in ("II", "III"):
         for k in range(2):
-            Image.fromarray(np.full((8, 8), 40 * k, np.uint8)).save((tmp_path / "src" / label).mkdir(
-                parents=True, exist_ok=True) or tmp_path / "src" / label / f"p{label}{k}_0.png")
+            Image.fromarray(np.full((8, 8), 40 * k, np.uint8)).save(
+                (tmp_path / "src" / label).mkdir(parents=True, exist_ok=True)
+                or tmp_path / "src" / label / f"p{label}{k}_0.png"
+            )
     ingest([tmp_path / "src"], tmp_path / "without", format="imagefolder", echo=None, progress=False)
-    ingest([tmp_path / "src"], tmp_path / "with", format="imagefolder", patient_regex=r"^(?P<patient>[^_]+)_",
-           echo=None, progress=False)
+    ingest(
+        [tmp_path / "src"],
+        tmp_path / "with",
+        format="imagefolder",
+        patient_regex=r"^(?P<patient>[^_]+)_",
+        echo=None,
+        progress=False,
+    )
     assert json.loads((tmp_path / "without" / "summary.json").read_text())["patient_ids"] is False
     assert not cohort.has_patient_ids(tmp_path / "without") and cohort.has_patient_ids(tmp_path / "with")
     # A cohort ingested before the summary had the field says it in its notes only.

@@ -87,7 +87,9 @@ def test_every_layout_has_the_expected_files_per_class(tiny_phantom, truth):
         expected = {"FLAIR", "T1w", "T1wCE", "T2w"} - {row.rsna_missing_sequence}
         assert folders == expected
         for folder in folders:
-            assert all(re.fullmatch(r"Image-\d+\.dcm", f.name) for f in (rsna / "train" / row.rsna_id / folder).iterdir())
+            assert all(
+                re.fullmatch(r"Image-\d+\.dcm", f.name) for f in (rsna / "train" / row.rsna_id / folder).iterdir()
+            )
     missing = manifest["outputs"]["rsna-miccai"]["missing_sequences"]
     assert len(missing) >= 1 and set(missing.values()) <= {"FLAIR", "T1w", "T1wCE", "T2w"}
 
@@ -210,7 +212,9 @@ def test_dicom_geometry_puts_the_tumour_where_truth_says(tiny_phantom, truth):
         # ...inside a rim brighter than white matter.
         index = t1c.TransformPhysicalPointToIndex([float(v) for v in centre * [-1, -1, 1]])
         reach = int(np.ceil((float(row.radius_mm) * 1.5) / t1c.GetSpacing()[0]))
-        plane = array[index[2], max(index[1] - reach, 0) : index[1] + reach + 1, max(index[0] - reach, 0) : index[0] + reach + 1]
+        plane = array[
+            index[2], max(index[1] - reach, 0) : index[1] + reach + 1, max(index[0] - reach, 0) : index[0] + reach + 1
+        ]
         assert plane.max() > 1.3 * brain_level
         # The sagittal T1 maps the same point to hypointense tumour too.
         sagittal = _read_series(series["SAG T1"])
@@ -245,7 +249,9 @@ def test_written_files_equal_what_pydicom_save_as_writes(tmp_path):
     protocol = dicom_writer.PROTOCOLS["FLAIR"]
     series_uid = dicom_writer.uid(3)
     numbers = np.array([3, 1, 2])
-    dicom_writer.write_series(tmp_path, stack, study, protocol, 4, "AX FLAIR", series_uid, numbers, lambda n: f"{n}.dcm")
+    dicom_writer.write_series(
+        tmp_path, stack, study, protocol, 4, "AX FLAIR", series_uid, numbers, lambda n: f"{n}.dcm"
+    )
     for k, number in enumerate(numbers):
         ds = dicom_writer.series_dataset(stack, study, protocol, 4, "AX FLAIR", series_uid)
         ds.update(dicom_writer.slice_dataset(stack, k, int(number), series_uid))
@@ -267,7 +273,9 @@ def test_brats_segmentation_follows_the_convention_and_the_truth(tiny_phantom, t
         seg = np.asarray(seg_image.dataobj)
         assert seg.dtype == np.uint8 and set(np.unique(seg)) <= {0, 1, 2, 4}
         assert nib.aff2axcodes(seg_image.affine) == ("L", "P", "S")  # stored like real BraTS
-        assert (seg == 1).sum() * voxel_ml == pytest.approx(float(row.necrosis_ml) + float(row.non_enhancing_ml), abs=1e-3)
+        assert (seg == 1).sum() * voxel_ml == pytest.approx(
+            float(row.necrosis_ml) + float(row.non_enhancing_ml), abs=1e-3
+        )
         assert (seg == 4).sum() * voxel_ml == pytest.approx(float(row.enhancing_ml), abs=1e-3)
         inverse = np.linalg.inv(seg_image.affine)
         index = tuple(np.rint(inverse[:3, :3] @ _centre(row) + inverse[:3, 3]).astype(int))
@@ -427,7 +435,9 @@ def test_make_montage_regenerates_without_a_cohort(tmp_path):
     out = make_montage(tmp_path / "montage.png", preset="tiny", seed=0, per_class=1)
     width, height = Image.open(out).size
     rows = 4  # one subject per class: II, III, IV, healthy
-    assert width == pytest.approx((2.2 * 4 + 1.2) * 90, abs=2) and height == pytest.approx((2.2 * rows + 0.7) * 90, abs=2)
+    assert width == pytest.approx((2.2 * 4 + 1.2) * 90, abs=2) and height == pytest.approx(
+        (2.2 * rows + 0.7) * 90, abs=2
+    )
 
 
 @pytest.mark.slow

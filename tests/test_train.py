@@ -23,8 +23,20 @@ from glioscope.train.pairs import TupleDataset, make_pairs, make_tuples
 from glioscope.train.loop import Trainer
 from glioscope.train.sdl import SDLTrainer
 
-SETTINGS = dict(optimizer="sgd", lr=0.01, momentum=0.9, schedule="inverse_decay", decay=1e-4, batch_size=8, epochs=2,
-                seed=0, precision="fp32", channels_last=False, synergic_lambda=3.0, tensorboard=False)
+SETTINGS = dict(
+    optimizer="sgd",
+    lr=0.01,
+    momentum=0.9,
+    schedule="inverse_decay",
+    decay=1e-4,
+    batch_size=8,
+    epochs=2,
+    seed=0,
+    precision="fp32",
+    channels_last=False,
+    synergic_lambda=3.0,
+    tensorboard=False,
+)
 
 
 def toy_images(n=48, size=32, seed=0):
@@ -109,7 +121,11 @@ def fit(out: Path, epochs: int, resume=False, cls=Trainer, model_name="resnet18"
     from glioscope.augment.images import build_batch_affine
 
     dataset = SliceDataset(images, targets, prep=BatchPrep(affine=build_batch_affine({"rotation": 10})))
-    model = small_net() if model_name == "resnet18" else create_model("sdl", 3, backbone="resnet18", head="hidden", hidden=16)
+    model = (
+        small_net()
+        if model_name == "resnet18"
+        else create_model("sdl", 3, backbone="resnet18", head="hidden", hidden=16)
+    )
     trainer = cls(model, {**SETTINGS, "epochs": epochs}, ["a", "b", "c"], out, name="m", progress=False)
     history = trainer.fit(dataset, SliceDataset(images, targets), resume=resume)
     return trainer, history
@@ -170,8 +186,15 @@ def test_the_recipe_spec_not_the_network_chooses_the_loss(tmp_path):
     assert not hasattr(model, "fc")
     images, targets = toy_images(24)
     targets = (targets > 0).astype(np.int64)
-    trainer = Trainer(model, SETTINGS, ["a", "b"], tmp_path, progress=False, class_weights=torch.tensor([1.0, 3.0]),
-                      loss=loss_kind(spec, 2))
+    trainer = Trainer(
+        model,
+        SETTINGS,
+        ["a", "b"],
+        tmp_path,
+        progress=False,
+        class_weights=torch.tensor([1.0, 3.0]),
+        loss=loss_kind(spec, 2),
+    )
     history = trainer.fit(SliceDataset(images, targets), SliceDataset(images, targets))
     assert np.isfinite(history["train_loss"]).all() and len(history) == 2
     logits, labels = torch.tensor([[0.5], [-1.0], [2.0]]), torch.tensor([1, 0, 0])
@@ -223,7 +246,8 @@ def test_a_variant_overrides_how_the_loss_optimiser_and_schedule_are_built(tmp_p
     images, targets = toy_images(24)
     torch.manual_seed(0)
     history = Constant(small_net(), SETTINGS, ["a", "b", "c"], tmp_path / "loss", progress=False).fit(
-        SliceDataset(images, targets))
+        SliceDataset(images, targets)
+    )
     assert list(history["train_loss"]) == [7.0, 7.0]
     torch.manual_seed(0)
     model = small_net()
@@ -307,8 +331,21 @@ def test_ddp_two_cpu_processes_train_one_epoch(tmp_path):
     script.write_text(DDP_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", str(script), str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29517",
+            str(script),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "world 2" in result.stdout
@@ -328,8 +365,15 @@ def test_gradient_accumulation_matches_a_larger_batch(tmp_path):
     for batch_size, accumulate in ((8, 1), (4, 2)):
         torch.manual_seed(0)
         model = create_model("alexnet", 3, head="hidden", hidden=16, dropout=0.0)
-        settings = {**SETTINGS, "optimizer": "sgd", "momentum": 0.0, "schedule": "none", "epochs": 1,
-                    "batch_size": batch_size, "accumulate": accumulate}
+        settings = {
+            **SETTINGS,
+            "optimizer": "sgd",
+            "momentum": 0.0,
+            "schedule": "none",
+            "epochs": 1,
+            "batch_size": batch_size,
+            "accumulate": accumulate,
+        }
         trainer = Trainer(model, settings, ["a", "b", "c"], tmp_path / f"b{batch_size}", progress=False)
         trainer.fit(SliceDataset(images, targets))
         results.append(trainer.raw_model.state_dict())

@@ -80,12 +80,15 @@ def _agree(found: dict) -> None:
         assert np.allclose(values, reference, atol=2e-6), (road, values, reference)
 
 
-def test_a_deep_run_is_applied_alike_by_predict_batch_test_and_serve(tiny_2d_run, sagittal_cohort, tiny_phantom,
-                                                                     tmp_path):
+def test_a_deep_run_is_applied_alike_by_predict_batch_test_and_serve(
+    tiny_2d_run, sagittal_cohort, tiny_phantom, tmp_path
+):
     patient = sorted(cohort.load(sagittal_cohort)["patient_id"])[0]
     series = Path(cohort.load(sagittal_cohort).query("patient_id == @patient")["path"].iloc[0])
     rows = _one_patient_cohort(sagittal_cohort, patient, tmp_path / "one")
-    found = _four_roads(tiny_2d_run, series, None, rows, tmp_path, _serve(tiny_2d_run.parent, sorted(series.glob("*.dcm"))))
+    found = _four_roads(
+        tiny_2d_run, series, None, rows, tmp_path, _serve(tiny_2d_run.parent, sorted(series.glob("*.dcm")))
+    )
     _agree(found)
     assert found["predict"].sum() == pytest.approx(1.0, abs=1e-5)
 
@@ -96,9 +99,28 @@ def radiomics(tiny_phantom, module_tmp, monkeypatch_module):
     monkeypatch_module.setenv("GLIOSCOPE_CACHE", str(module_tmp / "cache"))
     ingest([tiny_phantom / "brats"], module_tmp / "brats", progress=False, echo=None)
     runs = module_tmp / "runs"
-    assert main(["cv", "radiomics-rf", "--cohort", str(module_tmp / "brats"), "--folds", "2", "-o",
-                 str(runs / "rf"), "--set", "data.channels=[T1c]", "--set", "classifier.trees=25",
-                 "--set", "evaluate.bootstrap=20", "--quick"]) == 0
+    assert (
+        main(
+            [
+                "cv",
+                "radiomics-rf",
+                "--cohort",
+                str(module_tmp / "brats"),
+                "--folds",
+                "2",
+                "-o",
+                str(runs / "rf"),
+                "--set",
+                "data.channels=[T1c]",
+                "--set",
+                "classifier.trees=25",
+                "--set",
+                "evaluate.bootstrap=20",
+                "--quick",
+            ]
+        )
+        == 0
+    )
     assert main(["export", str(runs / "rf"), "-o", str(runs / "rf-package")]) == 0
     return {"root": runs, "run": runs / "rf", "package": runs / "rf-package", "cohort": module_tmp / "brats"}
 
@@ -124,8 +146,9 @@ def test_a_radiomics_run_and_its_package_are_applied_alike_by_predict_batch_test
     study, mask = Path(row["path"]), Path(row["mask_path"])
     found = {}
     for name in ("run", "package"):
-        roads = _four_roads(radiomics[name], study, mask, rows, tmp_path / name,
-                            _serve(radiomics["root"], [study], mask))
+        roads = _four_roads(
+            radiomics[name], study, mask, rows, tmp_path / name, _serve(radiomics["root"], [study], mask)
+        )
         found.update({f"{name} {road}": values for road, values in roads.items()})
     found["predict"] = found["run predict"]
     _agree(found)
@@ -161,8 +184,14 @@ def test_an_external_test_of_a_radiomics_run_finds_a_patient_it_trained_on_by_it
     cohort.save(tmp_path / "copied", copied, cohort.summarise(copied))
     with pytest.raises(Exception, match="identical to images the run trained on"):
         external_test(radiomics["run"], tmp_path / "copied", tmp_path / "out", n_boot=10, progress=False)
-    out = external_test(radiomics["package"], tmp_path / "copied", tmp_path / "out",
-                        ExternalSettings(allow_duplicates=True), n_boot=10, progress=False)
+    out = external_test(
+        radiomics["package"],
+        tmp_path / "copied",
+        tmp_path / "out",
+        ExternalSettings(allow_duplicates=True),
+        n_boot=10,
+        progress=False,
+    )
     duplicates = pd.read_csv(out / "duplicates.csv")
     assert list(duplicates["kind"]) == ["exact"] and list(duplicates["second"]) == ["someone-else"]
 

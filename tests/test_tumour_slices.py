@@ -100,7 +100,8 @@ def test_kaggle3m_slices_each_with_its_mask(tmp_path):
             Image.fromarray(image).save(root / case / f"{case}_{k}.tif")
             Image.fromarray(mask).save(root / case / f"{case}_{k}_mask.tif")
     pd.DataFrame({"Patient": ["TCGA_AA_0001", "TCGA_AA_0002"], "neoplasm_histologic_grade": [1, 2]}).to_csv(
-        root / "data.csv", index=False)
+        root / "data.csv", index=False
+    )
     frame = read([root])
     samples = build(frame, selection="tumour", min_tumour_area=25, tumour_slices=2, channels="native", size=32)
     assert sorted(samples.table["tumour_area"]) == [120, 200]
@@ -109,11 +110,16 @@ def test_kaggle3m_slices_each_with_its_mask(tmp_path):
 
 
 def test_vote_weights_by_tumour_area():
-    frame = pd.DataFrame({
-        "patient_id": ["a", "a", "a", "b", "b"], "item_id": list("vwxyz"), "target": [1, 1, 1, 0, 0],
-        "prob_0": [0.9, 0.2, 0.5, 0.6, 0.2], "prob_1": [0.1, 0.8, 0.5, 0.4, 0.8],
-        "vote_weight": [0.0, 300.0, 100.0, 0.0, 0.0],
-    })
+    frame = pd.DataFrame(
+        {
+            "patient_id": ["a", "a", "a", "b", "b"],
+            "item_id": list("vwxyz"),
+            "target": [1, 1, 1, 0, 0],
+            "prob_0": [0.9, 0.2, 0.5, 0.6, 0.2],
+            "prob_1": [0.1, 0.8, 0.5, 0.4, 0.8],
+            "vote_weight": [0.0, 300.0, 100.0, 0.0, 0.0],
+        }
+    )
     patients = to_patients(frame).set_index("patient_id")
     assert patients.loc["a", "prob_1"] == pytest.approx((0.8 * 300 + 0.5 * 100) / 400)
     assert patients.loc["b", "prob_1"] == pytest.approx(0.6)  # no tumour anywhere: the plain mean
@@ -134,16 +140,26 @@ def test_tumour_recipe_runs_predicts_and_weights_the_vote(tiny_phantom, tmp_path
     monkeypatch.setenv("GLIOSCOPE_CACHE", str(tmp_path / "cache"))
     ingest([tiny_phantom / "brats"], tmp_path / "cohort", progress=False, echo=None)
     run = tmp_path / "run"
-    settings = ["train.epochs=1", "cv.folds=2", "data.slices.size=64", "data.slices.min_tumour_area=10",
-                "data.slices.channels=stack3", "data.select={sequence: T1c}",
-                "evaluate.bootstrap=20", "evaluate.gradcam_per_class=1", "model.weights=none"]
+    settings = [
+        "train.epochs=1",
+        "cv.folds=2",
+        "data.slices.size=64",
+        "data.slices.min_tumour_area=10",
+        "data.slices.channels=stack3",
+        "data.select={sequence: T1c}",
+        "evaluate.bootstrap=20",
+        "evaluate.gradcam_per_class=1",
+        "model.weights=none",
+    ]
     args = [a for s in settings for a in ("--set", s)]
     assert main(["cv", "alexnet-tumour", "--cohort", str(tmp_path / "cohort"), "-o", str(run), *args]) == 0
     predictions = pd.read_csv(run / "predictions.csv", dtype={"patient_id": str})
     slices = pd.read_csv(run / "slices.csv", dtype={"patient_id": str})
     assert (predictions["vote_weight"] >= 10).all()
-    assert predictions["vote_weight"].tolist() == slices.set_index("slice_id").loc[predictions["slice_id"],
-                                                                                   "tumour_area"].tolist()
+    assert (
+        predictions["vote_weight"].tolist()
+        == slices.set_index("slice_id").loc[predictions["slice_id"], "tumour_area"].tolist()
+    )
     info = json.loads((run / "run.json").read_text())
     assert any("selection: tumour" in note for note in info["notes"])
     # predict one study with its mask: the patient's probability is the area-weighted mean of its slices'.
@@ -154,8 +170,15 @@ def test_tumour_recipe_runs_predicts_and_weights_the_vote(tiny_phantom, tmp_path
     assert main(["predict", str(run), row["path"], "--mask", row["mask_path"], "-o", str(out)]) == 0
     result = json.loads(out.read_text())
     probs = np.array([[s["probabilities"][c] for c in result["classes"]] for s in result["slices"]])
-    weights = slices_from_file(Path(row["path"]), _settings(run), mask_path=row["mask_path"],
-                               ).table["tumour_area"].to_numpy(float)
+    weights = (
+        slices_from_file(
+            Path(row["path"]),
+            _settings(run),
+            mask_path=row["mask_path"],
+        )
+        .table["tumour_area"]
+        .to_numpy(float)
+    )
     assert len(weights) == len(probs) and (weights >= 10).all() and len(set(weights)) > 1
     expected = np.average(probs, axis=0, weights=weights)
     got = np.array([result["patients"][0]["probabilities"][c] for c in result["classes"]])

@@ -40,8 +40,8 @@ def _served(tmp_path: Path, name: str, content) -> str:
 
 def _with_hash(tmp_path: Path, stem: str, content) -> str:
     url = _served(tmp_path, f"{stem}.pth", content)
-    digest = hashlib.sha256(Path(url[len("file://"):]).read_bytes()).hexdigest()[:8]
-    named = Path(url[len("file://"):]).rename(tmp_path / "server" / f"{stem}-{digest}.pth")
+    digest = hashlib.sha256(Path(url[len("file://") :]).read_bytes()).hexdigest()[:8]
+    named = Path(url[len("file://") :]).rename(tmp_path / "server" / f"{stem}-{digest}.pth")
     return named.as_uri()
 
 
@@ -109,11 +109,20 @@ def test_training_never_downloads(torch_home, tmp_path, monkeypatch):
         image = np.random.default_rng(k).integers(0, 255, (36, 36), dtype=np.uint8)
         Image.fromarray(image).save(folder / f"p{k}_0.png")
     assert main(["ingest", str(source), "--format", "imagefolder", "-o", str(tmp_path / "cohort")]) == 0
-    settings = ["train.epochs=1", "data.slices.size=32", "cv.folds=2", "model.weights=imagenet",
-                "train.validation=none", "train.tensorboard=false", "evaluate.gradcam_per_class=0"]
+    settings = [
+        "train.epochs=1",
+        "data.slices.size=32",
+        "cv.folds=2",
+        "model.weights=imagenet",
+        "train.validation=none",
+        "train.tensorboard=false",
+        "evaluate.gradcam_per_class=0",
+    ]
     args = [a for s in settings for a in ("--set", s)]
-    assert main(["train", "r18", "--cohort", str(tmp_path / "cohort"), "-o", str(tmp_path / "run"), *args,
-                 "--no-report"]) == 0  # ImageNet weights absent: from scratch, with a note, and no download
+    assert (
+        main(["train", "r18", "--cohort", str(tmp_path / "cohort"), "-o", str(tmp_path / "run"), *args, "--no-report"])
+        == 0
+    )  # ImageNet weights absent: from scratch, with a note, and no download
     assert not torch_home.exists() or not list(torch_home.iterdir())
     weights = json.loads((tmp_path / "run" / "run.json").read_text())["training"]["weights"]
     assert weights["source"] == "imagenet" and weights["on_disk"] is False  # run.json does not claim ImageNet

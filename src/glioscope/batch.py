@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from glioscope import cohort
@@ -92,8 +91,14 @@ def predict_batch(run_dir: Path, inputs: list[Path], progress: bool = True, read
         raise InputError(None, f"no input row matches the run's selection {wanted}")
     result = run.predict_rows(frame, None, progress)
     skipped += [{"path": s.path, "reason": s.reason} for s in result.inputs.skipped]
-    return {"run": str(run_dir), "recipe": run.recipe.name, "classes": run.class_names,
-            "patients": _patients(run, result), "skipped": skipped, "notes": notes + list(result.inputs.notes)}
+    return {
+        "run": str(run_dir),
+        "recipe": run.recipe.name,
+        "classes": run.class_names,
+        "patients": _patients(run, result),
+        "skipped": skipped,
+        "notes": notes + list(result.inputs.notes),
+    }
 
 
 def _patients(run: TrainedRun, result) -> list[dict]:
@@ -104,21 +109,42 @@ def _patients(run: TrainedRun, result) -> list[dict]:
     for patient in patients:
         inputs = sorted(set(result.table.loc[patient.rows, path_column].astype(str)))
         scores = result.scores(patient.probabilities)
-        entries.append({"patient_id": patient.patient_id, "prediction": scores["prediction"],
-                        "probabilities": scores["probabilities"], "n_samples": int(len(patient.rows)), "n_inputs": len(inputs), "inputs": inputs,
-                        "seen_in_training": patient.patient_id in seen})
+        entries.append(
+            {
+                "patient_id": patient.patient_id,
+                "prediction": scores["prediction"],
+                "probabilities": scores["probabilities"],
+                "n_samples": int(len(patient.rows)),
+                "n_inputs": len(inputs),
+                "inputs": inputs,
+                "seen_in_training": patient.patient_id in seen,
+            }
+        )
     return entries
 
 
 def write_batch(result: dict, out: Path) -> tuple[Path, Path]:
     """OUT (CSV: one row per patient) and OUT with the suffix .json (everything, skips included), atomically."""
     out = Path(out)
-    rows = [{"patient_id": p["patient_id"], "prediction": p["prediction"],
-             **{f"prob_{n}": p["probabilities"][n] for n in result["classes"]},
-             "n_samples": p["n_samples"], "n_inputs": p["n_inputs"], "seen_in_training": p["seen_in_training"]}
-            for p in result["patients"]]
-    columns = ["patient_id", "prediction", *[f"prob_{n}" for n in result["classes"]], "n_samples", "n_inputs",
-               "seen_in_training"]
+    rows = [
+        {
+            "patient_id": p["patient_id"],
+            "prediction": p["prediction"],
+            **{f"prob_{n}": p["probabilities"][n] for n in result["classes"]},
+            "n_samples": p["n_samples"],
+            "n_inputs": p["n_inputs"],
+            "seen_in_training": p["seen_in_training"],
+        }
+        for p in result["patients"]
+    ]
+    columns = [
+        "patient_id",
+        "prediction",
+        *[f"prob_{n}" for n in result["classes"]],
+        "n_samples",
+        "n_inputs",
+        "seen_in_training",
+    ]
     atomic.write_csv(out, pd.DataFrame(rows, columns=columns))
     atomic.write_text(out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
     return out, out.with_suffix(".json")

@@ -83,6 +83,7 @@ NO_PATIENT_IDS = (
     "cannot be guaranteed (give --patient-regex to extract them from file names)"
 )
 
+
 @dataclass
 class Skip:
     """A file (or series) left out of the cohort, and why."""
@@ -187,8 +188,9 @@ def parse_selection(text: str | None) -> dict[str, list[str]]:
 # --- summary -----------------------------------------------------------------
 
 
-def summarise(frame: pd.DataFrame, skipped: list[Skip] = (), notes: list[str] = (), sources=(),
-              patient_ids: bool = True) -> dict:
+def summarise(
+    frame: pd.DataFrame, skipped: list[Skip] = (), notes: list[str] = (), sources=(), patient_ids: bool = True
+) -> dict:
     """Counts a person checks before training: patients, classes, sequences, planes, skips; `patient_ids` False
     when a source named no patients (each image counted as its own patient)."""
     labelled = frame[frame["label"] != ""]

@@ -67,8 +67,14 @@ def run_demo(out: Path, seed: int = 0) -> dict:
 
     print("\nIngesting the image folder (grades II, III, IV; patient id from each file name)")
     cohort_dir = out / "cohort"
-    frame, _ = ingest([phantom / "imagefolder"], cohort_dir, format="imagefolder", patient_regex=PATIENT_REGEX,
-                      select=GRADES, overwrite=True)
+    frame, _ = ingest(
+        [phantom / "imagefolder"],
+        cohort_dir,
+        format="imagefolder",
+        patient_regex=PATIENT_REGEX,
+        select=GRADES,
+        overwrite=True,
+    )
 
     print("\nSplitting by patient: 3 stratified folds")
     table, meta = split.make_splits(frame, folds=3, seed=seed)
@@ -80,24 +86,38 @@ def run_demo(out: Path, seed: int = 0) -> dict:
     for name in ("sdl", "alexnet"):
         print(f"\nTraining {name} from scratch on the 3 folds")
         method, recipe = load_recipe(name, SHORT_SCHEDULE + ["model.weights=none", f"train.seed={seed}"], quick=True)
-        runs[name] = method.run(recipe, cohort_dir, out / "runs" / name, splits=splits_dir,
-                                resume=_resumable(out / "runs" / name), cache_dir=out / "cache")
+        runs[name] = method.run(
+            recipe,
+            cohort_dir,
+            out / "runs" / name,
+            splits=splits_dir,
+            resume=_resumable(out / "runs" / name),
+            cache_dir=out / "cache",
+        )
         print(headline_text(runs[name]))
 
-    print("\nRadiomics baselines on the same folds: PyRadiomics features of the T1c volume inside each patient's "
-          "tumour segmentation (the phantom's BraTS layout, the same patients)")
+    print(
+        "\nRadiomics baselines on the same folds: PyRadiomics features of the T1c volume inside each patient's "
+        "tumour segmentation (the phantom's BraTS layout, the same patients)"
+    )
     radiomics_cohort = _radiomics_cohort(phantom, out)
     for name in RADIOMICS:
-        method, recipe = load_recipe(name, ["evaluate.bootstrap=500", f"classifier.seed={seed}",
-                                            f"data.cache={out / 'cache'}"], quick=True)
-        runs[name] = method.run(recipe, radiomics_cohort, out / "runs" / name, splits=splits_dir,
-                                resume=_resumable(out / "runs" / name))
+        method, recipe = load_recipe(
+            name, ["evaluate.bootstrap=500", f"classifier.seed={seed}", f"data.cache={out / 'cache'}"], quick=True
+        )
+        runs[name] = method.run(
+            recipe, radiomics_cohort, out / "runs" / name, splits=splits_dir, resume=_resumable(out / "runs" / name)
+        )
         print(headline_text(runs[name]))
 
     comparison = write_comparison(list(runs.values()), out / "comparison.html")
     print("\nSDL vs AlexNet vs the radiomics baselines on the same folds (patient level first):")
     rows = comparison_rows(list(runs.values()))
-    print(rows[["set", "level", "model", "accuracy_mean", "accuracy_sd", "macro_auc_mean", "macro_auc_sd"]].round(3).to_string(index=False))
+    print(
+        rows[["set", "level", "model", "accuracy_mean", "accuracy_sd", "macro_auc_mean", "macro_auc_sd"]]
+        .round(3)
+        .to_string(index=False)
+    )
 
     paths = {
         "comparison": comparison,
@@ -129,9 +149,15 @@ def _radiomics_cohort(phantom: Path, out: Path) -> Path:
     for subject in truth[truth["grade"].isin(GRADES["label"]) & (truth["brats_id"] != "")].itertuples():
         case = brats / subject.brats_id
         for sequence, suffix in RADIOMICS_SEQUENCES.items():
-            rows.append({"path": case / f"{subject.brats_id}_{suffix}.nii.gz", "patient_id": subject.imagefolder_patient,
-                         "label": subject.grade, "sequence": sequence,
-                         "mask_path": case / f"{subject.brats_id}_seg.nii.gz"})
+            rows.append(
+                {
+                    "path": case / f"{subject.brats_id}_{suffix}.nii.gz",
+                    "patient_id": subject.imagefolder_patient,
+                    "label": subject.grade,
+                    "sequence": sequence,
+                    "mask_path": case / f"{subject.brats_id}_seg.nii.gz",
+                }
+            )
     manifest = write_csv(out / "radiomics-manifest.csv", pd.DataFrame(rows))
     cohort_dir = out / "cohort-radiomics"
     ingest([manifest], cohort_dir, format="manifest", overwrite=True, echo=None)

@@ -53,8 +53,16 @@ def evidence_of(inputs: list[dict]) -> list[pydicom.Dataset]:
 
 
 # Patient and study attributes of DICOM type 2 (present, possibly empty) that an SR copies from its evidence.
-_TYPE2 = ("PatientName", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "AccessionNumber",
-          "ReferringPhysicianName", "StudyID")
+_TYPE2 = (
+    "PatientName",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+    "StudyID",
+)
 
 
 def _with_type2(dataset: pydicom.Dataset) -> pydicom.Dataset:
@@ -64,31 +72,52 @@ def _with_type2(dataset: pydicom.Dataset) -> pydicom.Dataset:
     return dataset
 
 
-def structured_report(patient: dict, classes: list[str], evidence: list[pydicom.Dataset], recipe: str, run: str,
-                      models: str) -> pydicom.Dataset:
+def structured_report(
+    patient: dict, classes: list[str], evidence: list[pydicom.Dataset], recipe: str, run: str, models: str
+) -> pydicom.Dataset:
     """The SR dataset of one patient's prediction (`patient`: an entry of predict's "patients")."""
     probabilities = patient["probabilities"]
-    items = [hd.sr.CodeContentItem(name=Code("121071", "DCM", "Finding"),
-                                   value=_code(patient["prediction"], f"glioscope class {patient['prediction']}"),
-                                   relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)]
+    items = [
+        hd.sr.CodeContentItem(
+            name=Code("121071", "DCM", "Finding"),
+            value=_code(patient["prediction"], f"glioscope class {patient['prediction']}"),
+            relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+        )
+    ]
     for name in classes:
-        items.append(hd.sr.NumContentItem(name=_code(f"P-{name}", f"Probability of {name}"),
-                                          value=float(probabilities[name]), unit=Code("1", "UCUM", "no units"),
-                                          relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
-    for code, text in ((Code("111001", "DCM", "Algorithm Name"), f"glioscope {recipe}"),
-                       (Code("111003", "DCM", "Algorithm Version"), f"glioscope {__version__}, run {run}"),
-                       (Code("121106", "DCM", "Comment"), f"{NOT_FOR_DIAGNOSIS} {models}.")):
-        items.append(hd.sr.TextContentItem(name=code, value=text[:1024],
-                                           relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
+        items.append(
+            hd.sr.NumContentItem(
+                name=_code(f"P-{name}", f"Probability of {name}"),
+                value=float(probabilities[name]),
+                unit=Code("1", "UCUM", "no units"),
+                relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+            )
+        )
+    for code, text in (
+        (Code("111001", "DCM", "Algorithm Name"), f"glioscope {recipe}"),
+        (Code("111003", "DCM", "Algorithm Version"), f"glioscope {__version__}, run {run}"),
+        (Code("121106", "DCM", "Comment"), f"{NOT_FOR_DIAGNOSIS} {models}."),
+    ):
+        items.append(
+            hd.sr.TextContentItem(name=code, value=text[:1024], relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
+        )
     content = hd.sr.ContainerContentItem(name=_code("PREDICTION", "glioscope prediction"))
     content.ContentSequence = items
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # highdicom warns about optional attributes the evidence lacks
         return hd.sr.ComprehensiveSR(
-            evidence=evidence, content=content, series_instance_uid=generate_uid(), series_number=9901,
-            sop_instance_uid=generate_uid(), instance_number=1, manufacturer="glioscope",
-            series_description=f"glioscope {recipe} prediction", is_complete=True, is_final=False,
-            is_verified=False)
+            evidence=evidence,
+            content=content,
+            series_instance_uid=generate_uid(),
+            series_number=9901,
+            sop_instance_uid=generate_uid(),
+            instance_number=1,
+            manufacturer="glioscope",
+            series_description=f"glioscope {recipe} prediction",
+            is_complete=True,
+            is_final=False,
+            is_verified=False,
+        )
 
 
 def write_structured_report(result: dict, out: Path, overwrite: bool = False) -> Path:
@@ -99,8 +128,14 @@ def write_structured_report(result: dict, out: Path, overwrite: bool = False) ->
         raise InputError(out, f"a DICOM SR holds one patient's prediction; the input has {len(result['patients'])}")
     evidence = evidence_of([entry for entry in result["inputs"] if entry["status"] == "predicted"])
     try:
-        report = structured_report(result["patients"][0], result["classes"], evidence, result["recipe"],
-                                   Path(result["run"]).name, result["models"])
+        report = structured_report(
+            result["patients"][0],
+            result["classes"],
+            evidence,
+            result["recipe"],
+            Path(result["run"]).name,
+            result["models"],
+        )
     except (ValueError, TypeError, AttributeError) as exc:  # highdicom's checks of the evidence's attributes
         raise InputError(out, f"cannot be written as a DICOM SR of this input ({type(exc).__name__}: {exc})") from None
     with atomic.atomic_path(out) as tmp:

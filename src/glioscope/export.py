@@ -25,14 +25,23 @@ import numpy as np
 from glioscope import __version__
 from glioscope.evaluate.run import load_metrics
 from glioscope.model_card import metadata, model_card
-from glioscope.rundir import (CONFIG, FINGERPRINTS, METADATA, METRICS, MODEL_CARD, PATIENT_HASHES, RunFolder,
-                              hash_patient)
+from glioscope.rundir import (
+    CONFIG,
+    FINGERPRINTS,
+    METADATA,
+    METRICS,
+    MODEL_CARD,
+    PATIENT_HASHES,
+    RunFolder,
+    hash_patient,
+)
 from glioscope.trained import TrainedRun
 from glioscope.util import atomic
 
 
-def export_run(run_dir: str | Path, out: str | Path, torchscript: bool = False, overwrite: bool = False,
-               progress: bool = True) -> dict:
+def export_run(
+    run_dir: str | Path, out: str | Path, torchscript: bool = False, overwrite: bool = False, progress: bool = True
+) -> dict:
     """Write the model package of a finished run to `out` (atomically); returns what was checked."""
     run = TrainedRun(run_dir)
     recipe, record = run.recipe, run.record
@@ -51,17 +60,35 @@ def export_run(run_dir: str | Path, out: str | Path, torchscript: bool = False, 
             prints.ids = np.array([f"training sample {k}" for k in range(len(prints.ids))])
             prints.save(tmp / FINGERPRINTS)
         else:
-            notes.append("the training images were not available at export: `glioscope test` cannot look for "
-                         "duplicate images with this package")
+            notes.append(
+                "the training images were not available at export: `glioscope test` cannot look for "
+                "duplicate images with this package"
+            )
         training = {"precision": record.precision} if record.training is not None else None
-        package.write_record(record.derived(
-            notes=list(record.notes) + notes, cohort="", training=training,
-            package={"exported_from": run.path.name, "glioscope_version": __version__, "checks": checks,
-                     "operating_point": run.operating_point()}))
+        package.write_record(
+            record.derived(
+                notes=list(record.notes) + notes,
+                cohort="",
+                training=training,
+                package={
+                    "exported_from": run.path.name,
+                    "glioscope_version": __version__,
+                    "checks": checks,
+                    "operating_point": run.operating_point(),
+                },
+            )
+        )
         atomic.write_json(tmp / METRICS, metrics)
-        card_facts = {"run": run.folder, "recipe": recipe, "record": record, "metrics": metrics, "cohort": cohort,
-                      "headline": run.headline, "torchscript": torchscript,
-                      "words": run.method.input_words(recipe, record)}
+        card_facts = {
+            "run": run.folder,
+            "recipe": recipe,
+            "record": record,
+            "metrics": metrics,
+            "cohort": cohort,
+            "headline": run.headline,
+            "torchscript": torchscript,
+            "words": run.method.input_words(recipe, record),
+        }
         atomic.write_text(tmp / MODEL_CARD, model_card(**card_facts))
         atomic.write_json(tmp / METADATA, metadata(**card_facts))
     return checks

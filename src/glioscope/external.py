@@ -33,8 +33,10 @@ from glioscope.rundir import DUPLICATES, SKIPPED, RunFolder, prediction_table
 from glioscope.trained import TrainedRun
 from glioscope.util import atomic
 
-SHARED_PATIENTS_STAMP = ("NOT AN EXTERNAL TEST: patients of this cohort are also in the run's training cohort "
-                         "(allowed with --allow-shared-patients); results overestimate performance on new patients.")
+SHARED_PATIENTS_STAMP = (
+    "NOT AN EXTERNAL TEST: patients of this cohort are also in the run's training cohort "
+    "(allowed with --allow-shared-patients); results overestimate performance on new patients."
+)
 
 
 @dataclass
@@ -46,8 +48,17 @@ class ExternalSettings:
     allow_duplicates: bool = False
 
 
-def external_test(run_dir: str | Path, cohort_path: str | Path, out: str | Path, settings=None, overwrite: bool = False,
-                  n_boot: int = 1000, seed: int = 0, progress: bool = True, cache_dir: Path | None = None) -> Path:
+def external_test(
+    run_dir: str | Path,
+    cohort_path: str | Path,
+    out: str | Path,
+    settings=None,
+    overwrite: bool = False,
+    n_boot: int = 1000,
+    seed: int = 0,
+    progress: bool = True,
+    cache_dir: Path | None = None,
+) -> Path:
     """Apply a trained run to a labelled external cohort: predictions, metrics with intervals and calibration,
     and a report beside the run's own CV figures, in the new folder `out`."""
     out = Path(out)
@@ -58,8 +69,14 @@ def external_test(run_dir: str | Path, cohort_path: str | Path, out: str | Path,
     return out
 
 
-def predict_external(run_dir: Path, cohort_path: Path, out: Path, settings: ExternalSettings | None = None,
-                     progress: bool = True, cache_dir: Path | None = None) -> Path:
+def predict_external(
+    run_dir: Path,
+    cohort_path: Path,
+    out: Path,
+    settings: ExternalSettings | None = None,
+    progress: bool = True,
+    cache_dir: Path | None = None,
+) -> Path:
     """Predict the external cohort with every fold model of `run_dir` into the (new, empty) folder `out`."""
     settings = settings or ExternalSettings()
     run, out = TrainedRun(run_dir), Path(out)
@@ -69,27 +86,47 @@ def predict_external(run_dir: Path, cohort_path: Path, out: Path, settings: Exte
     shared = _shared_patients(run, frame, settings.allow_shared_patients)
     inputs = run.rows_inputs(frame, Path(cache_dir) if cache_dir else run.recipe.data.cache_dir(), progress)
     training = run.training_fingerprints(progress)
-    duplicates = leakcheck.compare(training, run.fingerprints(inputs)) if training is not None else leakcheck.Duplicates()
+    duplicates = (
+        leakcheck.compare(training, run.fingerprints(inputs)) if training is not None else leakcheck.Duplicates()
+    )
     if training is None:
-        notes.append("the images the run trained on are not available: identical and near-identical images "
-                     "were not looked for")
+        notes.append(
+            "the images the run trained on are not available: identical and near-identical images were not looked for"
+        )
     if duplicates.exact and not settings.allow_duplicates:
-        raise PatientLeakError(f"{len(duplicates.exact)} image(s) of the external cohort are identical to images the "
-                               f"run trained on (e.g. {duplicates.exact[0][1]} = {duplicates.exact[0][0]}): the same "
-                               "patient under two ids? Remove them, or pass --allow-duplicates")
+        raise PatientLeakError(
+            f"{len(duplicates.exact)} image(s) of the external cohort are identical to images the "
+            f"run trained on (e.g. {duplicates.exact[0][1]} = {duplicates.exact[0][0]}): the same "
+            "patient under two ids? Remove them, or pass --allow-duplicates"
+        )
     result = run.apply(inputs, progress)
     headline = run.headline
     notes += _notes(inputs, shared, duplicates, settings)
     folder = RunFolder(out)
     folder.write_inputs(run.recipe, frame, split_table(frame), {"statement": _statement(shared)}, inputs)
-    folder.write_record(run.record.derived(
-        models=[headline, *[f"{headline} ({fold})" for fold in result.per_fold]], folds=[], leaky=bool(shared),
-        split_statement=_statement(shared), patient_ids=cohort.has_patient_ids(cohort_path), notes=notes,
-        samples={"kind": run.kind, "count": int(frame["patient_id"].nunique())}, cohort=str(cohort_path),
-        training=None, radiomics=None, package=None,
-        external={"run": str(run.path.resolve()), "cohort": str(Path(cohort_path).resolve()),
-                  "class_map": settings.class_map, "shared_patients": shared, "headline": headline,
-                  "operating_point": run.operating_point()}))
+    folder.write_record(
+        run.record.derived(
+            models=[headline, *[f"{headline} ({fold})" for fold in result.per_fold]],
+            folds=[],
+            leaky=bool(shared),
+            split_statement=_statement(shared),
+            patient_ids=cohort.has_patient_ids(cohort_path),
+            notes=notes,
+            samples={"kind": run.kind, "count": int(frame["patient_id"].nunique())},
+            cohort=str(cohort_path),
+            training=None,
+            radiomics=None,
+            package=None,
+            external={
+                "run": str(run.path.resolve()),
+                "cohort": str(Path(cohort_path).resolve()),
+                "class_map": settings.class_map,
+                "shared_patients": shared,
+                "headline": headline,
+                "operating_point": run.operating_point(),
+            },
+        )
+    )
     folder.write_predictions(_predictions(result, names, headline))
     atomic.write_csv(out / DUPLICATES, duplicates.frame())
     return out
@@ -103,8 +140,11 @@ def _mapped(frame: pd.DataFrame, names: list[str], class_map: dict[str, str], co
     labels = frame["label"].astype(str).map(lambda label: class_map.get(label, label))
     unknown = sorted(set(labels) - set(names))
     if unknown:
-        raise InputError(cohort_path, f"has class(es) {', '.join(unknown)}, which the run does not know (its classes: "
-                                      f"{', '.join(names)}); map them with --map, e.g. --map {unknown[0]}={names[0]}")
+        raise InputError(
+            cohort_path,
+            f"has class(es) {', '.join(unknown)}, which the run does not know (its classes: "
+            f"{', '.join(names)}); map them with --map, e.g. --map {unknown[0]}={names[0]}",
+        )
     return frame.assign(label=labels)
 
 
@@ -112,16 +152,26 @@ def _shared_patients(run: TrainedRun, frame: pd.DataFrame, allowed: bool) -> lis
     """Patients of the external cohort that are in the run's cohort; an error unless allowed."""
     shared = sorted(run.seen_patients(frame["patient_id"]))
     if shared and not allowed:
-        raise PatientLeakError(f"patient leak: {len(shared)} patient(s) of the external cohort are in the run's "
-                               f"cohort (e.g. {', '.join(shared[:3])}): an external test must not share patients "
-                               "with the training cohort (--allow-shared-patients tests anyway, stamped as not external)")
+        raise PatientLeakError(
+            f"patient leak: {len(shared)} patient(s) of the external cohort are in the run's "
+            f"cohort (e.g. {', '.join(shared[:3])}): an external test must not share patients "
+            "with the training cohort (--allow-shared-patients tests anyway, stamped as not external)"
+        )
     return shared
 
 
 def split_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Every external row in the test partition (a split table, so that the folder reads like a run)."""
-    return pd.DataFrame({"item_id": frame["item_id"], "patient_id": frame["patient_id"], "label": frame["label"],
-                         "partition": "test", "fold": -1, "leaky": False})
+    return pd.DataFrame(
+        {
+            "item_id": frame["item_id"],
+            "patient_id": frame["patient_id"],
+            "label": frame["label"],
+            "partition": "test",
+            "fold": -1,
+            "leaky": False,
+        }
+    )
 
 
 def _predictions(result, names: list[str], headline: str) -> pd.DataFrame:
@@ -135,8 +185,10 @@ def _predictions(result, names: list[str], headline: str) -> pd.DataFrame:
 def _statement(shared: list[str]) -> str:
     if shared:
         return SHARED_PATIENTS_STAMP
-    return ("External test: no patient of this cohort is in the run's cohort (checked by patient id), and no image "
-            "is identical to one the run trained on; every fold model predicts every patient.")
+    return (
+        "External test: no patient of this cohort is in the run's cohort (checked by patient id), and no image "
+        "is identical to one the run trained on; every fold model predicts every patient."
+    )
 
 
 def _notes(inputs, shared: list[str], duplicates, settings: ExternalSettings) -> list[str]:

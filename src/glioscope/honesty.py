@@ -69,16 +69,22 @@ QUICK_SETTINGS = [
 ]
 
 
-def check(root: str | Path, mgmt_effect: float, preset: str | Preset = QUICK_PRESET, recipe: str = "r18-mgmt",
-          settings: list[str] | None = None, seed: int = 0, progress: bool = False) -> dict:
+def check(
+    root: str | Path,
+    mgmt_effect: float,
+    preset: str | Preset = QUICK_PRESET,
+    recipe: str = "r18-mgmt",
+    settings: list[str] | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict:
     """Write, ingest and cross-validate one phantom cohort; the pooled patient-level AUC and its 95% CI.
 
     Returns {"mgmt_effect", "auc", "ci": [low, high], "n_patients", "seconds", "run"}.
     """
     root = Path(root)
     start = time.perf_counter()
-    synthesize(root / "phantom", preset, seed=seed, mgmt_effect=mgmt_effect, layouts=["rsna-miccai"],
-               progress=progress)
+    synthesize(root / "phantom", preset, seed=seed, mgmt_effect=mgmt_effect, layouts=["rsna-miccai"], progress=progress)
     ingest([root / "phantom" / "rsna-miccai"], root / "cohort", progress=progress, echo=print if progress else None)
     config = load_recipe(recipe, QUICK_SETTINGS if settings is None else settings)
     run_dir = run(config, root / "cohort", root / "run", progress=progress, cache_dir=root / "cache", report=False)

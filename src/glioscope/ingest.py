@@ -97,8 +97,9 @@ def _build(sources: list[Path], format: str, options: ReadOptions, select) -> tu
     cohort.validate(frame, sources[0] if len(sources) == 1 else "cohort")
     if skipped:
         options.say(f"warning: {len(skipped)} file(s) skipped; reasons below and in skipped.csv")
-    summary = cohort.summarise(frame, skipped, notes, sources=[s.expanduser().resolve() for s in sources],
-                               patient_ids=patient_ids)
+    summary = cohort.summarise(
+        frame, skipped, notes, sources=[s.expanduser().resolve() for s in sources], patient_ids=patient_ids
+    )
     return frame, summary
 
 
@@ -106,8 +107,9 @@ def _refuse_output_inside(out: Path, sources: list[Path]) -> None:
     """An output folder inside a source would be read as data by the next ingest of that source."""
     for source in sources:
         if source.is_dir() and inside(out, source):
-            raise InputError(out, f"is inside the source {source}: a later ingest would read it as data; "
-                                  "write the cohort elsewhere")
+            raise InputError(
+                out, f"is inside the source {source}: a later ingest would read it as data; write the cohort elsewhere"
+            )
 
 
 def _skip_hint(skipped) -> str:

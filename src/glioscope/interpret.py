@@ -11,6 +11,7 @@ import torch
 from glioscope.evaluate.gradcam import gradcam_panels
 from glioscope.util import atomic
 
+
 def pick_examples(table: pd.DataFrame, targets: np.ndarray, per_class: int) -> list[int]:
     """Row positions: per class, up to `per_class` patients, each by its slice with the
     largest tumour area (the middle of its slices when there is no mask)."""
@@ -25,8 +26,15 @@ def pick_examples(table: pd.DataFrame, targets: np.ndarray, per_class: int) -> l
     return chosen
 
 
-def save_gradcam(model: torch.nn.Module, dataset, table: pd.DataFrame, targets: np.ndarray, class_names: list[str],
-                 out_dir: Path, per_class: int) -> list[Path]:
+def save_gradcam(
+    model: torch.nn.Module,
+    dataset,
+    table: pd.DataFrame,
+    targets: np.ndarray,
+    class_names: list[str],
+    out_dir: Path,
+    per_class: int,
+) -> list[Path]:
     """Write one PNG per true class into `out_dir`; returns their paths."""
     if per_class <= 0 or len(table) == 0:
         return []
@@ -36,8 +44,14 @@ def save_gradcam(model: torch.nn.Module, dataset, table: pd.DataFrame, targets: 
     was_training = model.training
     model.eval()
     try:
-        panels = gradcam_panels(model, images, labels=[int(targets[i]) for i in rows], class_names=class_names,
-                                names=names, per_class=per_class)
+        panels = gradcam_panels(
+            model,
+            images,
+            labels=[int(targets[i]) for i in rows],
+            class_names=class_names,
+            names=names,
+            per_class=per_class,
+        )
     finally:
         model.train(was_training)
     paths = []

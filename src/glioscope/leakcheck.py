@@ -68,8 +68,12 @@ def _downsample(image: np.ndarray, side: int) -> np.ndarray:
     cols = np.linspace(0, image.shape[1], side + 1).astype(int)
     cumulative = np.pad(image, ((1, 0), (1, 0))).cumsum(0).cumsum(1)  # box means from an integral image
     area = np.maximum(np.diff(rows)[:, None] * np.diff(cols)[None, :], 1)
-    sums = (cumulative[np.ix_(rows[1:], cols[1:])] - cumulative[np.ix_(rows[:-1], cols[1:])]
-            - cumulative[np.ix_(rows[1:], cols[:-1])] + cumulative[np.ix_(rows[:-1], cols[:-1])])
+    sums = (
+        cumulative[np.ix_(rows[1:], cols[1:])]
+        - cumulative[np.ix_(rows[:-1], cols[1:])]
+        - cumulative[np.ix_(rows[1:], cols[:-1])]
+        + cumulative[np.ix_(rows[:-1], cols[:-1])]
+    )
     return sums / area
 
 
@@ -87,8 +91,10 @@ class Duplicates:
             notes.append(f"{len(self.exact)} image(s) identical in both cohorts ({DUPLICATES})")
         if self.near:
             pairs = ", ".join(f"{a} ~ {b}" for a, b, _ in self.patients[:5])
-            notes.append(f"warning: {len(self.near)} near-duplicate image pair(s) between the two cohorts "
-                         f"(at most {NEAR_BITS} of 256 hash bits apart; patients {pairs}; {DUPLICATES})")
+            notes.append(
+                f"warning: {len(self.near)} near-duplicate image pair(s) between the two cohorts "
+                f"(at most {NEAR_BITS} of 256 hash bits apart; patients {pairs}; {DUPLICATES})"
+            )
         return notes
 
     def frame(self) -> pd.DataFrame:
@@ -110,11 +116,13 @@ class Fingerprints:
     @classmethod
     def of(cls, samples) -> "Fingerprints":
         arrays = samples.arrays
-        return cls(samples.table[samples.id_column].astype(str).to_numpy(),
-                   samples.table["patient_id"].astype(str).to_numpy(),
-                   np.array([exact_hash(a) for a in arrays], dtype="U64"),
-                   np.array([perceptual_hash(a) for a in arrays], dtype=np.uint64).reshape(len(arrays), 4),
-                   np.array([informative(a) for a in arrays], dtype=bool))
+        return cls(
+            samples.table[samples.id_column].astype(str).to_numpy(),
+            samples.table["patient_id"].astype(str).to_numpy(),
+            np.array([exact_hash(a) for a in arrays], dtype="U64"),
+            np.array([perceptual_hash(a) for a in arrays], dtype=np.uint64).reshape(len(arrays), 4),
+            np.array([informative(a) for a in arrays], dtype=bool),
+        )
 
     def save(self, path: Path) -> None:
         """As a .npz of plain arrays (no pickle), written atomically."""
@@ -131,10 +139,16 @@ class Fingerprints:
         """Fingerprints of feature vectors (a radiomics run's, one per patient): they match only when identical
         (the same image and mask), so the perceptual hash is the digest's bits, 128 apart on average."""
         digests = [exact_hash(np.round(np.asarray(v, np.float64), 9)) for v in vectors]
-        words = np.array([np.frombuffer(bytes.fromhex(d), dtype=">u8").astype(np.uint64) for d in digests],
-                         dtype=np.uint64).reshape(len(digests), 4)
-        return cls(np.asarray(ids, dtype=str), np.asarray(patients, dtype=str), np.array(digests, dtype="U64"), words,
-                   np.ones(len(digests), dtype=bool))
+        words = np.array(
+            [np.frombuffer(bytes.fromhex(d), dtype=">u8").astype(np.uint64) for d in digests], dtype=np.uint64
+        ).reshape(len(digests), 4)
+        return cls(
+            np.asarray(ids, dtype=str),
+            np.asarray(patients, dtype=str),
+            np.array(digests, dtype="U64"),
+            words,
+            np.ones(len(digests), dtype=bool),
+        )
 
 
 def folder_fingerprints(path: Path, data, progress: bool = True) -> Fingerprints | None:
@@ -169,7 +183,7 @@ def compare(first, second, near_bits: int = NEAR_BITS) -> Duplicates:
     rows_a, rows_b = np.flatnonzero(a.informative), np.flatnonzero(b.informative)
     for start_a in range(0, len(rows_a), _CHUNK):  # all informative pairs, in blocks: XOR and a bit count
         for start_b in range(0, len(rows_b), _CHUNK):
-            block_a, block_b = rows_a[start_a:start_a + _CHUNK], rows_b[start_b:start_b + _CHUNK]
+            block_a, block_b = rows_a[start_a : start_a + _CHUNK], rows_b[start_b : start_b + _CHUNK]
             distance = np.bitwise_count(a.perceptual[block_a, None, :] ^ b.perceptual[None, block_b, :]).sum(-1)
             for i, j in zip(*np.nonzero(distance <= near_bits)):
                 x, y = int(block_a[i]), int(block_b[j])

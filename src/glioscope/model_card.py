@@ -10,8 +10,10 @@ import pandas as pd
 from glioscope import __version__
 from glioscope.rundir import METADATA, TORCHSCRIPT
 
-INTENDED_USE = ("Research: reproducing, comparing and externally validating methods that classify brain tumours "
-                "in MRI. Not a medical device; not for diagnosis, grading or any decision about a patient's care.")
+INTENDED_USE = (
+    "Research: reproducing, comparing and externally validating methods that classify brain tumours "
+    "in MRI. Not a medical device; not for diagnosis, grading or any decision about a patient's care."
+)
 
 
 def _phantom(cohort: pd.DataFrame) -> bool:
@@ -47,79 +49,145 @@ def _caveats(recipe, record, cohort: pd.DataFrame, counts: dict[str, int]) -> li
     if _phantom(cohort):
         caveats.append("Trained on glioscope's synthetic phantom only: these weights have never seen a real patient.")
     if min(counts.values(), default=0) < 30:
-        caveats.append(f"Small training cohort ({sum(counts.values())} patients; the smallest class has "
-                       f"{min(counts.values(), default=0)}): the intervals above are wide, and performance on "
-                       "another site is unknown until it is tested there (`glioscope test`).")
+        caveats.append(
+            f"Small training cohort ({sum(counts.values())} patients; the smallest class has "
+            f"{min(counts.values(), default=0)}): the intervals above are wide, and performance on "
+            "another site is unknown until it is tested there (`glioscope test`)."
+        )
     if record.leaky:
         caveats.append("The cross-validation split was leaky (slice level): its metrics overestimate performance.")
     if not record.patient_ids:
         caveats.append("The training source had no patient ids: the metrics are per image and may overestimate.")
-    caveats.append("Patient ids are stored hashed (SHA-256 of a fixed prefix and the id): a person who knows an id "
-                   "can check whether it was in the training data.")
+    caveats.append(
+        "Patient ids are stored hashed (SHA-256 of a fixed prefix and the id): a person who knows an id "
+        "can check whether it was in the training data."
+    )
     return caveats
 
 
-def model_card(run, recipe, record, metrics: dict, cohort: pd.DataFrame, headline: str, torchscript: bool,
-               words: dict) -> str:
+def model_card(
+    run, recipe, record, metrics: dict, cohort: pd.DataFrame, headline: str, torchscript: bool, words: dict
+) -> str:
     """README.md of a model package; `words`: what the model takes, from its method (Method.input_words)."""
     names = list(record.class_names)
     counts = _counts(cohort, names)
     levels = {level: metrics.get("cv", {}).get(headline, {}).get(level) for level in ("patient", "image")}
-    rows = [("accuracy", "Accuracy"), ("macro_f1", "Macro F1"), ("auc", "AUC"), ("brier", "Brier score"),
-            ("ece", "Expected calibration error")]
+    rows = [
+        ("accuracy", "Accuracy"),
+        ("macro_f1", "Macro F1"),
+        ("auc", "AUC"),
+        ("brier", "Brier score"),
+        ("ece", "Expected calibration error"),
+    ]
     lines = [
-        f"# {recipe.name}: {recipe.task_name}", "",
+        f"# {recipe.name}: {recipe.task_name}",
+        "",
         f"A model package exported by glioscope {__version__} from the run `{run.path.name}` "
-        f"on {datetime.date.today().isoformat()}.", "",
-        "## Intended use", "", INTENDED_USE, "",
-        "## Model", "",
+        f"on {datetime.date.today().isoformat()}.",
+        "",
+        "## Intended use",
+        "",
+        INTENDED_USE,
+        "",
+        "## Model",
+        "",
         f"- Recipe `{recipe.name}`: {recipe.description}",
         f"- {words['network']}, {len(record.folds)} fold model(s); the prediction is the mean of "
         f"their probabilities (headline model `{headline}`).",
         f"- Input: {words['input']}.",
         f"- Output: one probability per class: {', '.join(names)}.",
-        f"- Files: {words['files']}" + (f", fold<k>/{TORCHSCRIPT} (TorchScript)" if torchscript else "") + ".", "",
-        "## Training data", "",
-        f"{sum(counts.values())} patients: " + ", ".join(f"{name} {n}" for name, n in counts.items()) + ".", "",
-        "## Evaluation", "", record.split_statement, "",
-        f"Cross-validation, `{headline}`, pooled over folds with 95% bootstrap intervals over patients:", "",
-        "| metric | patient level | image level |", "|---|---|---|",
+        f"- Files: {words['files']}" + (f", fold<k>/{TORCHSCRIPT} (TorchScript)" if torchscript else "") + ".",
+        "",
+        "## Training data",
+        "",
+        f"{sum(counts.values())} patients: " + ", ".join(f"{name} {n}" for name, n in counts.items()) + ".",
+        "",
+        "## Evaluation",
+        "",
+        record.split_statement,
+        "",
+        f"Cross-validation, `{headline}`, pooled over folds with 95% bootstrap intervals over patients:",
+        "",
+        "| metric | patient level | image level |",
+        "|---|---|---|",
         *[f"| {title} | {_metric(levels['patient'], key)} | {_metric(levels['image'], key)} |" for key, title in rows],
-        "", "## Caveats", "", *[f"- {c}" for c in _caveats(recipe, record, cohort, counts)], "",
-        "## How to use", "",
-        "```sh", "glioscope predict PACKAGE study-folder/            # one study: JSON",
+        "",
+        "## Caveats",
+        "",
+        *[f"- {c}" for c in _caveats(recipe, record, cohort, counts)],
+        "",
+        "## How to use",
+        "",
+        "```sh",
+        "glioscope predict PACKAGE study-folder/            # one study: JSON",
         "glioscope predict PACKAGE worklist/ -o worklist.csv      # many studies: one row per patient",
-        "glioscope test PACKAGE --cohort cohorts/other-site -o external   # an external test", "```", "",
+        "glioscope test PACKAGE --cohort cohorts/other-site -o external   # an external test",
+        "```",
+        "",
     ]
     return "\n".join(lines)
 
 
-def metadata(run, recipe, record, metrics: dict, cohort: pd.DataFrame, headline: str, torchscript: bool,
-             words: dict) -> dict:
+def metadata(
+    run, recipe, record, metrics: dict, cohort: pd.DataFrame, headline: str, torchscript: bool, words: dict
+) -> dict:
     """metadata.json of a model package, with the fields of a MONAI bundle's that apply."""
     names = list(record.class_names)
     channels, shape, value = words["channels"], words["shape"], words["value"]
     patient = metrics.get("cv", {}).get(headline, {}).get("patient") or {}
     return {
         "schema": f"glioscope model package 1 (fields after MONAI bundle {METADATA})",
-        "version": "1.0.0", "glioscope_version": __version__, "changelog": {"1.0.0": f"exported from {run.path.name}"},
-        "name": recipe.name, "task": recipe.task_name, "description": recipe.description,
-        "intended_use": INTENDED_USE, "not_for": "diagnosis or any clinical decision",
-        "data_type": "MR", "label": recipe.task.label, "caveat": recipe.task.caveat,
+        "version": "1.0.0",
+        "glioscope_version": __version__,
+        "changelog": {"1.0.0": f"exported from {run.path.name}"},
+        "name": recipe.name,
+        "task": recipe.task_name,
+        "description": recipe.description,
+        "intended_use": INTENDED_USE,
+        "not_for": "diagnosis or any clinical decision",
+        "data_type": "MR",
+        "label": recipe.task.label,
+        "caveat": recipe.task.caveat,
         "network_data_format": {
-            "inputs": {"image": {"type": "image", "format": words["format"], "modality": "MR", "num_channels": len(channels),
-                                 "spatial_shape": shape, "dtype": "float32", "value_range": value,
-                                 "is_patch_data": False, "channel_def": {str(k): c for k, c in enumerate(channels)}}},
-            "outputs": {"pred": {"type": "probabilities", "format": "classes", "num_channels": len(names),
-                                 "dtype": "float32", "value_range": [0, 1],
-                                 "channel_def": {str(k): name for k, name in enumerate(names)}}},
+            "inputs": {
+                "image": {
+                    "type": "image",
+                    "format": words["format"],
+                    "modality": "MR",
+                    "num_channels": len(channels),
+                    "spatial_shape": shape,
+                    "dtype": "float32",
+                    "value_range": value,
+                    "is_patch_data": False,
+                    "channel_def": {str(k): c for k, c in enumerate(channels)},
+                }
+            },
+            "outputs": {
+                "pred": {
+                    "type": "probabilities",
+                    "format": "classes",
+                    "num_channels": len(names),
+                    "dtype": "float32",
+                    "value_range": [0, 1],
+                    "channel_def": {str(k): name for k, name in enumerate(names)},
+                }
+            },
         },
-        "ensemble": {"folds": [f"fold{k}" for k in record.folds], "combine": "mean of the probabilities",
-                     "headline_model": headline},
-        "training": {"patients_per_class": _counts(cohort, names), "split": record.split_statement,
-                     "precision": record.precision},
-        "metrics": {"cross_validation_patient_level": {key: {"value": patient.get("pooled", {}).get(key),
-                                                             "ci95": patient.get("ci", {}).get(key)}
-                                                       for key in ("accuracy", "macro_f1", "auc", "brier", "ece")}},
+        "ensemble": {
+            "folds": [f"fold{k}" for k in record.folds],
+            "combine": "mean of the probabilities",
+            "headline_model": headline,
+        },
+        "training": {
+            "patients_per_class": _counts(cohort, names),
+            "split": record.split_statement,
+            "precision": record.precision,
+        },
+        "metrics": {
+            "cross_validation_patient_level": {
+                key: {"value": patient.get("pooled", {}).get(key), "ci95": patient.get("ci", {}).get(key)}
+                for key in ("accuracy", "macro_f1", "auc", "brier", "ece")
+            }
+        },
         "torchscript": torchscript,
     }

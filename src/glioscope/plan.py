@@ -67,8 +67,10 @@ def class_names(task, frame: pd.DataFrame, notes: list[str] | None = None) -> li
         raise InputError(None, f"labels {unknown} are not among task.classes {names}")
     absent = [n for n in names if n not in present]
     if absent and notes is not None:
-        notes.append(f"class(es) {', '.join(absent)} of task.classes have no patient in this cohort: the model keeps "
-                     "an output for them, and macro metrics average over the classes present")
+        notes.append(
+            f"class(es) {', '.join(absent)} of task.classes have no patient in this cohort: the model keeps "
+            "an output for them, and macro metrics average over the classes present"
+        )
     return names
 
 
@@ -85,8 +87,9 @@ def make_or_load_splits(cv, frame: pd.DataFrame, splits_path: Path | None) -> tu
         return source_split(frame)
     if cv.mode == "holdout":
         return split.make_holdout(frame, cv.test_fraction or 0.1, seed=cv.seed)
-    return split.make_splits(frame, folds=cv.folds, test_fraction=cv.test_fraction, seed=cv.seed,
-                             leaky_slice_level=cv.leaky_slice_level)
+    return split.make_splits(
+        frame, folds=cv.folds, test_fraction=cv.test_fraction, seed=cv.seed, leaky_slice_level=cv.leaky_slice_level
+    )
 
 
 def source_split(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
@@ -99,13 +102,22 @@ def source_split(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     table["fold"] = np.where(table["partition"] == "test", -1, 0)
     table["leaky"] = False
     split.assert_disjoint({"train": table[table["partition"] == "cv"], "test": table[table["partition"] == "test"]})
-    meta = {"folds": 1, "mode": "source", "leaky": False, "statement": "Split given by the source (train/test folders); "
-            "no patient in both.", "counts": split.fold_counts(table), "notes": [], "test_fraction": None, "seed": None}
+    meta = {
+        "folds": 1,
+        "mode": "source",
+        "leaky": False,
+        "statement": "Split given by the source (train/test folders); no patient in both.",
+        "counts": split.fold_counts(table),
+        "notes": [],
+        "test_fraction": None,
+        "seed": None,
+    }
     return table, meta
 
 
-def plan_jobs(table: pd.DataFrame, mode: str, inner: InnerValidation | None = None,
-              only: list[int] | None = None) -> list[Job]:
+def plan_jobs(
+    table: pd.DataFrame, mode: str, inner: InnerValidation | None = None, only: list[int] | None = None
+) -> list[Job]:
     """One job per fold (or one for a source or holdout split); validation is an inner patient split if asked.
 
     `mode` is the splits' own (split.json's, "kfold" for given k-fold splits), which wins over the
@@ -115,7 +127,9 @@ def plan_jobs(table: pd.DataFrame, mode: str, inner: InnerValidation | None = No
     folds = sorted(int(k) for k in table.loc[table["partition"] == "cv", "fold"].unique())
     once = mode in ("source", "holdout")  # one training, tested on `test`
     if once and test.empty:
-        raise InputError(None, f"a {mode} split trains once and evaluates on its test patients, but this split has none")
+        raise InputError(
+            None, f"a {mode} split trains once and evaluates on its test patients, but this split has none"
+        )
     jobs = []
     for k in folds:
         if only is not None and k not in only:
@@ -127,16 +141,20 @@ def plan_jobs(table: pd.DataFrame, mode: str, inner: InnerValidation | None = No
         if len(test):
             evaluate["test"] = test
         job = Job("train" if once else f"fold{k}", train, validation, evaluate)
-        named = {"train": job.train, **({"validation": validation} if validation is not None else {}),
-                 **{f"evaluate:{n}": t for n, t in evaluate.items()}}
+        named = {
+            "train": job.train,
+            **({"validation": validation} if validation is not None else {}),
+            **{f"evaluate:{n}": t for n, t in evaluate.items()},
+        }
         if not bool(table["leaky"].any()):
             split.assert_disjoint(named)
         jobs.append(job)
     return jobs
 
 
-def inner_validation(train: pd.DataFrame, inner: InnerValidation | None,
-                     job: str = "fold") -> tuple[pd.DataFrame, pd.DataFrame | None]:
+def inner_validation(
+    train: pd.DataFrame, inner: InnerValidation | None, job: str = "fold"
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """(training, validation) items: a stratified patient-level split of `train`, or (train, None)."""
     if inner is None:
         return train, None
@@ -147,8 +165,11 @@ def inner_validation(train: pd.DataFrame, inner: InnerValidation | None,
     try:
         table, _ = split.make_splits(train, folds=folds, seed=inner.seed + 17)
     except InputError as exc:
-        raise InputError(None, f"{job}: its {len(units)} training patient(s) are too few for an inner validation "
-                               f"split (train.validation: inner; {exc}); use more patients or "
-                               "--set train.validation=none") from None
+        raise InputError(
+            None,
+            f"{job}: its {len(units)} training patient(s) are too few for an inner validation "
+            f"split (train.validation: inner; {exc}); use more patients or "
+            "--set train.validation=none",
+        ) from None
     is_validation = train["item_id"].isin(set(table.loc[table["fold"] == 0, "item_id"]))
     return train[~is_validation], train[is_validation]

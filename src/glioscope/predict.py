@@ -23,8 +23,15 @@ def describe(run: TrainedRun, result: Prediction, folds: bool = False) -> dict:
     patients = result.patients()
     seen = run.seen_patients([p.patient_id for p in patients])
     names = list(result.per_fold)
-    entries = [{"patient_id": p.patient_id, "n_samples": int(len(p.rows)), **result.scores(p.probabilities),
-                "seen_in_training": p.patient_id in seen} for p in patients]
+    entries = [
+        {
+            "patient_id": p.patient_id,
+            "n_samples": int(len(p.rows)),
+            **result.scores(p.probabilities),
+            "seen_in_training": p.patient_id in seen,
+        }
+        for p in patients
+    ]
     if folds:
         for entry, patient in zip(entries, patients):
             entry["folds"] = {f: result.scores(v) for f, v in patient.folds.items()}
@@ -34,7 +41,8 @@ def describe(run: TrainedRun, result: Prediction, folds: bool = False) -> dict:
         "patients": entries,
         "inputs": result.by_input(),
         result.inputs.kind: result.samples(),
-        "notes": list(result.inputs.notes) + (
+        "notes": list(result.inputs.notes)
+        + (
             [f"patient(s) {', '.join(sorted(seen))} were in this run's cohort: not an independent test"] if seen else []
         ),
     }

@@ -129,8 +129,9 @@ class Recipe(ResolvedRecipe):
         network = self.model.backbone if self.model.name == "sdl" and self.model.backbone else self.model.name
         smallest = model_entry(network).min_size if network in list_models() else 1
         if self.data.kind == "slices" and self.data.slices.size < smallest:
-            raise SettingError("data.slices.size", f"got {self.data.slices.size}, but {network} needs images of at "
-                                                   f"least {smallest} px")
+            raise SettingError(
+                "data.slices.size", f"got {self.data.slices.size}, but {network} needs images of at least {smallest} px"
+            )
 
 
 @dataclass(frozen=True)
@@ -180,8 +181,9 @@ class RecipeKind:
             return data
         parent = self.find(base or self.schema.stem)
         if parent is None or not self.owns(parent):
-            raise InputError(path, f"base {base!r} is not a {self.name} recipe ({', '.join(self.names())} or a file "
-                                   "extending them)")
+            raise InputError(
+                path, f"base {base!r} is not a {self.name} recipe ({', '.join(self.names())} or a file extending them)"
+            )
         return merge_onto_base(self.resolve(parent, seen + (path.resolve(),)), data)
 
     def load(self, path: Path, overrides: Sequence[str] = (), quick: bool = False):

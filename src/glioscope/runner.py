@@ -30,8 +30,17 @@ from glioscope.train import ddp, trainer_class
 from glioscope.train.weights import class_weights
 
 
-def run(recipe: Recipe, cohort_path: Path, out: Path, splits_path: Path | None = None, folds: list[int] | None = None,
-        resume: bool = False, progress: bool = True, cache_dir: Path | None = None, report: bool = True) -> Path:
+def run(
+    recipe: Recipe,
+    cohort_path: Path,
+    out: Path,
+    splits_path: Path | None = None,
+    folds: list[int] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    cache_dir: Path | None = None,
+    report: bool = True,
+) -> Path:
     """Train and evaluate `recipe` on every fold (or `folds`); returns the run folder.
 
     `cache_dir` overrides the recipe's data.cache, where decoded samples are kept.
@@ -45,8 +54,10 @@ def run(recipe: Recipe, cohort_path: Path, out: Path, splits_path: Path | None =
     samples = build_samples(frame, recipe.data, Path(cache_dir) if cache_dir else recipe.data.cache_dir(), progress)
     if samples.skipped:
         first = samples.skipped[0]
-        notes.append(f"{len(samples.skipped)} cohort item(s) could not be used and were left out ({SKIPPED}; "
-                     f"e.g. {first.path}: {first.reason})")
+        notes.append(
+            f"{len(samples.skipped)} cohort item(s) could not be used and were left out ({SKIPPED}; "
+            f"e.g. {first.path}: {first.reason})"
+        )
     for note in notes:  # every cohort row is used or accounted for, on the console too
         print(f"note: {note}")
     notes += samples.notes
@@ -59,15 +70,27 @@ def run(recipe: Recipe, cohort_path: Path, out: Path, splits_path: Path | None =
     if context.is_main:
         folder.write_inputs(recipe, frame, table, meta, samples)
     for k, job in enumerate(jobs):
-        _run_job(recipe, job, samples, names, folder, resume, progress and context.is_main, notes, context,
-                 gradcam=k == 0)
+        _run_job(
+            recipe, job, samples, names, folder, resume, progress and context.is_main, notes, context, gradcam=k == 0
+        )
     if context.is_main:
-        folder.write_record(RunRecord.of_recipe(
-            recipe, names, reported_names(recipe.model, recipe.name), table, meta, notes=notes,
-            patient_ids=cohort.has_patient_ids(cohort_path), cohort=str(folder / COHORT),
-            samples={"kind": samples.kind, "count": int(len(samples.table)), "settings": samples.settings.__dict__},
-            training={"precision": folder.precisions([job.name for job in jobs]),
-                      "weights": provenance.record(recipe.model)}))  # named, or what it was pretrained on
+        folder.write_record(
+            RunRecord.of_recipe(
+                recipe,
+                names,
+                reported_names(recipe.model, recipe.name),
+                table,
+                meta,
+                notes=notes,
+                patient_ids=cohort.has_patient_ids(cohort_path),
+                cohort=str(folder / COHORT),
+                samples={"kind": samples.kind, "count": int(len(samples.table)), "settings": samples.settings.__dict__},
+                training={
+                    "precision": folder.precisions([job.name for job in jobs]),
+                    "weights": provenance.record(recipe.model),
+                },
+            )
+        )  # named, or what it was pretrained on
         folder.merge_predictions([job.name for job in jobs])
         if report:
             from glioscope.workflows import finish  # evaluation and the report, composed there
@@ -77,8 +100,18 @@ def run(recipe: Recipe, cohort_path: Path, out: Path, splits_path: Path | None =
     return folder.path
 
 
-def _run_job(recipe: Recipe, job: plan.Job, samples: SampleSet, names: list[str], folder: RunFolder, resume: bool,
-             progress: bool, notes: list[str], context: ddp.DistContext, gradcam: bool = False) -> None:
+def _run_job(
+    recipe: Recipe,
+    job: plan.Job,
+    samples: SampleSet,
+    names: list[str],
+    folder: RunFolder,
+    resume: bool,
+    progress: bool,
+    notes: list[str],
+    context: ddp.DistContext,
+    gradcam: bool = False,
+) -> None:
     if folder.fold_finished(job.name):
         print(f"{job.name}: already finished, skipped")
         return
@@ -98,12 +131,23 @@ def _run_job(recipe: Recipe, job: plan.Job, samples: SampleSet, names: list[str]
             notes.append(note)
             print(f"note: {note}")
     weights = class_weights(settings.class_weights, targets[train_mask], len(names))
-    trainer = _train_phases(recipe, settings, built.model, names, folder.fold(job.name), weights, progress, context,
-                            train_set, val_set, resume)
+    trainer = _train_phases(
+        recipe,
+        settings,
+        built.model,
+        names,
+        folder.fold(job.name),
+        weights,
+        progress,
+        context,
+        train_set,
+        val_set,
+        resume,
+    )
     if context.is_main:
         folder.save_model(job.name, trainer.raw_model.state_dict(), trainer.best_epoch, trainer.precision_record)
         if val_set is not None:  # for combiners fit on validation patients only (glioscope fuse)
-            fold = job.name[len("fold"):] if job.name.startswith("fold") else "0"
+            fold = job.name[len("fold") :] if job.name.startswith("fold") else "0"
             rows = prediction_table(trainer.predict(val_set), samples.keys(val_mask), targets[val_mask], fold, names)
             folder.write_fold_predictions(job.name, rows, validation=True)
     frames = []
@@ -114,24 +158,42 @@ def _run_job(recipe: Recipe, job: plan.Job, samples: SampleSet, names: list[str]
         eval_set = samples.dataset(mask, targets, None, normalisation)
         frames.append(prediction_table(trainer.predict(eval_set), samples.keys(mask), targets[mask], fold_label, names))
         if k == 0 and gradcam and context.is_main:
-            save_gradcam(trainer.raw_model, eval_set, samples.table[mask], targets[mask], names,
-                         folder.gradcam_dir(job.name), recipe.evaluate.gradcam_per_class)
+            save_gradcam(
+                trainer.raw_model,
+                eval_set,
+                samples.table[mask],
+                targets[mask],
+                names,
+                folder.gradcam_dir(job.name),
+                recipe.evaluate.gradcam_per_class,
+            )
     if context.is_main:
         folder.write_fold_predictions(job.name, pd.concat(frames, ignore_index=True))
         folder.finish_fold(job.name, best_is_kept=settings.keep_best)
     ddp.barrier(context)
 
 
-def _train_phases(recipe: Recipe, settings, model, names, job_dir: Path, weights, progress, context, train_set, val_set,
-                  resume):
+def _train_phases(
+    recipe: Recipe, settings, model, names, job_dir: Path, weights, progress, context, train_set, val_set, resume
+):
     """Fit each phase of `settings` in turn; the fold's metrics.csv joins their histories."""
     variant = trainer_class(model_entry(recipe.model.name).variant)
     reported = reported_names(recipe.model, recipe.name)
     loss = loss_kind(recipe.model, len(names))  # the rule that gave the network its output units
     histories = []
     for subfolder, phase in settings.phases():
-        trainer = variant(model, phase, names, job_dir / subfolder, name=recipe.name, reported=reported,
-                          class_weights=weights, progress=progress, context=context, loss=loss)
+        trainer = variant(
+            model,
+            phase,
+            names,
+            job_dir / subfolder,
+            name=recipe.name,
+            reported=reported,
+            class_weights=weights,
+            progress=progress,
+            context=context,
+            loss=loss,
+        )
         history = trainer.fit(train_set, val_set, resume=resume)
         model = trainer.raw_model  # the phase's kept weights go on to the next phase
         if subfolder:

@@ -65,12 +65,17 @@ def make_splits(
     unit = "patients" if group_column == "patient_id" else "items"
     n_test = round(len(units) * test_fraction) if test_fraction else 0
     if test_fraction and n_test < 1:
-        raise InputError(None, f"a test set of {test_fraction:.0%} of {len(units)} {unit} holds out none "
-                               f"({len(units) * test_fraction:.1f}); use more {unit} or a larger test fraction")
+        raise InputError(
+            None,
+            f"a test set of {test_fraction:.0%} of {len(units)} {unit} holds out none "
+            f"({len(units) * test_fraction:.1f}); use more {unit} or a larger test fraction",
+        )
     if len(units) - n_test < folds:
         held = f" after a test set of about {n_test}" if n_test else ""
-        raise InputError(None, f"{len(units)} {unit} are too few for {folds} folds{held}: each fold needs at "
-                               f"least one; use fewer folds")
+        raise InputError(
+            None,
+            f"{len(units)} {unit} are too few for {folds} folds{held}: each fold needs at least one; use fewer folds",
+        )
 
     rng_seed = int(seed)
     unit_partition = pd.Series("cv", index=units.index)
@@ -81,8 +86,11 @@ def make_splits(
     per_class = cv_units.value_counts()
     if (per_class < folds).all():
         listing = ", ".join(f"{label}: {n}" for label, n in per_class.items())
-        raise InputError(None, f"every class has fewer {unit} than the {folds} folds ({listing}): too few for "
-                               "stratified folds; use fewer folds or more patients")
+        raise InputError(
+            None,
+            f"every class has fewer {unit} than the {folds} folds ({listing}): too few for "
+            "stratified folds; use fewer folds or more patients",
+        )
     unit_fold = pd.Series(-1, index=units.index)
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=rng_seed)
     with warnings.catch_warnings(record=True) as caught:
@@ -110,7 +118,9 @@ def make_splits(
         "grouped_by": group_column,
         "stratified_by": label_column,
         "leaky": bool(leaky_slice_level),
-        "statement": LEAKY_WARNING if leaky_slice_level else "Split by patient: no patient has items in two partitions.",
+        "statement": LEAKY_WARNING
+        if leaky_slice_level
+        else "Split by patient: no patient has items in two partitions.",
         "counts": fold_counts(table),
         "notes": notes,
     }
@@ -119,13 +129,19 @@ def make_splits(
     return table, meta
 
 
-def make_holdout(cohort: pd.DataFrame, test_fraction: float, seed: int = 0, label_column: str = "label") -> tuple[pd.DataFrame, dict]:
+def make_holdout(
+    cohort: pd.DataFrame, test_fraction: float, seed: int = 0, label_column: str = "label"
+) -> tuple[pd.DataFrame, dict]:
     """One stratified patient-level test set; everything else is fold 0 (to train, with an inner validation)."""
     table, meta = make_splits(cohort, folds=2, test_fraction=test_fraction, seed=seed, label_column=label_column)
     table.loc[table["partition"] == "cv", "fold"] = 0
-    meta.update(folds=1, mode="holdout", counts=fold_counts(table),
-                statement=f"Split by patient: a stratified {test_fraction:.0%} of the patients held out as the test set; "
-                          "no patient has items in two partitions.")
+    meta.update(
+        folds=1,
+        mode="holdout",
+        counts=fold_counts(table),
+        statement=f"Split by patient: a stratified {test_fraction:.0%} of the patients held out as the test set; "
+        "no patient has items in two partitions.",
+    )
     check_splits(table)
     return table, meta
 
@@ -314,16 +330,20 @@ def check_same_folds(run_dirs: Sequence[str | Path], partial: bool = False) -> i
         raise GlioscopeError(
             f"runs {run_dirs[a]} and {run_dirs[b]} differ: {len(differ)} patients sit in other folds "
             f"(e.g. patient {patient}: {table.loc[patient, a]} vs {table.loc[patient, b]}); "
-            "use runs trained on the same splits.csv")
+            "use runs trained on the same splits.csv"
+        )
     for k in table.columns[1:]:
         only = table.index[table[0].notna() != table[k].notna()]
         if len(only) and not partial:
             raise GlioscopeError(
                 f"runs {run_dirs[0]} and {run_dirs[k]} differ: {len(only)} patients are in only one of them "
-                f"(e.g. {only[0]}); compare runs trained on the same splits.csv")
+                f"(e.g. {only[0]}); compare runs trained on the same splits.csv"
+            )
         shared = int((table[0].notna() & table[k].notna()).sum())
         smaller = int(min(table[0].notna().sum(), table[k].notna().sum()))
         if shared < smaller / 2:
-            raise GlioscopeError(f"runs {run_dirs[0]} and {run_dirs[k]} share only {shared} of {smaller} patients; "
-                                 "use runs of the same cohort trained on the same splits.csv")
+            raise GlioscopeError(
+                f"runs {run_dirs[0]} and {run_dirs[k]} share only {shared} of {smaller} patients; "
+                "use runs of the same cohort trained on the same splits.csv"
+            )
     return int(table.isna().any(axis=1).sum())

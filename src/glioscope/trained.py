@@ -65,8 +65,14 @@ class Prediction:
         for patient, group in self.table.groupby("patient_id", sort=True):
             rows = group.index.to_numpy()
             vote = None if weights is None else weights[rows]
-            results.append(PatientResult(str(patient), rows, patient_mean(self.ensemble[rows], vote),
-                                         {f: patient_mean(p[rows], vote) for f, p in self.per_fold.items()}))
+            results.append(
+                PatientResult(
+                    str(patient),
+                    rows,
+                    patient_mean(self.ensemble[rows], vote),
+                    {f: patient_mean(p[rows], vote) for f, p in self.per_fold.items()},
+                )
+            )
         return results
 
     def by_input(self) -> list[dict]:
@@ -77,9 +83,16 @@ class Prediction:
         for _, group in self.table.groupby(self.inputs.item_column, sort=False):
             first, rows = group.iloc[0], group.index.to_numpy()
             mean = patient_mean(self.ensemble[rows], None if weights is None else weights[rows])
-            entries.append({"path": str(first[self.inputs.path_column]), "patient_id": str(first["patient_id"]),
-                            "series_id": str(first.get("series_id", "")), "status": "predicted",
-                            "n_samples": int(len(group)), **self.scores(mean)})
+            entries.append(
+                {
+                    "path": str(first[self.inputs.path_column]),
+                    "patient_id": str(first["patient_id"]),
+                    "series_id": str(first.get("series_id", "")),
+                    "status": "predicted",
+                    "n_samples": int(len(group)),
+                    **self.scores(mean),
+                }
+            )
         return entries + [{"path": s.path, "status": "skipped", "reason": s.reason} for s in self.inputs.skipped]
 
     def samples(self) -> list[dict]:
@@ -88,8 +101,10 @@ class Prediction:
 
     def scores(self, p: np.ndarray) -> dict:
         """A probability vector as JSON: per class, and the class predicted."""
-        return {"probabilities": {n: round(float(v), 6) for n, v in zip(self.class_names, p)},
-                "prediction": self.class_names[int(np.argmax(p))]}
+        return {
+            "probabilities": {n: round(float(v), 6) for n, v in zip(self.class_names, p)},
+            "prediction": self.class_names[int(np.argmax(p))],
+        }
 
 
 class TrainedRun:
@@ -141,8 +156,9 @@ class TrainedRun:
     def apply(self, inputs, progress: bool = False) -> Prediction:
         """Every fold model's probabilities of `inputs`."""
         folds = self.folds(inputs)
-        return Prediction(inputs, self.method.probabilities(folds, inputs, self.recipe, self.record, progress),
-                          self.class_names)
+        return Prediction(
+            inputs, self.method.probabilities(folds, inputs, self.recipe, self.record, progress), self.class_names
+        )
 
     def predict_study(self, path: str | Path, mask: str | Path | None = None) -> Prediction:
         return self.apply(self.study_inputs(path, mask))

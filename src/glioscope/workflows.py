@@ -18,8 +18,9 @@ from glioscope.rundir import RunFolder
 from glioscope.util import atomic
 
 
-def finish(run_dir: str | Path, n_boot: int = 1000, seed: int = 0, report: bool = True,
-           name: str | None = None) -> dict:
+def finish(
+    run_dir: str | Path, n_boot: int = 1000, seed: int = 0, report: bool = True, name: str | None = None
+) -> dict:
     """Evaluate a run (metrics.json) and, with `report`, write report.html; returns the metrics.
 
     `name` is the run's name in metrics.json when the folder is a temporary one.
@@ -30,8 +31,14 @@ def finish(run_dir: str | Path, n_boot: int = 1000, seed: int = 0, report: bool 
     return metrics
 
 
-def fuse(run_dirs: Sequence[str | Path], out: str | Path, methods: Sequence[str] = fusion.METHODS,
-         overwrite: bool = False, n_boot: int = 1000, seed: int = 0) -> Path:
+def fuse(
+    run_dirs: Sequence[str | Path],
+    out: str | Path,
+    methods: Sequence[str] = fusion.METHODS,
+    overwrite: bool = False,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> Path:
     """Fuse the headline models of runs on the same splits into a new run folder `out`, evaluated and reported.
 
     methods: "mean" and/or "logistic" (see glioscope.evaluate.fusion). Returns `out`.

@@ -1,10 +1,10 @@
 """All augmentation, 2D and 3D, built from a recipe's `augment` section (AugmentSettings).
 
-    images.py    per-image transforms of uint8 slices (torchvision v2), normalisation, the SVHN expansion
-    batch.py     rotation, zoom, shift and flips of a whole batch in one grid_sample call
-    prep.py      BatchPrep: a uint8 batch to model input (scaling, batch augmentation, channels, normalisation)
-    svhn.py      seed 004's fixed AutoAugment SVHN expansion
-    volumes.py   TorchIO presets for (C, D, H, W) volumes (seed 002's light and heavy)
+images.py    per-image transforms of uint8 slices (torchvision v2), normalisation, the SVHN expansion
+batch.py     rotation, zoom, shift and flips of a whole batch in one grid_sample call
+prep.py      BatchPrep: a uint8 batch to model input (scaling, batch augmentation, channels, normalisation)
+svhn.py      seed 004's fixed AutoAugment SVHN expansion
+volumes.py   TorchIO presets for (C, D, H, W) volumes (seed 002's light and heavy)
 """
 
 from glioscope.augment.settings import AugmentSettings

@@ -18,8 +18,14 @@ import torch.nn.functional as F
 class BatchRandomAffine:
     """Random rotation (+-degrees), zoom (scale range), shift (fraction of the side) and flips, per image."""
 
-    def __init__(self, degrees: float = 0.0, scale: tuple[float, float] | None = None, translate: float = 0.0,
-                 hflip: float = 0.0, vflip: float = 0.0):
+    def __init__(
+        self,
+        degrees: float = 0.0,
+        scale: tuple[float, float] | None = None,
+        translate: float = 0.0,
+        hflip: float = 0.0,
+        vflip: float = 0.0,
+    ):
         self.degrees = float(degrees)
         self.scale = tuple(float(s) for s in scale) if scale else None
         self.translate = float(translate)

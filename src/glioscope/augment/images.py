@@ -74,8 +74,9 @@ class RandomBrightness(torch.nn.Module):
 def build_batch_affine(augment: AugmentSettings | Mapping) -> BatchRandomAffine | None:
     """Random rotation (+-degrees), zoom, shift and flips, drawn per image, applied per batch."""
     augment = settings_of(augment)
-    affine = BatchRandomAffine(degrees=augment.rotation, scale=augment.zoom, translate=augment.shift,
-                               hflip=augment.hflip, vflip=augment.vflip)
+    affine = BatchRandomAffine(
+        degrees=augment.rotation, scale=augment.zoom, translate=augment.shift, hflip=augment.hflip, vflip=augment.vflip
+    )
     return affine if affine else None
 
 

@@ -27,8 +27,9 @@ class AugmentSettings:
     gaussian_blur: _KERNEL | tuple[_KERNEL, ...] | None = _default("gaussian_blur")
     hflip: Annotated[float, fraction()] = _default("hflip")
     vflip: Annotated[float, fraction()] = _default("vflip")
-    zoom: tuple[Annotated[float, Range(0.0, low_open=True)], Annotated[float, Range(0.0, low_open=True)]] | None = \
+    zoom: tuple[Annotated[float, Range(0.0, low_open=True)], Annotated[float, Range(0.0, low_open=True)]] | None = (
         _default("zoom")
+    )
     shift: Annotated[float, fraction(open_high=True)] = _default("shift")
     brightness: tuple[Annotated[float, at_least(0.0)], Annotated[float, at_least(0.0)]] | None = _default("brightness")
     autoaugment: Literal["svhn"] | None = _default("autoaugment")
@@ -42,6 +43,6 @@ class AugmentSettings:
             if pair is not None and pair[0] > pair[1]:
                 raise schema.SettingError(f"augment.{name}", f"got {list(pair)}, expected [low, high] with low <= high")
         blur = self.gaussian_blur
-        for size in (blur if isinstance(blur, tuple) else () if blur is None else (blur,)):
+        for size in blur if isinstance(blur, tuple) else () if blur is None else (blur,):
             if size % 2 == 0:
                 raise schema.SettingError("augment.gaussian_blur", f"got {size}, expected odd kernel sizes")

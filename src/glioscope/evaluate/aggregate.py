@@ -18,7 +18,7 @@ __all__ = ["arrays", "class_names", "patient_mean", "prob_columns", "to_patients
 
 
 def class_names(frame: pd.DataFrame) -> list[str]:
-    return [c[len("prob_"):] for c in prob_columns(frame)]
+    return [c[len("prob_") :] for c in prob_columns(frame)]
 
 
 def to_patients(frame: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:

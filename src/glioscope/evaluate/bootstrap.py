@@ -9,7 +9,9 @@ from glioscope.evaluate.aggregate import arrays, class_names
 from glioscope.evaluate.metrics import classification_metrics, flat_metrics
 
 
-def bootstrap_intervals(frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, tuple[float, float]]:
+def bootstrap_intervals(
+    frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, tuple[float, float]]:
     """Percentile intervals of every flat metric, resampling patients with replacement.
 
     Works on image-level tables too: a patient's images are drawn together (cluster
@@ -43,4 +45,6 @@ def bootstrap_intervals(frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0, 
 def fold_summary(per_fold: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
     """Mean and sample SD over folds of every flat metric (NaN folds ignored)."""
     frame = pd.DataFrame(per_fold)
-    return {c: (float(frame[c].mean()), float(frame[c].std(ddof=1)) if frame[c].count() > 1 else 0.0) for c in frame.columns}
+    return {
+        c: (float(frame[c].mean()), float(frame[c].std(ddof=1)) if frame[c].count() > 1 else 0.0) for c in frame.columns
+    }

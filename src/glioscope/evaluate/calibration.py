@@ -39,8 +39,12 @@ def reliability(y_true: np.ndarray, proba: np.ndarray, bins: int = BINS) -> dict
     mean_p = np.bincount(index, confidence, minlength=bins)
     observed = np.bincount(index, outcome, minlength=bins)
     kept = count > 0
-    return {"mean_probability": (mean_p[kept] / count[kept]).tolist(), "observed": (observed[kept] / count[kept]).tolist(),
-            "count": count[kept].tolist(), "bins": bins}
+    return {
+        "mean_probability": (mean_p[kept] / count[kept]).tolist(),
+        "observed": (observed[kept] / count[kept]).tolist(),
+        "count": count[kept].tolist(),
+        "bins": bins,
+    }
 
 
 def ece(y_true: np.ndarray, proba: np.ndarray, bins: int = BINS) -> float:

@@ -53,27 +53,23 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression  # the fitted combiner's type
 
-from glioscope.errors import GlioscopeError, InputError
-from glioscope.evaluate.aggregate import prob_columns, to_patients
+from glioscope.errors import GlioscopeError
 from glioscope.evaluate.combiners import LOGISTIC_C, Stack, fit_logistic, fuse_mean
+from glioscope.evaluate.fusion_inputs import (
+    FusionInput,
+    load_input,
+    run_names,
+    shared_class_names,
+    stack_patients,
+    test_patients,
+    union_csv,
+)
 from glioscope.evaluate.run import fold_key
-from glioscope.rundir import COHORT, INFO, PREDICTIONS, SPLITS, VALIDATION, RunFolder, RunRecord
+from glioscope.rundir import COHORT, INFO, SPLITS, VALIDATION, RunFolder, RunRecord
 from glioscope.split import LEAKY_WARNING, assert_disjoint, check_same_folds
 
 METHODS = ("mean", "logistic")
 _logistic = fit_logistic  # by this name, so that a test can watch every fit
-
-
-@dataclass
-class _Input:
-    """One input run: its folder, name, headline model and patient-level predictions."""
-
-    run_dir: Path
-    name: str
-    info: dict
-    model: str
-    patients: pd.DataFrame  # fold, patient_id, target, prob_* (held-out folds and "test")
-    validation: pd.DataFrame | None  # fold, patient_id, target, prob_* (inner validation), None without the file
 
 
 @dataclass
@@ -86,105 +82,32 @@ class _Summary:
     methods: list = field(default_factory=list)
 
 
-# --- reading the inputs ---------------------------------------------------------------------------
-
-
-def _headline_model(run_dir: Path, info: dict, available: set[str]) -> str:
-    """The last model run.json lists that has predictions (the run's headline: "eff", "sdl/mean", ...)."""
-    listed = [m for m in info.get("models", []) if m in available]
-    if listed:
-        return listed[-1]
-    if len(available) == 1:
-        return next(iter(available))
-    raise InputError(RunFolder(run_dir) / INFO, f"cannot tell the headline model: {INFO} lists {info.get('models')}, "
-                                                f"{PREDICTIONS} has {sorted(available)}")
-
-
-def _load_input(run_dir: Path, name: str, class_names: list[str]) -> _Input:
-    folder = RunFolder(run_dir)
-    info = folder.info()
-    images = folder.predictions(class_names)
-    model = _headline_model(run_dir, info, set(images["model"]))
-    patients = to_patients(images[images["model"] == model], by=("fold",))
-    validation = folder.validation_predictions(class_names)
-    if validation is not None:
-        validation = validation[validation["model"] == model]
-        validation = to_patients(validation, by=("fold",)) if len(validation) else None
-    keep = ["fold", "patient_id", "target", *[f"prob_{c}" for c in class_names]]
-    return _Input(run_dir, name, info, model, patients[keep], None if validation is None else validation[keep])
-
-
-def _names(run_dirs: Sequence[Path]) -> list[str]:
-    """A short name per run: its folder name, with its position added where two would clash."""
-    names = [d.name or str(d) for d in run_dirs]
-    return [f"{n}#{k + 1}" if names.count(n) > 1 else n for k, n in enumerate(names)]
-
-
-def _class_names(run_dirs: Sequence[Path]) -> list[str]:
-    """The inputs' classes (run.json class_names, else predictions.csv); they must agree, in order."""
-    found = []
-    for run_dir in run_dirs:
-        folder = RunFolder(run_dir)
-        names = folder.info().get("class_names") or [c[len("prob_"):] for c in prob_columns(folder.predictions())]
-        found.append([str(c) for c in names])
-    for run_dir, names in zip(run_dirs[1:], found[1:]):
-        if names != found[0]:
-            raise GlioscopeError(f"runs {run_dirs[0]} and {run_dir} have different classes: {found[0]} vs {names}; "
-                                 "only runs of the same task can be fused")
-    return found[0]
-
-
 # --- combining ----------------------------------------------------------------------------------------
 
 
-def _stack(inputs: Sequence[_Input], attribute: str, folds: Sequence[str], class_names: list[str]) -> Stack:
-    """The patients of `folds` (in any input's `attribute` table) with each input's probabilities."""
-    probs_cols = [f"prob_{c}" for c in class_names]
-    tables = []
-    for k, item in enumerate(inputs):
-        table = getattr(item, attribute)
-        if table is None:
-            continue
-        rows = table[table["fold"].isin(list(folds))]
-        tables.append(rows.assign(_run=k))
-    rows = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["patient_id", "target", "_run", *probs_cols])
-    if len(folds) > 1:  # pooled folds: a patient validated in two folds counts once per run (mean of its predictions)
-        rows = rows.groupby(["_run", "patient_id"], sort=False).agg(
-            {"target": "first", **{c: "mean" for c in probs_cols}}).reset_index()
-    duplicated = rows.duplicated(["_run", "patient_id"])
-    if duplicated.any():
-        raise GlioscopeError(f"patient {rows.loc[duplicated, 'patient_id'].iloc[0]} appears twice in one run's fold")
-    targets = rows.groupby("patient_id")["target"].nunique()
-    if (targets > 1).any():
-        patient = targets[targets > 1].index[0]
-        raise GlioscopeError(f"patient {patient} has different targets in different runs; the runs disagree on labels")
-    patients = sorted(rows["patient_id"].unique())
-    index = {p: i for i, p in enumerate(patients)}
-    probs = np.full((len(patients), len(inputs), len(class_names)), np.nan)
-    target = np.zeros(len(patients), dtype=int)
-    where = rows["patient_id"].map(index).to_numpy()
-    probs[where, rows["_run"].to_numpy(dtype=int)] = rows[probs_cols].to_numpy(dtype=float)
-    target[where] = rows["target"].to_numpy(dtype=int)
-    return Stack(patients, target, probs)
-
-
-def _coefficients(model: LogisticRegression, inputs: Sequence[_Input], class_names: list[str]) -> dict:
+def _coefficients(model: LogisticRegression, inputs: Sequence[FusionInput], class_names: list[str]) -> dict:
     """The combiner's weights by feature name (per class when there are more than two)."""
     missing = [f"missing {i.name}" for i in inputs]
     if len(class_names) == 2:
         names = [f"logit {i.name}" for i in inputs] + missing
         return {"coef": dict(zip(names, map(float, model.coef_[0]))), "intercept": float(model.intercept_[0])}
     names = [f"log p({c}) {i.name}" for i in inputs for c in class_names] + missing
-    return {"coef": {c: dict(zip(names, map(float, row))) for c, row in zip(class_names, model.coef_)},
-            "intercept": dict(zip(class_names, map(float, model.intercept_)))}
+    return {
+        "coef": {c: dict(zip(names, map(float, row))) for c, row in zip(class_names, model.coef_)},
+        "intercept": dict(zip(class_names, map(float, model.intercept_))),
+    }
 
 
-def _logistic_blocker(inputs: Sequence[_Input], cv_folds: Sequence[str], has_test: bool, class_names) -> str | None:
+def _logistic_blocker(
+    inputs: Sequence[FusionInput], cv_folds: Sequence[str], has_test: bool, class_names
+) -> str | None:
     """Why logistic fusion cannot run, or None."""
     for item in inputs:
         if item.validation is None:
-            return (f"run {item.name} has no validation predictions ({VALIDATION}) for model {item.model}; "
-                    "train with train.validation: inner")
+            return (
+                f"run {item.name} has no validation predictions ({VALIDATION}) for model {item.model}; "
+                "train with train.validation: inner"
+            )
         missing = [f for f in cv_folds if not (item.validation["fold"] == f).any()]
         if missing:
             return f"run {item.name} has no validation predictions for fold(s) {', '.join(missing)}"
@@ -198,24 +121,30 @@ def _logistic_blocker(inputs: Sequence[_Input], cv_folds: Sequence[str], has_tes
 
 
 def _rows(stack: Stack, proba: np.ndarray, fold: str, model: str, class_names: list[str]) -> pd.DataFrame:
-    frame = pd.DataFrame({"fold": fold, "model": model, "slice_id": stack.patients, "item_id": stack.patients,
-                          "patient_id": stack.patients, "target": stack.targets,
-                          "n_inputs": (~stack.missing).sum(axis=1)})
+    frame = pd.DataFrame(
+        {
+            "fold": fold,
+            "model": model,
+            "slice_id": stack.patients,
+            "item_id": stack.patients,
+            "patient_id": stack.patients,
+            "target": stack.targets,
+            "n_inputs": (~stack.missing).sum(axis=1),
+        }
+    )
     for k, name in enumerate(class_names):
         frame[f"prob_{name}"] = proba[:, k]
     return frame
 
 
-def _test_patients(run_dirs: Sequence[Path]) -> set[str]:
-    ids = set()
-    for run_dir in run_dirs:
-        splits = pd.read_csv(run_dir / SPLITS, dtype={"patient_id": str, "partition": str})
-        ids |= set(splits.loc[splits["partition"] == "test", "patient_id"])
-    return ids
-
-
-def _fuse_predictions(inputs: list[_Input], class_names: list[str], methods: list[str], test_ids: set[str],
-                      leaky: bool, summary: _Summary) -> pd.DataFrame:
+def _fuse_predictions(
+    inputs: list[FusionInput],
+    class_names: list[str],
+    methods: list[str],
+    test_ids: set[str],
+    leaky: bool,
+    summary: _Summary,
+) -> pd.DataFrame:
     cv_sets = [set(i.patients.loc[i.patients["fold"] != "test", "fold"]) for i in inputs]
     cv_folds = sorted(set.intersection(*cv_sets), key=fold_key)
     dropped = sorted(set.union(*cv_sets) - set(cv_folds), key=fold_key)
@@ -238,60 +167,75 @@ def _fuse_predictions(inputs: list[_Input], class_names: list[str], methods: lis
 
     frames = []
     for fold in folds:
-        stack = _stack(inputs, "patients", [fold], class_names)
+        stack = stack_patients(inputs, "patients", [fold], class_names)
         per_run = {i.name: int(n) for i, n in zip(inputs, stack.missing.sum(axis=0))}
-        summary.folds[fold] = {"patients": len(stack.patients),
-                               "fewer_than_all_runs": int(stack.missing.any(axis=1).sum()),
-                               "missing_per_run": per_run}
+        summary.folds[fold] = {
+            "patients": len(stack.patients),
+            "fewer_than_all_runs": int(stack.missing.any(axis=1).sum()),
+            "missing_per_run": per_run,
+        }
         if "mean" in methods:
             frames.append(_rows(stack, fuse_mean(stack), fold, "fusion/mean", class_names))
         if "logistic" in methods:
-            fit_folds = [fold] if fold != "test" else sorted({f for i in inputs for f in i.validation["fold"]}, key=fold_key)
-            fit = _stack(inputs, "validation", fit_folds, class_names)
+            fit_folds = (
+                [fold] if fold != "test" else sorted({f for i in inputs for f in i.validation["fold"]}, key=fold_key)
+            )
+            fit = stack_patients(inputs, "validation", fit_folds, class_names)
             if not leaky:
-                assert_disjoint({f"validation patients the combiner is fit on (fold(s) {', '.join(fit_folds)})": fit.patients,
-                                 f"patients it predicts (fold {fold})": stack.patients,
-                                 **({"the test partition": sorted(test_ids)} if fold != "test" else {})})
+                assert_disjoint(
+                    {
+                        f"validation patients the combiner is fit on (fold(s) {', '.join(fit_folds)})": fit.patients,
+                        f"patients it predicts (fold {fold})": stack.patients,
+                        **({"the test partition": sorted(test_ids)} if fold != "test" else {}),
+                    }
+                )
             proba, model = _logistic(fit, stack, len(class_names))
-            summary.logistic[fold] = {"fit_on": "validation patients of fold(s) " + ", ".join(fit_folds),
-                                      "n_fit": len(fit.patients), "n_fit_imputed": int(fit.missing.any(axis=1).sum()),
-                                      "n_predicted": len(stack.patients), **_coefficients(model, inputs, class_names)}
+            summary.logistic[fold] = {
+                "fit_on": "validation patients of fold(s) " + ", ".join(fit_folds),
+                "n_fit": len(fit.patients),
+                "n_fit_imputed": int(fit.missing.any(axis=1).sum()),
+                "n_predicted": len(stack.patients),
+                **_coefficients(model, inputs, class_names),
+            }
             frames.append(_rows(stack, proba, fold, "fusion/logistic", class_names))
     summary.methods = methods
     order = {m: k for k, m in enumerate(METHODS)}
     table = pd.concat(frames, ignore_index=True)
     table["_m"] = table["model"].str.split("/").str[1].map(order)
     table["_f"] = table["fold"].map(lambda f: fold_key(f))
-    return table.sort_values(["_m", "_f", "patient_id"], kind="stable").drop(columns=["_m", "_f"]).reset_index(drop=True)
+    return (
+        table.sort_values(["_m", "_f", "patient_id"], kind="stable").drop(columns=["_m", "_f"]).reset_index(drop=True)
+    )
 
 
 # --- writing the run ------------------------------------------------------------------------------
 
 
-def _union_csv(paths: Sequence[Path], key: str = "item_id") -> pd.DataFrame | None:
-    frames = [pd.read_csv(p, dtype=str, keep_default_na=False) for p in paths if p.is_file()]
-    if not frames:
-        return None
-    table = pd.concat(frames, ignore_index=True)
-    return table.drop_duplicates(key) if key in table.columns else table.drop_duplicates()
-
-
-def _notes(inputs: list[_Input], methods: list[str], summary: _Summary, n_partial: int, leaky: bool) -> list[str]:
+def _notes(inputs: list[FusionInput], methods: list[str], summary: _Summary, n_partial: int, leaky: bool) -> list[str]:
     listing = "; ".join(f"{i.name} (model {i.model})" for i in inputs)
-    notes = [f"Late fusion of {len(inputs)} runs on the same splits: {listing}. Each run's slices were averaged to one "
-             "probability per patient per fold first."]
+    notes = [
+        f"Late fusion of {len(inputs)} runs on the same splits: {listing}. Each run's slices were averaged to one "
+        "probability per patient per fold first."
+    ]
     if "mean" in methods:
-        notes.append("fusion/mean: the mean of the runs' patient probabilities; a patient missing from a run is fused "
-                     "from the runs that have it.")
+        notes.append(
+            "fusion/mean: the mean of the runs' patient probabilities; a patient missing from a run is fused "
+            "from the runs that have it."
+        )
     if "logistic" in methods:
-        notes.append(f"fusion/logistic: logistic regression (scikit-learn, L2, C={LOGISTIC_C}) on each run's patient "
-                     "logit plus a missing-input indicator per run (a missing input imputed as p = 0.5, logit 0); fold k's "
-                     f"combiner fit only on fold k's inner-validation patients ({VALIDATION}) and applied "
-                     "to fold k's held-out patients; the test combiner fit on all folds' validation patients pooled and "
-                     "applied to the test predictions (mean over the fold models). "
-                     + ("The split is leaky, so the fitted and predicted patients were not checked disjoint. " if leaky else
-                        "The fitted patients were checked disjoint from the predicted ones and from the test partition. ")
-                     + f"Coefficients: {INFO} 'fusion'.")
+        notes.append(
+            f"fusion/logistic: logistic regression (scikit-learn, L2, C={LOGISTIC_C}) on each run's patient "
+            "logit plus a missing-input indicator per run (a missing input imputed as p = 0.5, logit 0); fold k's "
+            f"combiner fit only on fold k's inner-validation patients ({VALIDATION}) and applied "
+            "to fold k's held-out patients; the test combiner fit on all folds' validation patients pooled and "
+            "applied to the test predictions (mean over the fold models). "
+            + (
+                "The split is leaky, so the fitted and predicted patients were not checked disjoint. "
+                if leaky
+                else "The fitted patients were checked disjoint from the predicted ones and from the test partition. "
+            )
+            + f"Coefficients: {INFO} 'fusion'."
+        )
     notes.append("Predictions are per patient (slice_id = item_id = patient_id): image level equals patient level.")
     partial = {f: s["fewer_than_all_runs"] for f, s in summary.folds.items() if s["fewer_than_all_runs"]}
     if partial:
@@ -299,14 +243,20 @@ def _notes(inputs: list[_Input], methods: list[str], summary: _Summary, n_partia
         where = ", ".join(f"fold {f}: {n}" for f, n in partial.items())
         per_run = {i.name: sum(s["missing_per_run"][i.name] for s in summary.folds.values()) for i in inputs}
         lacking = ", ".join(f"{name} lacks {n}" for name, n in per_run.items() if n)
-        notes.append(f"{total} patient prediction(s) fused from fewer than all {len(inputs)} runs ({where}; {lacking}).")
+        notes.append(
+            f"{total} patient prediction(s) fused from fewer than all {len(inputs)} runs ({where}; {lacking})."
+        )
     else:
         notes.append(f"Every patient had predictions from all {len(inputs)} runs.")
     if n_partial:
         notes.append(f"{n_partial} patient(s) are in the splits of only some of the runs (a missing sequence).")
     imputed = {f: s["n_fit_imputed"] for f, s in summary.logistic.items() if s["n_fit_imputed"]}
     if imputed:
-        notes.append("Validation patients with an imputed input: " + ", ".join(f"fold {f}: {n}" for f, n in imputed.items()) + ".")
+        notes.append(
+            "Validation patients with an imputed input: "
+            + ", ".join(f"fold {f}: {n}" for f, n in imputed.items())
+            + "."
+        )
     notes += [f"Note: {s}." for s in summary.skipped]
     for item in inputs:
         notes += [f"{item.name}: {n}" for n in item.info.get("notes", [])]
@@ -324,7 +274,9 @@ class FusedRun:
     predictions: pd.DataFrame
 
 
-def check_inputs(run_dirs: Sequence[str | Path], out: str | Path, methods: Sequence[str]) -> tuple[list[Path], list[str]]:
+def check_inputs(
+    run_dirs: Sequence[str | Path], out: str | Path, methods: Sequence[str]
+) -> tuple[list[Path], list[str]]:
     """The runs and methods of a fusion, checked: known methods, two runs or more, none twice, out not among them."""
     run_dirs = [Path(r) for r in run_dirs]
     methods = list(dict.fromkeys(methods))
@@ -335,7 +287,9 @@ def check_inputs(run_dirs: Sequence[str | Path], out: str | Path, methods: Seque
         raise GlioscopeError(f"fusion needs at least two runs, got {len(run_dirs)}")
     resolved = [d.resolve() for d in run_dirs]
     if len(set(resolved)) < len(resolved):
-        raise GlioscopeError("a run is given twice: " + ", ".join(str(d) for d, r in zip(run_dirs, resolved) if resolved.count(r) > 1))
+        raise GlioscopeError(
+            "a run is given twice: " + ", ".join(str(d) for d, r in zip(run_dirs, resolved) if resolved.count(r) > 1)
+        )
     if Path(out).resolve() in resolved:
         raise GlioscopeError(f"{out}: the output is one of the input runs")
     for run_dir in run_dirs:
@@ -345,31 +299,54 @@ def check_inputs(run_dirs: Sequence[str | Path], out: str | Path, methods: Seque
 
 def fuse_runs(run_dirs: Sequence[Path], methods: Sequence[str], n_boot: int = 1000) -> FusedRun:
     """Fuse the headline models of runs on the same splits (see the module docstring); nothing is written."""
-    class_names = _class_names(run_dirs)
+    class_names = shared_class_names(run_dirs)
     # Shared patients in the same folds everywhere; a patient may lack a run (a missing sequence).
     n_partial = check_same_folds(run_dirs, partial=True)
-    inputs = [_load_input(d, n, class_names) for d, n in zip(run_dirs, _names(run_dirs))]
+    inputs = [load_input(d, n, class_names) for d, n in zip(run_dirs, run_names(run_dirs))]
     leaky = any(i.info.get("leaky") for i in inputs)
     summary = _Summary()
-    predictions = _fuse_predictions(inputs, class_names, list(methods), _test_patients(run_dirs), leaky, summary)
+    predictions = _fuse_predictions(inputs, class_names, list(methods), test_patients(run_dirs), leaky, summary)
     used = summary.methods
     first = inputs[0].info
     labels = {i.info.get("label") for i in inputs}
     record = RunRecord(
-        recipe="fusion", task=first.get("task"), label=first.get("label") if len(labels) == 1 else "fusion",
-        class_names=class_names, models=[f"fusion/{m}" for m in used],
-        folds=sorted(int(f) for f in summary.folds if f != "test"), leaky=leaky,
+        recipe="fusion",
+        task=first.get("task"),
+        label=first.get("label") if len(labels) == 1 else "fusion",
+        class_names=class_names,
+        models=[f"fusion/{m}" for m in used],
+        folds=sorted(int(f) for f in summary.folds if f != "test"),
+        leaky=leaky,
         split_statement=LEAKY_WARNING if leaky else first.get("split_statement", ""),
-        seed_tables=first.get("seed_tables"), caveat=first.get("caveat"),
+        seed_tables=first.get("seed_tables"),
+        caveat=first.get("caveat"),
         patient_ids=all(i.info.get("patient_ids", True) for i in inputs),
         notes=_notes(inputs, used, summary, n_partial, leaky),
         samples={"kind": "patients", "count": int(predictions["patient_id"].nunique())},
         cohort=f"{COHORT} (the input runs' cohorts)",
-        fusion={"methods": used, "logistic_C": LOGISTIC_C, "folds": summary.folds, "logistic": summary.logistic,
-                "skipped": summary.skipped, "inputs": [{"run": str(i.run_dir), "name": i.name, "model": i.model,
-                                                         "recipe": i.info.get("recipe")} for i in inputs]})
-    config = {"name": "fusion", "description": "late fusion of runs on the same splits",
-              "inputs": [{"run": str(i.run_dir), "model": i.model} for i in inputs],
-              "fusion": {"methods": used, "logistic_C": LOGISTIC_C}, "evaluate": {"bootstrap": int(n_boot)}}
-    return FusedRun(config, record, _union_csv([d / SPLITS for d in run_dirs]), _union_csv([d / COHORT for d in run_dirs]),
-                    predictions)
+        fusion={
+            "methods": used,
+            "logistic_C": LOGISTIC_C,
+            "folds": summary.folds,
+            "logistic": summary.logistic,
+            "skipped": summary.skipped,
+            "inputs": [
+                {"run": str(i.run_dir), "name": i.name, "model": i.model, "recipe": i.info.get("recipe")}
+                for i in inputs
+            ],
+        },
+    )
+    config = {
+        "name": "fusion",
+        "description": "late fusion of runs on the same splits",
+        "inputs": [{"run": str(i.run_dir), "model": i.model} for i in inputs],
+        "fusion": {"methods": used, "logistic_C": LOGISTIC_C},
+        "evaluate": {"bootstrap": int(n_boot)},
+    }
+    return FusedRun(
+        config,
+        record,
+        union_csv([d / SPLITS for d in run_dirs]),
+        union_csv([d / COHORT for d in run_dirs]),
+        predictions,
+    )

@@ -68,8 +68,9 @@ def _class_scores(logits: torch.Tensor, class_index) -> tuple[torch.Tensor, np.n
     return logits.gather(1, chosen[:, None])[:, 0], chosen.cpu().numpy()
 
 
-def grad_cam_with_classes(model: nn.Module, inputs: torch.Tensor, target_layer: nn.Module | None = None,
-                          class_index=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def grad_cam_with_classes(
+    model: nn.Module, inputs: torch.Tensor, target_layer: nn.Module | None = None, class_index=None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(maps, class explained per sample, softmax probabilities) for a batch."""
     if inputs.ndim not in (4, 5):
         raise GlioscopeError(f"Grad-CAM needs (N, C, H, W) or (N, C, D, H, W) inputs, got shape {tuple(inputs.shape)}")
@@ -110,7 +111,9 @@ def grad_cam_with_classes(model: nn.Module, inputs: torch.Tensor, target_layer: 
     return flat.reshape(cam.shape).cpu().numpy(), chosen, proba.detach().cpu().numpy()
 
 
-def grad_cam(model: nn.Module, inputs: torch.Tensor, target_layer: nn.Module | None = None, class_index=None) -> np.ndarray:
+def grad_cam(
+    model: nn.Module, inputs: torch.Tensor, target_layer: nn.Module | None = None, class_index=None
+) -> np.ndarray:
     """Grad-CAM maps of shape (N, H, W) or (N, D, H, W), upsampled to the input, in [0, 1].
 
     class_index: None explains each sample's predicted class; an int (or one per sample) a chosen class.
@@ -135,10 +138,14 @@ def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.45, colormap: s
 
     image = np.asarray(image, dtype=float)
     if image.ndim == 3:
-        image = image.mean(axis=0) if image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3) else image.mean(axis=-1)
+        image = (
+            image.mean(axis=0) if image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3) else image.mean(axis=-1)
+        )
     cam = np.asarray(cam, dtype=float)
     if cam.shape != image.shape:
-        cam = F.interpolate(torch.as_tensor(cam)[None, None], size=image.shape, mode="bilinear", align_corners=False)[0, 0].numpy()
+        cam = F.interpolate(torch.as_tensor(cam)[None, None], size=image.shape, mode="bilinear", align_corners=False)[
+            0, 0
+        ].numpy()
     grey = _to_unit(image)[..., None].repeat(3, axis=-1)
     colour = colormaps[colormap](np.clip(cam, 0, 1))[..., :3]
     blended = (1 - alpha) * grey + alpha * colour
@@ -155,9 +162,16 @@ def _views(volume: np.ndarray, cam: np.ndarray) -> list[tuple[str, np.ndarray, n
     ]
 
 
-def gradcam_panels(model: nn.Module, inputs: torch.Tensor, labels: Sequence[int] | None = None,
-                   class_names: Sequence[str] | None = None, names: Sequence[str] | None = None,
-                   target_layer: nn.Module | None = None, per_class: int = 3, dpi: int = 90) -> list[tuple[str, bytes]]:
+def gradcam_panels(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
+    names: Sequence[str] | None = None,
+    target_layer: nn.Module | None = None,
+    per_class: int = 3,
+    dpi: int = 90,
+) -> list[tuple[str, bytes]]:
     """One PNG per true class (or one for all when labels are None) with up to `per_class` examples.
 
     Each example shows the image and its overlay (2D) or three orthogonal overlays
@@ -190,11 +204,18 @@ def gradcam_panels(model: nn.Module, inputs: torch.Tensor, labels: Sequence[int]
             if is_3d:
                 tiles = [(title, overlay(img, cam)) for title, img, cam in _views(images[i], cams[i])]
             else:
-                tiles = [("image", _to_unit(images[i])), ("Grad-CAM " + class_names[int(chosen[i])], overlay(images[i], cams[i]))]
+                tiles = [
+                    ("image", _to_unit(images[i])),
+                    ("Grad-CAM " + class_names[int(chosen[i])], overlay(images[i], cams[i])),
+                ]
             for col, (title, tile) in enumerate(tiles):
                 ax = axes[row, col]
                 ax.imshow(tile, cmap="gray" if tile.ndim == 2 else None, vmin=0, vmax=1 if tile.ndim == 2 else None)
-                ax.set_title(f"{heading}\n{title}" if col == 0 else f"\n{title}", fontsize=8, loc="left" if col == 0 else "center")
+                ax.set_title(
+                    f"{heading}\n{title}" if col == 0 else f"\n{title}",
+                    fontsize=8,
+                    loc="left" if col == 0 else "center",
+                )
                 ax.axis("off")
         title = "Grad-CAM" if label is None else f"Grad-CAM, true class {class_names[label]}"
         fig.suptitle(title, fontsize=10)

@@ -28,9 +28,13 @@ def at_threshold(y_true: np.ndarray, positive: np.ndarray, threshold: float) -> 
     called = np.asarray(positive) >= threshold
     tp, fn = int((called & (y_true == 1)).sum()), int((~called & (y_true == 1)).sum())
     tn, fp = int((~called & (y_true == 0)).sum()), int((called & (y_true == 0)).sum())
-    return {"threshold": float(threshold), "confusion_matrix": [[tn, fp], [fn, tp]],
-            "sensitivity": tp / (tp + fn) if tp + fn else None, "specificity": tn / (tn + fp) if tn + fp else None,
-            "accuracy": (tp + tn) / len(y_true) if len(y_true) else None}
+    return {
+        "threshold": float(threshold),
+        "confusion_matrix": [[tn, fp], [fn, tp]],
+        "sensitivity": tp / (tp + fn) if tp + fn else None,
+        "specificity": tn / (tn + fp) if tn + fp else None,
+        "accuracy": (tp + tn) / len(y_true) if len(y_true) else None,
+    }
 
 
 def cv_operating_point(folder: RunFolder, names: list[str], headline: str) -> dict | None:
@@ -44,6 +48,9 @@ def cv_operating_point(folder: RunFolder, names: list[str], headline: str) -> di
         return None
     patients = to_patients(cv, by=("fold",))
     threshold = youden_threshold(patients["target"].to_numpy(), patients[f"prob_{names[1]}"].to_numpy())
-    return {"threshold": threshold, "positive_class": names[1],
-            "chosen_on": f"the run's cross-validation predictions of {headline} (patient level, all folds pooled, "
-                         f"{len(patients)} patients), maximising Youden's J (sensitivity + specificity - 1)"}
+    return {
+        "threshold": threshold,
+        "positive_class": names[1],
+        "chosen_on": f"the run's cross-validation predictions of {headline} (patient level, all folds pooled, "
+        f"{len(patients)} patients), maximising Youden's J (sensitivity + specificity - 1)",
+    }

@@ -76,7 +76,7 @@ def evaluate_run(run_dir: str | Path, n_boot: int = 1000, seed: int = 0, name: s
     folder = RunFolder(run_dir)
     info = folder.info()
     images = folder.predictions(info.get("class_names") or None)
-    names = [c[len("prob_"):] for c in prob_columns(images)]
+    names = [c[len("prob_") :] for c in prob_columns(images)]
     patients = to_patients(images, by=("set", "fold", "model"))
     models = [m for m in info["models"] if m in set(images["model"])]
     models += sorted(set(images["model"]) - set(models))
@@ -111,9 +111,13 @@ def evaluate_run(run_dir: str | Path, n_boot: int = 1000, seed: int = 0, name: s
                     result[set_name][model][level] = evaluate_level(rows, names, n_boot, seed)
     point = (info.get("external") or {}).get("operating_point")
     if point:  # an external test of a binary run: each model at the threshold the run's CV chose
-        result["operating_point"] = {**point, "test": {
-            model: at_threshold(rows["target"].to_numpy(), rows[f"prob_{names[1]}"].to_numpy(), point["threshold"])
-            for model, rows in patients[patients["set"] == "test"].groupby("model", sort=False)}}
+        result["operating_point"] = {
+            **point,
+            "test": {
+                model: at_threshold(rows["target"].to_numpy(), rows[f"prob_{names[1]}"].to_numpy(), point["threshold"])
+                for model, rows in patients[patients["set"] == "test"].groupby("model", sort=False)
+            },
+        }
     result = _json_safe(result)
     folder.write_metrics(result, _patient_table(patients, names))
     return result
@@ -128,7 +132,18 @@ def _patient_table(patients: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     table["target_label"] = [names[k] for k in table["target"]]
     table["predicted_label"] = [names[k] for k in predicted]
     table["correct"] = table["predicted"] == table["target"]
-    front = ["set", "fold", "model", "patient_id", "n_items", "target", "target_label", "predicted", "predicted_label", "correct"]
+    front = [
+        "set",
+        "fold",
+        "model",
+        "patient_id",
+        "n_items",
+        "target",
+        "target_label",
+        "predicted",
+        "predicted_label",
+        "correct",
+    ]
     table["_order"] = table["fold"].map(fold_key)
     table = table.sort_values(["set", "_order", "model", "patient_id"], kind="stable")
     return table[front + probs].reset_index(drop=True)

@@ -24,8 +24,11 @@ def by_series_uid(header: dict) -> str:
 
 
 def group_series(
-    headers: list[dict], key: Callable[[dict], str] = by_series_uid, modalities: tuple[str, ...] | None = dicom.MR,
-    workers: int | None = 1, progress: bool = False,
+    headers: list[dict],
+    key: Callable[[dict], str] = by_series_uid,
+    modalities: tuple[str, ...] | None = dicom.MR,
+    workers: int | None = 1,
+    progress: bool = False,
 ) -> tuple[list[dict], list[Skip], list[str]]:
     """Rows of kind 'series' from file headers: (rows, skipped, notes).
 

@@ -64,9 +64,18 @@ def nifti_row(path: Path, patient: str) -> dict:
         raise InputError(path, info.reason)
     role, sequence, _ = classify_file_name(path.name)
     x, y, z = info["shape"]
-    return {"patient_id": patient, "study_id": patient, "kind": "volume", "path": str(path),
-            "sequence": sequence if role == "image" else "unknown", "plane": info["plane"], "n_slices": z,
-            "rows": y, "cols": x, "source_format": "nifti"}
+    return {
+        "patient_id": patient,
+        "study_id": patient,
+        "kind": "volume",
+        "path": str(path),
+        "sequence": sequence if role == "image" else "unknown",
+        "plane": info["plane"],
+        "n_slices": z,
+        "rows": y,
+        "cols": x,
+        "source_format": "nifti",
+    }
 
 
 def _nifti_folder(path: Path) -> list[dict]:
@@ -85,8 +94,14 @@ def _image_row(path: Path) -> dict:
     header = images.read_image_header(path)
     if isinstance(header, cohort.Skip):
         raise InputError(path, header.reason)
-    return {"patient_id": path.stem, "kind": "image", "path": str(path), "rows": header["rows"],
-            "cols": header["cols"], "source_format": "image"}
+    return {
+        "patient_id": path.stem,
+        "kind": "image",
+        "path": str(path),
+        "rows": header["rows"],
+        "cols": header["cols"],
+        "source_format": "image",
+    }
 
 
 def dicom_rows(path: Path) -> tuple[list[dict], list[cohort.Skip]]:

@@ -57,6 +57,7 @@ def method_of_config(config: dict, where: Path | str | None = None) -> Method:
         raise InputError(where, "is a fused run (glioscope fuse): it has no models of its own to apply")
     kind = config.get("kind") or "deep"
     if kind not in METHODS:
-        raise InputError(where, f"was made by a kind of method this version does not know ({kind!r}; known: "
-                                f"{', '.join(METHODS)})")
+        raise InputError(
+            where, f"was made by a kind of method this version does not know ({kind!r}; known: {', '.join(METHODS)})"
+        )
     return METHODS[kind]

@@ -35,8 +35,18 @@ class Method(ABC):
         return self.recipes.recipe_class.from_dict(config)
 
     @abstractmethod
-    def run(self, recipe, cohort: Path, out: Path, splits: Path | None = None, folds: list[int] | None = None,
-            resume: bool = False, progress: bool = True, report: bool = True, cache_dir: Path | None = None) -> Path:
+    def run(
+        self,
+        recipe,
+        cohort: Path,
+        out: Path,
+        splits: Path | None = None,
+        folds: list[int] | None = None,
+        resume: bool = False,
+        progress: bool = True,
+        report: bool = True,
+        cache_dir: Path | None = None,
+    ) -> Path:
         """Train and evaluate `recipe` on every fold (or `folds`) into the run folder `out`; returns it."""
 
     # --- applying a trained run -------------------------------------------------------------------------
@@ -58,8 +68,9 @@ class Method(ABC):
         """(fold name, model) of every fold, ready to predict `inputs`."""
 
     @abstractmethod
-    def probabilities(self, folds: list[tuple[str, object]], inputs, recipe, record: RunRecord,
-                      progress: bool) -> dict[str, np.ndarray]:
+    def probabilities(
+        self, folds: list[tuple[str, object]], inputs, recipe, record: RunRecord, progress: bool
+    ) -> dict[str, np.ndarray]:
         """Each fold model's class probabilities (N, classes) of every input, in the inputs' order."""
 
     @abstractmethod
@@ -71,8 +82,9 @@ class Method(ABC):
         """The fingerprints of what the run trained on (a package: those it carries); None when unavailable."""
 
     @abstractmethod
-    def export_folds(self, run: RunFolder, package: RunFolder, recipe, record: RunRecord,
-                     torchscript: bool = False) -> dict:
+    def export_folds(
+        self, run: RunFolder, package: RunFolder, recipe, record: RunRecord, torchscript: bool = False
+    ) -> dict:
         """Write the fold models into a model package; returns what was checked."""
 
     @abstractmethod

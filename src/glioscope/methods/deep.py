@@ -27,10 +27,20 @@ _BATCH = 64  # samples a fold model predicts at a time: memory stays small
 class DeepMethod(Method):
     recipes = DEEP
 
-    def run(self, recipe, cohort, out, splits=None, folds=None, resume=False, progress=True, report=True,
-            cache_dir=None) -> Path:
-        return run(recipe, cohort, out, splits_path=splits, folds=folds, resume=resume, progress=progress,
-                   cache_dir=cache_dir, report=report)
+    def run(
+        self, recipe, cohort, out, splits=None, folds=None, resume=False, progress=True, report=True, cache_dir=None
+    ) -> Path:
+        return run(
+            recipe,
+            cohort,
+            out,
+            splits_path=splits,
+            folds=folds,
+            resume=resume,
+            progress=progress,
+            cache_dir=cache_dir,
+            report=report,
+        )
 
     def fold_files(self, folder: RunFolder) -> list[tuple[str, Path]]:
         return folder.model_files()
@@ -54,8 +64,7 @@ class DeepMethod(Method):
         normalisation = input_normalisation(recipe.model, recipe.data.normalize)
         dataset = inputs.dataset(np.ones(len(inputs), bool), np.zeros(len(inputs), np.int64), None, normalisation)
         parts: dict[str, list[np.ndarray]] = {fold: [] for fold, _ in folds}
-        for start in progress_bar(range(0, len(inputs), _BATCH), desc="predicting", unit="batch",
-                                  disable=not progress):
+        for start in progress_bar(range(0, len(inputs), _BATCH), desc="predicting", unit="batch", disable=not progress):
             batch = dataset.inputs(range(start, min(start + _BATCH, len(inputs))))
             for fold, model in folds:
                 parts[fold].append(headline_probabilities(model, batch))
@@ -74,7 +83,8 @@ class DeepMethod(Method):
             package.save_model(fold, state["model"], state.get("best_epoch", -1), state.get("precision") or {})
             if torchscript:
                 checks["torchscript_max_difference"][fold] = _torchscript(
-                    recipe, len(record.class_names), state["model"], package.fold(fold) / TORCHSCRIPT)
+                    recipe, len(record.class_names), state["model"], package.fold(fold) / TORCHSCRIPT
+                )
         return checks
 
     def input_words(self, recipe, record) -> dict:
@@ -86,10 +96,16 @@ class DeepMethod(Method):
         else:
             shape = [data.slices.size, data.slices.size]
             value = f"uint8 0..255 scaled to [0, 1], then the model's normalisation ({CONFIG} data.normalize)"
-        return {"network": f"Network `{recipe.model.name}`", "channels": channels, "shape": shape, "value": value,
-                "input": f"{data.kind} of MR images, {_channel_words(channels)}; the preprocessing is the recipe's "
-                         f"`data` section in {CONFIG} (glioscope applies it)",
-                "files": f"fold<k>/{MODEL} (weights, read with `weights_only=True`)", "format": "magnitude"}
+        return {
+            "network": f"Network `{recipe.model.name}`",
+            "channels": channels,
+            "shape": shape,
+            "value": value,
+            "input": f"{data.kind} of MR images, {_channel_words(channels)}; the preprocessing is the recipe's "
+            f"`data` section in {CONFIG} (glioscope applies it)",
+            "files": f"fold<k>/{MODEL} (weights, read with `weights_only=True`)",
+            "format": "magnitude",
+        }
 
 
 @torch.no_grad()

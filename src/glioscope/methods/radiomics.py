@@ -21,16 +21,21 @@ from glioscope.rundir import CLASSIFIER, CONFIG, FEATURES, FINGERPRINTS, INFO, R
 class RadiomicsMethod(Method):
     recipes = RADIOMICS
 
-    def run(self, recipe, cohort, out, splits=None, folds=None, resume=False, progress=True, report=True,
-            cache_dir=None) -> Path:
-        return run_radiomics(recipe, cohort, out, splits_path=splits, folds=folds, resume=resume, progress=progress,
-                             report=report)
+    def run(
+        self, recipe, cohort, out, splits=None, folds=None, resume=False, progress=True, report=True, cache_dir=None
+    ) -> Path:
+        return run_radiomics(
+            recipe, cohort, out, splits_path=splits, folds=folds, resume=resume, progress=progress, report=report
+        )
 
     def fold_files(self, folder: RunFolder) -> list[tuple[str, Path]]:
         files = sorted(folder.path.glob(f"*/{CLASSIFIER}"))
         if not files:
-            raise InputError(folder.path, f"no fitted classifier ({CLASSIFIER}) in any fold folder: a radiomics run "
-                                          "made before classifiers were kept cannot be applied; run it again")
+            raise InputError(
+                folder.path,
+                f"no fitted classifier ({CLASSIFIER}) in any fold folder: a radiomics run "
+                "made before classifiers were kept cannot be applied; run it again",
+            )
         return [(path.parent.name, path) for path in files]
 
     def inputs(self, recipe, record, frame, cache_dir, progress) -> FeatureSet:
@@ -41,8 +46,11 @@ class RadiomicsMethod(Method):
         if len(frame) == 1 and len(channels) == 1 and frame.loc[0, "sequence"] not in channels:
             frame.loc[0, "sequence"] = channels[0]  # the one volume the user pointed at is the channel
         if not (frame["mask_path"].astype(str) != "").any():
-            raise InputError(study.path, "has no tumour mask: a radiomics model computes its features inside it "
-                                         "(give --mask, or a BraTS case folder with its _seg file)")
+            raise InputError(
+                study.path,
+                "has no tumour mask: a radiomics model computes its features inside it "
+                "(give --mask, or a BraTS case folder with its _seg file)",
+            )
         made = feature_set(frame, recipe, channels, progress=False)
         made.skipped[:0] = study.skipped
         return made
@@ -55,8 +63,9 @@ class RadiomicsMethod(Method):
         return {fold: probabilities(model, inputs.columns(model.features), n) for fold, model in folds}
 
     def fingerprints(self, inputs: FeatureSet):
-        return leakcheck.Fingerprints.of_vectors(inputs.table["patient_id"], inputs.table["patient_id"],
-                                                 inputs.matrix.to_numpy(dtype=float))
+        return leakcheck.Fingerprints.of_vectors(
+            inputs.table["patient_id"], inputs.table["patient_id"], inputs.matrix.to_numpy(dtype=float)
+        )
 
     def training_fingerprints(self, folder, recipe, record, progress):
         if (folder / FINGERPRINTS).is_file():
@@ -65,8 +74,9 @@ class RadiomicsMethod(Method):
             return None
         features = pd.read_csv(folder / FEATURES, dtype={"patient_id": str})
         columns = [c for c in features.columns if c not in ("patient_id", "label")]
-        return leakcheck.Fingerprints.of_vectors(features["patient_id"], features["patient_id"],
-                                                 features[columns].to_numpy(dtype=float))
+        return leakcheck.Fingerprints.of_vectors(
+            features["patient_id"], features["patient_id"], features[columns].to_numpy(dtype=float)
+        )
 
     def export_folds(self, run, package, recipe, record, torchscript=False) -> dict:
         for fold, path in self.fold_files(run):
@@ -76,13 +86,16 @@ class RadiomicsMethod(Method):
     def input_words(self, recipe, record) -> dict:
         channels = _channels(record)
         count = (record.radiomics or {}).get("features_per_patient")
-        return {"network": f"A {recipe.classifier.model} classifier on {count} PyRadiomics features",
-                "channels": channels, "shape": None, "format": "radiomics features",
-                "value": f"features computed inside the tumour mask ({CONFIG} features), standardised by the model",
-                "input": f"PyRadiomics features inside the tumour mask of {', '.join(channels)} (a mask is "
-                         "needed with every study); the settings are the recipe's `data` and `features` sections",
-                "files": f"fold<k>/{CLASSIFIER} (the fitted classifier as plain arrays, read with "
-                         "`allow_pickle=False`)"}
+        return {
+            "network": f"A {recipe.classifier.model} classifier on {count} PyRadiomics features",
+            "channels": channels,
+            "shape": None,
+            "format": "radiomics features",
+            "value": f"features computed inside the tumour mask ({CONFIG} features), standardised by the model",
+            "input": f"PyRadiomics features inside the tumour mask of {', '.join(channels)} (a mask is "
+            "needed with every study); the settings are the recipe's `data` and `features` sections",
+            "files": f"fold<k>/{CLASSIFIER} (the fitted classifier as plain arrays, read with `allow_pickle=False`)",
+        }
 
 
 def _channels(record) -> list[str]:

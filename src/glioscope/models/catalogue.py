@@ -62,12 +62,16 @@ def choose(name: str, model: str | None = None) -> NamedWeights:
     rows = [r for r in catalogue([model] if model else None) if r.url and (name is None or r.name == name)]
     if not rows:
         known = sorted({r.name for r in catalogue() if r.url})
-        raise GlioscopeError(f"no named weights {name or ''!r}{f' for model {model}' if model else ''}; "
-                             f"names: {', '.join(known)} (see `glioscope weights`)")
+        raise GlioscopeError(
+            f"no named weights {name or ''!r}{f' for model {model}' if model else ''}; "
+            f"names: {', '.join(known)} (see `glioscope weights`)"
+        )
     files = {r.file for r in rows}
     if len(files) > 1:
-        raise GlioscopeError(f"{name!r} names the weights of {len(rows)} models; choose one with --model "
-                             f"({', '.join(r.model for r in rows)})")
+        raise GlioscopeError(
+            f"{name!r} names the weights of {len(rows)} models; choose one with --model "
+            f"({', '.join(r.model for r in rows)})"
+        )
     return rows[0]
 
 
@@ -84,11 +88,13 @@ def fetch(entry: NamedWeights, url: str | None = None, progress: bool = True, ov
     match = _HASH.search(Path(urlparse(source).path).name)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:  # writes a temporary file and renames it: a failed download leaves nothing behind
-        torch.hub.download_url_to_file(source, str(target), hash_prefix=match.group(1) if match else None,
-                                       progress=progress)
+        torch.hub.download_url_to_file(
+            source, str(target), hash_prefix=match.group(1) if match else None, progress=progress
+        )
     except Exception as exc:  # URLError, HTTPError, a hash mismatch (RuntimeError), OSError
-        raise GlioscopeError(f"cannot download {source} ({type(exc).__name__}: {exc}); without a network, copy the "
-                             f"file to {target}") from None
+        raise GlioscopeError(
+            f"cannot download {source} ({type(exc).__name__}: {exc}); without a network, copy the file to {target}"
+        ) from None
     try:
         state = load_tensors(target)
     except UnsafeFile:

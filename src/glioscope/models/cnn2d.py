@@ -32,8 +32,14 @@ def adapt_first_conv(model: nn.Module, path: str, in_chans: int) -> None:
     if conv.in_channels == in_chans:
         return
     new = nn.Conv2d(
-        in_chans, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-        conv.dilation, conv.groups, conv.bias is not None,
+        in_chans,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
+        conv.bias is not None,
     )
     with torch.no_grad():
         weight = conv.weight
@@ -51,7 +57,9 @@ def _torchvision(arch: str, weights) -> nn.Module:
     model = tvm.get_model(arch, weights=None)
     if weights is not None:
         report = load_matching(model, read_state_dict(weights, arch))
-        log.info("%s: loaded %d tensors from %s, %d skipped", arch, len(report["loaded"]), weights, len(report["skipped"]))
+        log.info(
+            "%s: loaded %d tensors from %s, %d skipped", arch, len(report["loaded"]), weights, len(report["skipped"])
+        )
         if not report["loaded"]:
             raise GlioscopeError(f"{weights}: no tensor matches the {arch} architecture")
     return model
@@ -70,8 +78,15 @@ def _split(arch: str, model: nn.Module) -> tuple[nn.Module, nn.Module, int, int]
     return backbone, nn.Sequential(*classifier[:-1]), last.in_features, first_linear.in_features
 
 
-def build_2d(arch: str, num_classes: int, in_chans: int = 3, weights=None, head: str = "linear",
-             hidden: int = 256, dropout: float | None = None) -> Classifier:
+def build_2d(
+    arch: str,
+    num_classes: int,
+    in_chans: int = 3,
+    weights=None,
+    head: str = "linear",
+    hidden: int = 256,
+    dropout: float | None = None,
+) -> Classifier:
     """A torchvision backbone with one of the heads in HEADS."""
     if head not in HEADS:
         raise GlioscopeError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
@@ -102,7 +117,9 @@ for _arch in ("alexnet", "vgg19", "resnet18", "resnet50", "resnet152", "efficien
 
 
 @register_model("smallcnn", min_size=16)
-def smallcnn(num_classes: int, in_chans: int = 3, weights=None, width: int = 16, pool: str = "avg", **kwargs) -> Classifier:
+def smallcnn(
+    num_classes: int, in_chans: int = 3, weights=None, width: int = 16, pool: str = "avg", **kwargs
+) -> Classifier:
     """Four conv-BN-ReLU-pool blocks (width, 2w, 4w, 4w channels) and global `pool`ing ("avg" or "max").
 
     Not from a paper: about 60 thousand weights, for CPU checks of a pipeline (the MGMT
@@ -117,8 +134,12 @@ def smallcnn(num_classes: int, in_chans: int = 3, weights=None, width: int = 16,
     channels = [in_chans, width, 2 * width, 4 * width, 4 * width]
     layers: list[nn.Module] = []
     for cin, cout in zip(channels[:-1], channels[1:]):
-        layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                   nn.MaxPool2d(2)]
+        layers += [
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        ]
     if pool not in ("avg", "max"):
         raise GlioscopeError(f"smallcnn pool {pool!r}: choose avg or max")
     pooling = nn.AdaptiveAvgPool2d(1) if pool == "avg" else nn.AdaptiveMaxPool2d(1)

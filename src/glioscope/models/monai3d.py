@@ -30,8 +30,12 @@ log = logging.getLogger(__name__)
 WIDTH = 512  # features after the global average pool
 NOT_PRETRAINED = ("fc.", "conv_seg.")
 MEDICALNET_URL = "https://huggingface.co/TencentMedicalNet/MedicalNet-Resnet10/resolve/main/resnet_10_23dataset.pth"
-register_weights("resnet10_3d", "medicalnet", MEDICALNET_URL,
-                 note="MedicalNet's ResNet-10, pretrained on 23 segmentation datasets (Chen et al. 2019)")
+register_weights(
+    "resnet10_3d",
+    "medicalnet",
+    MEDICALNET_URL,
+    note="MedicalNet's ResNet-10, pretrained on 23 segmentation datasets (Chen et al. 2019)",
+)
 
 
 def _medicalnet_file() -> str:
@@ -42,7 +46,8 @@ def _medicalnet_file() -> str:
             f"medicalnet weights for resnet10_3d are not in the local torch cache (expected {entry.path}). "
             "glioscope never downloads while training: run `glioscope weights fetch medicalnet --model "
             "resnet10_3d`, pass the file with --set model.weights=PATH, or train from scratch with "
-            "--set model.weights=none")
+            "--set model.weights=none"
+        )
     return str(entry.path)
 
 
@@ -63,11 +68,14 @@ def build_resnet10(num_classes: int, in_chans: int = 1, weights=None, dropout: f
     except ImportError as exc:  # a dependency of glioscope: only a broken install lacks it
         raise GlioscopeError(f"the 3D ResNet-10 needs MONAI (pip install monai): {exc}") from None
     if weights is not None and str(weights).lower() in ("imagenet", "kinetics", "kinetics400"):
-        raise GlioscopeError(f"resnet10_3d has no {weights} weights; give medicalnet, a MedicalNet weights file or none")
+        raise GlioscopeError(
+            f"resnet10_3d has no {weights} weights; give medicalnet, a MedicalNet weights file or none"
+        )
     if weights is not None and str(weights).lower() == "medicalnet":
         weights = _medicalnet_file()
-    backbone = resnet10(spatial_dims=3, n_input_channels=in_chans, num_classes=num_classes,
-                        shortcut_type="B", bias_downsample=False)
+    backbone = resnet10(
+        spatial_dims=3, n_input_channels=in_chans, num_classes=num_classes, shortcut_type="B", bias_downsample=False
+    )
     if weights is not None:
         state = medicalnet_state(read_state_dict(weights, "resnet10_3d"), in_chans)
         report = load_matching(backbone, state, skip_prefixes=NOT_PRETRAINED)

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from glioscope.errors import GlioscopeError
+
 # Every model a member may be is registered before `sdl` builds one (glioscope.models imports this
 # module among the builders, so it cannot call back into glioscope.models.create_model).
 from glioscope.models import cnn2d, monai3d, video3d  # noqa: F401
@@ -65,8 +66,15 @@ def reported_names(prefix: str, spec) -> list[str]:
 
 
 @register_model("sdl", variant="synergic", spec_fields=("backbone", "members"), names=reported_names)
-def sdl(num_classes: int, in_chans: int = 3, weights=None, backbone: str = "alexnet", members: int = 2,
-        head: str = "hidden", **kwargs) -> SynergicNet:
+def sdl(
+    num_classes: int,
+    in_chans: int = 3,
+    weights=None,
+    backbone: str = "alexnet",
+    members: int = 2,
+    head: str = "hidden",
+    **kwargs,
+) -> SynergicNet:
     """SDL with `members` copies of `backbone`, each initialised independently (or from the same weights)."""
     if backbone == "sdl":
         raise GlioscopeError("an SDL member cannot itself be an SDL model")

@@ -105,10 +105,12 @@ def load_notes(records: list[dict]) -> list[str]:
         if source.lower() in NAMED_WEIGHTS:
             continue  # torchvision's own weights: their load is the documented one
         skipped, new = record["skipped"], record["initialised"]
-        text = (f"model.weights {source}: {len(record['loaded'])} tensors loaded into {arch}; "
-                f"{len(skipped)} in the file skipped" + (f" (name or shape not in the model{_some(skipped)})"
-                                                         if skipped else "")
-                + f"; {len(new)} not in the file, initialised afresh{_some(new)}; the classification head is new")
+        text = (
+            f"model.weights {source}: {len(record['loaded'])} tensors loaded into {arch}; "
+            f"{len(skipped)} in the file skipped"
+            + (f" (name or shape not in the model{_some(skipped)})" if skipped else "")
+            + f"; {len(new)} not in the file, initialised afresh{_some(new)}; the classification head is new"
+        )
         seen[text] = seen.get(text, 0) + 1
     for text, count in seen.items():
         notes.append(text + (f" (each of {count} member networks)" if count > 1 else ""))

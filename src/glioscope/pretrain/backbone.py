@@ -26,8 +26,10 @@ def backbone_arch(spec) -> str:
     entry = model_entry(spec.name)
     arch = (spec.backbone or "alexnet") if entry.variant == "synergic" else spec.name
     if arch not in TORCHVISION_2D:
-        raise GlioscopeError(f"glioscope pretrain trains the 2D torchvision backbones ({', '.join(TORCHVISION_2D)}); "
-                             f"model {spec.name!r} has no such backbone{'' if arch == spec.name else f' ({arch})'}")
+        raise GlioscopeError(
+            f"glioscope pretrain trains the 2D torchvision backbones ({', '.join(TORCHVISION_2D)}); "
+            f"model {spec.name!r} has no such backbone{'' if arch == spec.name else f' ({arch})'}"
+        )
     return arch
 
 

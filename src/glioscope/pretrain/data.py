@@ -38,15 +38,17 @@ class PretrainData:
         table = self.samples.table
         for k, (path, frame) in enumerate(self.frames):
             summary = _summary(path)
-            found.append({
-                "cohort": path.name,
-                "sources": [Path(s).name for s in summary.get("sources", [])],
-                "formats": sorted(summary.get("formats", {})),
-                "patients": int(frame["patient_id"].nunique()),
-                "items": int(len(frame)),
-                "images": int((table["pretrain_cohort"] == k).sum()),
-                "patient_ids": cohort.has_patient_ids(path),
-            })
+            found.append(
+                {
+                    "cohort": path.name,
+                    "sources": [Path(s).name for s in summary.get("sources", [])],
+                    "formats": sorted(summary.get("formats", {})),
+                    "patients": int(frame["patient_id"].nunique()),
+                    "items": int(len(frame)),
+                    "images": int((table["pretrain_cohort"] == k).sum()),
+                    "patient_ids": cohort.has_patient_ids(path),
+                }
+            )
         return found
 
 
@@ -90,8 +92,10 @@ def load_data(cohorts: list[Path], data, label: str | None, progress: bool = Tru
         samples = build_samples(frame, data, data.cache_dir(), progress)
         notes += [f"{path.name}: {n}" for n in samples.notes]
         if samples.skipped:
-            notes.append(f"{path.name}: {len(samples.skipped)} item(s) could not be decoded and were left out "
-                         f"(e.g. {samples.skipped[0].path}: {samples.skipped[0].reason})")
+            notes.append(
+                f"{path.name}: {len(samples.skipped)} item(s) could not be decoded and were left out "
+                f"(e.g. {samples.skipped[0].path}: {samples.skipped[0].reason})"
+            )
         table = samples.table.copy()
         table["pretrain_cohort"] = k
         if len(cohorts) > 1:  # sample ids stay unique; patient ids stay as given, for the leak checks
@@ -111,11 +115,17 @@ def _join(sets: list):
         return sets[0]
     shapes = {s.images.shape[1:] for s in sets}
     if len(shapes) > 1:
-        raise GlioscopeError(f"the cohorts' slices differ in shape {sorted(shapes)}: give data.slices settings "
-                             "(size, channels) that make them alike")
-    return dataclasses.replace(sets[0], images=np.concatenate([s.images for s in sets]),
-                               table=pd.concat([s.table for s in sets], ignore_index=True),
-                               skipped=[x for s in sets for x in s.skipped], notes=[n for s in sets for n in s.notes])
+        raise GlioscopeError(
+            f"the cohorts' slices differ in shape {sorted(shapes)}: give data.slices settings "
+            "(size, channels) that make them alike"
+        )
+    return dataclasses.replace(
+        sets[0],
+        images=np.concatenate([s.images for s in sets]),
+        table=pd.concat([s.table for s in sets], ignore_index=True),
+        skipped=[x for s in sets for x in s.skipped],
+        notes=[n for s in sets for n in s.notes],
+    )
 
 
 def _summary(path: Path) -> dict:

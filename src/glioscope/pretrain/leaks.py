@@ -55,9 +55,11 @@ def check_patients(ids: set[str], excludes: list[Path]) -> None:
             raise InputError(path, "--exclude: no such cohort, run folder or model package")
         shared = _excluded_patients(path, ids)
         if shared:
-            raise PatientLeakError(f"patient leak: {len(shared)} patient(s) of the pretraining data are in the excluded "
-                                   f"{path}: {_named(shared)}; pretrain on cohorts without them (ingest --select, or "
-                                   "another cohort)")
+            raise PatientLeakError(
+                f"patient leak: {len(shared)} patient(s) of the pretraining data are in the excluded "
+                f"{path}: {_named(shared)}; pretrain on cohorts without them (ingest --select, or "
+                "another cohort)"
+            )
 
 
 def check_images(fingerprints, excludes: list[Path], data, progress: bool = True) -> tuple[list[str], list[dict]]:
@@ -79,13 +81,17 @@ def check_images(fingerprints, excludes: list[Path], data, progress: bool = True
 def _image_warnings(found, other: str) -> list[str]:
     notes = []
     if found.exact:
-        notes.append(f"warning: {len(found.exact)} pretraining image(s) identical to images of {other} "
-                     f"(e.g. {found.exact[0][1]})")
+        notes.append(
+            f"warning: {len(found.exact)} pretraining image(s) identical to images of {other} "
+            f"(e.g. {found.exact[0][1]})"
+        )
     if found.near:
-        notes.append(f"warning: {len(found.near)} pretraining image(s) near-identical to images of {other} "
-                     f"(at most {leakcheck.NEAR_BITS} of 256 hash bits apart; e.g. {found.near[0][1]})")
+        notes.append(
+            f"warning: {len(found.near)} pretraining image(s) near-identical to images of {other} "
+            f"(at most {leakcheck.NEAR_BITS} of 256 hash bits apart; e.g. {found.near[0][1]})"
+        )
     for note in notes:
-        warnings.warn(note[len("warning: "):], stacklevel=3)
+        warnings.warn(note[len("warning: ") :], stacklevel=3)
     return notes
 
 
@@ -99,13 +105,17 @@ def check_run(weights: str | None, jobs, samples) -> list[str]:
         return []
     packed = found["fingerprints"]
     pretrained = set(packed["patients"])
-    frames = [f for job in jobs for f in [*job.evaluate.values(), *([job.validation] if job.validation is not None else [])]]
+    frames = [
+        f for job in jobs for f in [*job.evaluate.values(), *([job.validation] if job.validation is not None else [])]
+    ]
     held_out = set().union(*(set(frame["patient_id"].astype(str)) for frame in frames))
     shared = {p for p in held_out if hash_patient(p) in pretrained}
     if shared:
-        raise PatientLeakError(f"patient leak: model.weights {weights} was pretrained on {len(shared)} patient(s) "
-                               f"this run evaluates or validates on: {_named(shared)}; pretrain again with "
-                               "--exclude <this cohort>, or use other weights")
+        raise PatientLeakError(
+            f"patient leak: model.weights {weights} was pretrained on {len(shared)} patient(s) "
+            f"this run evaluates or validates on: {_named(shared)}; pretrain again with "
+            "--exclude <this cohort>, or use other weights"
+        )
     if samples.kind != "slices" or not frames:
         return []
     mask = samples.mask(pd.concat(frames, ignore_index=True))

@@ -26,7 +26,7 @@ _HEAVY = ("fingerprints",)
 
 
 def summary(provenance: dict) -> str:
-    """"pretrained on <sources>, <n> patients, <n> images, <epochs> epochs, <method>", in one line."""
+    """ "pretrained on <sources>, <n> patients, <n> images, <epochs> epochs, <method>", in one line."""
     parts = []
     for source in provenance.get("sources", []):
         inner = ", ".join(source.get("sources") or []) or ", ".join(source.get("formats") or [])
@@ -38,8 +38,10 @@ def summary(provenance: dict) -> str:
     if method == "supervised" and provenance.get("classes"):
         method += f" ({len(provenance['classes'])} classes: {', '.join(provenance['classes'])})"
     epochs = provenance.get("epochs")
-    return (f"pretrained on {' + '.join(parts) or 'unknown data'}, {patients}, {provenance.get('images')} images, "
-            f"{epochs} epoch{'s' if epochs != 1 else ''}, {method}; {provenance.get('architecture')}")
+    return (
+        f"pretrained on {' + '.join(parts) or 'unknown data'}, {patients}, {provenance.get('images')} images, "
+        f"{epochs} epoch{'s' if epochs != 1 else ''}, {method}; {provenance.get('architecture')}"
+    )
 
 
 def pack_fingerprints(found) -> dict:
@@ -59,10 +61,13 @@ def unpack_fingerprints(packed: dict):
     from glioscope.leakcheck import Fingerprints
 
     n = len(packed["exact"])
-    return Fingerprints(np.array([f"pretraining image {k}" for k in range(n)]), np.array(packed["patients"]),
-                        np.array(packed["exact"], dtype="U64"),
-                        packed["perceptual"].numpy().view(np.uint64).reshape(n, 4),
-                        packed["informative"].numpy().astype(bool))
+    return Fingerprints(
+        np.array([f"pretraining image {k}" for k in range(n)]),
+        np.array(packed["patients"]),
+        np.array(packed["exact"], dtype="U64"),
+        packed["perceptual"].numpy().view(np.uint64).reshape(n, 4),
+        packed["informative"].numpy().astype(bool),
+    )
 
 
 def write(out: Path, state: dict, provenance: dict, fingerprints: dict) -> Path:
@@ -112,8 +117,11 @@ def record(spec) -> dict | None:
     if str(weights).lower() in ("imagenet", "kinetics", "kinetics400"):
         on_disk = _named_on_disk(spec)
         if on_disk is False:
-            return {"source": str(weights), "on_disk": False,
-                    "summary": "not on disk: trained from scratch (see the notes)"}
+            return {
+                "source": str(weights),
+                "on_disk": False,
+                "summary": "not on disk: trained from scratch (see the notes)",
+            }
         return {"source": str(weights), "on_disk": on_disk}
     provenance = read(weights)
     if provenance is None:

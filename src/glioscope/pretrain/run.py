@@ -46,8 +46,16 @@ class SimCLRSettings:
     projection: int = 128
 
 
-def pretrain(recipe, cohorts: list[Path], out: Path, method: str = "supervised", excludes: list[Path] = (),
-             resume: bool = False, progress: bool = True, simclr: SimCLRSettings = SimCLRSettings()) -> Path:
+def pretrain(
+    recipe,
+    cohorts: list[Path],
+    out: Path,
+    method: str = "supervised",
+    excludes: list[Path] = (),
+    resume: bool = False,
+    progress: bool = True,
+    simclr: SimCLRSettings = SimCLRSettings(),
+) -> Path:
     """Pretrain the recipe's backbone on `cohorts`; returns OUT/weights.pt."""
     started = time.perf_counter()
     if method not in METHODS:
@@ -56,9 +64,14 @@ def pretrain(recipe, cohorts: list[Path], out: Path, method: str = "supervised",
         raise GlioscopeError("SimCLR needs a temperature > 0 and a projection width >= 1")
     arch = backbone.backbone_arch(recipe.model)
     out = Path(out)
-    config = {"method": method, "architecture": arch, "cohorts": [str(c) for c in cohorts],
-              "excludes": [str(e) for e in excludes], **({"simclr": dataclasses.asdict(simclr)} if method == "simclr"
-                                                          else {}), "recipe": recipe.to_dict()}
+    config = {
+        "method": method,
+        "architecture": arch,
+        "cohorts": [str(c) for c in cohorts],
+        "excludes": [str(e) for e in excludes],
+        **({"simclr": dataclasses.asdict(simclr)} if method == "simclr" else {}),
+        "recipe": recipe.to_dict(),
+    }
     if _check_start(out, config, resume):
         print(f"{out / provenance.WEIGHTS}: pretraining already finished")
         return out / provenance.WEIGHTS
@@ -71,13 +84,21 @@ def pretrain(recipe, cohorts: list[Path], out: Path, method: str = "supervised",
     notes = data.notes + leak_notes
     atomic.write_text(out / CONFIG, yaml.safe_dump(config, sort_keys=False))
 
-    settings = dataclasses.replace(recipe.train, validation="none", monitor="val_loss", keep_best=False, freeze="none",
-                                   early_stopping=None, finetune=dataclasses.replace(recipe.train.finetune, epochs=0))
+    settings = dataclasses.replace(
+        recipe.train,
+        validation="none",
+        monitor="val_loss",
+        keep_best=False,
+        freeze="none",
+        early_stopping=None,
+        finetune=dataclasses.replace(recipe.train.finetune, epochs=0),
+    )
     torch.manual_seed(settings.seed)
     samples = data.samples
     everything = np.ones(len(samples.table), dtype=bool)
-    slices = samples.dataset(everything, data.targets(), recipe.augment,
-                             input_normalisation(recipe.model, recipe.data.normalize))
+    slices = samples.dataset(
+        everything, data.targets(), recipe.augment, input_normalisation(recipe.model, recipe.data.normalize)
+    )
     outputs = len(data.classes) if method == "supervised" else 1
     network, initial = _initial_network(arch, outputs, samples.channels, recipe.model, notes)
     name = f"pretrain-{method}-{arch}"
@@ -86,8 +107,15 @@ def pretrain(recipe, cohorts: list[Path], out: Path, method: str = "supervised",
         dataset = slices
     else:
         width = _backbone_width(network.backbone, samples.channels, samples.images.shape[-1])
-        trainer = SimCLRTrainer(SimCLRNet(network.backbone, width, simclr.projection), settings, ["view"], out,
-                                name=name, progress=progress, temperature=simclr.temperature)
+        trainer = SimCLRTrainer(
+            SimCLRNet(network.backbone, width, simclr.projection),
+            settings,
+            ["view"],
+            out,
+            name=name,
+            progress=progress,
+            temperature=simclr.temperature,
+        )
         dataset = TwoViews(slices)
     history = trainer.fit(dataset, None, resume=resume)
     trained = trainer.raw_model if method == "supervised" else network  # SimCLRNet trained network's backbone
@@ -109,10 +137,14 @@ def _check_start(out: Path, config: dict, resume: bool) -> bool:
     if out.is_dir() and any(out.iterdir()):
         if not resume:
             raise InputError(out, "already exists; pass --resume to continue it or choose another folder")
-        if (out / CONFIG).is_file() and yaml.safe_load((out / CONFIG).read_text(encoding="utf-8")) != \
-                yaml.safe_load(yaml.safe_dump(config, sort_keys=False)):
-            raise InputError(out / CONFIG, "the pretraining being resumed had other settings; repeat the same "
-                                           "recipe, --set, --method, --cohort and --exclude options")
+        if (out / CONFIG).is_file() and yaml.safe_load((out / CONFIG).read_text(encoding="utf-8")) != yaml.safe_load(
+            yaml.safe_dump(config, sort_keys=False)
+        ):
+            raise InputError(
+                out / CONFIG,
+                "the pretraining being resumed had other settings; repeat the same "
+                "recipe, --set, --method, --cohort and --exclude options",
+            )
         return (out / provenance.WEIGHTS).is_file()
     return False
 
@@ -138,28 +170,45 @@ def _backbone_width(module: torch.nn.Module, channels: int, side: int) -> int:
     return width
 
 
-def _provenance(method, arch, recipe, settings, data, history: pd.DataFrame, initial, notes, excluded, simclr,
-                trainer) -> dict:
+def _provenance(
+    method, arch, recipe, settings, data, history: pd.DataFrame, initial, notes, excluded, simclr, trainer
+) -> dict:
     sources = data.sources()
-    train = {k: getattr(settings, k) for k in ("batch_size", "optimizer", "lr", "momentum", "weight_decay",
-                                                "schedule", "seed")}
+    train = {
+        k: getattr(settings, k)
+        for k in ("batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule", "seed")
+    }
     return {
-        "method": method, "architecture": arch, "naming": "torchvision", "recipe": recipe.name,
+        "method": method,
+        "architecture": arch,
+        "naming": "torchvision",
+        "recipe": recipe.name,
         "sources": sources,
-        "patients": sum(s["patients"] for s in sources), "items": sum(s["items"] for s in sources),
-        "images": int(len(data.samples.table)), "patient_ids": all(s["patient_ids"] for s in sources),
-        "classes": data.classes, "label": recipe.task.label if method == "supervised" else None,
-        "epochs": int(len(history)), "initialised_from": str(initial),
-        "settings": {"train": train, "slices": schema.to_plain(data.samples.settings),
-                     "augment": schema.to_plain(recipe.augment), "in_chans": int(data.samples.channels),
-                     **({"simclr": dataclasses.asdict(simclr)} if method == "simclr" else {})},
+        "patients": sum(s["patients"] for s in sources),
+        "items": sum(s["items"] for s in sources),
+        "images": int(len(data.samples.table)),
+        "patient_ids": all(s["patient_ids"] for s in sources),
+        "classes": data.classes,
+        "label": recipe.task.label if method == "supervised" else None,
+        "epochs": int(len(history)),
+        "initialised_from": str(initial),
+        "settings": {
+            "train": train,
+            "slices": schema.to_plain(data.samples.settings),
+            "augment": schema.to_plain(recipe.augment),
+            "in_chans": int(data.samples.channels),
+            **({"simclr": dataclasses.asdict(simclr)} if method == "simclr" else {}),
+        },
         "loss": [float(v) for v in history.get("train_loss", [])],
         "train_accuracy": [float(v) for v in history.get("train_accuracy", [])],
         "seconds_per_epoch": [round(float(v), 2) for v in history.get("seconds", [])],
         "training_seconds": round(float(history["seconds"].sum()) if "seconds" in history else 0.0, 1),
-        "device": str(trainer.device), "threads": int(torch.get_num_threads()),
-        "excluded": excluded, "notes": list(notes),
-        "created": datetime.datetime.now().isoformat(timespec="seconds"), "glioscope_version": __version__,
+        "device": str(trainer.device),
+        "threads": int(torch.get_num_threads()),
+        "excluded": excluded,
+        "notes": list(notes),
+        "created": datetime.datetime.now().isoformat(timespec="seconds"),
+        "glioscope_version": __version__,
     }
 
 

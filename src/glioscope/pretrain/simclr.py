@@ -39,8 +39,9 @@ class SimCLRNet(nn.Module):
     def __init__(self, backbone: nn.Module, width: int, projection: int = 128, hidden: int = 512):
         super().__init__()
         self.backbone = backbone
-        self.projection = nn.Sequential(nn.Linear(width, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-                                        nn.Linear(hidden, projection))
+        self.projection = nn.Sequential(
+            nn.Linear(width, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Linear(hidden, projection)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.projection(self.backbone(x))

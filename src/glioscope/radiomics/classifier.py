@@ -76,30 +76,51 @@ class CorrelationFilter(TransformerMixin, BaseEstimator):
 def grid(settings) -> list[dict]:
     """Every setting the inner CV tries, in order (`settings`: ClassifierSettings)."""
     if settings.model == "logistic":
-        return [{"correlation": r, "penalty": p, "C": c} for r in settings.correlation for p in settings.penalties
-                for c in settings.C]
-    return [{"max_features": m, "min_samples_leaf": leaf} for m in settings.max_features
-            for leaf in settings.min_samples_leaf]
+        return [
+            {"correlation": r, "penalty": p, "C": c}
+            for r in settings.correlation
+            for p in settings.penalties
+            for c in settings.C
+        ]
+    return [
+        {"max_features": m, "min_samples_leaf": leaf}
+        for m in settings.max_features
+        for leaf in settings.min_samples_leaf
+    ]
 
 
 def make_model(params: dict, settings, workers: int | None = None) -> Pipeline:
     """The pipeline of one grid setting."""
     weight = None if settings.class_weight == "none" else settings.class_weight
-    steps = [("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-             ("constant", VarianceThreshold(0.0))]
+    steps = [
+        ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+        ("constant", VarianceThreshold(0.0)),
+    ]
     if settings.model == "forest":
-        forest = RandomForestClassifier(n_estimators=settings.trees, max_features=params["max_features"],
-                                        min_samples_leaf=params["min_samples_leaf"], class_weight=weight,
-                                        random_state=settings.seed, n_jobs=workers)
+        forest = RandomForestClassifier(
+            n_estimators=settings.trees,
+            max_features=params["max_features"],
+            min_samples_leaf=params["min_samples_leaf"],
+            class_weight=weight,
+            random_state=settings.seed,
+            n_jobs=workers,
+        )
         return Pipeline(steps + [("forest", forest)])
     l1 = params["penalty"] == "l1"
-    options = {"C": params["C"], "class_weight": weight, "random_state": settings.seed, "max_iter": 5000,
-               "solver": "liblinear" if l1 else "lbfgs"}
+    options = {
+        "C": params["C"],
+        "class_weight": weight,
+        "random_state": settings.seed,
+        "max_iter": 5000,
+        "solver": "liblinear" if l1 else "lbfgs",
+    }
     options.update({"l1_ratio": 1.0 if l1 else 0.0} if _L1_RATIO else {"penalty": params["penalty"]})
     # L1: liblinear's coordinate descent, one class against the rest (saga took 50-100 times longer here)
     logistic = OneVsRestClassifier(LogisticRegression(**options)) if l1 else LogisticRegression(**options)
-    return Pipeline(steps + [("scale", StandardScaler()), ("filter", CorrelationFilter(params["correlation"])),
-                             ("logistic", logistic)])
+    return Pipeline(
+        steps
+        + [("scale", StandardScaler()), ("filter", CorrelationFilter(params["correlation"])), ("logistic", logistic)]
+    )
 
 
 def probabilities(model: Pipeline, X: np.ndarray, n_classes: int) -> np.ndarray:
@@ -138,8 +159,16 @@ class Fitted:
     weights: pd.Series  # per feature used: |coefficient| (mean over classes) or forest importance, largest first
 
 
-def fit_with_inner_cv(X: np.ndarray, y: np.ndarray, patients: list[str], features: list[str], n_classes: int,
-                      settings, workers: int | None = None, job: str = "fold") -> Fitted:
+def fit_with_inner_cv(
+    X: np.ndarray,
+    y: np.ndarray,
+    patients: list[str],
+    features: list[str],
+    n_classes: int,
+    settings,
+    workers: int | None = None,
+    job: str = "fold",
+) -> Fitted:
     """Choose the setting by inner CV on these (training) patients, then refit it on all of them."""
     counts = np.bincount(y, minlength=n_classes)
     if (counts > 0).sum() < 2:
@@ -166,8 +195,15 @@ def fit_with_inner_cv(X: np.ndarray, y: np.ndarray, patients: list[str], feature
             best, best_oof = len(rows) - 1, oof
     chosen = {k: v for k, v in rows[best].items() if k != "inner_macro_auc"}
     model = _fit(make_model(chosen, settings, workers), X, y)
-    return Fitted(chosen, rows[best]["inner_macro_auc"], folds, pd.DataFrame(rows), model, best_oof,
-                  feature_weights(model, features))
+    return Fitted(
+        chosen,
+        rows[best]["inner_macro_auc"],
+        folds,
+        pd.DataFrame(rows),
+        model,
+        best_oof,
+        feature_weights(model, features),
+    )
 
 
 def feature_weights(model: Pipeline, features: list[str]) -> pd.Series:

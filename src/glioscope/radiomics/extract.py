@@ -23,9 +23,11 @@ from glioscope.io.parallel import map_files
 from glioscope.radiomics.inputs import Channel, PatientInput
 from glioscope.util import atomic
 
-INSTALL = ("PyRadiomics is not installed, and the radiomics recipes need it. Its source package builds against "
-           "numpy, so install it without build isolation: `pip install numpy versioneer setuptools wheel` then "
-           "`pip install --no-build-isolation pyradiomics` (`make venv` does both)")
+INSTALL = (
+    "PyRadiomics is not installed, and the radiomics recipes need it. Its source package builds against "
+    "numpy, so install it without build isolation: `pip install numpy versioneer setuptools wheel` then "
+    "`pip install --no-build-isolation pyradiomics` (`make venv` does both)"
+)
 CACHE_VERSION = 2
 # Starting worker processes costs a few seconds; a patient takes about 0.2 s per channel on the phantom.
 PARALLEL_MIN_PATIENTS = 24
@@ -43,9 +45,13 @@ def require_pyradiomics() -> str:
 
 def extraction_settings(features, data) -> dict:
     """Everything a patient's features depend on besides its files (the cache key and the run folder's record)."""
-    return {"pyradiomics": features.pyradiomics(), "classes": list(features.classes),
-            "spacing_2d": list(features.spacing_2d), "mask_labels": list(data.mask_labels or []) or "non-zero",
-            "min_voxels": data.min_voxels}
+    return {
+        "pyradiomics": features.pyradiomics(),
+        "classes": list(features.classes),
+        "spacing_2d": list(features.spacing_2d),
+        "mask_labels": list(data.mask_labels or []) or "non-zero",
+        "min_voxels": data.min_voxels,
+    }
 
 
 def _stamp(path: str) -> list:
@@ -59,8 +65,10 @@ def cache_key(patient: PatientInput, settings: dict, version: str) -> str | None
         stamps = {p: _stamp(p) for p in patient.files()}
     except OSError:
         return None
-    channels = [[c.name, c.kind, c.index, [stamps[p] for p in c.paths], [stamps.get(m) for m in c.masks]]
-                for c in patient.channels]
+    channels = [
+        [c.name, c.kind, c.index, [stamps[p] for p in c.paths], [stamps.get(m) for m in c.masks]]
+        for c in patient.channels
+    ]
     text = json.dumps([CACHE_VERSION, version, settings, channels], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -78,15 +86,24 @@ def extract_all(patients: list[PatientInput], features, data, progress: bool = T
             results[patient.patient_id] = cached
         else:
             todo.append((patient, settings, key))
-    computed = map_files(_extract_one, todo, workers=data.workers, progress=progress, desc="radiomics",
-                         min_parallel=PARALLEL_MIN_PATIENTS)
+    computed = map_files(
+        _extract_one,
+        todo,
+        workers=data.workers,
+        progress=progress,
+        desc="radiomics",
+        min_parallel=PARALLEL_MIN_PATIENTS,
+    )
     for (patient, _, key), result in zip(todo, computed):
         results[patient.patient_id] = result
         if key is not None and result.get("cacheable", True):
             _write_cache(folder, key, result)
     values = {p: r["features"] for p, r in results.items() if "features" in r}
-    skipped = [{"patient_id": p, "path": r.get("path", ""), "reason": r["reason"]} for p, r in results.items()
-               if "features" not in r]
+    skipped = [
+        {"patient_id": p, "path": r.get("path", ""), "reason": r["reason"]}
+        for p, r in results.items()
+        if "features" not in r
+    ]
     return values, skipped, {"computed": len(todo), "cached": len(patients) - len(todo)}
 
 
@@ -139,8 +156,11 @@ def _extract_one(task: tuple[PatientInput, dict, str | None]) -> dict:
     except InputError as exc:
         return {"reason": str(exc), "path": exc.path or "", "cacheable": False}
     except Exception as exc:  # PyRadiomics or SimpleITK on an odd file: the patient is left out with the reason
-        return {"reason": f"feature extraction failed ({type(exc).__name__}: {exc})",
-                "path": patient.channels[0].paths[0], "cacheable": False}
+        return {
+            "reason": f"feature extraction failed ({type(exc).__name__}: {exc})",
+            "path": patient.channels[0].paths[0],
+            "cacheable": False,
+        }
 
 
 class _Skip(Exception):
@@ -160,15 +180,18 @@ def _features(patient: PatientInput, settings: dict) -> dict[str, float]:
         if voxels == 0:
             raise _Skip(f"the tumour mask is empty ({mask_file})", mask_file)
         if voxels < settings["min_voxels"]:
-            raise _Skip(f"the tumour mask has {voxels} voxel(s), fewer than data.min_voxels "
-                        f"{settings['min_voxels']} ({mask_file})", mask_file)
+            raise _Skip(
+                f"the tumour mask has {voxels} voxel(s), fewer than data.min_voxels "
+                f"{settings['min_voxels']} ({mask_file})",
+                mask_file,
+            )
         wanted = tuple(c for c in classes if c != "shape" or k == 0)
         if not wanted:
             continue
         result = _extractor(settings, wanted).execute(image, mask, label=1)
         for name, value in result.items():
             if name.startswith("original_"):
-                feature = name[len("original_"):]
+                feature = name[len("original_") :]
                 values[feature if feature.startswith("shape") else f"{channel.name}_{feature}"] = float(value)
     return values
 
@@ -208,9 +231,12 @@ def _prepare(image, mask, inside: np.ndarray, settings: dict, sitk, margin: int 
     options = settings["pyradiomics"]
     if options["normalize"]:
         image = sitk.Normalize(image) * float(options["normalizeScale"])
-    same_grid = (image.GetSize() == mask.GetSize() and np.allclose(image.GetSpacing(), mask.GetSpacing())
-                 and np.allclose(image.GetOrigin(), mask.GetOrigin())
-                 and np.allclose(image.GetDirection(), mask.GetDirection()))
+    same_grid = (
+        image.GetSize() == mask.GetSize()
+        and np.allclose(image.GetSpacing(), mask.GetSpacing())
+        and np.allclose(image.GetOrigin(), mask.GetOrigin())
+        and np.allclose(image.GetDirection(), mask.GetDirection())
+    )
     if not same_grid or not inside.any():
         return image, mask
     where = np.nonzero(inside)  # (z, y, x); SimpleITK indexes (x, y, z)
@@ -226,8 +252,11 @@ def _read_volume(path: str, sitk):
     except RuntimeError as exc:
         raise InputError(path, f"cannot be read as a volume ({str(exc).strip().splitlines()[-1]})") from None
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(path, f"expected a 3D single-channel volume, got {image.GetDimension()}D with "
-                               f"{image.GetNumberOfComponentsPerPixel()} component(s)")
+        raise InputError(
+            path,
+            f"expected a 3D single-channel volume, got {image.GetDimension()}D with "
+            f"{image.GetNumberOfComponentsPerPixel()} component(s)",
+        )
     return image
 
 
@@ -241,8 +270,10 @@ def _stack(channel: Channel, labels) -> tuple[np.ndarray, np.ndarray]:
         if pixels.ndim == 3:
             if channel.index is not None:
                 if channel.index >= pixels.shape[-1]:
-                    raise InputError(path, f"has {pixels.shape[-1]} channel(s); channel {channel.index + 1} "
-                                           f"({channel.name}) was expected")
+                    raise InputError(
+                        path,
+                        f"has {pixels.shape[-1]} channel(s); channel {channel.index + 1} ({channel.name}) was expected",
+                    )
                 pixels = pixels[..., channel.index]
             else:
                 pixels = pixels[..., :3].mean(axis=-1)

@@ -72,6 +72,11 @@ def feature_set(frame: pd.DataFrame, recipe, channels: list[str], progress: bool
     matrix = pd.DataFrame.from_dict(values, orient="index").sort_index().replace([np.inf, -np.inf], np.nan)
     first_path = {p.patient_id: p.channels[0].paths[0] for p in inputs.patients}
     labels = {p.patient_id: p.label for p in inputs.patients}
-    table = pd.DataFrame({"patient_id": matrix.index.astype(str), "label": [labels[p] for p in matrix.index],
-                          "path": [first_path[p] for p in matrix.index]})
+    table = pd.DataFrame(
+        {
+            "patient_id": matrix.index.astype(str),
+            "label": [labels[p] for p in matrix.index],
+            "path": [first_path[p] for p in matrix.index],
+        }
+    )
     return FeatureSet(table, matrix, skipped, list(inputs.notes))

@@ -18,10 +18,12 @@ import pandas as pd
 from glioscope.cohort import SEQUENCES
 from glioscope.errors import InputError
 
-NO_MASKS = ("has no tumour masks (mask_path is empty in every row used): a radiomics recipe computes its features "
-            "inside each patient's tumour mask. Ingest a layout that has them: BraTS (<case>_seg.nii.gz), the "
-            "phantom's brats layout (glioscope synth ... --layouts brats), kaggle_3m (<case>_<n>_mask.tif) or a "
-            "manifest with a mask_path column")
+NO_MASKS = (
+    "has no tumour masks (mask_path is empty in every row used): a radiomics recipe computes its features "
+    "inside each patient's tumour mask. Ingest a layout that has them: BraTS (<case>_seg.nii.gz), the "
+    "phantom's brats layout (glioscope synth ... --layouts brats), kaggle_3m (<case>_<n>_mask.tif) or a "
+    "manifest with a mask_path column"
+)
 
 
 @dataclass(frozen=True)
@@ -69,18 +71,33 @@ def _entries(frame: pd.DataFrame, skipped: list[dict]) -> pd.DataFrame:
     rows = []
     for row in frame.itertuples(index=False):
         if row.kind == "series":
-            skipped.append({"patient_id": row.patient_id, "path": row.path,
-                            "reason": "a DICOM series: radiomics reads NIfTI volumes and 2D images with masks "
-                                      "(convert the series to NIfTI, or list it in a manifest as NIfTI)"})
+            skipped.append(
+                {
+                    "patient_id": row.patient_id,
+                    "path": row.path,
+                    "reason": "a DICOM series: radiomics reads NIfTI volumes and 2D images with masks "
+                    "(convert the series to NIfTI, or list it in a manifest as NIfTI)",
+                }
+            )
             continue
         names = [n for n in str(row.sequence or "unknown").split("+") if n]
         for k, name in enumerate(names):
-            rows.append({"patient_id": str(row.patient_id), "label": str(row.label), "study_id": str(row.study_id),
-                         "channel": name, "kind": "volume" if row.kind == "volume" else "slices",
-                         "index": k if len(names) > 1 else None, "path": str(row.path),
-                         "mask": str(row.mask_path or ""), "slice_index": int(row.slice_index)})
-    return pd.DataFrame(rows, columns=["patient_id", "label", "study_id", "channel", "kind", "index", "path", "mask",
-                                       "slice_index"])
+            rows.append(
+                {
+                    "patient_id": str(row.patient_id),
+                    "label": str(row.label),
+                    "study_id": str(row.study_id),
+                    "channel": name,
+                    "kind": "volume" if row.kind == "volume" else "slices",
+                    "index": k if len(names) > 1 else None,
+                    "path": str(row.path),
+                    "mask": str(row.mask_path or ""),
+                    "slice_index": int(row.slice_index),
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["patient_id", "label", "study_id", "channel", "kind", "index", "path", "mask", "slice_index"]
+    )
 
 
 def _channel(rows: pd.DataFrame, notes: list[str]) -> Channel:
@@ -90,13 +107,16 @@ def _channel(rows: pd.DataFrame, notes: list[str]) -> Channel:
     if len(volumes):
         volume = volumes.iloc[0]
         if len(volumes) > 1:
-            notes.append(f"patient {first['patient_id']}: {len(volumes)} {first['channel']} volumes, "
-                         f"using {Path(volume['path']).name}")
+            notes.append(
+                f"patient {first['patient_id']}: {len(volumes)} {first['channel']} volumes, "
+                f"using {Path(volume['path']).name}"
+            )
         return Channel(volume["channel"], "volume", (volume["path"],), (volume["mask"],), _index(volume["index"]))
     studies = sorted(rows["study_id"].unique())
     if len(studies) > 1:
-        notes.append(f"patient {first['patient_id']}: {len(studies)} studies of {first['channel']} slices, "
-                     f"using {studies[0]}")
+        notes.append(
+            f"patient {first['patient_id']}: {len(studies)} studies of {first['channel']} slices, using {studies[0]}"
+        )
     slices = rows[rows["study_id"] == studies[0]].sort_values(["slice_index", "path"])
     return Channel(first["channel"], "slices", tuple(slices["path"]), tuple(slices["mask"]), _index(first["index"]))
 
@@ -116,21 +136,29 @@ def patient_inputs(frame: pd.DataFrame, data, cohort_path: Path | str | None = N
     channels = list(data.channels) if data.channels else present
     unknown = [c for c in channels if c not in present]
     if unknown:
-        raise InputError(cohort_path, f"data.channels {unknown} are not in the cohort, whose sequences are "
-                                      f"{', '.join(present) or 'none'}")
+        raise InputError(
+            cohort_path,
+            f"data.channels {unknown} are not in the cohort, whose sequences are {', '.join(present) or 'none'}",
+        )
     patients = []
     for patient, rows in entries.groupby("patient_id", sort=True):
         label = rows["label"].iloc[0]
         lacking = [c for c in channels if not (rows["channel"] == c).any()]
         if lacking:
-            skipped.append({"patient_id": patient, "path": rows["path"].iloc[0],
-                            "reason": f"no {', '.join(lacking)} (every patient needs the channels "
-                                      f"{', '.join(channels)}; set data.channels to use fewer)"})
+            skipped.append(
+                {
+                    "patient_id": patient,
+                    "path": rows["path"].iloc[0],
+                    "reason": f"no {', '.join(lacking)} (every patient needs the channels "
+                    f"{', '.join(channels)}; set data.channels to use fewer)",
+                }
+            )
             continue
         made = [_channel(rows[rows["channel"] == c], notes) for c in channels]
         if not any(m for c in made for m in c.masks):
-            skipped.append({"patient_id": patient, "path": made[0].paths[0], "reason": "no tumour mask (mask_path "
-                                                                                       "is empty)"})
+            skipped.append(
+                {"patient_id": patient, "path": made[0].paths[0], "reason": "no tumour mask (mask_path is empty)"}
+            )
             continue
         patients.append(PatientInput(str(patient), str(label), tuple(made)))
     if unused := sorted(set(present) - set(channels)):

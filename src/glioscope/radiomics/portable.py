@@ -35,17 +35,29 @@ class PortableClassifier:
     @classmethod
     def from_pipeline(cls, pipeline: Pipeline, features: list[str]) -> PortableClassifier:
         steps = pipeline.named_steps
-        arrays = {"medians": np.asarray(steps["impute"].statistics_, float),
-                  "kept": np.flatnonzero(steps["constant"].get_support()), "classes": np.asarray(pipeline.classes_)}
+        arrays = {
+            "medians": np.asarray(steps["impute"].statistics_, float),
+            "kept": np.flatnonzero(steps["constant"].get_support()),
+            "classes": np.asarray(pipeline.classes_),
+        }
         if "forest" in steps:
             return cls("forest", list(features), {**arrays, **_trees(steps["forest"])})
-        arrays.update(mean=steps["scale"].mean_, scale=steps["scale"].scale_, filtered=np.asarray(steps["filter"].keep_))
+        arrays.update(
+            mean=steps["scale"].mean_, scale=steps["scale"].scale_, filtered=np.asarray(steps["filter"].keep_)
+        )
         logistic = steps["logistic"]
         parts = getattr(logistic, "estimators_", None)
         if parts is None:
             return cls("logistic", list(features), {**arrays, "coef": logistic.coef_, "intercept": logistic.intercept_})
-        return cls("ovr", list(features), {**arrays, "coef": np.vstack([p.coef_ for p in parts]),
-                                          "intercept": np.concatenate([p.intercept_ for p in parts])})
+        return cls(
+            "ovr",
+            list(features),
+            {
+                **arrays,
+                "coef": np.vstack([p.coef_ for p in parts]),
+                "intercept": np.concatenate([p.intercept_ for p in parts]),
+            },
+        )
 
     @property
     def classes_(self) -> np.ndarray:
@@ -92,12 +104,15 @@ def _trees(forest) -> dict[str, np.ndarray]:
     """Every tree's nodes, concatenated; `offsets` marks where each tree starts."""
     trees = [e.tree_ for e in forest.estimators_]
     values = [t.value[:, 0, :] for t in trees]
-    return {"offsets": np.cumsum([0] + [t.node_count for t in trees]),
-            "left": np.concatenate([t.children_left for t in trees]),
-            "right": np.concatenate([t.children_right for t in trees]),
-            "feature": np.concatenate([t.feature for t in trees]),
-            "threshold": np.concatenate([t.threshold for t in trees]),
-            "value": np.concatenate(values), "tree_classes": np.asarray(forest.classes_)}
+    return {
+        "offsets": np.cumsum([0] + [t.node_count for t in trees]),
+        "left": np.concatenate([t.children_left for t in trees]),
+        "right": np.concatenate([t.children_right for t in trees]),
+        "feature": np.concatenate([t.feature for t in trees]),
+        "threshold": np.concatenate([t.threshold for t in trees]),
+        "value": np.concatenate(values),
+        "tree_classes": np.asarray(forest.classes_),
+    }
 
 
 def _forest_proba(a: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:

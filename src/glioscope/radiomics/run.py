@@ -28,8 +28,17 @@ from glioscope.radiomics.extract import extract_all, extraction_settings, requir
 from glioscope.radiomics.inputs import patient_inputs
 from glioscope.radiomics.portable import PortableClassifier
 from glioscope.radiomics.settings import RadiomicsRecipe
-from glioscope.rundir import (CLASSIFIER, COHORT, FEATURES, FEATURES_SKIPPED, FEATURES_USED, INNER_CV, RunFolder,
-                              RunRecord, prediction_table)
+from glioscope.rundir import (
+    CLASSIFIER,
+    COHORT,
+    FEATURES,
+    FEATURES_SKIPPED,
+    FEATURES_USED,
+    INNER_CV,
+    RunFolder,
+    RunRecord,
+    prediction_table,
+)
 from glioscope.util import atomic
 
 
@@ -37,16 +46,21 @@ def patient_splits(splits_path: Path, frame: pd.DataFrame, notes: list[str]) -> 
     """The cohort rows' split table from a split folder, by patient: each row takes its patient's fold."""
     given, meta = split.load(splits_path)
     if given["leaky"].any():
-        raise InputError(splits_path, "is a leaky slice-level split: radiomics features are per patient and need "
-                                      "a patient-level split (glioscope split without --leaky-slice-level)")
+        raise InputError(
+            splits_path,
+            "is a leaky slice-level split: radiomics features are per patient and need "
+            "a patient-level split (glioscope split without --leaky-slice-level)",
+        )
     folds = given.drop_duplicates("patient_id").set_index("patient_id")[["partition", "fold"]]
     missing = sorted(set(frame["patient_id"]) - set(folds.index))
     if missing:
         raise InputError(splits_path, f"{len(missing)} cohort patient(s) have no fold, e.g. {missing[:3]}")
     absent = sorted(set(folds.index) - set(frame["patient_id"]))
     if absent:
-        notes.append(f"{len(absent)} patient(s) of the splits are not in this cohort and are not used "
-                     f"(e.g. {', '.join(absent[:3])})")
+        notes.append(
+            f"{len(absent)} patient(s) of the splits are not in this cohort and are not used "
+            f"(e.g. {', '.join(absent[:3])})"
+        )
     table = frame[["item_id", "patient_id", "label"]].copy()
     table["partition"] = table["patient_id"].map(folds["partition"])
     table["fold"] = table["patient_id"].map(folds["fold"]).astype(int)
@@ -61,15 +75,21 @@ def _patients(items: pd.DataFrame, featurised: pd.DataFrame) -> list[str]:
     return sorted(set(items["patient_id"]) & set(featurised.index))
 
 
-def _write_fold(folder: RunFolder, job: plan.Job, matrix: pd.DataFrame, names: list[str], recipe: RadiomicsRecipe,
-                workers: int | None) -> dict:
+def _write_fold(
+    folder: RunFolder,
+    job: plan.Job,
+    matrix: pd.DataFrame,
+    names: list[str],
+    recipe: RadiomicsRecipe,
+    workers: int | None,
+) -> dict:
     """Fit one job's classifier (inner CV on its training patients) and write its predictions; returns its record."""
     train = _patients(job.train, matrix)
     labels = matrix["target"]
     features = [c for c in matrix.columns if c != "target"]
     X, y = matrix.loc[train, features].to_numpy(dtype=float), labels.loc[train].to_numpy(dtype=int)
     fitted = fit_with_inner_cv(X, y, train, features, len(names), recipe.classifier, workers, job.name)
-    fold_label = job.name[len("fold"):] if job.name.startswith("fold") else "0"
+    fold_label = job.name[len("fold") :] if job.name.startswith("fold") else "0"
     frames = []
     for label, items in job.evaluate.items():
         held_out = _patients(items, matrix)
@@ -78,19 +98,28 @@ def _write_fold(folder: RunFolder, job: plan.Job, matrix: pd.DataFrame, names: l
             probs = probabilities(fitted.model, matrix.loc[held_out, features].to_numpy(dtype=float), len(names))
             frames.append(_table(probs, held_out, labels.loc[held_out].to_numpy(), label, names, recipe.name))
     folder.write_fold_predictions(job.name, pd.concat(frames, ignore_index=True))
-    folder.write_fold_predictions(job.name, _table(fitted.validation, train, y, fold_label, names, recipe.name),
-                                  validation=True)
+    folder.write_fold_predictions(
+        job.name, _table(fitted.validation, train, y, fold_label, names, recipe.name), validation=True
+    )
     PortableClassifier.from_pipeline(fitted.model, features).save(folder.fold(job.name) / CLASSIFIER)
     atomic.write_csv(folder.fold(job.name) / INNER_CV, fitted.grid)
-    atomic.write_csv(folder.fold(job.name) / FEATURES_USED,
-                     pd.DataFrame({"feature": fitted.weights.index, "weight": fitted.weights.to_numpy()}))
-    return {"chosen": fitted.params, "inner_macro_auc": fitted.inner_score, "inner_folds": fitted.inner_folds,
-            "training_patients": len(train), "features_used": int(len(fitted.weights)),
-            "top_features": list(fitted.weights.index[:5])}
+    atomic.write_csv(
+        folder.fold(job.name) / FEATURES_USED,
+        pd.DataFrame({"feature": fitted.weights.index, "weight": fitted.weights.to_numpy()}),
+    )
+    return {
+        "chosen": fitted.params,
+        "inner_macro_auc": fitted.inner_score,
+        "inner_folds": fitted.inner_folds,
+        "training_patients": len(train),
+        "features_used": int(len(fitted.weights)),
+        "top_features": list(fitted.weights.index[:5]),
+    }
 
 
-def _table(probs: np.ndarray, patients: list[str], targets: np.ndarray, fold: str, names: list[str],
-           model: str) -> pd.DataFrame:
+def _table(
+    probs: np.ndarray, patients: list[str], targets: np.ndarray, fold: str, names: list[str], model: str
+) -> pd.DataFrame:
     keys = pd.DataFrame({"slice_id": patients, "item_id": patients, "patient_id": patients})
     return prediction_table({model: probs}, keys, targets, fold, names)
 
@@ -101,26 +130,39 @@ def _what(recipe: RadiomicsRecipe, channels: list[str], n_features: int, version
     per_channel = [c for c in features.classes if c != "shape"]
     shape = "shape once (the first channel's mask), " if "shape" in features.classes else ""
     labels = ", ".join(map(str, recipe.data.mask_labels)) if recipe.data.mask_labels else "every non-zero value"
-    scaling = (f"z-scored over the image, times {features.normalize_scale:g}" if features.normalize
-               else "not normalised")
-    grid = (f"resampled to {' x '.join(f'{s:g}' for s in features.resampled_spacing)} mm"
-            if features.resampled_spacing else "on their own grid")
-    return (f"{n_features} PyRadiomics {version} features per patient ({FEATURES}): {shape}{', '.join(per_channel)} "
-            f"on {', '.join(channels)}, inside the tumour mask ({labels}); images {scaling}, {grid}, bin width "
-            f"{features.bin_width:g}; {recipe.classifier.model} classifier, its settings chosen per fold by an inner "
-            f"CV on the training patients")
+    scaling = f"z-scored over the image, times {features.normalize_scale:g}" if features.normalize else "not normalised"
+    grid = (
+        f"resampled to {' x '.join(f'{s:g}' for s in features.resampled_spacing)} mm"
+        if features.resampled_spacing
+        else "on their own grid"
+    )
+    return (
+        f"{n_features} PyRadiomics {version} features per patient ({FEATURES}): {shape}{', '.join(per_channel)} "
+        f"on {', '.join(channels)}, inside the tumour mask ({labels}); images {scaling}, {grid}, bin width "
+        f"{features.bin_width:g}; {recipe.classifier.model} classifier, its settings chosen per fold by an inner "
+        f"CV on the training patients"
+    )
 
 
 def _describe(name: str, record: dict, total: int) -> str:
     chosen = ", ".join(f"{k} {'none' if v is None else v}" for k, v in record["chosen"].items())
-    return (f"{name}: the inner {record['inner_folds']}-fold CV on its {record['training_patients']} training "
-            f"patients chose {chosen} (inner macro AUC {record['inner_macro_auc']:.2f}); the model uses "
-            f"{record['features_used']} of {total} features (first: {', '.join(record['top_features'][:3])})")
+    return (
+        f"{name}: the inner {record['inner_folds']}-fold CV on its {record['training_patients']} training "
+        f"patients chose {chosen} (inner macro AUC {record['inner_macro_auc']:.2f}); the model uses "
+        f"{record['features_used']} of {total} features (first: {', '.join(record['top_features'][:3])})"
+    )
 
 
-def run_radiomics(recipe: RadiomicsRecipe, cohort_path: Path, out: Path, splits_path: Path | None = None,
-                  folds: list[int] | None = None, resume: bool = False, progress: bool = True,
-                  report: bool = True) -> Path:
+def run_radiomics(
+    recipe: RadiomicsRecipe,
+    cohort_path: Path,
+    out: Path,
+    splits_path: Path | None = None,
+    folds: list[int] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    report: bool = True,
+) -> Path:
     """Featurise, fit and predict every fold (or `folds`), evaluate and report; returns the run folder."""
     start = time.perf_counter()
     folder = RunFolder(out)
@@ -145,21 +187,32 @@ def run_radiomics(recipe: RadiomicsRecipe, cohort_path: Path, out: Path, splits_
     labels = {p.patient_id: p.label for p in inputs.patients}
     matrix.insert(0, "target", [names.index(labels[p]) for p in matrix.index])
     if skipped:
-        notes.append(f"{len(skipped)} patient(s) have no features and no predictions ({FEATURES_SKIPPED}; e.g. "
-                     f"{skipped[0]['patient_id']}: {skipped[0]['reason']})")
+        notes.append(
+            f"{len(skipped)} patient(s) have no features and no predictions ({FEATURES_SKIPPED}; e.g. "
+            f"{skipped[0]['patient_id']}: {skipped[0]['reason']})"
+        )
     for note in notes:
         print(f"note: {note}")
-    print(f"radiomics: {matrix.shape[1] - 1} features per patient ({', '.join(inputs.channels)}) for "
-          f"{len(matrix)} patient(s); {counts['cached']} from the cache, {counts['computed']} computed")
+    print(
+        f"radiomics: {matrix.shape[1] - 1} features per patient ({', '.join(inputs.channels)}) for "
+        f"{len(matrix)} patient(s); {counts['cached']} from the cache, {counts['computed']} computed"
+    )
     notes.insert(0, _what(recipe, inputs.channels, matrix.shape[1] - 1, version))
     workers = recipe.data.workers or default_workers()
     with atomic.atomic_dir(folder.path, overwrite=True) as tmp:
         staged = RunFolder(tmp)
         staged.write_inputs(recipe, frame, table, meta)
         features = matrix.drop(columns="target")
-        atomic.write_csv(staged / FEATURES, pd.concat([pd.DataFrame({"patient_id": matrix.index,
-                                                                      "label": [names[t] for t in matrix["target"]]}),
-                                                        features.reset_index(drop=True)], axis=1))
+        atomic.write_csv(
+            staged / FEATURES,
+            pd.concat(
+                [
+                    pd.DataFrame({"patient_id": matrix.index, "label": [names[t] for t in matrix["target"]]}),
+                    features.reset_index(drop=True),
+                ],
+                axis=1,
+            ),
+        )
         if skipped:
             atomic.write_csv(staged / FEATURES_SKIPPED, pd.DataFrame(skipped, columns=["patient_id", "path", "reason"]))
         records = {}
@@ -167,14 +220,30 @@ def run_radiomics(recipe: RadiomicsRecipe, cohort_path: Path, out: Path, splits_
             records[job.name] = _write_fold(staged, job, matrix, names, recipe, workers)
             notes.append(_describe(job.name, records[job.name], features.shape[1]))
             print(f"note: {notes[-1]}")
-        staged.write_record(RunRecord.of_recipe(
-            recipe, names, [recipe.name], table, meta, notes=notes, patient_ids=cohort.has_patient_ids(cohort_path),
-            cohort=str(folder / COHORT), samples={"kind": "radiomics", "count": len(matrix),
-                                                  "settings": {"channels": inputs.channels}},
-            radiomics={"pyradiomics_version": version, "extraction": extraction_settings(recipe.features, recipe.data),
-                       "channels": inputs.channels, "features_per_patient": features.shape[1],
-                       "patients": len(matrix), "patients_skipped": len(skipped),
-                       "classifier": recipe.classifier.model, "folds": records, "cache": counts}))
+        staged.write_record(
+            RunRecord.of_recipe(
+                recipe,
+                names,
+                [recipe.name],
+                table,
+                meta,
+                notes=notes,
+                patient_ids=cohort.has_patient_ids(cohort_path),
+                cohort=str(folder / COHORT),
+                samples={"kind": "radiomics", "count": len(matrix), "settings": {"channels": inputs.channels}},
+                radiomics={
+                    "pyradiomics_version": version,
+                    "extraction": extraction_settings(recipe.features, recipe.data),
+                    "channels": inputs.channels,
+                    "features_per_patient": features.shape[1],
+                    "patients": len(matrix),
+                    "patients_skipped": len(skipped),
+                    "classifier": recipe.classifier.model,
+                    "folds": records,
+                    "cache": counts,
+                },
+            )
+        )
         staged.merge_predictions([job.name for job in jobs])
         if report:
             from glioscope.workflows import finish  # evaluation and the report, composed there

@@ -64,9 +64,15 @@ class FeatureSettings:
 
     def pyradiomics(self) -> dict:
         """The extractor's settings, in PyRadiomics' own names."""
-        settings = {"binWidth": self.bin_width, "normalize": self.normalize, "normalizeScale": self.normalize_scale,
-                    "interpolator": self.interpolator, "correctMask": True, "label": 1,
-                    "additionalInfo": False}
+        settings = {
+            "binWidth": self.bin_width,
+            "normalize": self.normalize,
+            "normalizeScale": self.normalize_scale,
+            "interpolator": self.interpolator,
+            "correctMask": True,
+            "label": 1,
+            "additionalInfo": False,
+        }
         if self.resampled_spacing is not None:
             settings["resampledPixelSpacing"] = list(self.resampled_spacing)
         return settings
@@ -81,8 +87,9 @@ class ClassifierSettings:
     C: tuple[Annotated[float, _positive], ...] = _classifier("C")
     correlation: tuple[Annotated[float, fraction(open_low=True)] | None, ...] = _classifier("correlation")
     trees: Annotated[int, at_least(1)] = _classifier("trees")
-    max_features: tuple[Literal["sqrt", "log2"] | Annotated[float, fraction(open_low=True)], ...] = \
-        _classifier("max_features")
+    max_features: tuple[Literal["sqrt", "log2"] | Annotated[float, fraction(open_low=True)], ...] = _classifier(
+        "max_features"
+    )
     min_samples_leaf: tuple[Annotated[int, at_least(1)], ...] = _classifier("min_samples_leaf")
     class_weight: Literal["balanced", "none"] = _classifier("class_weight")
     inner_folds: Annotated[int, at_least(2)] = _classifier("inner_folds")

@@ -45,18 +45,34 @@ def comparison_rows(run_dirs: Sequence[str | Path], n_boot: int = 1000, seed: in
         for set_name in metrics.get("sets", ["cv"]):
             for model_index, model in enumerate(metrics["models"]):
                 for level, entry in metrics.get(set_name, {}).get(model, {}).items():
-                    row = {"run": label, "model": model, "set": set_name, "level": level, "n": entry["n"],
-                           "n_patients": entry["n_patients"], "n_folds": entry["n_folds"]}
+                    row = {
+                        "run": label,
+                        "model": model,
+                        "set": set_name,
+                        "level": level,
+                        "n": entry["n"],
+                        "n_patients": entry["n_patients"],
+                        "n_folds": entry["n_folds"],
+                    }
                     for key, _ in METRICS:
                         mean, sd = entry["summary"].get(key, (None, None))
                         low, high = entry["ci"].get(key, (None, None))
-                        row.update({f"{key}_mean": mean, f"{key}_sd": sd, f"{key}_pooled": entry["pooled"].get(key),
-                                    f"{key}_ci_low": low, f"{key}_ci_high": high})
+                        row.update(
+                            {
+                                f"{key}_mean": mean,
+                                f"{key}_sd": sd,
+                                f"{key}_pooled": entry["pooled"].get(key),
+                                f"{key}_ci_low": low,
+                                f"{key}_ci_high": high,
+                            }
+                        )
                     row["_order"] = (set_name != "cv", level != "patient", run_index, model_index)
                     row["_dir"] = str(run_dir)
                     rows.append(row)
     frame = pd.DataFrame(rows).sort_values("_order", kind="stable").drop(columns=["_order", "_dir"])
-    return frame.astype({c: float for c in frame.columns if c.endswith(("_mean", "_sd", "_pooled", "_low", "_high"))}).reset_index(drop=True)
+    return frame.astype(
+        {c: float for c in frame.columns if c.endswith(("_mean", "_sd", "_pooled", "_low", "_high"))}
+    ).reset_index(drop=True)
 
 
 def _table(rows: pd.DataFrame, set_name: str, level: str) -> str:
@@ -68,15 +84,22 @@ def _table(rows: pd.DataFrame, set_name: str, level: str) -> str:
             ci = interval((r[f"{key}_ci_low"], r[f"{key}_ci_high"]))
             pooled = f"{number(r[f'{key}_pooled'])} {ci}"
             if r["n_folds"] > 1:
-                cells.append(f"{mean_sd((r[f'{key}_mean'], r[f'{key}_sd']))}<br><span class=\"ci\">pooled {pooled}</span>")
+                cells.append(
+                    f'{mean_sd((r[f"{key}_mean"], r[f"{key}_sd"]))}<br><span class="ci">pooled {pooled}</span>'
+                )
             else:
-                cells.append(f"{number(r[f'{key}_pooled'])}<br><span class=\"ci\">{ci}</span>")
+                cells.append(f'{number(r[f"{key}_pooled"])}<br><span class="ci">{ci}</span>')
         count = str(r["n"]) if r["n"] == r["n_patients"] else f"{r['n']} ({r['n_patients']} patients)"
         body.append([esc(r["run"]), esc(r["model"]), count] + cells)
-    where = "cross-validation: mean ± SD over folds; below, pooled value and 95% bootstrap interval" if set_name == "cv" \
+    where = (
+        "cross-validation: mean ± SD over folds; below, pooled value and 95% bootstrap interval"
+        if set_name == "cv"
         else "held-out test set: value and 95% bootstrap interval"
+    )
     unit = "patients" if level == "patient" else "images"
-    return table(["Run", "Model", unit] + [name for _, name in METRICS], body, f"{esc(level.capitalize())} level, {where}.", 2)
+    return table(
+        ["Run", "Model", unit] + [name for _, name in METRICS], body, f"{esc(level.capitalize())} level, {where}.", 2
+    )
 
 
 def _per_fold(metrics: dict, model: str, key: str) -> dict:
@@ -102,7 +125,10 @@ def _paired(rows: pd.DataFrame, metrics_by_label: dict[str, dict]) -> list[str]:
         second = _per_fold(metrics_by_label[b[0]], b[1], key)
         columns[key] = (first, second)
         header += [f"{esc(title)}<br>{esc(names[0])}", f"{esc(title)}<br>{esc(names[1])}", f"{esc(title)} difference"]
-    folds = sorted(set(columns["accuracy"][0]) & set(columns["accuracy"][1]), key=lambda f: (str(f).isdigit() is False, int(f) if str(f).isdigit() else 0))
+    folds = sorted(
+        set(columns["accuracy"][0]) & set(columns["accuracy"][1]),
+        key=lambda f: (str(f).isdigit() is False, int(f) if str(f).isdigit() else 0),
+    )
     body, summary = [], ["mean ± SD"]
     for fold in folds:
         row = [esc(fold)]
@@ -112,21 +138,39 @@ def _paired(rows: pd.DataFrame, metrics_by_label: dict[str, dict]) -> list[str]:
             row += [number(x), number(y), number(diff)]
         body.append(row)
     for key in ("accuracy", "macro_auc"):
-        diffs = np.array([np.nan if is_missing(columns[key][0][f]) or is_missing(columns[key][1][f])
-                          else columns[key][0][f] - columns[key][1][f] for f in folds], dtype=float)
+        diffs = np.array(
+            [
+                np.nan
+                if is_missing(columns[key][0][f]) or is_missing(columns[key][1][f])
+                else columns[key][0][f] - columns[key][1][f]
+                for f in folds
+            ],
+            dtype=float,
+        )
         valid = diffs[~np.isnan(diffs)]
         wins, ties = int((valid > 0).sum()), int((valid == 0).sum())
         sd = float(valid.std(ddof=1)) if len(valid) > 1 else 0.0
-        summary += ["", "", f"{mean_sd((float(valid.mean()) if len(valid) else None, sd))}<br><span class=\"ci\">first better in {wins} of {len(valid)} folds, tied in {ties}</span>"]
+        summary += [
+            "",
+            "",
+            f'{mean_sd((float(valid.mean()) if len(valid) else None, sd))}<br><span class="ci">first better in {wins} of {len(valid)} folds, tied in {ties}</span>',
+        ]
     body.append(summary)
     chosen = "the best model of each of the two best runs" if cv["run"].nunique() > 1 else "the two best models"
-    html = [f"<p>Compared: {chosen} by mean patient-level accuracy, <b>{esc(names[0])}</b> and <b>{esc(names[1])}</b>. "
-            "Differences are first minus second, fold by fold (the same patients in both).</p>",
-            table(header, body, "Paired comparison per fold, patient level.")]
+    html = [
+        f"<p>Compared: {chosen} by mean patient-level accuracy, <b>{esc(names[0])}</b> and <b>{esc(names[1])}</b>. "
+        "Differences are first minus second, fold by fold (the same patients in both).</p>",
+        table(header, body, "Paired comparison per fold, patient level."),
+    ]
     acc_first = [columns["accuracy"][0][f] for f in folds]
     acc_second = [columns["accuracy"][1][f] for f in folds]
-    fig = figures.paired_folds(folds, [np.nan if v is None else v for v in acc_first],
-                               [np.nan if v is None else v for v in acc_second], names, "accuracy")
+    fig = figures.paired_folds(
+        folds,
+        [np.nan if v is None else v for v in acc_first],
+        [np.nan if v is None else v for v in acc_second],
+        names,
+        "accuracy",
+    )
     html.append(image(figures.png(fig), "paired per-fold accuracy"))
     return html
 
@@ -142,20 +186,28 @@ def write_comparison(run_dirs: Sequence[str | Path], out_html: str | Path, n_boo
     class_names = metrics_by_label[labels[0]]["class_names"]
     for label in labels[1:]:
         if metrics_by_label[label]["class_names"] != class_names:
-            raise GlioscopeError(f"runs {labels[0]} and {label} have different classes: "
-                                 f"{class_names} vs {metrics_by_label[label]['class_names']}")
+            raise GlioscopeError(
+                f"runs {labels[0]} and {label} have different classes: "
+                f"{class_names} vs {metrics_by_label[label]['class_names']}"
+            )
 
-    body = [f"<h1>glioscope comparison: {esc(', '.join(labels))}</h1>",
-            f'<p class="meta"><b>Runs:</b> {esc(", ".join(d.name for d in run_dirs))} · <b>Classes:</b> {esc(", ".join(class_names))}</p>']
+    body = [
+        f"<h1>glioscope comparison: {esc(', '.join(labels))}</h1>",
+        f'<p class="meta"><b>Runs:</b> {esc(", ".join(d.name for d in run_dirs))} · <b>Classes:</b> {esc(", ".join(class_names))}</p>',
+    ]
     if any(i.get("leaky") for i in infos):
         leaky = [label for label, i in zip(labels, infos) if i.get("leaky")]
-        body.append(f'<div class="banner leaky">LEAKY SPLIT in {esc(", ".join(leaky))}: results overestimate performance on new patients.</div>')
+        body.append(
+            f'<div class="banner leaky">LEAKY SPLIT in {esc(", ".join(leaky))}: results overestimate performance on new patients.</div>'
+        )
     partial = check_same_folds(run_dirs, partial=True)
-    shared = (f"All runs share the same folds: every patient sits in the same fold in each run's {SPLITS}. "
-              if not partial else
-              f"All runs share the same folds: every patient sits in the same fold in each run's {SPLITS} that has "
-              f"it. {partial} patient(s) are in only some of the runs (e.g. a missing MRI sequence): each run is "
-              "scored on its own patients (see the patients column). ")
+    shared = (
+        f"All runs share the same folds: every patient sits in the same fold in each run's {SPLITS}. "
+        if not partial
+        else f"All runs share the same folds: every patient sits in the same fold in each run's {SPLITS} that has "
+        f"it. {partial} patient(s) are in only some of the runs (e.g. a missing MRI sequence): each run is "
+        "scored on its own patients (see the patients column). "
+    )
     body.append('<div class="statement">' + esc(shared + infos[0].get("split_statement", "")) + "</div>")
     for set_name in [s for s in ("cv", "test") if (rows["set"] == s).any()]:
         body.append("<h2>" + ("Cross-validation" if set_name == "cv" else "Held-out test set") + "</h2>")
@@ -167,8 +219,9 @@ def write_comparison(run_dirs: Sequence[str | Path], out_html: str | Path, n_boo
     for label, run_dir in zip(labels, run_dirs):
         images = RunFolder(run_dir).predictions(class_names)
         patients = to_patients(images[images["set"] == "cv"], by=("fold", "model"))
-        for model_label, model_curves in roc_panels(patients, metrics_by_label[label]["models"], class_names,
-                                                    label=lambda m, run=label: f"{run}: {m}"):
+        for model_label, model_curves in roc_panels(
+            patients, metrics_by_label[label]["models"], class_names, label=lambda m, run=label: f"{run}: {m}"
+        ):
             for (name, positive, score), cls in zip(model_curves, shown):
                 panels[cls].append((model_label, positive, score))
     curves = [(f"{c} vs rest" if len(class_names) > 2 else f"positive class {c}", panels[c]) for c in shown]

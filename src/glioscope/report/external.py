@@ -18,8 +18,15 @@ from glioscope.report.run_report import _confusion_and_roc, _Figures, _header
 from glioscope.rundir import METRICS, REPORT, RunFolder
 from glioscope.util import atomic
 
-COMPARED = (("accuracy", "Accuracy"), ("macro_f1", "Macro F1"), ("auc", "AUC"), ("macro_sensitivity", "Sensitivity"),
-            ("macro_specificity", "Specificity"), ("brier", "Brier score"), ("ece", "ECE"))
+COMPARED = (
+    ("accuracy", "Accuracy"),
+    ("macro_f1", "Macro F1"),
+    ("auc", "AUC"),
+    ("macro_sensitivity", "Sensitivity"),
+    ("macro_specificity", "Specificity"),
+    ("brier", "Brier score"),
+    ("ece", "ECE"),
+)
 
 
 def write_external_report(out_dir: str | Path) -> Path:
@@ -35,8 +42,9 @@ def write_external_report(out_dir: str | Path) -> Path:
     saver = _Figures(folder / "figures")
     body = _header(info, metrics)
     body[0] = f"<h1>glioscope external test: {esc(info.get('recipe'))} — {esc(info.get('task') or '')}</h1>"
-    body.append(f'<p class="meta"><b>Trained run:</b> {esc(run.path)} · <b>External cohort:</b> '
-                f'{esc(external["cohort"])}</p>')
+    body.append(
+        f'<p class="meta"><b>Trained run:</b> {esc(run.path)} · <b>External cohort:</b> {esc(external["cohort"])}</p>'
+    )
     body.append("<h2>External test beside the run's cross-validation</h2>")
     for level in ("patient", "image"):
         body.append(_comparison(metrics, cv_metrics, external["headline"], level))
@@ -51,8 +59,10 @@ def write_external_report(out_dir: str | Path) -> Path:
     body.append("<h2>Notes</h2>")
     body.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>" if notes else "<p>No notes.</p>")
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    body.append(f"<footer>glioscope {esc(glioscope.__version__)} · external test report written {esc(now)} · "
-                f"{metrics.get('n_boot')} bootstrap resamples of patients</footer>")
+    body.append(
+        f"<footer>glioscope {esc(glioscope.__version__)} · external test report written {esc(now)} · "
+        f"{metrics.get('n_boot')} bootstrap resamples of patients</footer>"
+    )
     out = folder / REPORT
     atomic.write_text(out, page(f"glioscope external test: {info.get('recipe')}", body))
     return out
@@ -61,9 +71,9 @@ def write_external_report(out_dir: str | Path) -> Path:
 def _cell(entry: dict | None, key: str, folds: bool) -> str:
     if not entry:
         return "n/a"
-    pooled = f"{number(entry['pooled'].get(key))} <span class=\"ci\">{interval(entry['ci'].get(key))}</span>"
+    pooled = f'{number(entry["pooled"].get(key))} <span class="ci">{interval(entry["ci"].get(key))}</span>'
     if folds and entry.get("n_folds", 1) > 1:
-        return f"{mean_sd(entry['summary'].get(key))}<br><span class=\"ci\">pooled</span> {pooled}"
+        return f'{mean_sd(entry["summary"].get(key))}<br><span class="ci">pooled</span> {pooled}'
     return pooled
 
 
@@ -71,11 +81,15 @@ def _comparison(metrics: dict, cv_metrics: dict | None, headline: str, level: st
     external = metrics.get("test", {}).get(headline, {}).get(level)
     internal = (cv_metrics or {}).get("cv", {}).get(headline, {}).get(level)
     rows = [[esc(title), _cell(internal, key, True), _cell(external, key, False)] for key, title in COMPARED]
-    counts = (f"{internal['n_patients'] if internal else 'n/a'} patients (CV), "
-              f"{external['n_patients'] if external else 'n/a'} patients (external)")
-    caption = (f"{level.capitalize()} level, {esc(headline)}: cross-validation (mean ± SD over folds, pooled with "
-               f"95% bootstrap interval) and external test (the mean of the fold models, 95% bootstrap interval over "
-               f"patients); {counts}.")
+    counts = (
+        f"{internal['n_patients'] if internal else 'n/a'} patients (CV), "
+        f"{external['n_patients'] if external else 'n/a'} patients (external)"
+    )
+    caption = (
+        f"{level.capitalize()} level, {esc(headline)}: cross-validation (mean ± SD over folds, pooled with "
+        f"95% bootstrap interval) and external test (the mean of the fold models, 95% bootstrap interval over "
+        f"patients); {counts}."
+    )
     return table(["Metric", "Cross-validation", "External test"], rows, caption)
 
 
@@ -85,21 +99,37 @@ def _fold_models(metrics: dict) -> str:
         entry = metrics.get("test", {}).get(model, {}).get("patient")
         rows.append([esc(model)] + [_cell(entry, key, False) for key, _ in COMPARED[:3] + COMPARED[5:]])
     titles = [t for _, t in COMPARED[:3] + COMPARED[5:]]
-    return table(["Model"] + titles, rows, "Patient level, external cohort: the fold models' mean (first) and each "
-                                           "fold model alone, with 95% bootstrap intervals.")
+    return table(
+        ["Model"] + titles,
+        rows,
+        "Patient level, external cohort: the fold models' mean (first) and each "
+        "fold model alone, with 95% bootstrap intervals.",
+    )
 
 
 def _operating_point(point: dict, cv_metrics, run: RunFolder, names, headline: str) -> list[str]:
     rows = []
     for model, result in point["test"].items():
         (tn, fp), (fn, tp) = result["confusion_matrix"]
-        rows.append([esc(model), number(result["sensitivity"]), number(result["specificity"]),
-                     number(result["accuracy"]), f"TN {tn} · FP {fp} · FN {fn} · TP {tp}"])
-    return [f"<h2>At the run's operating point (p({esc(point['positive_class'])}) ≥ {point['threshold']:.3f})</h2>",
-            f"<p>The threshold was chosen on {esc(point['chosen_on'])}; it was not tuned on the external patients. "
-            "Above, the confusion matrices are at the argmax (a threshold of 0.5).</p>",
-            table(["Model", "Sensitivity", "Specificity", "Accuracy", "Confusion"], rows,
-                  "Patient level, external cohort, at the cross-validation's operating point.")]
+        rows.append(
+            [
+                esc(model),
+                number(result["sensitivity"]),
+                number(result["specificity"]),
+                number(result["accuracy"]),
+                f"TN {tn} · FP {fp} · FN {fn} · TP {tp}",
+            ]
+        )
+    return [
+        f"<h2>At the run's operating point (p({esc(point['positive_class'])}) ≥ {point['threshold']:.3f})</h2>",
+        f"<p>The threshold was chosen on {esc(point['chosen_on'])}; it was not tuned on the external patients. "
+        "Above, the confusion matrices are at the argmax (a threshold of 0.5).</p>",
+        table(
+            ["Model", "Sensitivity", "Specificity", "Accuracy", "Confusion"],
+            rows,
+            "Patient level, external cohort, at the cross-validation's operating point.",
+        ),
+    ]
 
 
 def _calibration(patients: pd.DataFrame, run: RunFolder, names, headline: str, saver) -> str:
@@ -117,6 +147,10 @@ def _calibration(patients: pd.DataFrame, run: RunFolder, names, headline: str, s
         pass
     what = "the positive class" if len(names) == 2 else "the predicted class"
     fig = figures.reliability_diagram(curves, f"{headline}: reliability, patient level")
-    return saver.add("reliability", fig, "reliability diagram",
-                     f"Patients binned by the probability of {what} (10 bins); the observed frequency against the "
-                     "bin's mean probability. Marker area: patients in the bin.")
+    return saver.add(
+        "reliability",
+        fig,
+        "reliability diagram",
+        f"Patients binned by the probability of {what} (10 bins); the observed frequency against the "
+        "bin's mean probability. Marker area: patients in the bin.",
+    )

@@ -90,8 +90,15 @@ def confusion_matrices(matrices: Sequence[tuple[str, np.ndarray]], class_names: 
         image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
         for i in range(cm.shape[0]):
             for j in range(cm.shape[1]):
-                ax.text(j, i, f"{int(cm[i, j])}\n{share[i, j]:.0%}", ha="center", va="center", fontsize=size,
-                        color="white" if share[i, j] > 0.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{int(cm[i, j])}\n{share[i, j]:.0%}",
+                    ha="center",
+                    va="center",
+                    fontsize=size,
+                    color="white" if share[i, j] > 0.6 else "black",
+                )
         ticks = range(len(class_names))
         ax.set_xticks(ticks, class_names, rotation=30 if max(map(len, class_names)) > 4 else 0)
         ax.set_yticks(ticks, class_names)
@@ -126,13 +133,15 @@ def roc_curves(panels: Sequence[tuple[str, Sequence[tuple[str, np.ndarray, np.nd
         ax.grid(alpha=0.3)
         if len(ax.lines) > 1:
             ax.legend(fontsize=8, loc="lower right")
-    for ax in axes[len(panels):]:
+    for ax in axes[len(panels) :]:
         ax.set_visible(False)
     fig.suptitle(title)
     return fig
 
 
-def paired_folds(folds: Sequence, first: Sequence[float], second: Sequence[float], names: tuple[str, str], metric: str) -> Figure:
+def paired_folds(
+    folds: Sequence, first: Sequence[float], second: Sequence[float], names: tuple[str, str], metric: str
+) -> Figure:
     """Per-fold values of two models joined by a line: the paired comparison at a glance."""
     fig = new_figure(4.2, 3.4)
     ax = fig.subplots()

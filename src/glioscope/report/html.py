@@ -56,7 +56,9 @@ def mean_sd(pair, digits: int = 3, scale: float = 1.0) -> str:
     return f"{number(pair[0], digits, scale)} ± {number(pair[1], digits, scale)}"
 
 
-def table(header: Sequence[str], rows: Iterable[Sequence[str]], caption: str | None = None, label_columns: int = 1) -> str:
+def table(
+    header: Sequence[str], rows: Iterable[Sequence[str]], caption: str | None = None, label_columns: int = 1
+) -> str:
     """An HTML table; cells are HTML already (escape text with esc), the first `label_columns` left-aligned."""
     parts = ["<table>"]
     if caption:
@@ -78,7 +80,7 @@ def image(png: bytes, alt: str, caption: str | None = None) -> str:
 
 def page(title: str, body: Sequence[str]) -> str:
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
         + "\n".join(body)
         + "\n</body>\n</html>\n"

@@ -48,8 +48,14 @@ def roc_panels(patients: pd.DataFrame, models: Sequence[str], class_names: Seque
         rows = patients[patients["model"] == model]
         if rows.empty:
             continue
-        curves = [(f"{name} vs rest" if len(class_names) > 2 else name, rows["target"].to_numpy() == class_names.index(name),
-                   rows[f"prob_{name}"].to_numpy()) for name in shown]
+        curves = [
+            (
+                f"{name} vs rest" if len(class_names) > 2 else name,
+                rows["target"].to_numpy() == class_names.index(name),
+                rows[f"prob_{name}"].to_numpy(),
+            )
+            for name in shown
+        ]
         panels.append((label(model), curves))
     return panels
 
@@ -70,13 +76,21 @@ class _Figures:
 def _header(info: dict, metrics: dict) -> list[str]:
     title = " — ".join(str(v) for v in (info.get("recipe"), info.get("task")) if v) or "run"
     model_name = ", ".join(metrics["models"])
-    meta = [("Recipe", info.get("recipe")), ("Task", info.get("task")), ("Cohort", info.get("cohort")),
-            ("Classes", ", ".join(metrics["class_names"])), ("Models", model_name),
-            ("Folds", len(metrics.get("folds", [])) or None),
-            ("Precision", _precision((info.get("training") or {}).get("precision"))),
-            ("Weights", _weights((info.get("training") or {}).get("weights"))), ("Run created", info.get("created"))]
-    body = [f"<h1>glioscope report: {esc(title)}</h1>",
-            '<p class="meta">' + " · ".join(f"<b>{esc(k)}:</b> {esc(v)}" for k, v in meta if v not in (None, "")) + "</p>"]
+    meta = [
+        ("Recipe", info.get("recipe")),
+        ("Task", info.get("task")),
+        ("Cohort", info.get("cohort")),
+        ("Classes", ", ".join(metrics["class_names"])),
+        ("Models", model_name),
+        ("Folds", len(metrics.get("folds", [])) or None),
+        ("Precision", _precision((info.get("training") or {}).get("precision"))),
+        ("Weights", _weights((info.get("training") or {}).get("weights"))),
+        ("Run created", info.get("created")),
+    ]
+    body = [
+        f"<h1>glioscope report: {esc(title)}</h1>",
+        '<p class="meta">' + " · ".join(f"<b>{esc(k)}:</b> {esc(v)}" for k, v in meta if v not in (None, "")) + "</p>",
+    ]
     if info.get("leaky"):
         body.append(f'<div class="banner leaky">{esc(LEAKY_WARNING)}</div>')
     if not info.get("patient_ids", True):
@@ -109,7 +123,10 @@ def _precision(by_fold: dict | None) -> str | None:
 
 
 SEED_TABLES = {  # name -> the tables in that paper's layout (recipes choose with evaluate.tables)
-    "seed000": lambda m, s, level, train: [tables.seed000_models(m, s, level, train), tables.seed000_classes(m, s, level)],
+    "seed000": lambda m, s, level, train: [
+        tables.seed000_models(m, s, level, train),
+        tables.seed000_classes(m, s, level),
+    ],
     "seed002": lambda m, s, level, train: [tables.seed002_f1(m, s, level)],
     "seed004": lambda m, s, level, train: [tables.seed004_classes(m, s, level)],
 }
@@ -117,9 +134,14 @@ SEED_TABLES = {  # name -> the tables in that paper's layout (recipes choose wit
 
 def _metric_sections(metrics: dict, set_name: str, histories) -> list[str]:
     levels = ("patient", "image")
-    body = ["<h3>Patient level</h3>", tables.headline(metrics, set_name, "patient"),
-            "<h3>Image level</h3>", tables.headline(metrics, set_name, "image"),
-            "<h3>Per class (patient level)</h3>", tables.per_class(metrics, set_name, "patient")]
+    body = [
+        "<h3>Patient level</h3>",
+        tables.headline(metrics, set_name, "patient"),
+        "<h3>Image level</h3>",
+        tables.headline(metrics, set_name, "image"),
+        "<h3>Per class (patient level)</h3>",
+        tables.per_class(metrics, set_name, "patient"),
+    ]
     train = training_accuracy(histories, metrics["models"]) if set_name == "cv" else {}
     wanted = metrics.get("seed_tables")
     wanted = list(SEED_TABLES) if wanted is None else wanted
@@ -135,8 +157,9 @@ def _metric_sections(metrics: dict, set_name: str, histories) -> list[str]:
     return body
 
 
-def _confusion_and_roc(metrics: dict, set_name: str, patients: pd.DataFrame, saver: _Figures,
-                       where: str | None = None) -> list[str]:
+def _confusion_and_roc(
+    metrics: dict, set_name: str, patients: pd.DataFrame, saver: _Figures, where: str | None = None
+) -> list[str]:
     names = metrics["class_names"]
     prefix = "" if set_name == "cv" else "test_"
     where = where or ("all folds pooled" if set_name == "cv" else "held-out test set")
@@ -144,12 +167,21 @@ def _confusion_and_roc(metrics: dict, set_name: str, patients: pd.DataFrame, sav
     body = [f"<{h}>Confusion matrices ({esc(where)})</{h}>"]
     for model in metrics["models"]:
         entry = metrics.get(set_name, {}).get(model, {})
-        matrices = [(f"{level} level (n={entry[level]['n']})", entry[level]["pooled"]["confusion_matrix"])
-                    for level in ("patient", "image") if level in entry]
+        matrices = [
+            (f"{level} level (n={entry[level]['n']})", entry[level]["pooled"]["confusion_matrix"])
+            for level in ("patient", "image")
+            if level in entry
+        ]
         if matrices:
             fig = figures.confusion_matrices(matrices, names, f"{model}: confusion matrix, {where}")
-            body.append(saver.add(f"{prefix}confusion_{slug(model)}", fig, f"confusion matrix of {model}",
-                                  "Cell text: count and share of the true class (row-normalised); colour: share."))
+            body.append(
+                saver.add(
+                    f"{prefix}confusion_{slug(model)}",
+                    fig,
+                    f"confusion matrix of {model}",
+                    "Cell text: count and share of the true class (row-normalised); colour: share.",
+                )
+            )
     body.append(f"<{h}>ROC curves, one-vs-rest, patient level ({esc(where)})</{h}>")
     panels = roc_panels(patients[patients["set"] == set_name], metrics["models"], names)
     if panels:
@@ -203,12 +235,16 @@ def write_report(run_dir: str | Path, gradcam_panels=None, n_boot: int = 1000, s
     body.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>" if notes else "<p>No notes.</p>")
     config = run_dir / CONFIG
     if config.is_file():
-        body.append(f"<details><summary>Resolved recipe ({CONFIG})</summary><pre>{esc(config.read_text(encoding='utf-8'))}</pre></details>")
+        body.append(
+            f"<details><summary>Resolved recipe ({CONFIG})</summary><pre>{esc(config.read_text(encoding='utf-8'))}</pre></details>"
+        )
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     trained = info.get("glioscope_version")
-    body.append(f"<footer>glioscope {esc(glioscope.__version__)} · report written {esc(now)}"
-                + (f" · run trained with glioscope {esc(trained)}" if trained else "")
-                + f" · {metrics.get('n_boot')} bootstrap resamples, seed {metrics.get('seed')}</footer>")
+    body.append(
+        f"<footer>glioscope {esc(glioscope.__version__)} · report written {esc(now)}"
+        + (f" · run trained with glioscope {esc(trained)}" if trained else "")
+        + f" · {metrics.get('n_boot')} bootstrap resamples, seed {metrics.get('seed')}</footer>"
+    )
     out = run_dir / REPORT
     atomic.write_text(out, page(f"glioscope report: {info.get('label') or info.get('recipe')}", body))
     return out

@@ -20,8 +20,8 @@ def cell(level: dict, key: str, digits: int = 3, scale: float = 1.0) -> str:
     """mean ± SD over folds, and below it the pooled value with its 95% bootstrap interval."""
     pooled = f"{number(pooled_value(level, key), digits, scale)} {interval(level['ci'].get(key), digits, scale)}"
     if level["n_folds"] > 1:
-        return f"{mean_sd(level['summary'].get(key), digits, scale)}<br><span class=\"ci\">pooled {pooled}</span>"
-    return f"{number(pooled_value(level, key), digits, scale)}<br><span class=\"ci\">{interval(level['ci'].get(key), digits, scale)}</span>"
+        return f'{mean_sd(level["summary"].get(key), digits, scale)}<br><span class="ci">pooled {pooled}</span>'
+    return f'{number(pooled_value(level, key), digits, scale)}<br><span class="ci">{interval(level["ci"].get(key), digits, scale)}</span>'
 
 
 def _levels(metrics: dict, set_name: str, level: str):
@@ -40,20 +40,31 @@ def _folds_phrase(metrics: dict, set_name: str) -> str:
 def headline(metrics: dict, set_name: str, level: str) -> str:
     rows = []
     for model, entry in _levels(metrics, set_name, level):
-        count = str(entry["n"]) if entry["n"] == entry["n_patients"] else f"{entry['n']} ({entry['n_patients']} patients)"
+        count = (
+            str(entry["n"]) if entry["n"] == entry["n_patients"] else f"{entry['n']} ({entry['n_patients']} patients)"
+        )
         rows.append([esc(model), count] + [cell(entry, key) for key, _ in HEADLINE])
     unit = "patients" if level == "patient" else "images"
     if set_name == "cv":
-        caption = (f"{esc(_folds_phrase(metrics, set_name))}, {esc(LEVEL_NAMES[level])}: mean ± SD over folds; "
-                   f"below, the value over all folds' predictions pooled and its 95% bootstrap interval (patients resampled).")
+        caption = (
+            f"{esc(_folds_phrase(metrics, set_name))}, {esc(LEVEL_NAMES[level])}: mean ± SD over folds; "
+            f"below, the value over all folds' predictions pooled and its 95% bootstrap interval (patients resampled)."
+        )
     else:
-        caption = f"Held-out test set, {esc(LEVEL_NAMES[level])}: value and 95% bootstrap interval (patients resampled)."
+        caption = (
+            f"Held-out test set, {esc(LEVEL_NAMES[level])}: value and 95% bootstrap interval (patients resampled)."
+        )
     return table(["Model", unit] + [name for _, name in HEADLINE], rows, caption)
 
 
 def per_class(metrics: dict, set_name: str, level: str = "patient") -> str:
-    keys = (("precision", "Precision"), ("sensitivity", "Sensitivity"), ("specificity", "Specificity"),
-            ("f1", "F1"), ("auc", "AUC (one-vs-rest)"))
+    keys = (
+        ("precision", "Precision"),
+        ("sensitivity", "Sensitivity"),
+        ("specificity", "Specificity"),
+        ("f1", "F1"),
+        ("auc", "AUC (one-vs-rest)"),
+    )
     rows = []
     for model, entry in _levels(metrics, set_name, level):
         for name in metrics["class_names"]:
@@ -71,10 +82,21 @@ def seed000_models(metrics: dict, set_name: str, level: str, training_accuracy: 
     for model, entry in _levels(metrics, set_name, level):
         train = number(training_accuracy.get(model), 2, 100.0)
         rows.append([esc(model), train] + [number(pooled_value(entry, k), 2, 100.0) for k in keys])
-    caption = (f"Layout of seed 000's Table 2, {esc(LEVEL_NAMES[level])}, {esc(_folds_phrase(metrics, set_name))}, predictions pooled; "
-               "percent; precision, recall, specificity, sensitivity and F1 are macro averages over classes; "
-               "training accuracy = last epoch, mean over folds.")
-    header = ["Model", "Training accuracy", "Testing accuracy", "Precision", "Recall", "Specificity", "Sensitivity", "F1 score"]
+    caption = (
+        f"Layout of seed 000's Table 2, {esc(LEVEL_NAMES[level])}, {esc(_folds_phrase(metrics, set_name))}, predictions pooled; "
+        "percent; precision, recall, specificity, sensitivity and F1 are macro averages over classes; "
+        "training accuracy = last epoch, mean over folds."
+    )
+    header = [
+        "Model",
+        "Training accuracy",
+        "Testing accuracy",
+        "Precision",
+        "Recall",
+        "Specificity",
+        "Sensitivity",
+        "F1 score",
+    ]
     return table(header, rows, caption)
 
 
@@ -85,8 +107,10 @@ def seed000_classes(metrics: dict, set_name: str, level: str) -> str:
     for model, entry in _levels(metrics, set_name, level):
         for name in metrics["class_names"]:
             rows.append([esc(model), esc(name)] + [number(pooled_value(entry, f"{k}/{name}"), 2, 100.0) for k in keys])
-    caption = (f"Layout of seed 000's Table 3, {esc(LEVEL_NAMES[level])}, {esc(_folds_phrase(metrics, set_name))}, predictions pooled; "
-               "percent; accuracy is one-vs-rest.")
+    caption = (
+        f"Layout of seed 000's Table 3, {esc(LEVEL_NAMES[level])}, {esc(_folds_phrase(metrics, set_name))}, predictions pooled; "
+        "percent; accuracy is one-vs-rest."
+    )
     header = ["Model", "Class", "Accuracy", "Precision", "Recall", "Specificity", "Sensitivity", "F1 score"]
     return table(header, rows, caption, label_columns=2)
 
@@ -99,17 +123,27 @@ def seed004_classes(metrics: dict, set_name: str, level: str) -> str:
         for name in metrics["class_names"]:
             values = []
             for key, digits, scale in keys:
-                pair = entry["summary"].get(f"{key}/{name}") if entry["n_folds"] > 1 else [pooled_value(entry, f"{key}/{name}"), None]
+                pair = (
+                    entry["summary"].get(f"{key}/{name}")
+                    if entry["n_folds"] > 1
+                    else [pooled_value(entry, f"{key}/{name}"), None]
+                )
                 values.append(mean_sd(pair, digits, scale) if entry["n_folds"] > 1 else number(pair[0], digits, scale))
             rows.append([esc(model), f"{esc(name)} vs rest"] + values)
         overall = [("accuracy", 1, 100.0), ("macro_auc", 4, 1.0)]
-        acc, az = (mean_sd(entry["summary"].get(k), d, f) if entry["n_folds"] > 1 else number(pooled_value(entry, k), d, f)
-                   for k, d, f in overall)
+        acc, az = (
+            mean_sd(entry["summary"].get(k), d, f) if entry["n_folds"] > 1 else number(pooled_value(entry, k), d, f)
+            for k, d, f in overall
+        )
         rows.append([esc(model), "all classes (accuracy, macro Az)", acc, "", "", az])
     spread = "mean ± SD over folds" if set_name == "cv" else "one test set"
-    caption = (f"Layout of seed 004's results, {esc(LEVEL_NAMES[level])}, {esc(_folds_phrase(metrics, set_name))}: one-vs-rest "
-               f"classifiers per class, {spread}; accuracy, sensitivity, specificity in percent; Az = area under the ROC curve.")
-    return table(["Model", "Classifier", "Accuracy", "Sensitivity", "Specificity", "Az"], rows, caption, label_columns=2)
+    caption = (
+        f"Layout of seed 004's results, {esc(LEVEL_NAMES[level])}, {esc(_folds_phrase(metrics, set_name))}: one-vs-rest "
+        f"classifiers per class, {spread}; accuracy, sensitivity, specificity in percent; Az = area under the ROC curve."
+    )
+    return table(
+        ["Model", "Classifier", "Accuracy", "Sensitivity", "Specificity", "Az"], rows, caption, label_columns=2
+    )
 
 
 def seed002_f1(metrics: dict, set_name: str, level: str) -> str:
@@ -123,6 +157,8 @@ def seed002_f1(metrics: dict, set_name: str, level: str) -> str:
         else:
             rows.append([esc(model)] + [number(pooled_value(entry, k), 3) for k in keys])
     spread = "mean ± SD over folds" if set_name == "cv" else "one test set"
-    caption = (f"Layout of seed 002's Tables 2-5, {esc(LEVEL_NAMES[level])}, {esc(_folds_phrase(metrics, set_name))}: "
-               f"F1 per class and its macro and weighted averages, {spread}.")
+    caption = (
+        f"Layout of seed 002's Tables 2-5, {esc(LEVEL_NAMES[level])}, {esc(_folds_phrase(metrics, set_name))}: "
+        f"F1 per class and its macro and weighted averages, {spread}."
+    )
     return table(["Model"] + [f"F1 {esc(n)}" for n in names] + ["Macro F1", "Weighted F1"], rows, caption)

@@ -27,5 +27,7 @@ def headline_text(run_dir: Path) -> str:
         width = max(len(m) for m in group["model"])
         lines.append(f"  {'model':<{width}}  {'accuracy':<32}{'macro F1':<32}macro AUC")
         for _, row in group.iterrows():
-            lines.append(f"  {row['model']:<{width}}  {_cell(row, 'accuracy'):<32}{_cell(row, 'macro_f1'):<32}{_cell(row, 'macro_auc')}")
+            lines.append(
+                f"  {row['model']:<{width}}  {_cell(row, 'accuracy'):<32}{_cell(row, 'macro_f1'):<32}{_cell(row, 'macro_auc')}"
+            )
     return "\n".join(lines)

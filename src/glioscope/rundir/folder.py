@@ -61,12 +61,16 @@ class RunFolder:
     def check_start(self, recipe, resume: bool) -> bool:
         """Whether this is a resumed run; errors for a used folder without --resume or another recipe."""
         if self.path.exists() and any(self.path.iterdir()) and not resume:
-            raise InputError(self.path, "run folder already exists; pass --resume to continue it or choose another folder")
+            raise InputError(
+                self.path, "run folder already exists; pass --resume to continue it or choose another folder"
+            )
         if not (resume and (self / CONFIG).is_file()):
             return False
         if yaml.safe_load((self / CONFIG).read_text(encoding="utf-8")) != yaml.safe_load(recipe.dump()):
-            raise InputError(self / CONFIG, "the recipe differs from the run being resumed; give the same recipe "
-                                            "and --set/--quick options")
+            raise InputError(
+                self / CONFIG,
+                "the recipe differs from the run being resumed; give the same recipe and --set/--quick options",
+            )
         return True
 
     def config(self) -> dict:
@@ -75,8 +79,7 @@ class RunFolder:
             raise InputError(self.path, f"not a glioscope run folder (no {CONFIG})")
         return yaml.safe_load(path.read_text(encoding="utf-8"))
 
-    def write_inputs(self, recipe, cohort: pd.DataFrame, splits: pd.DataFrame, split_meta: dict,
-                     samples=None) -> None:
+    def write_inputs(self, recipe, cohort: pd.DataFrame, splits: pd.DataFrame, split_meta: dict, samples=None) -> None:
         """The recipe and what the run starts from: cohort rows, splits, the samples (and those skipped) if any."""
         self.path.mkdir(parents=True, exist_ok=True)
         atomic.write_text(self / CONFIG, recipe.dump())
@@ -189,8 +192,11 @@ class RunFolder:
 
     def merge_predictions(self, job_names: list[str]) -> None:
         """RUN/predictions.csv (and validation_predictions.csv) from the folds'; the test set's as their mean."""
-        validation = [pd.read_csv(self.fold(n) / VALIDATION, dtype=TYPES) for n in job_names
-                      if (self.fold(n) / VALIDATION).is_file()]
+        validation = [
+            pd.read_csv(self.fold(n) / VALIDATION, dtype=TYPES)
+            for n in job_names
+            if (self.fold(n) / VALIDATION).is_file()
+        ]
         if validation:
             atomic.write_csv(self / VALIDATION, pd.concat(validation, ignore_index=True))
         frames = [pd.read_csv(self.fold(n) / PREDICTIONS, dtype=TYPES) for n in job_names if self.fold_finished(n)]
@@ -214,8 +220,10 @@ class RunFolder:
         for folder in sorted(self.path.glob(f"*/{GRADCAM}")):
             files = sorted(folder.glob("*.png"))
             if files:
-                return [(f"{folder.parent.name}, held-out patients ({k + 1}/{len(files)})", f.read_bytes())
-                        for k, f in enumerate(files)]
+                return [
+                    (f"{folder.parent.name}, held-out patients ({k + 1}/{len(files)})", f.read_bytes())
+                    for k, f in enumerate(files)
+                ]
         return None
 
     def write_history(self, name: str, history: pd.DataFrame) -> None:
@@ -248,10 +256,12 @@ class RunFolder:
         frame = read_table(path, class_names)
         if frame is None:
             raise InputError(path, "has no rows")
-        names = class_names or [c[len("prob_"):] for c in prob_columns(frame)]
+        names = class_names or [c[len("prob_") :] for c in prob_columns(frame)]
         bad = ~frame["target"].between(0, len(names) - 1)
         if bad.any():
-            raise InputError(path, f"target {int(frame.loc[bad, 'target'].iloc[0])} is not a class index 0..{len(names) - 1}")
+            raise InputError(
+                path, f"target {int(frame.loc[bad, 'target'].iloc[0])} is not a class index 0..{len(names) - 1}"
+            )
         fold = frame["fold"].astype(str).str.strip()
         is_test = fold.str.lower().isin(["test", "-1"])
         frame["fold"] = fold.where(~is_test, "test")

@@ -57,20 +57,35 @@ class RunRecord:
     package: dict | None = None
 
     @classmethod
-    def of_recipe(cls, recipe, class_names: list[str], models: list[str], splits: pd.DataFrame | None = None,
-                  split_meta: dict | None = None, **rest) -> RunRecord:
+    def of_recipe(
+        cls,
+        recipe,
+        class_names: list[str],
+        models: list[str],
+        splits: pd.DataFrame | None = None,
+        split_meta: dict | None = None,
+        **rest,
+    ) -> RunRecord:
         """The record of a run of `recipe` on `splits` (a split table and its split.json); `rest`: other fields."""
-        made = cls(recipe=recipe.name, class_names=list(class_names), models=list(models), task=recipe.task_name,
-                   label=recipe.task.label, seed_tables=list(recipe.evaluate.tables), caveat=recipe.task.caveat,
-                   **rest)
+        made = cls(
+            recipe=recipe.name,
+            class_names=list(class_names),
+            models=list(models),
+            task=recipe.task_name,
+            label=recipe.task.label,
+            seed_tables=list(recipe.evaluate.tables),
+            caveat=recipe.task.caveat,
+            **rest,
+        )
         return made.with_split(splits, split_meta) if splits is not None else made
 
     def with_split(self, splits: pd.DataFrame, split_meta: dict | None) -> RunRecord:
         """The record with the folds, leakiness and statement of a split table and its split.json."""
         meta = split_meta or {}
         folds = sorted(int(k) for k in splits.loc[splits["partition"] == "cv", "fold"].unique())
-        return replace(self, folds=folds, leaky=bool(meta.get("leaky", False)),
-                       split_statement=meta.get("statement", ""))
+        return replace(
+            self, folds=folds, leaky=bool(meta.get("leaky", False)), split_statement=meta.get("statement", "")
+        )
 
     def derived(self, **changes) -> RunRecord:
         """A new record from this one (an external test's, a package's): created now, by this version."""

@@ -24,8 +24,9 @@ def prob_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c.startswith("prob_")]
 
 
-def prediction_table(probs: dict[str, np.ndarray], keys: pd.DataFrame, targets: np.ndarray, fold: str,
-                     names: list[str]) -> pd.DataFrame:
+def prediction_table(
+    probs: dict[str, np.ndarray], keys: pd.DataFrame, targets: np.ndarray, fold: str, names: list[str]
+) -> pd.DataFrame:
     """A predictions table of each model's probabilities of the samples `keys` names."""
     frames = []
     for model_name, p in probs.items():
@@ -49,7 +50,7 @@ def read_table(path: Path, class_names: list[str] | None) -> pd.DataFrame | None
     if frame.empty:
         return None
     frame = frame.rename(columns=_prob_names(path, probs, class_names))
-    names = class_names or [c[len("prob_"):] for c in probs]
+    names = class_names or [c[len("prob_") :] for c in probs]
     ordered = [f"prob_{c}" for c in names]
     if frame[ordered].isna().any().any() or frame["target"].isna().any():
         raise InputError(path, "contains empty probabilities or targets")
@@ -60,7 +61,7 @@ def read_table(path: Path, class_names: list[str] | None) -> pd.DataFrame | None
 def _prob_names(path: Path, probs: list[str], class_names: list[str] | None) -> dict[str, str]:
     if not class_names:
         return {}
-    suffixes = [c[len("prob_"):] for c in probs]
+    suffixes = [c[len("prob_") :] for c in probs]
     if sorted(suffixes) == sorted(class_names):
         return {}
     if len(probs) != len(class_names):

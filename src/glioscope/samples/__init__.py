@@ -29,9 +29,12 @@ __all__ = ["SampleSet", "build_samples", "samples_from_file", "samples_of_study"
 def build_samples(frame: pd.DataFrame, data, cache_dir: Path | None, progress: bool = True) -> SampleSet:
     """The samples of cohort rows under `data` (DataSettings); `cache_dir` None: no cache."""
     if data.kind == "volumes":
-        return build_volumes(frame, data.volumes, None if cache_dir is None else Path(cache_dir) / "volumes",
-                             progress=progress)
-    return build_slices(frame, data.slices, None if cache_dir is None else Path(cache_dir) / "slices", progress=progress)
+        return build_volumes(
+            frame, data.volumes, None if cache_dir is None else Path(cache_dir) / "volumes", progress=progress
+        )
+    return build_slices(
+        frame, data.slices, None if cache_dir is None else Path(cache_dir) / "slices", progress=progress
+    )
 
 
 def samples_of_study(study: Study, data) -> SampleSet:

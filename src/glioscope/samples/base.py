@@ -75,4 +75,6 @@ class SampleSet(ABC):
     def describe(self, index: int) -> dict:
         """The columns that identify sample `index`, as JSON-ready values."""
         row = self.table.iloc[index]
-        return {c: (int(row[c]) if isinstance(row[c], (int, np.integer)) else str(row[c])) for c in self.describe_columns}
+        return {
+            c: (int(row[c]) if isinstance(row[c], (int, np.integer)) else str(row[c])) for c in self.describe_columns
+        }

@@ -19,8 +19,9 @@ class SliceDataset(Dataset):
     the original image.
     """
 
-    def __init__(self, images: np.ndarray | torch.Tensor, targets, transform=None, prep: BatchPrep | None = None,
-                 variants=()):
+    def __init__(
+        self, images: np.ndarray | torch.Tensor, targets, transform=None, prep: BatchPrep | None = None, variants=()
+    ):
         self.images = torch.as_tensor(images)
         self.targets = torch.tensor(np.asarray(targets), dtype=torch.long)  # a copy: pandas arrays are read-only
         self.transform = transform

@@ -114,9 +114,21 @@ def settings_folder(cache_dir: Path, settings, what: str) -> Path:
     return path
 
 
-def fetch_or_compute(tasks: Sequence, folder: Path | None, *, key: Callable, ident: Callable, load: Callable,
-                     compute: Callable, reason: Callable, workers, progress: bool, pool_worth_seconds: float,
-                     labels: tuple[str, str, str], layout: Layout | None = None) -> tuple[dict, list[Skip]]:
+def fetch_or_compute(
+    tasks: Sequence,
+    folder: Path | None,
+    *,
+    key: Callable,
+    ident: Callable,
+    load: Callable,
+    compute: Callable,
+    reason: Callable,
+    workers,
+    progress: bool,
+    pool_worth_seconds: float,
+    labels: tuple[str, str, str],
+    layout: Layout | None = None,
+) -> tuple[dict, list[Skip]]:
     """Entries by `ident(task)`: loaded from `folder` where cached, else `compute(task)` (in parallel when the
     tasks' estimated `seconds` add up to more than `pool_worth_seconds`). Tasks get `cache_file` set so that
     `compute` writes its entry. A task whose key cannot be made (a missing file) is skipped with `reason(exc)`.

@@ -49,5 +49,7 @@ class DataSettings(CohortData):
     def __post_init__(self):
         schema.check(self, "data")
         if self.kind == "volumes" and self.normalize == "imagenet":
-            raise schema.SettingError("data.normalize", "got 'imagenet', expected model or none: volumes are "
-                                                        "scaled to [0, 1] by preprocessing")
+            raise schema.SettingError(
+                "data.normalize",
+                "got 'imagenet', expected model or none: volumes are scaled to [0, 1] by preprocessing",
+            )

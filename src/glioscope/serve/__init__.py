@@ -50,7 +50,9 @@ def _check_port(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise GlioscopeError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port or --host") from None
+            raise GlioscopeError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port or --host"
+            ) from None
 
 
 def serve(runs_dir: str | Path = "runs", host: str = "127.0.0.1", port: int = 8000, max_upload_mb: int = 512) -> None:
@@ -65,7 +67,9 @@ def serve(runs_dir: str | Path = "runs", host: str = "127.0.0.1", port: int = 80
     if is_loopback(host):
         print(f"  bound to {host}: only this computer can open it (--host 0.0.0.0 would open it to the network)")
     else:
-        print(f"  WARNING: bound to {host}: other computers can reach it, and it has no login; uploads of "
-              "patient data travel unencrypted")
+        print(
+            f"  WARNING: bound to {host}: other computers can reach it, and it has no login; uploads of "
+            "patient data travel unencrypted"
+        )
     print(f"  uploads: at most {max_upload_mb} MB, kept in a temporary folder and deleted after each prediction")
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -25,8 +25,10 @@ from glioscope.serve.inference import ModelCache, ViewerStore, predict_study
 from glioscope.serve.uploads import MB, Limits, UploadError, save_upload
 
 STATIC = Path(__file__).parent / "static"
-_CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
-        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'")
+_CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
+)
 log = logging.getLogger("glioscope.serve")
 
 
@@ -108,8 +110,9 @@ def create_app(runs_dir: str | Path, limits: Limits = Limits()) -> FastAPI:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
         log.exception("glioscope serve: unexpected error on %s", request.url.path)  # the server's console only
-        return _error(request.url.path, 500, f"an unexpected error ({type(exc).__name__}); the server's console "
-                                             "has the details")
+        return _error(
+            request.url.path, 500, f"an unexpected error ({type(exc).__name__}); the server's console has the details"
+        )
 
     def entry(run_id: str | None) -> runs.RunEntry:
         found = runs.scan(root).get(run_id or "")
@@ -128,8 +131,7 @@ def create_app(runs_dir: str | Path, limits: Limits = Limits()) -> FastAPI:
     @app.get("/run", response_class=HTMLResponse)
     def run_page(id: str):
         found = entry(id)
-        files = [n for n in (REPORT, METRICS, PATIENTS, MODEL_CARD, METADATA)
-                 if (found.path / n).is_file()]
+        files = [n for n in (REPORT, METRICS, PATIENTS, MODEL_CARD, METADATA) if (found.path / n).is_file()]
         return pages.run_page(runs.summary(found), files)
 
     @app.get("/api/run")
@@ -141,8 +143,15 @@ def create_app(runs_dir: str | Path, limits: Limits = Limits()) -> FastAPI:
         path = runs.run_file(entry(id), root, name)
         if path is None:
             raise UploadError(f"{id}: no file {name!r} in this run", 404)
-        kinds = {".html": "text/html", ".json": "application/json", ".csv": "text/csv", ".md": "text/plain",
-                 ".png": "image/png", ".txt": "text/plain", ".yaml": "text/plain"}
+        kinds = {
+            ".html": "text/html",
+            ".json": "application/json",
+            ".csv": "text/csv",
+            ".md": "text/plain",
+            ".png": "image/png",
+            ".txt": "text/plain",
+            ".yaml": "text/plain",
+        }
         media = kinds.get(path.suffix.lower(), "application/octet-stream")
         return Response(path.read_bytes(), media_type=f"{media}; charset=utf-8" if media.startswith("text") else media)
 
@@ -187,8 +196,10 @@ def create_app(runs_dir: str | Path, limits: Limits = Limits()) -> FastAPI:
 
     @app.get("/predict", response_class=HTMLResponse)
     def predict_form(model: str | None = None):
-        text = (f"At most {limits.max_upload // MB} MB per upload; a zip at most {limits.max_unzipped // MB} MB "
-                f"unpacked and {limits.max_members} members.")
+        text = (
+            f"At most {limits.max_upload // MB} MB per upload; a zip at most {limits.max_unzipped // MB} MB "
+            f"unpacked and {limits.max_members} members."
+        )
         return pages.predict_form(choices(), model, text)
 
     def predict_sync(found: runs.RunEntry, files, mask) -> dict:
@@ -198,8 +209,11 @@ def create_app(runs_dir: str | Path, limits: Limits = Limits()) -> FastAPI:
             try:
                 kind = (found.info.get("samples") or {}).get("kind")
                 if kind == "volumes" and upload.kind == "image":
-                    raise UploadError(f"{upload.names[0]}: a 2D image, but {found.id} is a 3D model: it takes a volume "
-                                      "(a NIfTI file, or a DICOM series or a zip of one)", 422)
+                    raise UploadError(
+                        f"{upload.names[0]}: a 2D image, but {found.id} is a 3D model: it takes a volume "
+                        "(a NIfTI file, or a DICOM series or a zip of one)",
+                        422,
+                    )
                 try:
                     result, viewer = predict_study(found.path, upload.input, upload.mask, models)
                 except GlioscopeError as exc:
@@ -210,8 +224,11 @@ def create_app(runs_dir: str | Path, limits: Limits = Limits()) -> FastAPI:
         if viewer is not None:
             viewers.add(viewer)
         names = upload.names
-        result.update(run=found.id, input=", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else ""),
-                      viewer=None if viewer is None else viewer.meta)
+        result.update(
+            run=found.id,
+            input=", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else ""),
+            viewer=None if viewer is None else viewer.meta,
+        )
         result["timing"]["total_s"] = round(time.perf_counter() - started, 3)
         return result
 

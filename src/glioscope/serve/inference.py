@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from glioscope.errors import GlioscopeError
 from glioscope.evaluate.gradcam import grad_cam
@@ -81,26 +80,38 @@ class ModelCache:
         return self._items[key]
 
 
-def predict_study(run_dir: Path, study: Path, mask: Path | None = None,
-                  models: ModelCache | None = None) -> tuple[dict, Viewer | None]:
+def predict_study(
+    run_dir: Path, study: Path, mask: Path | None = None, models: ModelCache | None = None
+) -> tuple[dict, Viewer | None]:
     """(JSON-ready result: the ensemble as `glioscope predict` gives it, each fold's, notes, timing; viewer data,
     None for a model whose input is not an image)."""
     started = time.perf_counter()
     run = (models or ModelCache()).get(run_dir)
     prediction = run.predict_study(study, mask)
     predicted = time.perf_counter()
-    result = {"recipe": run.recipe.name, "classes": run.class_names, "task": run.record.task,
-              "samples_kind": prediction.inputs.kind, **describe(run, prediction, folds=True)}
+    result = {
+        "recipe": run.recipe.name,
+        "classes": run.class_names,
+        "task": run.record.task,
+        "samples_kind": prediction.inputs.kind,
+        **describe(run, prediction, folds=True),
+    }
     viewer = None
     if isinstance(prediction.inputs, SampleSet):
         first = result["patients"][0]["prediction"]
-        cam, cam_note = _ensemble_cam(run.folds(prediction.inputs), prediction.inputs,
-                                      input_normalisation(run.recipe.model, run.recipe.data.normalize),
-                                      run.class_names.index(first))
+        cam, cam_note = _ensemble_cam(
+            run.folds(prediction.inputs),
+            prediction.inputs,
+            input_normalisation(run.recipe.model, run.recipe.data.normalize),
+            run.class_names.index(first),
+        )
         if cam_note:
             result["notes"].append(cam_note)
         viewer = _viewer(prediction.inputs, cam, first)
-    result["timing"] = {"predict_s": round(predicted - started, 3), "gradcam_s": round(time.perf_counter() - predicted, 3)}
+    result["timing"] = {
+        "predict_s": round(predicted - started, 3),
+        "gradcam_s": round(time.perf_counter() - predicted, 3),
+    }
     return result, viewer
 
 
@@ -142,14 +153,23 @@ def _viewer(samples, cam: np.ndarray | None, cam_class: str) -> Viewer:
     else:  # (N, C, H, W): a stack of slices, one plane
         image, maps, layout = np.moveaxis(arrays, 1, 0), cam, "stack"
         channels = getattr(samples.settings, "channels", None)
-        names = list(channels) if isinstance(channels, (list, tuple)) else [f"channel {k}" for k in range(image.shape[0])]
+        names = (
+            list(channels) if isinstance(channels, (list, tuple)) else [f"channel {k}" for k in range(image.shape[0])]
+        )
         labels = [str(samples.describe(i).get("slice_index", i)) for i in range(len(samples))]
     if image.shape[0] > 1 and all(np.array_equal(image[0], c) for c in image[1:]):
         image, names = image[:1], ["grey (the channels are one image repeated)"]
     scaled = [_to_uint8(channel) for channel in image]
     data = np.ascontiguousarray(np.stack([s for s, _ in scaled]))
-    meta = {"layout": layout, "shape": list(data.shape[1:]), "channels": names[:len(scaled)],
-            "ranges": [r for _, r in scaled], "labels": labels, "cam": maps is not None, "cam_class": cam_class,
-            "spacing_mm": getattr(samples.settings, "spacing", None) if layout == "volume" else None}
+    meta = {
+        "layout": layout,
+        "shape": list(data.shape[1:]),
+        "channels": names[: len(scaled)],
+        "ranges": [r for _, r in scaled],
+        "labels": labels,
+        "cam": maps is not None,
+        "cam_class": cam_class,
+        "spacing_mm": getattr(samples.settings, "spacing", None) if layout == "volume" else None,
+    }
     cam_bytes = None if maps is None else np.clip(np.round(maps * 255), 0, 255).astype(np.uint8).tobytes()
     return Viewer(meta, data.tobytes(), cam_bytes)

@@ -48,8 +48,11 @@ def scan(root: Path) -> dict[str, RunEntry]:
         if depth >= MAX_DEPTH:
             return
         try:
-            children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
-                              and p.name not in _SKIP and inside(p, root))  # a link out of RUNS_DIR is not followed
+            children = sorted(
+                p
+                for p in folder.iterdir()
+                if p.is_dir() and not p.name.startswith(".") and p.name not in _SKIP and inside(p, root)
+            )  # a link out of RUNS_DIR is not followed
         except OSError:
             return
         for child in children:
@@ -110,9 +113,17 @@ def headline(entry: RunEntry) -> dict | None:
     key, title = ("auc", "AUC") if binary else ("accuracy", "accuracy")
     low, high = (level.get("ci") or {}).get(key, (None, None))
     mean, sd = (level.get("summary") or {}).get(key, (None, None))
-    return {"model": model, "set": sets[0], "metric": title, "value": (level.get("pooled") or {}).get(key),
-            "ci": [low, high], "mean": mean, "sd": sd, "n_folds": level.get("n_folds", 0),
-            "n_patients": level.get("n_patients")}
+    return {
+        "model": model,
+        "set": sets[0],
+        "metric": title,
+        "value": (level.get("pooled") or {}).get(key),
+        "ci": [low, high],
+        "mean": mean,
+        "sd": sd,
+        "n_folds": level.get("n_folds", 0),
+        "n_patients": level.get("n_patients"),
+    }
 
 
 def patients(entry: RunEntry) -> int | None:
@@ -131,8 +142,18 @@ def patients(entry: RunEntry) -> int | None:
 def summary(entry: RunEntry) -> dict:
     """What the runs page shows of a run (JSON-ready)."""
     info = entry.info
-    return {"id": entry.id, "kind": entry.kind, "recipe": info.get("recipe"), "task": info.get("task"),
-            "classes": info.get("class_names", []), "patients": patients(entry), "headline": headline(entry),
-            "split_statement": info.get("split_statement", ""), "leaky": bool(info.get("leaky")),
-            "samples": (info.get("samples") or {}).get("kind"), "applicable": entry.applicable,
-            "has_report": (entry.path / REPORT).is_file(), "notes": list(info.get("notes", []))}
+    return {
+        "id": entry.id,
+        "kind": entry.kind,
+        "recipe": info.get("recipe"),
+        "task": info.get("task"),
+        "classes": info.get("class_names", []),
+        "patients": patients(entry),
+        "headline": headline(entry),
+        "split_statement": info.get("split_statement", ""),
+        "leaky": bool(info.get("leaky")),
+        "samples": (info.get("samples") or {}).get("kind"),
+        "applicable": entry.applicable,
+        "has_report": (entry.path / REPORT).is_file(),
+        "notes": list(info.get("notes", [])),
+    }

@@ -102,8 +102,9 @@ def _unique(folder: Path, name: str) -> Path:
     return path
 
 
-def save_upload(files: list[tuple[str | None, BinaryIO]], limits: Limits = Limits(),
-                mask: tuple[str | None, BinaryIO] | None = None) -> Upload:
+def save_upload(
+    files: list[tuple[str | None, BinaryIO]], limits: Limits = Limits(), mask: tuple[str | None, BinaryIO] | None = None
+) -> Upload:
     """Write the files of one study into a new temporary folder (see the module docstring)."""
     files = [(name, handle) for name, handle in files if name]  # a form's empty file field has no name
     if not files:
@@ -193,8 +194,12 @@ def extract_zip(archive: Path, dest: Path, limits: Limits) -> list[Path]:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target = _unique(target.parent, target.name)
                 with zf.open(info) as source:
-                    _copy(source, target, budget, f"the zip unpacks to more than {limits.max_unzipped // MB} MB "
-                                                  "(refused as a possible zip bomb)")
+                    _copy(
+                        source,
+                        target,
+                        budget,
+                        f"the zip unpacks to more than {limits.max_unzipped // MB} MB (refused as a possible zip bomb)",
+                    )
                 written.append(target)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, RuntimeError, ValueError) as exc:
         raise UploadError(f"the zip cannot be read ({exc})", 422) from None
@@ -208,8 +213,11 @@ def _check_members(members: list[zipfile.ZipInfo], limits: Limits) -> None:
         raise UploadError(f"the zip has {len(members)} members; at most {limits.max_members}", 413)
     declared = sum(m.file_size for m in members)
     if declared > limits.max_unzipped:
-        raise UploadError(f"the zip would unpack to {declared // MB} MB, more than the limit of "
-                          f"{limits.max_unzipped // MB} MB (refused as a possible zip bomb)", 413)
+        raise UploadError(
+            f"the zip would unpack to {declared // MB} MB, more than the limit of "
+            f"{limits.max_unzipped // MB} MB (refused as a possible zip bomb)",
+            413,
+        )
     for info in members:
         name = info.filename.replace("\\", "/")
         parts = PurePosixPath(name).parts
@@ -220,8 +228,11 @@ def _check_members(members: list[zipfile.ZipInfo], limits: Limits) -> None:
         if info.flag_bits & 0x1:
             raise UploadError(f"zip member {info.filename!r} is encrypted: give an unencrypted zip", 422)
         if info.file_size > MB and info.file_size > limits.max_ratio * max(info.compress_size, 1):
-            raise UploadError(f"zip member {info.filename!r} is compressed {info.file_size // max(info.compress_size, 1)}"
-                              " times (refused as a possible zip bomb)", 413)
+            raise UploadError(
+                f"zip member {info.filename!r} is compressed {info.file_size // max(info.compress_size, 1)}"
+                " times (refused as a possible zip bomb)",
+                413,
+            )
 
 
 def _member_parts(info: zipfile.ZipInfo) -> list[str] | None:

@@ -22,7 +22,14 @@ from glioscope.synth.manifest import describe, truth_row
 from glioscope.synth.nifti_writer import BratsWriter, IxiWriter
 from glioscope.synth.plan import Record, plan
 from glioscope.synth.presets import (
-    DEFAULT_DIFFICULTY, DEFAULT_MGMT_EFFECT, LAYOUTS, SITES, Preset, Site, get_preset, get_site,
+    DEFAULT_DIFFICULTY,
+    DEFAULT_MGMT_EFFECT,
+    LAYOUTS,
+    SITES,
+    Preset,
+    Site,
+    get_preset,
+    get_site,
 )
 from glioscope.synth.subject import simulate
 from glioscope.util.atomic import atomic_dir
@@ -60,14 +67,21 @@ def synthesize(
     """
     settings = preset if isinstance(preset, Preset) else get_preset(preset)
     where = get_site(site)
-    settings = replace(settings, dicom_slab=settings.dicom_slab + where.extra_slab,
-                       rsna_slab=settings.rsna_slab + where.extra_slab)
+    settings = replace(
+        settings, dicom_slab=settings.dicom_slab + where.extra_slab, rsna_slab=settings.rsna_slab + where.extra_slab
+    )
     preset = settings.name
     difficulty, mgmt_effect = _knobs(difficulty, mgmt_effect)
     layouts = _layouts(layouts)
     records = plan(settings, seed, where)
-    job = _Job(settings, difficulty, mgmt_effect, tuple(layouts), frozenset(montage.wanted(records, settings.montage_per_class)),
-               where)
+    job = _Job(
+        settings,
+        difficulty,
+        mgmt_effect,
+        tuple(layouts),
+        frozenset(montage.wanted(records, settings.montage_per_class)),
+        where,
+    )
     with atomic_dir(out, overwrite) as tmp:
         results = []
         bar = progress_bar(total=len(records), desc=f"phantom {preset}", unit="subject", disable=not progress)
@@ -76,11 +90,16 @@ def synthesize(
                 results.append(result)
                 bar.update()
         writers = {name: WRITERS[name](tmp, settings) for name in layouts}
-        outputs = {name: writers[name].finish([r.rows[name] for r in results if r.rows[name] is not None]) for name in layouts}
+        outputs = {
+            name: writers[name].finish([r.rows[name] for r in results if r.rows[name] is not None]) for name in layouts
+        }
         pd.DataFrame([r.truth for r in results]).to_csv(tmp / "truth.csv", index=False)
         panels = [r.panel for r in results if r.panel is not None]
         montage.render(tmp / "montage.png", panels, _title(settings, seed, difficulty, mgmt_effect, where))
-        manifest = {**describe(settings, seed, difficulty, mgmt_effect, layouts, records, outputs), "site": where.as_dict()}
+        manifest = {
+            **describe(settings, seed, difficulty, mgmt_effect, layouts, records, outputs),
+            "site": where.as_dict(),
+        }
         (tmp / "synth.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
 
@@ -175,4 +194,6 @@ def _layouts(layouts: Sequence[str] | None) -> list[str]:
 
 def _title(settings: Preset, seed: int, difficulty: float, mgmt_effect: float, site: Site = SITES["A"]) -> str:
     where = f", site {site.name}" if site.number else ""
-    return f"glioscope phantom '{settings.name}'{where}, seed {seed}, difficulty {difficulty}, mgmt_effect {mgmt_effect}"
+    return (
+        f"glioscope phantom '{settings.name}'{where}, seed {seed}, difficulty {difficulty}, mgmt_effect {mgmt_effect}"
+    )

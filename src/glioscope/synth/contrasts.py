@@ -39,7 +39,9 @@ NOISE_FRACTION = (0.01, 0.03)  # noise sd relative to white-matter signal
 SCALE_RANGE = (0.7, 1.35)  # global intensity scaling
 
 
-def synthesise(fractions: dict[str, np.ndarray], texture: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def synthesise(
+    fractions: dict[str, np.ndarray], texture: np.ndarray, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """Noise-free images: the fraction-weighted tissue signals, tumour textured."""
     jitter = {t: np.exp(rng.normal(0, CONTRAST_JITTER, len(SEQUENCES))) for t in INTENSITY}
     names = list(fractions)
@@ -51,8 +53,9 @@ def synthesise(fractions: dict[str, np.ndarray], texture: np.ndarray, rng: np.ra
     return {sequence: images[i].reshape(texture.shape) for i, sequence in enumerate(SEQUENCES)}
 
 
-def scanner(images: dict[str, np.ndarray], affine: np.ndarray, rng: np.random.Generator,
-            site: Site = SITES["A"]) -> dict[str, np.ndarray]:
+def scanner(
+    images: dict[str, np.ndarray], affine: np.ndarray, rng: np.random.Generator, site: Site = SITES["A"]
+) -> dict[str, np.ndarray]:
     """Apply a bias field (TorchIO, seeded by the caller), Rician noise and a global scaling, as `site`'s scanner."""
     shape = next(iter(images.values())).shape
     fields = bias_fields(list(images), shape, affine, BIAS_COEFFICIENTS * site.bias)
@@ -74,7 +77,9 @@ def scanner(images: dict[str, np.ndarray], affine: np.ndarray, rng: np.random.Ge
     return out
 
 
-def bias_fields(names: list[str], shape, affine: np.ndarray, coefficients: float = BIAS_COEFFICIENTS) -> dict[str, np.ndarray]:
+def bias_fields(
+    names: list[str], shape, affine: np.ndarray, coefficients: float = BIAS_COEFFICIENTS
+) -> dict[str, np.ndarray]:
     """One smooth multiplicative field per sequence from TorchIO's RandomBiasField.
 
     The field is a low-order polynomial over the field of view: TorchIO evaluates it on

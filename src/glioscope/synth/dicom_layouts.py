@@ -66,11 +66,18 @@ class RembrandtWriter:
         patient = record.ids["dicom"]
         rng = rng_for(record.spec.seed, STREAM_DICOM, record.spec.index)
         study, date = _study(record, patient, rng, (1990, 2006), STUDY_DESCRIPTION)
-        study_dir = self.root / "REMBRANDT" / patient / f"{date}-{STUDY_DESCRIPTION}-{int(rng.integers(10000, 100000)):05d}"
+        study_dir = (
+            self.root / "REMBRANDT" / patient / f"{date}-{STUDY_DESCRIPTION}-{int(rng.integers(10000, 100000)):05d}"
+        )
         files = 0
         for number, description, image, plane in REMBRANDT_SERIES:
             stack = slice_stack(
-                subject.images[image], subject.affine, plane, self.preset.dicom_slab, self.preset.dicom_fov_mm, subject.head
+                subject.images[image],
+                subject.affine,
+                plane,
+                self.preset.dicom_slab,
+                self.preset.dicom_fov_mm,
+                subject.head,
             )
             numbers = dicom_writer.instance_numbers(len(stack.pixels), _order(rng), rng)
             width = max(2, len(str(len(numbers))))

@@ -53,7 +53,9 @@ class SliceStack:
         return np.cross(self.orientation[:3], self.orientation[3:])
 
 
-def slice_stack(volume: np.ndarray, affine: np.ndarray, plane: str, slab: int, fov_mm: float, keep: np.ndarray) -> SliceStack:
+def slice_stack(
+    volume: np.ndarray, affine: np.ndarray, plane: str, slab: int, fov_mm: float, keep: np.ndarray
+) -> SliceStack:
     """Cut `volume` (RAS affine) into slices of `slab` voxels in `plane` covering the `keep` mask.
 
     In-plane, the matrix is padded (or cropped) to a square field of view, as scanners do.

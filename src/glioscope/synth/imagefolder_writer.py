@@ -48,7 +48,9 @@ class ImageFolderWriter:
         z = subject.reference_mm[2]
         for offset in (np.arange(n) - n // 2) * step:
             pixels, k = axial_slice(volume, subject.affine, z, int(offset))
-            image = Image.fromarray(square(to_uint8(pixels, low, high))).resize((self.preset.png_size,) * 2, Image.BILINEAR)
+            image = Image.fromarray(square(to_uint8(pixels, low, high))).resize(
+                (self.preset.png_size,) * 2, Image.BILINEAR
+            )
             image.save(folder / f"{record.ids['imagefolder']}_{k:03d}.png")
             files += 1
         return {"class": record.grade, "files": files}

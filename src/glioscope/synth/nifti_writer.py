@@ -88,7 +88,9 @@ class IxiWriter:
             return None
         self.root.mkdir(parents=True, exist_ok=True)
         for image, axes in IXI_AXES.items():
-            save_nifti(self.root / f"{record.ids['ixi']}-{image}.nii.gz", subject.images[image], subject.affine, axes, np.int16)
+            save_nifti(
+                self.root / f"{record.ids['ixi']}-{image}.nii.gz", subject.images[image], subject.affine, axes, np.int16
+            )
         return {"id": record.ids["ixi"]}
 
     def finish(self, rows: list[dict]) -> dict:

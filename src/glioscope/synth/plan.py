@@ -51,7 +51,9 @@ def plan(preset: Preset, seed: int, site: Site = SITES["A"]) -> list[Record]:
         record.ids["rsna-miccai"] = f"{number + 20000 * n:05d}"
     for number, record in enumerate(tumours, start=1):
         record.ids["brats"] = f"BraTS20_Training_{number:03d}" if not n else f"Site{site.name}_Case_{number:03d}"
-    for record, number, scan in zip(healthy, _unique(rng, 2, 662, len(healthy)), _unique(rng, 0, 9999, len(healthy), False)):
+    for record, number, scan in zip(
+        healthy, _unique(rng, 2, 662, len(healthy)), _unique(rng, 0, 9999, len(healthy), False)
+    ):
         record.ids["ixi"] = f"IXI{number + 1000 * n:03d}-{IXI_SITES[rng.integers(len(IXI_SITES))]}-{scan:04d}"
     prefix = "P" if not n else site.name
     for record in records:

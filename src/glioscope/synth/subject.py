@@ -56,7 +56,9 @@ class Subject:
         return self.spec.grade != "healthy"
 
 
-def simulate(spec: SubjectSpec, voxel_mm: int, difficulty: float, mgmt_effect: float, site: Site = SITES["A"]) -> Subject:
+def simulate(
+    spec: SubjectSpec, voxel_mm: int, difficulty: float, mgmt_effect: float, site: Site = SITES["A"]
+) -> Subject:
     """Simulate one subject deterministically from its spec, imaged by `site`'s scanner."""
     anat = anatomy(voxel_mm)
     tissues = {name: volume.copy() for name, volume in anat.tissues.items()}

@@ -35,13 +35,43 @@ from glioscope.synth.presets import GRADES
 # name: (mean for II, III, IV), sd, lo, hi, meaning. Latent means below `lo` (enhancement
 # and necrosis of grade II) make "none" the usual outcome while overlap stays possible.
 PARAMETERS: dict[str, tuple[tuple[float, float, float], float, float, float, str]] = {
-    "radius_mm": ((13.0, 16.0, 19.0), 3.5, 6.0, 32.0, "mean radius of the tumour core (enhancing, non-enhancing, necrotic)"),
+    "radius_mm": (
+        (13.0, 16.0, 19.0),
+        3.5,
+        6.0,
+        32.0,
+        "mean radius of the tumour core (enhancing, non-enhancing, necrotic)",
+    ),
     "oedema_mm": ((3.0, 8.0, 14.0), 3.5, 0.0, 30.0, "mean thickness of the peritumoural oedema beyond the core"),
-    "irregularity": ((0.06, 0.16, 0.26), 0.06, 0.0, 0.5, "relative amplitude of the smooth random modulation of the radius"),
-    "enhancement": ((-0.5, 0.35, 0.9), 0.2, 0.0, 1.0, "fraction of the outer rim that enhances (0 none, 1 complete ring)"),
+    "irregularity": (
+        (0.06, 0.16, 0.26),
+        0.06,
+        0.0,
+        0.5,
+        "relative amplitude of the smooth random modulation of the radius",
+    ),
+    "enhancement": (
+        (-0.5, 0.35, 0.9),
+        0.2,
+        0.0,
+        1.0,
+        "fraction of the outer rim that enhances (0 none, 1 complete ring)",
+    ),
     "necrosis": ((-0.3, 0.05, 0.7), 0.12, 0.0, 0.85, "radius of the necrotic core as a fraction of the tumour radius"),
-    "heterogeneity": ((0.04, 0.10, 0.16), 0.04, 0.0, 0.4, "relative amplitude of the intensity texture inside the tumour"),
-    "mass_effect": ((0.15, 0.35, 0.6), 0.15, 0.0, 1.0, "fraction of the core's volume pushed into the anatomy around it"),
+    "heterogeneity": (
+        (0.04, 0.10, 0.16),
+        0.04,
+        0.0,
+        0.4,
+        "relative amplitude of the intensity texture inside the tumour",
+    ),
+    "mass_effect": (
+        (0.15, 0.35, 0.6),
+        0.15,
+        0.0,
+        1.0,
+        "fraction of the core's volume pushed into the anatomy around it",
+    ),
 }
 MGMT_PARAMETERS = ("oedema_mm", "necrosis", "enhancement")
 RIM_MM = (4.0, 8.0)  # thickness of the enhancing zone, uniform, independent of grade
@@ -82,7 +112,9 @@ def sample_parameters(
 
 def smooth_noise(rng: np.random.Generator, shape, correlation_mm: float, voxel: float) -> np.ndarray:
     """Unit-variance smooth random field (Gaussian-filtered white noise) on a box of the grid."""
-    field = ndimage.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), correlation_mm / voxel / 2, mode="wrap")
+    field = ndimage.gaussian_filter(
+        rng.standard_normal(shape, dtype=np.float32), correlation_mm / voxel / 2, mode="wrap"
+    )
     return field / max(float(field.std()), 1e-6)
 
 
@@ -123,12 +155,16 @@ def compartments(
     patch_u = special.ndtr(smooth_noise(rng, r.shape, NOISE_SPACING_MM * 0.7, voxel))
     enhancing = rim_zone * np.clip((params["enhancement"] - patch_u) / 0.08 + 0.5, 0, 1)
     non_enhancing = np.clip(core - necrosis - enhancing, 0, 1)
-    oedema_reach = local + params["oedema_mm"] * np.maximum(1 + 0.6 * smooth_noise(rng, r.shape, NOISE_SPACING_MM, voxel), 0)
+    oedema_reach = local + params["oedema_mm"] * np.maximum(
+        1 + 0.6 * smooth_noise(rng, r.shape, NOISE_SPACING_MM, voxel), 0
+    )
     # Oedema is densest next to the tumour and thins out towards its margin.
     falloff = 1 - 0.5 * np.clip((r - local) / max(params["oedema_mm"], voxel), 0, 1)
     oedema_zone = np.clip(_step(oedema_reach - r, voxel) - core, 0, 1) * falloff
     texture = params["heterogeneity"] * smooth_noise(rng, r.shape, TEXTURE_SPACING_MM, voxel)
-    return Compartments(box, necrosis, non_enhancing.astype(np.float32), enhancing.astype(np.float32), oedema_zone, texture)
+    return Compartments(
+        box, necrosis, non_enhancing.astype(np.float32), enhancing.astype(np.float32), oedema_zone, texture
+    )
 
 
 def _box(centre_mm: np.ndarray, reach_mm: float, affine: np.ndarray, shape) -> tuple[tuple[slice, ...], np.ndarray]:
@@ -144,7 +180,11 @@ def _box(centre_mm: np.ndarray, reach_mm: float, affine: np.ndarray, shape) -> t
 
 
 def displace(
-    tissues: dict[str, np.ndarray], params: dict[str, float], centre_mm: np.ndarray, affine: np.ndarray, depth_mm: np.ndarray
+    tissues: dict[str, np.ndarray],
+    params: dict[str, float],
+    centre_mm: np.ndarray,
+    affine: np.ndarray,
+    depth_mm: np.ndarray,
 ) -> None:
     """Mass effect: push the anatomy radially away from the centre, in place.
 

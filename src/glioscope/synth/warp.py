@@ -35,7 +35,10 @@ def upsample(coarse: np.ndarray, shape, factor: int) -> np.ndarray:
     # With align_corners, output j samples input j (in - 1) / (out - 1) = j / factor.
     size = [(n - 1) * factor + 1 for n in coarse.shape[1:]]
     fine = torch.nn.functional.interpolate(
-        torch.from_numpy(np.ascontiguousarray(coarse, dtype=np.float32))[None], size=size, mode="trilinear", align_corners=True
+        torch.from_numpy(np.ascontiguousarray(coarse, dtype=np.float32))[None],
+        size=size,
+        mode="trilinear",
+        align_corners=True,
     )
     return np.ascontiguousarray(fine[0, :, : shape[0], : shape[1], : shape[2]].numpy())
 
@@ -71,7 +74,11 @@ def sample(volumes: np.ndarray, coordinates: np.ndarray, nearest: bool = False) 
     grid = np.stack([coordinates[axis] * (2 / max(shape[axis] - 1, 1)) - 1 for axis in (2, 1, 0)], -1)
     data = torch.from_numpy(np.ascontiguousarray(volumes, dtype=np.float32))[None]
     out = torch.nn.functional.grid_sample(
-        data, torch.from_numpy(grid)[None], mode="nearest" if nearest else "bilinear", padding_mode="border", align_corners=True
+        data,
+        torch.from_numpy(grid)[None],
+        mode="nearest" if nearest else "bilinear",
+        padding_mode="border",
+        align_corners=True,
     )
     return out[0].numpy()
 

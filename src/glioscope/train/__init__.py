@@ -1,10 +1,10 @@
 """Training: one loop (loop.Trainer) and its variants, chosen by a model's registry entry.
 
-    loop.py      epochs, validation, schedules, early stopping, checkpoints, resume, DDP
-    sdl.py       the synergic variant (SDL): member networks, pairs, synergic layers
-    losses.py    cross-entropy over classes, or binary cross-entropy on one sigmoid unit
-    pairs.py     seed 000's synergic pairs
-    settings.py  TrainSettings (a recipe's `train` section) and its phases
+loop.py      epochs, validation, schedules, early stopping, checkpoints, resume, DDP
+sdl.py       the synergic variant (SDL): member networks, pairs, synergic layers
+losses.py    cross-entropy over classes, or binary cross-entropy on one sigmoid unit
+pairs.py     seed 000's synergic pairs
+settings.py  TrainSettings (a recipe's `train` section) and its phases
 """
 
 from __future__ import annotations

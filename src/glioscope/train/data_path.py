@@ -114,16 +114,34 @@ class SeededItems(torch.utils.data.Dataset):
         return self.dataset[index]
 
 
-def build_loader(dataset, *, batch_size: int, shuffle: bool, seed: int, epoch: int, workers: int, device: torch.device,
-                 distributed: bool, prefetch_factor: int, keep: bool, prepare_on_device: bool) -> DataLoader:
+def build_loader(
+    dataset,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    epoch: int,
+    workers: int,
+    device: torch.device,
+    distributed: bool,
+    prefetch_factor: int,
+    keep: bool,
+    prepare_on_device: bool,
+) -> DataLoader:
     """The DataLoader of one epoch (or, with `keep`, of every epoch: call `start_epoch` on it)."""
     collate = getattr(dataset, "collate", None)
     if prepare_on_device and hasattr(dataset, "raw_collate") and hasattr(dataset, "finish"):
         collate = RawCollate(dataset)
     generator = torch.Generator().manual_seed(seed * 1000 + epoch)
     order = None
-    options = dict(batch_size=batch_size, num_workers=workers, pin_memory=device.type == "cuda", drop_last=False,
-                   collate_fn=collate, generator=generator)
+    options = dict(
+        batch_size=batch_size,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        drop_last=False,
+        collate_fn=collate,
+        generator=generator,
+    )
     if workers > 0:
         options.update(prefetch_factor=prefetch_factor, persistent_workers=keep)
     if distributed and shuffle:
@@ -181,17 +199,27 @@ class Loaders:
     def __init__(self):
         self.kept: dict = {}
 
-    def get(self, dataset, epoch: int, shuffle: bool, batch_size: int, settings, device: torch.device,
-            distributed: bool) -> DataLoader:
+    def get(
+        self, dataset, epoch: int, shuffle: bool, batch_size: int, settings, device: torch.device, distributed: bool
+    ) -> DataLoader:
         workers = workers_for(settings, device)
         keep = persistent(settings, device, workers)
         role = (shuffle, batch_size)
         if keep and role in self.kept and self.kept[role][0] is dataset:
             return start_epoch(self.kept[role][1], epoch)
-        loader = build_loader(dataset, batch_size=batch_size, shuffle=shuffle, seed=settings.seed, epoch=epoch,
-                              workers=workers, device=device, distributed=distributed,
-                              prefetch_factor=settings.prefetch_factor, keep=keep,
-                              prepare_on_device=on_device_prep(settings, device))
+        loader = build_loader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=settings.seed,
+            epoch=epoch,
+            workers=workers,
+            device=device,
+            distributed=distributed,
+            prefetch_factor=settings.prefetch_factor,
+            keep=keep,
+            prepare_on_device=on_device_prep(settings, device),
+        )
         if keep:
             self.kept[role] = (dataset, loader)
         return loader

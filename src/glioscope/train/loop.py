@@ -26,11 +26,12 @@ from tqdm import tqdm
 from glioscope.errors import GlioscopeError
 from glioscope.models.outputs import probabilities
 from glioscope.train import data_path, ddp, losses, optim
-from glioscope.train.checkpoint import BEST, HISTORY, LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from glioscope.train.epoch_log import EpochLog
+from glioscope.train.freeze import apply_freeze
+from glioscope.train.checkpoint import BEST, LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from glioscope.train.optim import EarlyStopping
 from glioscope.train.precision import Precision, choose
 from glioscope.train.settings import TrainSettings
-from glioscope.util import atomic
 from glioscope.util.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -46,9 +47,19 @@ class Trainer:
     sigmoid unit for the second class (glioscope.models.build.loss_kind of the recipe's model).
     """
 
-    def __init__(self, model: torch.nn.Module, settings: TrainSettings | Mapping, class_names: list[str],
-                 out_dir: Path, name: str = "model", class_weights: torch.Tensor | None = None, progress: bool = True,
-                 context: ddp.DistContext | None = None, reported: list[str] | None = None, loss: str = "ce"):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        settings: TrainSettings | Mapping,
+        class_names: list[str],
+        out_dir: Path,
+        name: str = "model",
+        class_weights: torch.Tensor | None = None,
+        progress: bool = True,
+        context: ddp.DistContext | None = None,
+        reported: list[str] | None = None,
+        loss: str = "ce",
+    ):
         if loss not in losses.KINDS:
             raise GlioscopeError(f"Trainer(loss=...): expected one of {', '.join(losses.KINDS)}, got {loss!r}")
         self.settings = settings = TrainSettings.of(settings)
@@ -90,8 +101,14 @@ class Trainer:
     def build_optimizer(self) -> torch.optim.Optimizer:
         """The optimiser of the parameters that are not frozen (train.optimizer, lr, momentum, weight_decay)."""
         s = self.settings
-        return optim.build_optimizer([p for p in self.raw_model.parameters() if p.requires_grad], s.optimizer, s.lr,
-                                     s.momentum, s.weight_decay, fused=s.fused_optimizer)
+        return optim.build_optimizer(
+            [p for p in self.raw_model.parameters() if p.requires_grad],
+            s.optimizer,
+            s.lr,
+            s.momentum,
+            s.weight_decay,
+            fused=s.fused_optimizer,
+        )
 
     def build_schedule(self, optimizer: torch.optim.Optimizer):
         """The learning-rate schedule of `optimizer`, stepped once per epoch (train.schedule); None for none."""
@@ -172,8 +189,15 @@ class Trainer:
     def loader(self, dataset, epoch: int, shuffle: bool, batch_size: int | None = None) -> DataLoader:
         """Batches in an order fixed by (seed, epoch), so a resumed run sees the same data; iterate them through
         `device_batches`. Workers, pinning, prefetch, where batches are prepared: glioscope.train.data_path."""
-        return self._loaders.get(dataset, epoch, shuffle, batch_size or self.settings.batch_size, self.settings,
-                                 self.device, self.context.distributed)
+        return self._loaders.get(
+            dataset,
+            epoch,
+            shuffle,
+            batch_size or self.settings.batch_size,
+            self.settings,
+            self.device,
+            self.context.distributed,
+        )
 
     def device_batches(self, batches):
         """The batches of `loader` (or `train_batches`) on the device, ready for the model."""
@@ -184,8 +208,15 @@ class Trainer:
             return
         decision = None
         if self.context.is_main:  # with `measure`, timings differ between processes: all follow the first one's
-            decision = choose(self.raw_model, self.timing_step, lambda: self.timing_sample(dataset), self.device,
-                              self.settings.precision, self.settings.channels_last, dims=self.dims)
+            decision = choose(
+                self.raw_model,
+                self.timing_step,
+                lambda: self.timing_sample(dataset),
+                self.device,
+                self.settings.precision,
+                self.settings.channels_last,
+                dims=self.dims,
+            )
         self.precision, self.precision_record = ddp.broadcast(decision, self.context)
         self._apply_precision()
 
@@ -206,7 +237,7 @@ class Trainer:
         if resume and (self.out_dir / LAST).is_file():
             self._resume(self.out_dir / LAST)
         self._setup_precision(train_set)
-        writer = self._tensorboard()
+        log = EpochLog(self.out_dir, self.name, self.context.is_main and self.settings.tensorboard)
         epochs = self.settings.epochs
         try:
             while self.epoch < epochs and not self.stopper.should_stop:
@@ -215,11 +246,10 @@ class Trainer:
                 self.epoch += 1
                 self._remember_best(row)
                 if self.context.is_main:
-                    self._log(row, writer)
+                    log.write(self.history)
                     self._save(self.out_dir / LAST)
         finally:
-            if writer is not None:
-                writer.close()
+            log.close()
         if self.settings.keep_best and self.best_state is not None:
             self.raw_model.load_state_dict(self.best_state)
         ddp.barrier(self.context)
@@ -232,17 +262,24 @@ class Trainer:
         start = time.perf_counter()
         sums: dict[str, float] = {}
         batches = self.train_batches(train_set, epoch)
-        bar = progress_bar(self.device_batches(batches), total=len(batches) if hasattr(batches, "__len__") else None,
-                           desc=f"{self.name} epoch {epoch + 1}/{self.settings.epochs}", unit="batch",
-                           disable=not (self.progress and self.context.is_main), summary=False)  # _log says it
+        bar = progress_bar(
+            self.device_batches(batches),
+            total=len(batches) if hasattr(batches, "__len__") else None,
+            desc=f"{self.name} epoch {epoch + 1}/{self.settings.epochs}",
+            unit="batch",
+            disable=not (self.progress and self.context.is_main),
+            summary=False,
+        )  # _log says it
         self.optimizer.zero_grad(set_to_none=True)
         for batch in bar:
             out = self.train_step(batch)
             for key, value in out.items():
                 sums[key] = sums.get(key, 0.0) + value
             elapsed = time.perf_counter() - start
-            bar.set_postfix(loss=f"{sums['loss_sum'] / max(sums['count'], 1):.3f}",
-                            img_s=f"{sums.get('images', sums['count']) / max(elapsed, 1e-9):.1f}")
+            bar.set_postfix(
+                loss=f"{sums['loss_sum'] / max(sums['count'], 1):.3f}",
+                img_s=f"{sums.get('images', sums['count']) / max(elapsed, 1e-9):.1f}",
+            )
         if self._pending:  # the epoch's last, incomplete accumulation
             self._optimizer_step()
         totals = torch.tensor([sums.get(k, 0.0) for k in sorted(sums)], dtype=torch.float64)
@@ -273,7 +310,9 @@ class Trainer:
             self.best_state = copy.deepcopy(self.raw_model.state_dict())
             self.best_epoch = row["epoch"]
             if self.context.is_main:
-                save_checkpoint(self.out_dir / BEST, model=self.best_state, epoch=row["epoch"], monitor=self.monitor, value=value)
+                save_checkpoint(
+                    self.out_dir / BEST, model=self.best_state, epoch=row["epoch"], monitor=self.monitor, value=value
+                )
 
     @torch.no_grad()
     def predict(self, dataset) -> dict[str, np.ndarray]:
@@ -284,8 +323,10 @@ class Trainer:
         for images, _ in self.device_batches(self.loader(dataset, 0, shuffle=False, batch_size=batch)):
             outputs.append([p.cpu() for p in probabilities(self.predict_logits(images.to(self.device)))])
         if outputs and len(outputs[0]) != len(self.reported):
-            raise GlioscopeError(f"the model reports {len(outputs[0])} predictions but {len(self.reported)} names "
-                                 f"were given ({', '.join(self.reported)})")
+            raise GlioscopeError(
+                f"the model reports {len(outputs[0])} predictions but {len(self.reported)} names "
+                f"were given ({', '.join(self.reported)})"
+            )
         return {name: torch.cat([o[k] for o in outputs]).numpy() for k, name in enumerate(self.reported)}
 
     def validate(self, dataset) -> dict[str, float]:
@@ -305,25 +346,6 @@ class Trainer:
         return row
 
     # --- files -------------------------------------------------------------------------
-
-    def _log(self, row: dict, writer) -> None:
-        atomic.write_csv(self.out_dir / HISTORY, pd.DataFrame(self.history))
-        if writer is not None:
-            for key, value in row.items():
-                if key != "epoch" and isinstance(value, (int, float)):
-                    writer.add_scalar(key, value, row["epoch"])
-            writer.flush()
-        shown = {k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in row.items() if "/" not in k}
-        tqdm.write(f"{self.name} " + " ".join(f"{k}={v}" for k, v in shown.items()))
-
-    def _tensorboard(self):
-        if not (self.context.is_main and self.settings.tensorboard):
-            return None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:  # tensorboard is optional at run time
-            return None
-        return SummaryWriter(str(self.out_dir / "tensorboard"))
 
     def _save(self, path: Path) -> None:
         save_checkpoint(
@@ -367,30 +389,3 @@ class Trainer:
         log.info("resumed %s after epoch %d", path, self.epoch)
         if self.context.is_main:
             tqdm.write(f"{self.name}: resuming from {path} after epoch {self.epoch}")
-
-
-def apply_freeze(model: torch.nn.Module, what: str) -> list[torch.nn.Module]:
-    """Stop training part of a model; returns the modules to keep in evaluation mode.
-
-    none: train everything. backbone: only the head (neck and output layer) learns,
-    the backbone is fixed, BatchNorm statistics included (seed 003's first phase).
-    batchnorm: everything learns except the BatchNorm layers (its second phase).
-    """
-    for parameter in model.parameters():
-        parameter.requires_grad_(True)
-    if what == "none":
-        return []
-    if what == "backbone":
-        backbone = getattr(model, "backbone", None)
-        if backbone is None:
-            raise GlioscopeError("train.freeze: backbone needs a model with a backbone (glioscope Classifier)")
-        for parameter in backbone.parameters():
-            parameter.requires_grad_(False)
-        return [backbone]
-    if what == "batchnorm":
-        norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-        for module in norms:
-            for parameter in module.parameters():
-                parameter.requires_grad_(False)
-        return norms
-    raise GlioscopeError(f"train.freeze: choose none, backbone or batchnorm, got {what!r}")

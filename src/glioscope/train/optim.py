@@ -25,8 +25,9 @@ def build_optimizer(params, name: str, lr: float, momentum: float, weight_decay:
     raise GlioscopeError(f"unknown optimizer {name!r}; choose sgd, adam or adamw")
 
 
-def build_schedule(optimizer, name: str, decay: float, step_size: int, gamma: float, patience: int,
-                   factor: float = 0.1):
+def build_schedule(
+    optimizer, name: str, decay: float, step_size: int, gamma: float, patience: int, factor: float = 0.1
+):
     """Schedules step once per epoch; 'plateau' steps on the validation loss (by `factor`, Keras' default).
 
     inverse_decay is seed 000's lr / (1 + decay * epoch); step is seed 001's StepLR(7, 0.1).

@@ -61,8 +61,16 @@ def device_default(device: torch.device) -> Precision:
     return Precision("fp32", False)
 
 
-def choose(model: torch.nn.Module, step, sample, device: torch.device, dtype: str = "auto",
-           channels_last: str | bool = "auto", steps: int = 2, dims: int = 4) -> tuple[Precision, dict]:
+def choose(
+    model: torch.nn.Module,
+    step,
+    sample,
+    device: torch.device,
+    dtype: str = "auto",
+    channels_last: str | bool = "auto",
+    steps: int = 2,
+    dims: int = 4,
+) -> tuple[Precision, dict]:
     """The setting to train with, and its record (how it was chosen; the timings when measured).
 
     `sample` is a function giving one batch on the device; it is called only to `measure`.
@@ -80,8 +88,9 @@ def choose(model: torch.nn.Module, step, sample, device: torch.device, dtype: st
     best = min(timings, key=timings.get)
     chosen = Precision(best.split("+")[0], best.endswith("channels_last"))
     log.info("precision: %s (seconds per step: %s)", best, {k: round(v, 4) for k, v in timings.items()})
-    return chosen, chosen.record("measured: the fastest of a few timed steps (not reproducible)",
-                                 {k: round(v, 5) for k, v in timings.items()})
+    return chosen, chosen.record(
+        "measured: the fastest of a few timed steps (not reproducible)", {k: round(v, 5) for k, v in timings.items()}
+    )
 
 
 def _candidates(asked, default, measured: list) -> list:
@@ -96,7 +105,9 @@ def _words(precision: Precision) -> str:
 
 
 def _measure(model, step, sample, device, dtypes, layouts, steps: int, dims: int) -> dict[str, float]:
-    candidates = {f"{d}{'+channels_last' if layout else ''}": Precision(d, layout) for d in dtypes for layout in layouts}
+    candidates = {
+        f"{d}{'+channels_last' if layout else ''}": Precision(d, layout) for d in dtypes for layout in layouts
+    }
     # Copies, so that timing steps change neither weights nor BatchNorm statistics.
     trials = {name: c.prepare_model(copy.deepcopy(model), dims).train() for name, c in candidates.items()}
     for name, trial in trials.items():  # warm-up: first calls allocate and pick kernels

@@ -32,8 +32,11 @@ class SDLTrainer(Trainer):
     def build_loss(self):
         """Each member's cross-entropy, weighted by the class weights (the synergic term is in `losses`)."""
         if self.binary:
-            raise SettingError("model.sigmoid", "got true, but SDL's members learn with cross-entropy over the "
-                                                "classes, not one sigmoid unit; expected false for model sdl")
+            raise SettingError(
+                "model.sigmoid",
+                "got true, but SDL's members learn with cross-entropy over the "
+                "classes, not one sigmoid unit; expected false for model sdl",
+            )
         return super().build_loss()
 
     @property

@@ -98,8 +98,15 @@ class TrainSettings:
         second = self.finetune
         if not second.epochs:
             return [("", self)]
-        return [("phase1", self), ("phase2", replace(self, epochs=second.epochs, lr=second.lr, freeze=second.freeze,
-                                                        early_stopping=second.early_stopping))]
+        return [
+            ("phase1", self),
+            (
+                "phase2",
+                replace(
+                    self, epochs=second.epochs, lr=second.lr, freeze=second.freeze, early_stopping=second.early_stopping
+                ),
+            ),
+        ]
 
     def from_scratch(self, notes: list[str]) -> "TrainSettings":
         """These settings for a network whose pretrained weights were missing (see the note added)."""

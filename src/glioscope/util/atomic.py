@@ -107,7 +107,7 @@ def remove_stale(path: Path) -> list[Path]:
     """Remove the temporary siblings of `path` left by processes that no longer run; returns them."""
     removed = []
     for candidate in Path(path).parent.glob(f".{Path(path).name}.*.partial"):
-        pid = candidate.name[len(Path(path).name) + 2:].split(".")[0]
+        pid = candidate.name[len(Path(path).name) + 2 :].split(".")[0]
         if not pid.isdigit() or _running(int(pid)):
             continue
         if candidate.is_dir():

@@ -23,12 +23,22 @@ def interactive() -> bool:
     return sys.stderr.isatty()
 
 
-def progress_bar(iterable=None, *, total: int | None = None, desc: str = "", unit: str = "it", disable: bool = False,
-                 leave: bool = False, summary: bool = True, **options):
+def progress_bar(
+    iterable=None,
+    *,
+    total: int | None = None,
+    desc: str = "",
+    unit: str = "it",
+    disable: bool = False,
+    leave: bool = False,
+    summary: bool = True,
+    **options,
+):
     """tqdm on a terminal; a StageLine (one line at the end, none with `summary=False`) in a log."""
     if disable or interactive():
-        return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, leave=leave, dynamic_ncols=True,
-                    **options)
+        return tqdm(
+            iterable, total=total, desc=desc, unit=unit, disable=disable, leave=leave, dynamic_ncols=True, **options
+        )
     return StageLine(iterable, total, desc, unit, summary)
 
 

@@ -99,14 +99,20 @@ def describe(annotation) -> str:
         return "a mapping"
     if dataclasses.is_dataclass(annotation):
         return "a mapping of settings"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a text", type(None): "null",
-            Any: "any value"}.get(annotation, getattr(annotation, "__name__", str(annotation)))
+    return {
+        bool: "true or false",
+        int: "an integer",
+        float: "a number",
+        str: "a text",
+        type(None): "null",
+        Any: "any value",
+    }.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
 def _plural(text: str) -> str:
     for article in ("an ", "a "):
         if text.startswith(article):
-            return text[len(article):] + "s"
+            return text[len(article) :] + "s"
     return text
 
 

@@ -27,6 +27,9 @@ def load_tensors(path: str | Path):
         objects = [line for line in lines if "global" in line.lower()]
         if not objects:  # not an object refused, but bytes that are no pickle at all: a damaged file
             raise
-        raise UnsafeFile(path, "refused: it holds pickled objects besides tensors and plain values, and loading "
-                               "them could run code; glioscope reads weights only (torch.load weights_only=True) "
-                               f"({objects[0][:160]})") from None
+        raise UnsafeFile(
+            path,
+            "refused: it holds pickled objects besides tensors and plain values, and loading "
+            "them could run code; glioscope reads weights only (torch.load weights_only=True) "
+            f"({objects[0][:160]})",
+        ) from None

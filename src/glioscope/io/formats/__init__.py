@@ -84,5 +84,7 @@ def read_source(source: Path, format: str = "auto", options: ReadOptions | None 
     result = reader.read(path, options)
     result.format = format
     for link in outside_links(path) if path.is_dir() else []:  # the readers do not follow them
-        result.skipped.append(Skip(str(link), f"a link to {os.readlink(link)}, outside the source folder: not followed"))
+        result.skipped.append(
+            Skip(str(link), f"a link to {os.readlink(link)}, outside the source folder: not followed")
+        )
     return result

@@ -29,8 +29,9 @@ def detect(source: Path, found: Census) -> str | None:
 def read(source: Path, options: ReadOptions) -> ReaderResult:
     """Scan every file under `source`, group DICOM slices by SeriesInstanceUID."""
     headers, skipped, sidecars = dicom.scan_headers(walk_files(source), options.workers, options.progress)
-    rows, series_skips, notes = group_series(headers, modalities=options.modalities, workers=options.workers,
-                                             progress=options.progress)
+    rows, series_skips, notes = group_series(
+        headers, modalities=options.modalities, workers=options.workers, progress=options.progress
+    )
     for row in rows:
         row["source_format"] = NAME
     result = ReaderResult(rows=rows, skipped=skipped + series_skips, notes=notes)

@@ -60,9 +60,13 @@ def read(source: Path, options: ReadOptions) -> ReaderResult:
             headers.append(header)
         skipped += skips
         sidecars += ignored
-    rows, series_skips, notes = group_series(headers, key=lambda h: os.path.dirname(h["path"]),
-                                             modalities=options.modalities, workers=options.workers,
-                                             progress=options.progress)
+    rows, series_skips, notes = group_series(
+        headers,
+        key=lambda h: os.path.dirname(h["path"]),
+        modalities=options.modalities,
+        workers=options.workers,
+        progress=options.progress,
+    )
     split_by_folder = {os.path.dirname(h["path"]): h["split"] for h in headers}
     for row in rows:
         folder = Path(row["path"])

@@ -34,10 +34,18 @@ def build_slices(
     frame = checked(frame, "to cut slices from")
     items, skipped, notes = plan_items(frame, settings)
     usable, more_skips = build_entries(
-        items, cache.folder(cache_dir, settings) if cache_dir is not None else None,
-        key=lambda task: cache.item_key(task.sources, task.mask_path), ident=lambda task: task.item_id,
-        load=cache.load, compute=decode_item, reason=reason_of, workers=workers, progress=progress,
-        pool_worth_seconds=_POOL_WORTH_SECONDS, layout=cache.LAYOUT, labels=("slice cache", "item", "decoding items"),
+        items,
+        cache.folder(cache_dir, settings) if cache_dir is not None else None,
+        key=lambda task: cache.item_key(task.sources, task.mask_path),
+        ident=lambda task: task.item_id,
+        load=cache.load,
+        compute=decode_item,
+        reason=reason_of,
+        workers=workers,
+        progress=progress,
+        pool_worth_seconds=_POOL_WORTH_SECONDS,
+        layout=cache.LAYOUT,
+        labels=("slice cache", "item", "decoding items"),
     )
     skipped += more_skips
     notes += _decode_notes([entry for _, entry in usable], settings)
@@ -54,8 +62,10 @@ def build_slices(
         before = len(table)
         images, table = _largest_per_patient(images, table, settings.tumour_slices)
         if len(table) < before:
-            notes.append(f"{before - len(table)} tumour slice(s) beyond each patient's {settings.tumour_slices} "
-                         "largest left out (tumour_slices)")
+            notes.append(
+                f"{before - len(table)} tumour slice(s) beyond each patient's {settings.tumour_slices} "
+                "largest left out (tumour_slices)"
+            )
     return SliceSet(images, table, settings, skipped, notes)
 
 
@@ -69,8 +79,10 @@ def _decode_notes(entries: list[dict], settings: SliceSettings) -> list[str]:
         notes.append(f"{empty} slice(s) with an empty tumour mask left out (roi_crop needs a tumour to crop to)")
     small = sum(int(e["dropped_small_tumour"]) for e in entries)
     if small:
-        notes.append(f"{small} slice(s) whose tumour mask covers fewer than {settings.min_tumour_area} pixel(s) "
-                     "left out (selection: tumour)")
+        notes.append(
+            f"{small} slice(s) whose tumour mask covers fewer than {settings.min_tumour_area} pixel(s) "
+            "left out (selection: tumour)"
+        )
     unsaved = [e["cache_error"] for e in entries if "cache_error" in e]
     if unsaved:
         notes.append(f"{len(unsaved)} item(s) could not be written to the slice cache ({unsaved[0]})")
@@ -112,14 +124,24 @@ def _without_tumour_slices(usable: list[tuple[Item, dict]], settings: SliceSetti
     counts: dict[str, list] = {}
     for item, entry in usable:
         counts.setdefault(item.meta["patient_id"], [0, item.meta["source_path"]])[0] += len(entry["images"])
-    return [Skip(path, f"patient {patient}: no slice whose tumour mask covers {settings.min_tumour_area} pixel(s) "
-                       "or more (selection: tumour)") for patient, (count, path) in counts.items() if count == 0]
+    return [
+        Skip(
+            path,
+            f"patient {patient}: no slice whose tumour mask covers {settings.min_tumour_area} pixel(s) "
+            "or more (selection: tumour)",
+        )
+        for patient, (count, path) in counts.items()
+        if count == 0
+    ]
 
 
 def _largest_per_patient(images: np.ndarray, table: pd.DataFrame, k: int) -> tuple[np.ndarray, pd.DataFrame]:
     """Each patient's `k` slices of largest tumour area (ties: in table order)."""
-    rank = table.reset_index(drop=True).groupby("patient_id", sort=False)["tumour_area"].rank(method="first",
-                                                                                           ascending=False)
+    rank = (
+        table.reset_index(drop=True)
+        .groupby("patient_id", sort=False)["tumour_area"]
+        .rank(method="first", ascending=False)
+    )
     keep = (rank <= k).to_numpy()
     return images[keep], table[keep].reset_index(drop=True)
 

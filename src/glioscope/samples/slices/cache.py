@@ -51,8 +51,14 @@ def folder(cache_dir: Path, settings: SliceSettings) -> Path:
 # [k, n, *ITEM_FIELDS, k x SLICE_FIELDS (row-major), n areas] for k kept slices of n.
 # Few members keep a read near a quarter of a millisecond, about what decoding a JPEG costs.
 SLICE_FIELDS = ("slice_index", "tumour_area", "crop_top", "crop_left", "crop_bottom", "crop_right")
-ITEM_FIELDS = ("n_slices", "has_mask", "dropped_foreground", "dropped_empty_mask", "min_max_instead_of_none",
-               "dropped_small_tumour")
+ITEM_FIELDS = (
+    "n_slices",
+    "has_mask",
+    "dropped_foreground",
+    "dropped_empty_mask",
+    "min_max_instead_of_none",
+    "dropped_small_tumour",
+)
 # Entries of several slices (volumes, series) are deflated at level 1, which nearly halves them at little
 # cost; a single 2D image is stored as is, where inflating would cost more time than the bytes save.
 
@@ -87,5 +93,7 @@ def unpack(images: np.ndarray, numbers: np.ndarray) -> dict:
 
 
 # In the memory-mapped set of a build (glioscope.samples.consolidated): the images as rows, the numbers as values.
-LAYOUT = Layout(split=lambda entry: (entry["images"], pack(entry)["numbers"].tolist()),
-                join=lambda images, numbers: unpack(images, np.asarray(numbers, np.int64)))
+LAYOUT = Layout(
+    split=lambda entry: (entry["images"], pack(entry)["numbers"].tolist()),
+    join=lambda images, numbers: unpack(images, np.asarray(numbers, np.int64)),
+)

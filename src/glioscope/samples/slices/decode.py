@@ -45,7 +45,6 @@ def decode_item(task: ItemTask) -> dict | Skip:
     return store(cache.save, task.cache_file, entry)
 
 
-
 def _decode(task: ItemTask) -> dict:
     settings = task.settings
     if not task.mask_path and (settings.roi_crop or settings.selection == "tumour"):

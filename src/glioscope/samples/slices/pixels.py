@@ -121,9 +121,7 @@ def _pick_channels(stack: np.ndarray, source: Source) -> np.ndarray:
     return stack[:, list(source.pick)]
 
 
-def load_mask(
-    path: str, kind: str, axis: str, shape: tuple[int, ...], grid: np.ndarray | None = None
-) -> np.ndarray:
+def load_mask(path: str, kind: str, axis: str, shape: tuple[int, ...], grid: np.ndarray | None = None) -> np.ndarray:
     """The tumour mask of an item as bool (slices, rows, cols), cut like its image.
 
     With `grid` (an item whose channels were resampled onto its first channel's grid), a NIfTI

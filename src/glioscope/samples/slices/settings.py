@@ -70,7 +70,9 @@ class SliceSettings:
             sequences = tuple(normalise_sequence(s) for s in self.channels)
             if not sequences or "unknown" in sequences:
                 modes = ", ".join(CHANNEL_MODES)
-                raise InputError(None, f"channels {self.channels!r}: choose {modes} or sequences such as T1, T1c, FLAIR")
+                raise InputError(
+                    None, f"channels {self.channels!r}: choose {modes} or sequences such as T1, T1c, FLAIR"
+                )
             object.__setattr__(self, "channels", sequences)
         low, high = self.percentiles
         _check(0 <= low < high <= 100, f"percentiles {self.percentiles} must satisfy 0 <= low < high <= 100")

@@ -25,8 +25,9 @@ def slices_of_study(study: Study, settings: SliceSettings, select: dict[str, lis
     return result
 
 
-def slices_from_file(path: Path, settings: SliceSettings, mask_path: Path | None = None,
-                     select: dict[str, list[str]] | None = None) -> SliceSet:
+def slices_from_file(
+    path: Path, settings: SliceSettings, mask_path: Path | None = None, select: dict[str, list[str]] | None = None
+) -> SliceSet:
     """Slices of a DICOM series folder (or study: every series), a NIfTI volume or a 2D image.
 
     `mask_path` gives a tumour mask (NIfTI or image) for roi_crop and "representative".

@@ -56,8 +56,9 @@ class SliceSet(SampleSet):
         prep = BatchPrep(normalisation_stats(normalisation, channels), channels, affine)
         if augment is None:
             return SliceDataset(images, targets[mask], None, prep)
-        return SliceDataset(images, targets[mask], build_train_transform(augment), prep,
-                            variants=fixed_expansion(augment.expand))
+        return SliceDataset(
+            images, targets[mask], build_train_transform(augment), prep, variants=fixed_expansion(augment.expand)
+        )
 
     def keys(self, mask: np.ndarray) -> pd.DataFrame:
         keys = self.table.loc[mask, ["slice_id", "item_id", "patient_id"]]

@@ -33,10 +33,18 @@ def build_volumes(
     frame = checked(frame, "to build volumes from")
     planned, skipped, notes = plan_volumes(frame, settings)
     usable, more_skips = build_entries(
-        planned, cache.folder(cache_dir, settings) if cache_dir is not None else None,
-        key=lambda task: cache.volume_key(task.sources, task.source_format), ident=lambda task: task.volume_id,
-        load=cache.load, compute=process, reason=reason_of, workers=workers, progress=progress,
-        pool_worth_seconds=_POOL_WORTH_SECONDS, layout=cache.LAYOUT, labels=("volume cache", "volume", "preprocessing volumes"),
+        planned,
+        cache.folder(cache_dir, settings) if cache_dir is not None else None,
+        key=lambda task: cache.volume_key(task.sources, task.source_format),
+        ident=lambda task: task.volume_id,
+        load=cache.load,
+        compute=process,
+        reason=reason_of,
+        workers=workers,
+        progress=progress,
+        pool_worth_seconds=_POOL_WORTH_SECONDS,
+        layout=cache.LAYOUT,
+        labels=("volume cache", "volume", "preprocessing volumes"),
     )
     skipped += more_skips
     if not usable:

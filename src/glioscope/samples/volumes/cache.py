@@ -58,5 +58,7 @@ def _pack(entry: dict) -> dict[str, np.ndarray]:
 
 
 # In the memory-mapped set of a build (glioscope.samples.consolidated): one row per volume, its meta as values.
-LAYOUT = Layout(split=lambda entry: (np.asarray(entry["volume"], np.float16)[None], entry["meta"]),
-                join=lambda rows, meta: {"volume": rows[0], "meta": meta})
+LAYOUT = Layout(
+    split=lambda entry: (np.asarray(entry["volume"], np.float16)[None], entry["meta"]),
+    join=lambda rows, meta: {"volume": rows[0], "meta": meta},
+)

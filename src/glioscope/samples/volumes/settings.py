@@ -58,7 +58,9 @@ class VolumeSettings:
         _check(len(set(channels)) == len(channels), f"channels {channels} name a sequence twice")
         object.__setattr__(self, "channels", channels)
         pairs = self.fallback.items() if isinstance(self.fallback, Mapping) else (self.fallback or ())
-        object.__setattr__(self, "fallback", tuple((_sequence(a, "fallback"), _sequence(b, "fallback")) for a, b in pairs))
+        object.__setattr__(
+            self, "fallback", tuple((_sequence(a, "fallback"), _sequence(b, "fallback")) for a, b in pairs)
+        )
         shape = self.shape if isinstance(self.shape, tuple) else (self.shape,) * 3
         _check(len(shape) == 3, f"shape {self.shape}: three integers >= 8")
         object.__setattr__(self, "shape", shape)

@@ -20,8 +20,11 @@ def volume_of_study(study: Study, settings: VolumeSettings, select: dict[str, li
     """
     frame = study.frame
     if (frame["kind"] == "image").any():
-        raise InputError(study.path, "is a 2D image: a 3D recipe takes a volume (a NIfTI file, a folder of one "
-                                     "study's NIfTI files, or a DICOM series)")
+        raise InputError(
+            study.path,
+            "is a 2D image: a 3D recipe takes a volume (a NIfTI file, a folder of one "
+            "study's NIfTI files, or a DICOM series)",
+        )
     if select:
         frame = cohort.select(frame, select)
         if frame.empty:

@@ -45,7 +45,9 @@ class VolumeSet(SampleSet):
         """Volumes of the patients of the cohort rows `items` (a volume stands for all its patient's rows)."""
         return self.table["patient_id"].isin(set(items["patient_id"])).to_numpy()
 
-    def dataset(self, mask: np.ndarray, targets: np.ndarray, augment=None, normalisation: str = "none") -> VolumeDataset:
+    def dataset(
+        self, mask: np.ndarray, targets: np.ndarray, augment=None, normalisation: str = "none"
+    ) -> VolumeDataset:
         if normalisation != "none":
             raise InputError(None, f"normalisation {normalisation!r}: volumes are scaled to [0, 1] by preprocessing")
         transform = None
@@ -58,4 +60,6 @@ class VolumeSet(SampleSet):
     def keys(self, mask: np.ndarray) -> pd.DataFrame:
         """A volume is the one sample of its patient's cohort rows: it stands as slice and item in predictions."""
         rows = self.table[mask]
-        return pd.DataFrame({"slice_id": rows["volume_id"], "item_id": rows["volume_id"], "patient_id": rows["patient_id"]})
+        return pd.DataFrame(
+            {"slice_id": rows["volume_id"], "item_id": rows["volume_id"], "patient_id": rows["patient_id"]}
+        )

@@ -1,0 +1,147 @@
+"""`glioscope predict`, `test` and `leakcheck`: a trained run applied to new studies or an external cohort."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from glioscope.errors import GlioscopeError
+
+
+def add_parsers(verbs) -> None:
+    """Add this module's verbs to the command's subparsers."""
+    predict = verbs.add_parser(
+        "predict", help="apply a trained run to a study (prints JSON) or to many (one row per patient)"
+    )
+    predict.add_argument("run_dir", type=Path, metavar="RUN")
+    predict.add_argument(
+        "inputs",
+        type=Path,
+        nargs="+",
+        metavar="INPUT",
+        help="a DICOM series or study folder, a NIfTI file or a 2D image; or, for many studies at once, "
+        "a cohort table, a folder of many patients (any layout ingest reads), or several inputs",
+    )
+    predict.add_argument(
+        "--mask", type=Path, default=None, help="a mask for ROI cropping or slice choice, when the recipe needs one"
+    )
+    predict.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        default=None,
+        help="also write the JSON to this file (many studies: a CSV, one row per patient, and a JSON beside)",
+    )
+    predict.add_argument("--overwrite", action="store_true", help="replace an existing --out or --dicom-sr file")
+    predict.add_argument(
+        "--dicom-sr",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write the patient's prediction as a DICOM Structured Report referencing the input series",
+    )
+    predict.set_defaults(run=_predict)
+
+    test = verbs.add_parser("test", help="external validation: apply a trained run, untouched, to a labelled cohort")
+    test.add_argument("run_dir", type=Path, metavar="RUN")
+    test.add_argument("--cohort", type=Path, required=True, help="the external cohort (from `glioscope ingest`)")
+    test.add_argument("-o", "--out", type=Path, required=True, metavar="OUT", help="the external test's folder")
+    test.add_argument(
+        "--map",
+        dest="class_map",
+        default=None,
+        metavar="EXT=RUN,...",
+        help="external classes onto the run's, e.g. LGG=II,HGG=IV, when their names differ",
+    )
+    test.add_argument(
+        "--allow-shared-patients",
+        action="store_true",
+        help="test even when patients are also in the run's cohort (stamped: not an external test)",
+    )
+    test.add_argument(
+        "--allow-duplicates",
+        action="store_true",
+        help="test even when images are identical to images the run trained on",
+    )
+    test.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of patients")
+    test.add_argument("--overwrite", action="store_true")
+    test.set_defaults(run=_test)
+
+    leaks = verbs.add_parser(
+        "leakcheck", help="patients and images two cohorts share (ids, identical and near-identical images)"
+    )
+    leaks.add_argument("cohorts", type=Path, nargs=2, metavar="COHORT")
+    leaks.add_argument(
+        "--recipe", default="base", help="whose slice or volume settings make the images compared (default: base)"
+    )
+    leaks.add_argument("-o", "--out", type=Path, default=None, help="write the pairs found to this CSV file")
+    leaks.set_defaults(run=_leakcheck)
+
+
+def _predict(args) -> None:
+    import json
+
+    from glioscope.predict import predict
+
+    from glioscope.batch import many_studies, predict_batch, write_batch
+    from glioscope.util.atomic import check_output_file, write_text
+
+    for path in filter(None, (args.out, args.dicom_sr)):  # before the work: a bad output is refused at once
+        check_output_file(path, args.overwrite, inputs=[*args.inputs, args.run_dir])
+    read = many_studies(args.inputs)
+    if read is not None:
+        if args.dicom_sr:
+            raise GlioscopeError("--dicom-sr writes one study's report: give one study, not many")
+        result = predict_batch(args.run_dir, args.inputs, read=read)
+        for patient in result["patients"]:
+            print(
+                f"{patient['patient_id']}: {patient['prediction']} "
+                + " ".join(f"{k}={v:.3f}" for k, v in patient["probabilities"].items())
+            )
+        print(
+            f"{len(result['patients'])} patient(s) predicted; {len(result['skipped'])} input(s) not used"
+            + "".join(f"\n  {s['path']}: {s['reason']}" for s in result["skipped"][:20])
+        )
+        if args.out:
+            print("Written: " + ", ".join(str(p) for p in write_batch(result, args.out)))
+        return  # a batch with nothing to predict has raised an InputError already
+    result = predict(args.run_dir, args.inputs[0], mask=args.mask)
+    text = json.dumps(result, indent=2)
+    if args.out:
+        write_text(args.out, text + "\n")
+    if args.dicom_sr:
+        from glioscope.dicom_sr import write_structured_report
+
+        write_structured_report(result, args.dicom_sr, overwrite=args.overwrite)
+    print(text)
+
+
+def _test(args) -> None:
+    from glioscope.rundir import REPORT
+    from glioscope.external import ExternalSettings, external_test
+    from glioscope.report import headline_text
+
+    mapping = {}
+    for pair in filter(None, (args.class_map or "").split(",")):
+        if "=" not in pair:
+            raise GlioscopeError(f"--map expects EXTERNAL=RUN pairs, got {pair!r}")
+        external, ours = (part.strip() for part in pair.split("=", 1))
+        mapping[external] = ours
+    settings = ExternalSettings(mapping, args.allow_shared_patients, args.allow_duplicates)
+    out = external_test(args.run_dir, args.cohort, args.out, settings, overwrite=args.overwrite, n_boot=args.bootstrap)
+    print(headline_text(out))
+    print(f"Report: {out / REPORT}")
+
+
+def _leakcheck(args) -> None:
+    from glioscope.leakcheck import check_cohorts
+
+    found, shared = check_cohorts(*args.cohorts, recipe=args.recipe)
+    print(f"{len(shared)} patient id(s) in both cohorts" + (f": {', '.join(shared[:10])}" if shared else ""))
+    print(f"{len(found.exact)} identical image(s), {len(found.near)} near-identical pair(s)")
+    for a, b, n in found.patients[:20]:
+        print(f"  patient {a} ~ patient {b}: {n} image pair(s)")
+    if args.out:
+        from glioscope.util.atomic import write_csv
+
+        write_csv(args.out, found.frame())
+        print(f"Pairs: {args.out}")

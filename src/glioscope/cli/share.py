@@ -1,0 +1,64 @@
+"""`glioscope export`, `serve` and `demo`: a model package, the local web app, the main job on the phantom."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def add_parsers(verbs) -> None:
+    """Add this module's verbs to the command's subparsers."""
+    export = verbs.add_parser("export", help="a self-contained model package: weights, settings, model card, metadata")
+    export.add_argument("run_dir", type=Path, metavar="RUN")
+    export.add_argument("-o", "--out", type=Path, required=True, metavar="PACKAGE")
+    export.add_argument(
+        "--torchscript",
+        action="store_true",
+        help="also each fold model in TorchScript, checked to give PyTorch's probabilities within 1e-5",
+    )
+    export.add_argument("--overwrite", action="store_true")
+    export.set_defaults(run=_export)
+
+    serve = verbs.add_parser(
+        "serve", help="a local web app: browse runs, compare them, apply a model to an uploaded study"
+    )
+    serve.add_argument(
+        "runs_dir",
+        type=Path,
+        nargs="?",
+        default=Path("runs"),
+        metavar="RUNS_DIR",
+        help="the folder holding run folders and model packages (default: runs)",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer only)"
+    )
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--max-upload-mb", type=int, default=512, help="the largest upload accepted, in MB")
+    serve.set_defaults(run=_serve)
+
+    demo = verbs.add_parser("demo", help="the main job on a phantom cohort: synthesise, ingest, split, summarise")
+    demo.add_argument("--out", type=Path, default=Path("demo-output"))
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(run=_demo)
+
+
+def _export(args) -> None:
+    from glioscope.export import export_run
+    from glioscope.rundir import MODEL_CARD
+
+    checks = export_run(args.run_dir, args.out, torchscript=args.torchscript, overwrite=args.overwrite)
+    for fold, difference in checks["torchscript_max_difference"].items():
+        print(f"{fold}: TorchScript matches PyTorch within {difference:.1e}")
+    print(f"Model package: {args.out} (model card: {args.out / MODEL_CARD})")
+
+
+def _serve(args) -> None:
+    from glioscope.serve import serve
+
+    serve(args.runs_dir, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb)
+
+
+def _demo(args) -> None:
+    from glioscope.demo import run_demo
+
+    run_demo(args.out, seed=args.seed)
