@@ -145,6 +145,7 @@ def write_batch(result: dict, out: Path) -> tuple[Path, Path]:
         "n_inputs",
         "seen_in_training",
     ]
-    atomic.write_csv(out, pd.DataFrame(rows, columns=columns))
-    atomic.write_text(out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
+    with atomic.atomic_paths(out, out.with_suffix(".json")) as (table, everything):
+        atomic.csv_to(table, pd.DataFrame(rows, columns=columns))
+        everything.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return out, out.with_suffix(".json")

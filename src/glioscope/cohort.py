@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from glioscope.errors import InputError
-from glioscope.util import atomic
+from glioscope.util import atomic, csvfiles
 
 # Column order of cohort.csv. `files` holds, for a DICOM series, a JSON list of the
 # slice files relative to `path` (the series folder), sorted along the slice normal.
@@ -118,13 +118,16 @@ def to_frame(rows: list[dict]) -> pd.DataFrame:
     return normalise(frame)
 
 
+def _missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
 def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     """Give every column its dtype: strings without NaN, integers for counts."""
     frame = frame.copy()
     for column in _STRING_COLUMNS:
-        if column in frame:
-            frame[column] = frame[column].fillna("").astype(str)
-            frame[column] = frame[column].where(frame[column] != "nan", "")
+        if column in frame:  # a missing value is "", a patient called "nan" or "NA" keeps its name
+            frame[column] = frame[column].map(lambda value: "" if _missing(value) else str(value)).astype(str)
     for column in ("slice_index", "n_slices", "rows", "cols"):
         if column in frame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(_DEFAULTS[column]).astype(int)
@@ -284,7 +287,7 @@ def load(path: str | Path) -> pd.DataFrame:
     if not csv.is_file():
         raise InputError(path, "no cohort table here; expected a folder written by `glioscope ingest` or a cohort.csv")
     try:
-        frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
+        frame = csvfiles.read(csv)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise InputError(csv, f"cannot be read as a CSV table ({exc})") from None
     frame = normalise(frame)

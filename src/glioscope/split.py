@@ -26,7 +26,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 from glioscope.errors import GlioscopeError, InputError, PatientLeakError
-from glioscope.util import atomic
+from glioscope.util import atomic, csvfiles
 
 SPLITS, SPLIT_META = "splits.csv", "split.json"  # a split folder's files (and a run folder's copies)
 
@@ -271,7 +271,7 @@ def load(path: str | Path, allow_leaky: bool = False) -> tuple[pd.DataFrame, dic
     csv = path / SPLITS if path.is_dir() else path
     if not csv.is_file():
         raise InputError(path, "no split table here; expected a folder written by `glioscope split`")
-    table = pd.read_csv(csv, dtype={"item_id": str, "patient_id": str, "label": str}, keep_default_na=False)
+    table = csvfiles.read(csv)
     meta_path = csv.with_name(SPLIT_META)
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     table["fold"] = table["fold"].astype(int)
@@ -304,7 +304,7 @@ def fold_assignment(run_dir: Path) -> pd.Series:
     path = run_dir / SPLITS
     if not path.is_file():
         raise InputError(path, "not found: cannot check that the runs share their folds")
-    splits = pd.read_csv(path, dtype={"patient_id": str, "partition": str})
+    splits = csvfiles.read(path)
     missing = {"patient_id", "partition", "fold"} - set(splits.columns)
     if missing:
         raise InputError(path, f"expected columns patient_id, partition, fold; missing {', '.join(sorted(missing))}")

@@ -9,6 +9,7 @@ from glioscope import __version__, weights_cli
 from glioscope.cli import apply, data, runs, share
 from glioscope.errors import GlioscopeError
 from glioscope.pretrain import command as pretrain_command
+from glioscope.util.terminal import escaped_stdout, printable
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,13 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        with escaped_stdout():  # ids and file names are data: their control characters are shown, not obeyed
+            args.run(args)
     except GlioscopeError as exc:
-        print(f"glioscope {args.verb}: error: {exc}", file=sys.stderr)
+        print(printable(f"glioscope {args.verb}: error: {exc}"), file=sys.stderr)
         return 2
     except OSError as exc:  # the machine's, not the input's: a full disk, a folder without write permission
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"glioscope {args.verb}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        print(printable(f"glioscope {args.verb}: error: {where}{exc.strerror or exc}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"glioscope {args.verb}: interrupted", file=sys.stderr)

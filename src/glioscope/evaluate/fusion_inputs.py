@@ -13,6 +13,7 @@ from glioscope.errors import GlioscopeError, InputError
 from glioscope.evaluate.aggregate import prob_columns, to_patients
 from glioscope.evaluate.combiners import Stack
 from glioscope.rundir import INFO, PREDICTIONS, SPLITS, RunFolder
+from glioscope.util import csvfiles
 
 
 @dataclass
@@ -119,13 +120,13 @@ def stack_patients(
 def test_patients(run_dirs: Sequence[Path]) -> set[str]:
     ids = set()
     for run_dir in run_dirs:
-        splits = pd.read_csv(run_dir / SPLITS, dtype={"patient_id": str, "partition": str})
+        splits = csvfiles.read(run_dir / SPLITS)
         ids |= set(splits.loc[splits["partition"] == "test", "patient_id"])
     return ids
 
 
 def union_csv(paths: Sequence[Path], key: str = "item_id") -> pd.DataFrame | None:
-    frames = [pd.read_csv(p, dtype=str, keep_default_na=False) for p in paths if p.is_file()]
+    frames = [csvfiles.read(p) for p in paths if p.is_file()]
     if not frames:
         return None
     table = pd.concat(frames, ignore_index=True)

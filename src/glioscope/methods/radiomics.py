@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from glioscope import leakcheck
 from glioscope.errors import InputError
@@ -16,6 +15,7 @@ from glioscope.radiomics.portable import PortableClassifier
 from glioscope.radiomics.run import run_radiomics
 from glioscope.radiomics.settings import RADIOMICS
 from glioscope.rundir import CLASSIFIER, CONFIG, FEATURES, FINGERPRINTS, INFO, RunFolder
+from glioscope.util import csvfiles
 
 
 class RadiomicsMethod(Method):
@@ -72,8 +72,9 @@ class RadiomicsMethod(Method):
             return leakcheck.Fingerprints.load(folder / FINGERPRINTS)
         if not (folder / FEATURES).is_file():
             return None
-        features = pd.read_csv(folder / FEATURES, dtype={"patient_id": str})
+        features = csvfiles.read(folder / FEATURES)
         columns = [c for c in features.columns if c not in ("patient_id", "label")]
+        features = csvfiles.numbers(features, columns, folder / FEATURES)
         return leakcheck.Fingerprints.of_vectors(
             features["patient_id"], features["patient_id"], features[columns].to_numpy(dtype=float)
         )

@@ -14,6 +14,7 @@ import pandas as pd
 
 from glioscope.rundir import CONFIG, COHORT, HISTORY, PREDICTIONS, SPLITS, RunFolder, RunRecord
 from glioscope.split import LEAKY_WARNING
+from glioscope.util import atomic
 
 SDL_MODELS = ("sdl/net1", "sdl/net2", "sdl/mean")
 
@@ -86,8 +87,8 @@ def fake_run(
         splits = fake_splits(
             n_patients, class_names, folds, test_patients, seed=seed, leaky=leaky, patient_ids=patient_ids
         )
-    splits.to_csv(run_dir / SPLITS, index=False)
-    splits[["item_id", "patient_id", "label"]].to_csv(run_dir / COHORT, index=False)
+    atomic.write_csv(run_dir / SPLITS, splits)
+    atomic.write_csv(run_dir / COHORT, splits[["item_id", "patient_id", "label"]])
     sdl = any(m.startswith("sdl/") for m in models)
     fold_ids = sorted(int(f) for f in splits.loc[splits["partition"] == "cv", "fold"].unique())
     recipe = "sdl" if sdl else models[0]
@@ -135,7 +136,7 @@ def fake_run(
         for k, c in enumerate(class_names):
             frame[f"prob_{k if prob_by_index else c}"] = proba[m][:, k]
         frames.append(frame)
-    pd.concat(frames, ignore_index=True).to_csv(run_dir / PREDICTIONS, index=False)
+    atomic.write_csv(run_dir / PREDICTIONS, pd.concat(frames, ignore_index=True))
 
     for fold in fold_ids:
         (run_dir / f"fold{fold}").mkdir(exist_ok=True)

@@ -31,10 +31,10 @@ import yaml
 from glioscope.cohort import COHORT_FILE as COHORT
 from glioscope.errors import InputError
 from glioscope.rundir.record import RunRecord
-from glioscope.rundir.tables import TYPES, prob_columns, read_table
+from glioscope.rundir.tables import prob_columns, read_predictions, read_table
 from glioscope.split import SPLIT_META, SPLITS
 from glioscope.train.checkpoint import BEST, HISTORY, LAST, load_checkpoint, save_checkpoint
-from glioscope.util import atomic
+from glioscope.util import atomic, csvfiles
 
 CONFIG, INFO, METRICS, REPORT = "config.yaml", "run.json", "metrics.json", "report.html"
 SKIPPED = "samples_skipped.csv"
@@ -102,7 +102,7 @@ class RunFolder:
         atomic.write_csv(self / PREDICTIONS, fused.predictions)
 
     def cohort(self) -> pd.DataFrame:
-        return pd.read_csv(self / COHORT, dtype=str, keep_default_na=False)
+        return csvfiles.read(self / COHORT)
 
     def seen_patients(self, patient_ids) -> set[str]:
         """The given patients that the run trained or validated on: from its cohort, or (a model package, which
@@ -193,13 +193,11 @@ class RunFolder:
     def merge_predictions(self, job_names: list[str]) -> None:
         """RUN/predictions.csv (and validation_predictions.csv) from the folds'; the test set's as their mean."""
         validation = [
-            pd.read_csv(self.fold(n) / VALIDATION, dtype=TYPES)
-            for n in job_names
-            if (self.fold(n) / VALIDATION).is_file()
+            read_predictions(self.fold(n) / VALIDATION) for n in job_names if (self.fold(n) / VALIDATION).is_file()
         ]
         if validation:
             atomic.write_csv(self / VALIDATION, pd.concat(validation, ignore_index=True))
-        frames = [pd.read_csv(self.fold(n) / PREDICTIONS, dtype=TYPES) for n in job_names if self.fold_finished(n)]
+        frames = [read_predictions(self.fold(n) / PREDICTIONS) for n in job_names if self.fold_finished(n)]
         merged = pd.concat(frames, ignore_index=True)
         test = merged[merged["fold"] == "test"]
         if len(test) and len(job_names) > 1:
@@ -285,8 +283,10 @@ class RunFolder:
     # --- metrics -------------------------------------------------------------------------------
 
     def write_metrics(self, metrics: dict, patients: pd.DataFrame) -> None:
-        atomic.write_json(self / METRICS, metrics)
-        atomic.write_csv(self / PATIENTS, patients)
+        """metrics.json and predictions_patients.csv, written together: never one without the other."""
+        with atomic.atomic_paths(self / METRICS, self / PATIENTS) as (json_file, csv_file):
+            json_file.write_text(atomic.json_text(metrics), encoding="utf-8")
+            atomic.csv_to(csv_file, patients)
 
     def metrics_stale(self) -> bool:
         """True when metrics.json is missing or older than predictions.csv."""

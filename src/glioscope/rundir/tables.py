@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from glioscope.errors import InputError
+from glioscope.util import csvfiles
 
 KEYS = ("fold", "model", "patient_id", "target")
 TYPES = {"fold": str, "model": str, "patient_id": str, "item_id": str, "slice_id": str}
@@ -40,9 +41,17 @@ def prediction_table(
     return pd.concat(frames, ignore_index=True)
 
 
+def read_predictions(path: Path) -> pd.DataFrame:
+    """A predictions table as written: its ids as text ("NA" is an id), its targets, probabilities and weights
+    as numbers."""
+    frame = csvfiles.read(path)
+    numeric = [c for c in frame.columns if c not in TYPES]  # target, prob_*, vote_weight, n_inputs, ...
+    return csvfiles.numbers(frame, numeric, path)
+
+
 def read_table(path: Path, class_names: list[str] | None) -> pd.DataFrame | None:
     """A predictions table with prob_<class> columns in class order; None when it has no rows."""
-    frame = pd.read_csv(path, dtype=TYPES)
+    frame = read_predictions(path)
     missing = [c for c in KEYS if c not in frame.columns]
     probs = prob_columns(frame)
     if missing or not probs:

@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 
 from glioscope import methods
 from glioscope.errors import GlioscopeError
 from glioscope.rundir import COHORT, CONFIG, INFO, METRICS, PATIENT_HASHES, REPORT, RunFolder
+from glioscope.util import csvfiles
 from glioscope.util.paths import inside
 
 MAX_DEPTH = 4  # RUNS_DIR/a/b/c/run: deep enough for experiment folders, shallow enough to scan quickly
@@ -130,7 +130,7 @@ def patients(entry: RunEntry) -> int | None:
     """How many patients the run trained and was evaluated on (a package: how many it was trained on)."""
     if (entry.path / COHORT).is_file():
         try:
-            frame = pd.read_csv(entry.path / COHORT, usecols=["patient_id"], dtype=str, keep_default_na=False)
+            frame = csvfiles.read(entry.path / COHORT, usecols=["patient_id"])
         except (OSError, ValueError):
             return None
         return int(frame["patient_id"].nunique())

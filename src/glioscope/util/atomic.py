@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from glioscope.util import csvfiles
 from glioscope.util.paths import inside
 
 
@@ -42,20 +43,54 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def atomic_paths(*paths: str | Path) -> Iterator[list[Path]]:
+    """Temporary paths beside each of `paths`, renamed onto them once every one is written: files that belong
+    together (a CSV and its JSON) are all new or all as they were, never one without the other."""
+    with contextlib.ExitStack() as stack:
+        temporary = [stack.enter_context(_unrenamed(Path(p))) for p in paths]
+        yield temporary
+        for tmp, path in zip(temporary, paths):
+            os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _unrenamed(path: Path) -> Iterator[Path]:
+    """A temporary sibling of `path`, removed on the way out unless it was renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())
+    try:
+        yield Path(tmp)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 def write_text(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
 
 
+def json_text(obj) -> str:
+    """The text of a JSON file glioscope writes."""
+    return json.dumps(obj, indent=2, default=str) + "\n"
+
+
+def csv_to(path: Path, frame) -> None:
+    """A pandas DataFrame as CSV at `path` (a temporary one), its text cells safe to open in a spreadsheet."""
+    csvfiles.write(frame, path)
+
+
 def write_json(path: str | Path, obj) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+    return write_text(path, json_text(obj))
 
 
 def write_csv(path: str | Path, frame) -> Path:
-    """Write a pandas DataFrame as CSV atomically."""
+    """Write a pandas DataFrame as CSV atomically (see `csv_to`)."""
     with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
+        csv_to(tmp, frame)
     return Path(path)
 
 
