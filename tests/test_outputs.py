@@ -143,3 +143,14 @@ def test_metrics_and_their_patient_table_are_written_together(tmp_path, monkeypa
         evaluate_run(run, n_boot=5)
     assert not (run / "metrics.json").exists() and not (run / "predictions_patients.csv").exists()
     assert not [p for p in run.iterdir() if p.name.endswith(".partial")]
+
+
+def test_a_full_disk_names_the_output_not_its_temporary_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(Path, "write_text", _full_disk(".json"))
+    with pytest.raises(OSError) as caught:
+        atomic.write_json(tmp_path / "result.json", {"a": 1})
+    assert caught.value.filename == str(tmp_path / "result.json") and caught.value.errno == errno.ENOSPC
+    with pytest.raises(OSError) as caught:
+        write_batch({"classes": [], "patients": [], "skipped": [], "notes": []}, tmp_path / "out.csv")
+    assert caught.value.filename == str(tmp_path / "out.json")
+    assert list(tmp_path.iterdir()) == []

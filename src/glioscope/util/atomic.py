@@ -38,6 +38,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as exc:  # a full disk: name the output, not its temporary sibling
+        tmp_path.unlink(missing_ok=True)
+        raise _named(exc, path) from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -49,9 +52,13 @@ def atomic_paths(*paths: str | Path) -> Iterator[list[Path]]:
     together (a CSV and its JSON) are all new or all as they were, never one without the other."""
     with contextlib.ExitStack() as stack:
         temporary = [stack.enter_context(_unrenamed(Path(p))) for p in paths]
-        yield temporary
-        for tmp, path in zip(temporary, paths):
-            os.replace(tmp, path)
+        try:
+            yield temporary
+            for tmp, path in zip(temporary, paths):
+                os.replace(tmp, path)
+        except OSError as exc:
+            named = {str(tmp): path for tmp, path in zip(temporary, paths)}
+            raise _named(exc, named.get(str(exc.filename), exc.filename)) from None
 
 
 @contextlib.contextmanager
@@ -65,6 +72,13 @@ def _unrenamed(path: Path) -> Iterator[Path]:
         yield Path(tmp)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _named(exc: OSError, path) -> OSError:
+    """The same error, naming `path` (the output a person asked for) when it named a temporary file."""
+    if exc.filename and ".partial" not in Path(str(exc.filename)).name:
+        return exc
+    return type(exc)(exc.errno, exc.strerror or str(exc), str(path))
 
 
 def write_text(path: str | Path, text: str) -> Path:
