@@ -258,8 +258,10 @@ def test_given_kfold_splits_win_over_a_holdout_recipe():
         plan_jobs(table, recipe.cv.mode, recipe.train.inner_validation)
 
 
-def test_missing_weights_fall_back_to_scratch_and_unfreeze_the_backbone(tmp_path):
-    recipe = load_recipe("eff", [f"model.weights={tmp_path / 'absent.pth'}"])  # phase 1 freezes the backbone
+def test_missing_weights_fall_back_to_scratch_and_unfreeze_the_backbone(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty cache: no ImageNet weights on disk
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "torch" / "hub"))
+    recipe = load_recipe("eff", ["model.weights=imagenet"])  # phase 1 freezes the backbone
     built = build_model(recipe.model, 2, 3)
     assert built.model.fc.out_features == 1  # one sigmoid unit
     notes = built.notes

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,10 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from glioscope.errors import GlioscopeError
+from glioscope.errors import GlioscopeError, InputError
 from glioscope.models import create_model
+from glioscope.models.build import build_model
+from glioscope.models.spec import ModelSpec
 from glioscope.models.weights import WeightsUnavailable
 from glioscope.train.checkpoint import load_checkpoint
 from glioscope.augment.prep import BatchPrep
@@ -297,11 +300,20 @@ def test_weights_from_a_file_and_from_the_torch_cache(tmp_path, monkeypatch):
     assert torch.allclose(model.backbone.conv1.weight, reference.conv1.weight.sum(1, keepdim=True))
 
 
-def test_a_damaged_weights_file_is_named(tmp_path):
+def test_a_weights_file_that_does_not_load_is_an_error_never_a_reason_to_train_from_scratch(tmp_path):
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(WeightsUnavailable, match="bad.pth"):
-        create_model("alexnet", 3, weights=str(bad))
+    unrelated = tmp_path / "unrelated.pth"
+    torch.save({"encoder.0.weight": torch.zeros(3, 3)}, unrelated)
+    spec = ModelSpec(name="alexnet", weights_fallback="scratch")
+    for path, message in (
+        (bad, "cannot be read as PyTorch weights"),
+        (tmp_path / "missing.pth", "not found"),
+        (unrelated, "none of its 1 tensors fits alexnet"),
+    ):
+        with pytest.raises(InputError, match=message) as caught:
+            build_model(replace(spec, weights=str(path)), 3, 3)  # weights_fallback does not apply to a file
+        assert str(path) in str(caught.value) and not isinstance(caught.value, WeightsUnavailable)
 
 
 # --- DDP -------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from glioscope import methods
+from glioscope.errors import InputError
 from glioscope.evaluate.aggregate import patient_mean
 from glioscope.evaluate.operating_point import cv_operating_point
 from glioscope.io.study import read_study
@@ -154,11 +155,18 @@ class TrainedRun:
         return self._folds[key]
 
     def apply(self, inputs, progress: bool = False) -> Prediction:
-        """Every fold model's probabilities of `inputs`."""
+        """Every fold model's probabilities of `inputs`; an InputError naming the fold models that give NaN or
+        infinite ones (broken weights: no answer, and no NaN in a JSON)."""
         folds = self.folds(inputs)
-        return Prediction(
-            inputs, self.method.probabilities(folds, inputs, self.recipe, self.record, progress), self.class_names
-        )
+        per_fold = self.method.probabilities(folds, inputs, self.recipe, self.record, progress)
+        broken = [str(path) for fold, path in self.model_files() if not np.isfinite(per_fold.get(fold, 0.0)).all()]
+        if broken:
+            raise InputError(
+                broken[0],
+                f"gives NaN or infinite probabilities: the fold model's weights are broken "
+                f"({len(broken)} of {len(per_fold)} fold models); the run cannot be applied",
+            )
+        return Prediction(inputs, per_fold, self.class_names)
 
     def predict_study(self, path: str | Path, mask: str | Path | None = None) -> Prediction:
         return self.apply(self.study_inputs(path, mask))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from glioscope.errors import InputError
+from glioscope.io.files import SPECIAL, is_special
 
 # Checked in this order, case-insensitively, when --id-column / --label-column are not given.
 ID_COLUMNS = (
@@ -34,6 +35,8 @@ _ROMAN = {"1": "I", "2": "II", "3": "III", "4": "IV", "i": "I", "ii": "II", "iii
 def read_table(csv: Path) -> pd.DataFrame:
     """A CSV as text columns (ids such as 00012 keep their zeros); InputError when unreadable."""
     csv = Path(csv)
+    if is_special(csv):
+        raise InputError(csv, f"is {SPECIAL}")
     if not csv.is_file():
         raise InputError(csv, "CSV file not found")
     with open(csv, "rb") as handle:

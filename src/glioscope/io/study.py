@@ -21,7 +21,7 @@ import pandas as pd
 from glioscope import cohort
 from glioscope.errors import InputError
 from glioscope.io import dicom, images, nifti
-from glioscope.io.files import walk_files
+from glioscope.io.files import SPECIAL, is_special, walk_files
 from glioscope.io.sequences import classify_file_name, patient_from_file_name
 from glioscope.io.series import group_series
 
@@ -42,6 +42,8 @@ def read_study(path: str | Path, mask: str | Path | None = None) -> Study:
     path = Path(path).expanduser()
     if not path.exists():
         raise InputError(path, "does not exist")
+    if is_special(path):
+        raise InputError(path, f"is {SPECIAL}")
     skipped: list[cohort.Skip] = []
     if path.is_file() and nifti.is_nifti(path):
         rows = [nifti_row(path, patient_from_file_name(path.name))]

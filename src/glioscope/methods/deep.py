@@ -55,7 +55,11 @@ class DeepMethod(Method):
         models = []
         for fold, path in self.fold_files(folder):
             model = build_model(weightless(recipe.model), len(record.class_names), inputs.channels).model
-            model.load_state_dict(folder.model_state(path))
+            state = folder.model_state(path)
+            try:
+                model.load_state_dict(state)
+            except (RuntimeError, TypeError, KeyError) as exc:  # shapes or names of another model
+                raise InputError(path, _misfit(state, recipe, record, inputs, exc)) from None
             models.append((fold, model.eval()))
         return models
 
@@ -130,6 +134,18 @@ def _channel_words(channels: list[str]) -> str:
     if len(set(channels)) == 1 and len(channels) > 1:
         return f"one grey channel, {channels[0].replace(' (grey)', '')}, repeated {len(channels)} times"
     return f"channels {', '.join(channels)}"
+
+
+def _misfit(state: dict, recipe, record, inputs, exc: Exception) -> str:
+    """Why a fold's weights do not fit the network its run's recipe builds, in words."""
+    wanted = f"{recipe.model.name} for {len(record.class_names)} classes ({', '.join(record.class_names)})"
+    try:
+        channels = input_channels(state)
+    except InputError:
+        channels = None
+    if channels is not None and channels != inputs.channels:
+        return f"its first convolution takes {channels} channels, but the study gives {inputs.channels} ({wanted})"
+    return f"does not fit {wanted}: {str(exc).splitlines()[0][:300]}"
 
 
 def input_channels(state: dict) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 import torchvision.models as tvm
 
-from glioscope.errors import GlioscopeError
+from glioscope.errors import GlioscopeError, InputError
 from glioscope.util.tensors import UnsafeFile, load_tensors
 
 # Names a recipe may give instead of a path.
@@ -17,7 +17,12 @@ NAMED_WEIGHTS = ("imagenet", "kinetics", "kinetics400")
 
 
 class WeightsUnavailable(GlioscopeError):
-    """Pretrained weights were asked for but are not on this machine."""
+    """Named pretrained weights (imagenet, kinetics, ...) were asked for but are not on this machine: a recipe
+    may then train from scratch (model.weights_fallback)."""
+
+
+class WeightsFileError(InputError):
+    """A weights file given by path that does not load: always an error, never a reason to train from scratch."""
 
 
 class StateDict(dict):
@@ -61,18 +66,22 @@ def read_state_dict(source: str | Path, arch: str) -> dict[str, torch.Tensor]:
     else:
         path = Path(source)
         if not path.is_file():
-            raise WeightsUnavailable(f"{path}: weights file not found")
+            raise WeightsFileError(
+                path, "weights file not found (model.weights names a file; use none to train from scratch)"
+            )
     try:
         state = load_tensors(path)  # an UnsafeFile is an error, never a reason to fall back to scratch
     except UnsafeFile:
         raise
     except Exception as exc:  # a torch error deep inside: report the file instead
-        raise WeightsUnavailable(f"{path}: cannot be read as PyTorch weights ({type(exc).__name__}: {exc})") from None
+        error = WeightsUnavailable if str(source).lower() in NAMED_WEIGHTS else WeightsFileError
+        message = f"cannot be read as PyTorch weights ({type(exc).__name__}: {exc})"
+        raise (error(f"{path}: {message}") if error is WeightsUnavailable else error(path, message)) from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict):
-        raise WeightsUnavailable(f"{path}: expected a state dict, found {type(state).__name__}")
+        raise WeightsFileError(path, f"expected a state dict, found {type(state).__name__}")
     state = StateDict(state)
     state.origin = (str(source), arch)
     return state
@@ -88,6 +97,13 @@ def load_matching(model: torch.nn.Module, state: dict[str, torch.Tensor], skip_p
             continue
         own[name] = tensor
         loaded.append(name)
+    origin = getattr(state, "origin", None)
+    if not loaded and origin is not None and origin[0].lower() not in NAMED_WEIGHTS:
+        raise WeightsFileError(
+            origin[0],
+            f"none of its {len(state)} tensors fits {origin[1]} (their names or shapes "
+            f"differ, e.g. {', '.join(list(state)[:3]) or 'no tensor at all'})",
+        )
     model.load_state_dict(own)
     missing = [n for n in own if n not in set(loaded)]
     report = {"loaded": loaded, "skipped": skipped, "initialised": missing}

@@ -109,3 +109,32 @@ def load_checkpoint(path: Path) -> dict:
         raise
     except Exception as exc:  # a damaged or foreign file: say which
         raise InputError(path, f"cannot be read as a glioscope checkpoint ({type(exc).__name__}: {exc})") from None
+
+
+_RESUME_KEYS = ("model", "optimizer", "stopper", "epoch", "history", "best_state", "best_epoch", "precision", "rng")
+
+
+def check_resume_state(path: Path, state, epochs: int) -> None:
+    """An InputError naming the checkpoint when it cannot be what a trainer saved after some of its `epochs`."""
+    if not isinstance(state, dict):
+        raise InputError(path, f"is not a checkpoint (a {type(state).__name__})")
+    missing = [key for key in _RESUME_KEYS if key not in state]
+    if missing:
+        raise InputError(path, f"is not a resumable checkpoint: it lacks {', '.join(missing)}")
+    epoch, precision, rng = state["epoch"], state["precision"], state["rng"]
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch <= epochs:
+        raise InputError(path, f"says it finished epoch {epoch!r}, which a run of {epochs} epochs cannot have")
+    if not isinstance(state["history"], list) or len(state["history"]) != epoch:
+        raise InputError(
+            path,
+            f"holds {len(state['history']) if isinstance(state['history'], list) else 'no'} "
+            f"epochs of history for epoch {epoch}",
+        )
+    if (
+        not isinstance(precision, dict)
+        or precision.get("dtype") not in ("fp32", "bf16", "fp16")
+        or not isinstance(precision.get("channels_last"), bool)
+    ):
+        raise InputError(path, f"has an impossible precision {precision!r} (dtype fp32, bf16 or fp16)")
+    if not isinstance(rng, dict) or not {"python", "numpy", "torch"} <= set(rng):
+        raise InputError(path, "lacks the random generators' states: the run could not resume exactly")

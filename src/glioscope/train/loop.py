@@ -11,7 +11,6 @@ SimCLR (pretrain/simclr.py) are such variants.
 from __future__ import annotations
 
 import copy
-import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,23 +20,21 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from glioscope.errors import GlioscopeError
 from glioscope.models.outputs import probabilities
 from glioscope.train import data_path, ddp, losses, optim
 from glioscope.train.epoch_log import EpochLog
 from glioscope.train.freeze import apply_freeze
-from glioscope.train.checkpoint import BEST, LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from glioscope.train.resume import Resumable
+from glioscope.train.checkpoint import BEST, LAST, save_checkpoint
 from glioscope.train.optim import EarlyStopping
 from glioscope.train.precision import Precision, choose
 from glioscope.train.settings import TrainSettings
 from glioscope.util.progress import progress_bar
 
-log = logging.getLogger(__name__)
 
-
-class Trainer:
+class Trainer(Resumable):
     """Trains `model` on a dataset of (image, target) pairs; writes into `out_dir`.
 
     settings: TrainSettings (or a mapping of some of them; base.yaml gives the rest).
@@ -237,7 +234,7 @@ class Trainer:
         if resume and (self.out_dir / LAST).is_file():
             self._resume(self.out_dir / LAST)
         self._setup_precision(train_set)
-        log = EpochLog(self.out_dir, self.name, self.context.is_main and self.settings.tensorboard)
+        epoch_log = EpochLog(self.out_dir, self.name, self.context.is_main and self.settings.tensorboard)
         epochs = self.settings.epochs
         try:
             while self.epoch < epochs and not self.stopper.should_stop:
@@ -246,10 +243,10 @@ class Trainer:
                 self.epoch += 1
                 self._remember_best(row)
                 if self.context.is_main:
-                    log.write(self.history)
+                    epoch_log.write(self.history)
                     self._save(self.out_dir / LAST)
         finally:
-            log.close()
+            epoch_log.close()
         if self.settings.keep_best and self.best_state is not None:
             self.raw_model.load_state_dict(self.best_state)
         ddp.barrier(self.context)
@@ -344,48 +341,3 @@ class Trainer:
             row["val_loss"], row["val_accuracy"] = row[f"val_loss/{combined}"], row[f"val_accuracy/{combined}"]
         self.model.train()
         return row
-
-    # --- files -------------------------------------------------------------------------
-
-    def _save(self, path: Path) -> None:
-        save_checkpoint(
-            path,
-            model=self.raw_model.state_dict(),
-            optimizer=self.optimizer.state_dict(),
-            schedule=self.schedule.state_dict() if self.schedule is not None else None,
-            scaler=self.scaler.state_dict() if self.scaler is not None else None,
-            stopper=self.stopper.state_dict(),
-            epoch=self.epoch,
-            history=self.history,
-            best_state=self.best_state,
-            best_epoch=self.best_epoch,
-            precision=self.precision_record,
-            rng=rng_state(),
-            extra=self.extra_state(),
-        )
-
-    def extra_state(self) -> dict:
-        return {}
-
-    def load_extra_state(self, state: dict) -> None:
-        pass
-
-    def _resume(self, path: Path) -> None:
-        state = load_checkpoint(path)
-        self.raw_model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.schedule is not None and state.get("schedule"):
-            self.schedule.load_state_dict(state["schedule"])
-        if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self.stopper.load_state_dict(state["stopper"])
-        self.epoch, self.history = state["epoch"], state["history"]
-        self.best_state, self.best_epoch = state["best_state"], state["best_epoch"]
-        self.precision_record = {**state["precision"], "resumed": True}
-        self.precision = Precision(state["precision"]["dtype"], state["precision"]["channels_last"])
-        self._apply_precision()
-        set_rng_state(state["rng"])
-        self.load_extra_state(state.get("extra", {}))
-        log.info("resumed %s after epoch %d", path, self.epoch)
-        if self.context.is_main:
-            tqdm.write(f"{self.name}: resuming from {path} after epoch {self.epoch}")

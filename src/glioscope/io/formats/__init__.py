@@ -7,7 +7,7 @@ from pathlib import Path
 
 from glioscope.cohort import ReaderResult, Skip
 from glioscope.errors import InputError
-from glioscope.io.files import outside_links
+from glioscope.io.files import SPECIAL, outside_links, special_files
 from glioscope.io.formats import brats, common, dicom, imagefolder, ixi, kaggle3m, manifest, rsna_miccai
 from glioscope.io.options import ReadOptions
 
@@ -87,4 +87,6 @@ def read_source(source: Path, format: str = "auto", options: ReadOptions | None 
         result.skipped.append(
             Skip(str(link), f"a link to {os.readlink(link)}, outside the source folder: not followed")
         )
+    for special in special_files(path) if path.is_dir() else []:  # nor open them
+        result.skipped.append(Skip(str(special), SPECIAL))
     return result

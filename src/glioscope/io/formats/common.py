@@ -10,7 +10,7 @@ from pathlib import Path
 
 from glioscope.errors import InputError
 from glioscope.io.dicom import has_dicom_magic, read_header
-from glioscope.io.files import inside, is_sidecar
+from glioscope.io.files import inside, is_sidecar, is_special
 from glioscope.io.images import is_image
 from glioscope.io.nifti import is_nifti
 
@@ -86,8 +86,8 @@ def census(root: Path, limit: int = 5000) -> Census:
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(names):
             path = Path(folder) / name
-            if path.is_symlink() and not inside(path, root):
-                continue  # not followed (read_source lists it)
+            if path.is_symlink() and not inside(path, root) or is_special(path):
+                continue  # not followed, never opened (read_source lists them)
             if is_nifti(path):
                 found.nifti.append(path)
             elif is_image(path):

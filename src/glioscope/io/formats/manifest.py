@@ -7,7 +7,7 @@ from pathlib import Path
 from glioscope.cohort import ReaderResult, Skip
 from glioscope.errors import InputError
 from glioscope.io import dicom, labels
-from glioscope.io.files import walk_files
+from glioscope.io.files import SPECIAL, is_special, walk_files
 from glioscope.io.formats.common import Census
 from glioscope.io.images import is_image, read_image_headers
 from glioscope.io.nifti import check_volumes, is_nifti
@@ -69,6 +69,9 @@ def _entry(csv: Path, number: int, record: dict, result: ReaderResult) -> dict |
     path = _resolve(csv, record["path"])
     if not path.exists():
         result.skipped.append(Skip(str(path), f"listed on line {number} of {csv.name} but not found"))
+        return None
+    if is_special(path):
+        result.skipped.append(Skip(str(path), f"listed on line {number} of {csv.name}: {SPECIAL}"))
         return None
     if not record["patient_id"]:
         result.skipped.append(Skip(str(path), f"line {number} of {csv.name} has no patient_id"))
