@@ -7,7 +7,9 @@ CPU. `load_recipe` resolves the chain, applies `quick` and the command line's `-
 key=value` overrides, and returns a `Recipe`: frozen dataclasses whose schema is
 base.yaml's. Every value is checked for type, choice and range there, before anything is
 written: an unknown key, `train.epochs=abc`, `train.optimizer=adamm` or malformed YAML is
-a SettingError (exit status 2) naming the key, the value and what is expected.
+a SettingError (exit status 2) naming the key, the value and what is expected. So is a
+sample size, volume shape or batch whose arrays would be over the input limits
+(glioscope.io.limits: data.slices.size, data.volumes.shape, train.batch_size).
 
 Each stage receives only its own section: `recipe.data` (glioscope.samples.settings.DataSettings),
 `recipe.model` (glioscope.models.spec.ModelSpec), `recipe.augment` (AugmentSettings),
@@ -27,6 +29,7 @@ import yaml
 from glioscope import defaults
 from glioscope.augment.settings import AugmentSettings
 from glioscope.errors import InputError
+from glioscope.io import limits
 from glioscope.models.spec import ModelSpec
 from glioscope.samples.settings import DataSettings
 from glioscope.train.settings import TrainSettings
@@ -132,6 +135,10 @@ class Recipe(ResolvedRecipe):
             raise SettingError(
                 "data.slices.size", f"got {self.data.slices.size}, but {network} needs images of at least {smallest} px"
             )
+        batch = (self.train.batch_size, *self.data.sample_shape())
+        too_large = limits.current().problem(f"a batch of {limits.dims(batch)}", limits.count(batch))
+        if too_large:
+            raise SettingError("train.batch_size", f"got {self.train.batch_size}: {too_large}")
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,15 @@ that cannot be used becomes a `Skip` with the reason, never an exception. Header
 read without pixels; `undecodable` then decodes one slice of each series, so that a
 series glioscope keeps is one it can read (compressed transfer syntaxes decode with
 pylibjpeg's plugins: JPEG baseline, extended and lossless, JPEG-LS, JPEG 2000; RLE and
-deflated files with pydicom itself).
+deflated files with pydicom itself). A file whose Rows x Columns x NumberOfFrames x SamplesPerPixel
+promise more than the input limits (glioscope.io.limits) is skipped from its header, before its pixel
+data is read or decoded, and `load_series` refuses a series that would add up to more.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import warnings
 from collections.abc import Iterable
@@ -24,6 +27,7 @@ from glioscope.cohort import Skip, series_files
 from glioscope.errors import InputError
 from glioscope.io import geometry
 from glioscope.io.files import is_sidecar
+from glioscope.io.limits import REFUSED, InputLimits, current
 from glioscope.io.parallel import map_files
 
 PIXEL_DATA = 0x7FE00010
@@ -56,9 +60,10 @@ def has_dicom_magic(path: Path) -> bool:
     return len(head) == 132 and head[128:132] == b"DICM"
 
 
-def read_header(path: str | Path) -> dict | Skip:
-    """The attributes the cohort needs from one file, or a Skip saying why it cannot be used."""
-    path = Path(path)
+def read_header(path: str | Path, limits: InputLimits | None = None) -> dict | Skip:
+    """The attributes the cohort needs from one file, or a Skip saying why it cannot be used (also when its pixels
+    would be over `limits`, by default the environment's)."""
+    path, limits = Path(path), limits or current()
     magic = has_dicom_magic(path)
     if not magic and path.suffix.lower() in NOT_DICOM_SUFFIXES:
         return Skip(str(path), f"not a DICOM file ({path.suffix.lower()})")
@@ -79,7 +84,7 @@ def read_header(path: str | Path) -> dict | Skip:
     try:
         with warnings.catch_warnings(), _quiet_pydicom():
             warnings.simplefilter("ignore")  # odd values are read as they are, or the file is skipped below
-            return _header_fields(path, dataset)
+            return _header_fields(path, dataset, limits)
     except Exception as exc:  # noqa: BLE001 - malformed values (bad DS/IS strings) in this file
         return Skip(str(path), f"DICOM header has an unreadable value ({type(exc).__name__}: {exc})")
 
@@ -94,8 +99,8 @@ def _unreadable(magic: bool, detail: str) -> str:
     return f"{what} ({detail[:200]})"
 
 
-def _header_fields(path: Path, ds) -> dict | Skip:
-    pixel_problem = _pixel_data_problem(path, ds)
+def _header_fields(path: Path, ds, limits: InputLimits) -> dict | Skip:
+    pixel_problem = _size_problem(ds, limits) or _pixel_data_problem(path, ds)
     if pixel_problem:
         return Skip(str(path), pixel_problem)
     return {
@@ -116,6 +121,8 @@ def _header_fields(path: Path, ds) -> dict | Skip:
         "rows": int(ds.Rows),
         "cols": int(ds.Columns),
         "frames": int(_number(ds.get("NumberOfFrames")) or 1),
+        "values": _values(ds),  # of its decoded pixels, all frames and samples
+        "value_bytes": _value_bytes(ds),
         "orientation": _numbers(ds.get("ImageOrientationPatient"), 6),
         "position": _numbers(ds.get("ImagePositionPatient"), 3),
         "instance_number": _number(ds.get("InstanceNumber")),
@@ -128,6 +135,28 @@ def _header_fields(path: Path, ds) -> dict | Skip:
 def _transfer_syntax(ds) -> str:
     meta = getattr(ds, "file_meta", None)
     return str(meta.get("TransferSyntaxUID", "") or "") if meta is not None else ""
+
+
+def _values(ds) -> int:
+    frames = int(_number(ds.get("NumberOfFrames")) or 1)
+    return (
+        int(ds.get("Rows", 0) or 0) * int(ds.get("Columns", 0) or 0) * frames * int(ds.get("SamplesPerPixel", 1) or 1)
+    )
+
+
+def _value_bytes(ds) -> int:
+    return (int(ds.get("BitsAllocated", 16) or 16) + 7) // 8
+
+
+def _size_problem(ds, limits: InputLimits) -> str:
+    """Why the pixels the header promises are over the limits, or '' (files without pixel data: '')."""
+    if "Rows" not in ds or "Columns" not in ds:
+        return ""
+    frames = int(_number(ds.get("NumberOfFrames")) or 1)
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    what = f"{ds.Rows} x {ds.Columns} pixels x {frames} frame(s)" + (f" x {samples} samples" if samples > 1 else "")
+    problem = limits.problem(what, _values(ds), _value_bytes(ds))
+    return f"{REFUSED}: its header promises {problem}" if problem else ""
 
 
 def _pixel_data_problem(path: Path, ds) -> str:
@@ -192,7 +221,9 @@ def scan_headers(
     candidates, sidecars = [], []
     for path in files:
         (sidecars if is_sidecar(path) else candidates).append(path)
-    results = map_files(read_header, [str(p) for p in candidates], workers, progress, desc="DICOM headers")
+    # The limits are read here, not in the workers, whose environment is that of the pool's first start.
+    read = functools.partial(read_header, limits=current())
+    results = map_files(read, [str(p) for p in candidates], workers, progress, desc="DICOM headers")
     headers = [r for r in results if isinstance(r, dict)]
     skips = [r for r in results if isinstance(r, Skip)]
     return headers, skips, sidecars
@@ -280,13 +311,23 @@ class VolumeGeometry:
 def load_series(row) -> tuple[np.ndarray, VolumeGeometry]:
     """Pixels of a cohort row of kind 'series' as float32 (slice, row, column), in the table's order.
 
-    RescaleSlope/RescaleIntercept are applied. Raises InputError naming the file on failure.
+    RescaleSlope/RescaleIntercept are applied. Raises InputError naming the file on failure, and before decoding
+    a file whose pixels would take the series over the input limits (glioscope.io.limits).
     """
-    slices, datasets = [], []
+    slices, datasets, limits, values = [], [], current(), 0
     for path in series_files(row):
         try:
             dataset = read_dataset(path)
+            problem = _size_problem(dataset, limits)
+            values += _values(dataset)
+            if not problem and values > _values(dataset):
+                problem = limits.problem(f"{len(datasets) + 1} files of this series", values, _value_bytes(dataset))
+                problem = f"{REFUSED}: {problem}" if problem else ""
+            if problem:
+                raise InputError(path, problem)
             pixels = pydicom.pixels.apply_rescale(dataset.pixel_array, dataset).astype(np.float32)
+        except InputError:
+            raise
         except Exception as exc:  # noqa: BLE001 - decoder and I/O errors of this file
             raise InputError(path, f"cannot read DICOM pixels ({type(exc).__name__}: {exc})") from None
         if pixels.ndim == 3 and int(dataset.get("SamplesPerPixel", 1) or 1) == 1:

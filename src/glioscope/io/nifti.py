@@ -1,4 +1,8 @@
-"""NIfTI volumes: check header and data once at ingest (in parallel), load them later."""
+"""NIfTI volumes: check header and data once at ingest (in parallel), load them later.
+
+Both read the header first and refuse a volume larger than the input limits (glioscope.io.limits)
+before any voxel is decompressed: a few KB of gzip can promise 4000 x 4000 x 4000 float32 voxels.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import numpy as np
 from glioscope.cohort import Skip
 from glioscope.errors import InputError
 from glioscope.io import geometry
+from glioscope.io.limits import REFUSED, InputLimits, count, current, dims
 from glioscope.io.parallel import map_files
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -24,17 +29,22 @@ def is_nifti(path: Path) -> bool:
     return Path(path).name.lower().endswith(NIFTI_SUFFIXES)
 
 
-def check_volume(path: str | Path, check_data: bool = True) -> dict | Skip:
+def check_volume(path: str | Path, check_data: bool = True, limits: InputLimits | None = None) -> dict | Skip:
     """Shape, spacing and plane of one NIfTI file, or a Skip saying why it cannot be used.
 
     With `check_data` the voxels of floating-point volumes are read once to find NaN
     and inf; integer volumes (which cannot hold NaN) are read only when their size on
-    disk disagrees with the header, which is how a truncated file shows.
+    disk disagrees with the header, which is how a truncated file shows. A volume over
+    `limits` (default: the environment's) is skipped before any voxel is read.
     """
-    path = Path(path)
+    path, limits = Path(path), limits or current()
     try:
         image = nib.load(path)
-        problem = _shape_problem(image.shape) or _spacing_problem(image.header.get_zooms()[:3])
+        problem = (
+            _shape_problem(image.shape)
+            or _spacing_problem(image.header.get_zooms()[:3])
+            or _limit_problem(image, limits)
+        )
         floating = np.issubdtype(image.get_data_dtype(), np.floating)
         if not problem and check_data and (floating or not _size_matches_header(path, image)):
             problem = _data_problem(np.asanyarray(image.dataobj))
@@ -59,6 +69,14 @@ def _shape_problem(shape: tuple) -> str:
     if min(shape) < 1 or max(shape) > MAX_DIM:
         return f"implausible volume shape {tuple(shape)}"
     return ""
+
+
+def _limit_problem(image, limits: InputLimits) -> str:
+    """Why the volume the header promises is too large to decode (see glioscope.io.limits), or ''."""
+    shape = image.shape
+    itemsize = image.get_data_dtype().itemsize
+    problem = limits.problem(f"{dims(shape)} voxels of {image.get_data_dtype()}", count(shape), itemsize)
+    return f"{REFUSED}: its header promises {problem}" if problem else ""
 
 
 def _spacing_problem(zooms) -> str:
@@ -89,18 +107,35 @@ def _data_problem(data: np.ndarray) -> str:
 
 def check_volumes(paths: list[Path], check_data: bool = True, workers: int | None = None, progress: bool = True):
     """check_volume over many files in parallel: (infos by path, skips)."""
-    check = functools.partial(check_volume, check_data=check_data)
+    # The limits are read here, not in the workers, whose environment is that of the pool's first start.
+    check = functools.partial(check_volume, check_data=check_data, limits=current())
     results = map_files(check, [str(p) for p in paths], workers, progress, "NIfTI volumes", PARALLEL_MIN_VOLUMES)
     infos = {r["path"]: r for r in results if isinstance(r, dict)}
     return infos, [r for r in results if isinstance(r, Skip)]
 
 
-def load_volume(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Voxels as float32 (x, y, z) and the affine; InputError naming the file when unusable."""
-    path = Path(path)
+def check_size(path: str | Path) -> None:
+    """InputError naming the file when its header promises a volume over the input limits (for other readers)."""
     try:
         image = nib.load(path)
+    except Exception:  # noqa: BLE001 - an unreadable file is the caller's reader's to report
+        return
+    problem = _limit_problem(image, current())
+    if problem:
+        raise InputError(path, problem)
+
+
+def load_volume(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Voxels as float32 (x, y, z) and the affine; InputError naming the file when unusable or over the limits."""
+    path, limits = Path(path), current()
+    try:
+        image = nib.load(path)
+        problem = _shape_problem(image.shape) or _limit_problem(image, limits)
+        if problem:
+            raise InputError(path, problem)
         data = np.asanyarray(image.dataobj)
+    except InputError:
+        raise
     except Exception as exc:  # noqa: BLE001 - nibabel, gzip and zlib errors
         raise InputError(path, f"cannot be read as NIfTI ({type(exc).__name__}: {exc})") from None
     if data.ndim == 4 and data.shape[3] == 1:

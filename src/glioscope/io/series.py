@@ -1,4 +1,8 @@
-"""Turn DICOM headers into cohort rows: one row per series, slices sorted along the normal."""
+"""Turn DICOM headers into cohort rows: one row per series, slices sorted along the normal.
+
+A series whose files together would decode to more than the input limits (glioscope.io.limits) is
+skipped with the reason, as each file over them already is by `dicom.read_header`.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import numpy as np
 
 from glioscope.cohort import Skip
 from glioscope.io import dicom, geometry
+from glioscope.io.limits import REFUSED, InputLimits, current
 from glioscope.io.sequences import dicom_sequence
 
 # ImageOrientationPatient values that differ by less than this are the same orientation.
@@ -42,13 +47,14 @@ def group_series(
         groups[key(header)].append(header)
     rows = []
     issues: dict[str, list[str]] = defaultdict(list)
+    limits = current()
     for group_key in sorted(groups):
         problem = dicom.modality_problem(groups[group_key][0], modalities)
         if problem:
             uid = groups[group_key][0]["series_uid"] or _common_folder(groups[group_key])
             skips.append(Skip(_common_folder(groups[group_key]), f"series {uid}: {problem}"))
             continue
-        row = _series_row(groups[group_key], skips, issues)
+        row = _series_row(groups[group_key], skips, issues, limits)
         if row is not None:
             rows.append(row)
     kept = []
@@ -76,11 +82,16 @@ def _without_copies(headers: list[dict], skips: list[Skip]) -> list[dict]:
     return kept
 
 
-def _series_row(headers: list[dict], skips: list[Skip], issues: dict) -> dict | None:
+def _series_row(headers: list[dict], skips: list[Skip], issues: dict, limits: InputLimits) -> dict | None:
     folder = _common_folder(headers)
     uid = headers[0]["series_uid"] or folder
     headers = _usable_slices(headers, folder, uid, skips)
     if not headers:
+        return None
+    what = f"{len(headers)} files of {headers[0]['rows']} x {headers[0]['cols']} pixels"
+    too_large = limits.problem(what, sum(h["values"] for h in headers), max(h["value_bytes"] for h in headers))
+    if too_large:
+        skips.append(Skip(folder, f"series {uid}: {REFUSED}: {too_large}"))
         return None
     ordered, positions = _sort_slices(headers, uid, issues)
     first = ordered[0]

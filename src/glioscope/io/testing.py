@@ -1,7 +1,15 @@
-"""Tiny DICOM and NIfTI writers for tests: valid files whose tags the test chooses."""
+"""Tiny DICOM, NIfTI, PNG and TIFF writers for tests: valid files whose tags the test chooses.
+
+The PNG and TIFF writers make images of one colour on any canvas in little time and space (a
+100000 x 100000 canvas is a file of about 10 MB), and `write_nifti_header` a NIfTI whose header
+promises any volume: the inputs the limits of glioscope.io.limits exist for.
+"""
 
 from __future__ import annotations
 
+import gzip
+import struct
+import zlib
 from pathlib import Path
 
 import nibabel as nib
@@ -110,3 +118,70 @@ def write_nifti(path: Path, shape=(8, 9, 10), dtype=np.int16, first_voxel=None, 
         data.flat[0] = first_voxel
     nib.save(nib.Nifti1Image(data, np.diag([*spacing, 1.0])), path)
     return path
+
+
+def write_nifti_header(path: Path, shape, dtype=np.float32, data_bytes: int = 4096) -> Path:
+    """A NIfTI (.nii.gz: gzipped) whose header promises `shape` of `dtype` but which holds `data_bytes` of zeros."""
+    header = nib.Nifti1Header()
+    header.set_data_shape(shape)
+    header.set_data_dtype(dtype)
+    header.set_qform(np.eye(4), code=1)
+    header["vox_offset"] = 352
+    content = header.binaryblock + bytes(4) + bytes(data_bytes)  # 4 bytes: no extensions
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(content) if path.name.endswith(".gz") else content)
+    return path
+
+
+def zeros_zlib(n: int, chunk: int = 1 << 20) -> bytes:
+    """A zlib stream of `n` zero bytes, made without compressing them all.
+
+    After a full flush DEFLATE starts afresh, so the compressed form of one chunk of zeros can be
+    repeated; an empty final block and the Adler-32 of n zeros (A = 1, B = n mod 65521) end it.
+    """
+    compressor = zlib.compressobj(9)
+    first = compressor.compress(bytes(n % chunk)) + compressor.flush(zlib.Z_FULL_FLUSH)  # with the zlib header
+    block = compressor.compress(bytes(chunk)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    return first + block * (n // chunk) + b"\x03\x00" + (((n % 65521) << 16) | 1).to_bytes(4, "big")
+
+
+def write_png(path: Path, width: int, height: int, channels: int = 1, bits: int = 8) -> Path:
+    """A black PNG of `width` x `height` (grey or RGB, 1 to 16 bits): about 1 KB of file per MB of pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = 1 + (width * channels * bits + 7) // 8  # a filter byte, then the pixels
+    header = struct.pack(">IIBBBBB", width, height, bits, {1: 0, 3: 2}[channels], 0, 0, 0)
+    data = chunk(b"IHDR", header) + chunk(b"IDAT", zeros_zlib(row * height)) + chunk(b"IEND", b"")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(b"\x89PNG\r\n\x1a\n" + data)
+    return Path(path)
+
+
+def write_tiff(path: Path, width: int, height: int, channels: int = 3) -> Path:
+    """A black 8-bit TIFF of `width` x `height` (grey or RGB, as kaggle_3m's) in one deflated strip."""
+    strip = zeros_zlib(width * height * channels)
+    entries = [  # tag, type (3 SHORT, 4 LONG), count, value
+        (256, 4, 1, width),
+        (257, 4, 1, height),
+        (258, 3, channels, 8),  # BitsPerSample: with 3 channels, the offset of the three values
+        (259, 3, 1, 8),  # deflate
+        (262, 3, 1, 2 if channels == 3 else 1),
+        (273, 4, 1, 0),  # StripOffsets, set below
+        (277, 3, 1, channels),
+        (278, 4, 1, height),
+        (279, 4, 1, len(strip)),
+        (284, 3, 1, 1),
+    ]
+    bits_at = 8 + 2 + 12 * len(entries) + 4
+    out = b"II" + struct.pack("<HIH", 42, 8, len(entries))
+    for tag, kind, count, value in entries:
+        value = {258: bits_at if channels > 1 else 8, 273: bits_at + 2 * channels}.get(tag, value)
+        packed = struct.pack("<I", value) if kind == 4 else struct.pack("<HH", value, 0)  # left-justified in 4 bytes
+        out += struct.pack("<HHI", tag, kind, count) + packed
+    out += struct.pack("<I", 0) + struct.pack("<H", 8) * channels + strip
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(out)
+    return Path(path)

@@ -3,7 +3,7 @@
 Per patient: shape features once, from the first channel's mask, and the other feature
 classes on every channel (named <channel>_<class>_<feature>, e.g. T1c_glcm_Contrast), with
 PyRadiomics' own extractor and the recipe's settings. A volume is read with SimpleITK (its
-geometry kept); 2D images are stacked in slice order into a volume with features.spacing_2d as
+geometry kept; a NIfTI header over the input limits, glioscope.io.limits, is refused first); 2D images are stacked in slice order into a volume with features.spacing_2d as
 voxel size. A result (features, or the reason a patient cannot be featurised: an empty mask,
 too few voxels, an unreadable file) is kept in the cache under a key made of the settings and
 every file's path, size and modification time, so a later run reads it instead.
@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from glioscope.errors import GlioscopeError, InputError
+from glioscope.io import nifti
 from glioscope.io.parallel import map_files
 from glioscope.radiomics.inputs import Channel, PatientInput
 from glioscope.util import atomic
@@ -247,6 +248,8 @@ def _prepare(image, mask, inside: np.ndarray, settings: dict, sitk, margin: int 
 
 
 def _read_volume(path: str, sitk):
+    if nifti.is_nifti(Path(path)):
+        nifti.check_size(path)  # SimpleITK would allocate what the header promises
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:

@@ -53,3 +53,7 @@ class DataSettings(CohortData):
                 "data.normalize",
                 "got 'imagenet', expected model or none: volumes are scaled to [0, 1] by preprocessing",
             )
+
+    def sample_shape(self) -> tuple[int, ...]:
+        """The shape of one sample as the model receives it: (C, size, size) slices or (C, D, H, W) volumes."""
+        return self.volumes.sample_shape() if self.kind == "volumes" else self.slices.sample_shape()

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from glioscope import defaults
 from glioscope.errors import InputError
+from glioscope.io import limits
 from glioscope.io.sequences import normalise_sequence
 from glioscope.util import schema
 from glioscope.util.schema import Range, at_least
@@ -19,6 +20,8 @@ from glioscope.util.schema import Range, at_least
 # 3: entries count the slices that selection "tumour" left out.
 CACHE_VERSION = 3
 CHANNEL_MODES = ("stack3", "single", "native")
+# Channels of a slice in each mode ("native": a file's own, counted as three, as kaggle_3m's RGB TIFs).
+_MODE_CHANNELS = {"stack3": 3, "single": 1, "native": 3}
 
 _default = defaults.of("data.slices")
 
@@ -46,6 +49,9 @@ class SliceSettings:
     roi_crop: crop each slice to its mask's bounding box plus `roi_margin` (a fraction of the box side).
     axis: the plane NIfTI volumes are cut in; DICOM series are cut in their acquisition plane.
     min_foreground: drop slices ("all", "middle") whose bright-pixel fraction is below this.
+
+    A size whose slice (channels x size x size, float32) is over the input limits (glioscope.io.limits)
+    is a SettingError naming data.slices.size.
     """
 
     selection: Literal["all", "middle", "representative", "tumour"] = _default("selection")
@@ -76,6 +82,15 @@ class SliceSettings:
             object.__setattr__(self, "channels", sequences)
         low, high = self.percentiles
         _check(0 <= low < high <= 100, f"percentiles {self.percentiles} must satisfy 0 <= low < high <= 100")
+        shape = self.sample_shape()
+        too_large = limits.current().problem(f"a slice of {limits.dims(shape)}", limits.count(shape))
+        if too_large:
+            raise schema.SettingError("data.slices.size", f"got {self.size}: {too_large}")
+
+    def sample_shape(self) -> tuple[int, int, int]:
+        """(channels, size, size) of one slice as the model receives it."""
+        channels = len(self.channels) if isinstance(self.channels, tuple) else _MODE_CHANNELS[self.channels]
+        return channels, self.size, self.size
 
     @property
     def stacked(self) -> tuple[str, ...] | None:

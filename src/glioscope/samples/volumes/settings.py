@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from glioscope import defaults
 from glioscope.errors import InputError
+from glioscope.io import limits
 from glioscope.io.sequences import normalise_sequence
 from glioscope.util import schema
 from glioscope.util.schema import Range, at_least
@@ -38,7 +39,8 @@ class VolumeSettings:
         the volume keeps its skull) and scaled to [0, 1].
     spacing: isotropic output voxel size in mm (seed 002: 2 mm; the quick recipes use 4 mm).
     shape: output (D, H, W) = (inferior-superior, anterior-posterior, right-left) voxels, cropped
-        or zero-padded around the centre of the brain's bounding box.
+        or zero-padded around the centre of the brain's bounding box. A shape whose volume (channels x D x H x W,
+        float32) is over the input limits (glioscope.io.limits) is a SettingError naming data.volumes.shape.
 
     Defaults: base.yaml's `data.volumes`.
     """
@@ -66,6 +68,14 @@ class VolumeSettings:
         object.__setattr__(self, "shape", shape)
         low, high = self.percentiles
         _check(0 <= low < high <= 100, f"percentiles {self.percentiles} must satisfy 0 <= low < high <= 100")
+        sample = self.sample_shape()
+        too_large = limits.current().problem(f"a volume of {limits.dims(sample)}", limits.count(sample))
+        if too_large:
+            raise schema.SettingError("data.volumes.shape", f"got {list(self.shape)}: {too_large}")
+
+    def sample_shape(self) -> tuple[int, int, int, int]:
+        """(channels, D, H, W) of one volume as the model receives it."""
+        return (len(self.channels), *self.shape)
 
     def substitutes(self, sequence: str) -> list[str]:
         """The sequences that may stand in for `sequence`, in the order given."""

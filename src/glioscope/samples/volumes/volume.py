@@ -3,7 +3,8 @@
 The steps, per volume:
 1. load each channel (NIfTI, or a DICOM series with its geometry) as a TorchIO image;
 2. ToCanonical (RAS), then Resample the first channel to `spacing` mm isotropic (antialiased)
-   and the other channels onto its grid (co-registered sequences share world coordinates);
+   and the other channels onto its grid (co-registered sequences share world coordinates); a grid
+   that would be over the input limits (glioscope.io.limits) is refused before it is allocated;
 3. the brain: the source's own foreground when it is skull-stripped, a registered MNI152 mask
    when the skull is stripped here (`skullstrip`), the head's foreground when the skull is kept;
 4. RescaleIntensity per channel: clip at `percentiles` of the brain (or head) voxels, scale to
@@ -16,6 +17,7 @@ D = z (inferior to superior), H = -y (anterior to posterior), W = -x (right to l
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 from dataclasses import dataclass
 
@@ -25,7 +27,7 @@ import torchio as tio
 
 from glioscope.cohort import Skip
 from glioscope.errors import InputError
-from glioscope.io import dicom, nifti
+from glioscope.io import dicom, limits, nifti
 from glioscope.samples.volumes import cache, skullstrip
 from glioscope.samples.volumes.settings import VolumeSettings
 from glioscope.samples.entry_cache import reason_of, store
@@ -137,6 +139,12 @@ def resample(images: list[tio.ScalarImage], spacing: float) -> tio.Subject:
 
 def _resample(subject: tio.Subject, spacing: float) -> tio.Subject:
     count = len(subject.get_images(intensity_only=False))
+    grid = [math.ceil(n * s / spacing) for n, s in zip(subject["c0"].spatial_shape, subject["c0"].spacing)]
+    too_large = limits.current().problem(f"{count} channel(s) of {limits.dims(grid)} voxels", count * math.prod(grid))
+    if too_large:
+        raise InputError(
+            None, f"refused before resampling: at data.volumes.spacing {spacing:g} mm it would be {too_large}"
+        )
     first = tio.Resample(spacing, antialias=True)(tio.Subject(c0=subject["c0"]))["c0"]
     if count == 1:
         return tio.Subject(c0=first)
