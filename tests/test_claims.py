@@ -16,6 +16,8 @@ import torch
 
 from glioscope.cli import main
 from glioscope.errors import InputError
+from glioscope.ingest import ingest
+from glioscope.io.study import read_study
 from glioscope.train.checkpoint import load_checkpoint, save_checkpoint
 from glioscope.trained import TrainedRun
 
@@ -114,3 +116,43 @@ def test_a_checkpoint_that_cannot_be_this_runs_is_refused_naming_it(tmp_path, ch
     with pytest.raises(InputError, match=message) as caught:
         again.fit(dataset, resume=True)
     assert str(path) in str(caught.value)
+
+
+def test_an_enhanced_mr_is_one_volume_with_its_geometry_from_the_functional_groups(tmp_path):
+    from glioscope.io.dicom import load_series
+    from glioscope.io.testing import write_enhanced_mr
+
+    path = write_enhanced_mr(tmp_path / "enhanced" / "mr.dcm", [4.0, 0.0, 8.0, 2.0, 6.0])  # frames out of order
+    study = read_study(tmp_path / "enhanced")
+    [row] = study.frame.to_dict("records")
+    assert (row["plane"], row["n_slices"], row["spacing"]) == ("axial", 5, "0.8,0.9,2")
+    volume, geometry = load_series(row)
+    assert volume.shape == (5, 8, 8) and [float(v) for v in volume[:, 0, 0]] == [0, 10, 20, 30, 40]  # along z
+    assert geometry.spacing == (0.8, 0.9, 2.0)
+    assert np.allclose(geometry.affine[:3, 3], [0, 0, 0]) and np.allclose(geometry.affine[2, 2], 2.0)
+    frame = ingest([tmp_path / "enhanced"], None, echo=None, progress=False)[0]
+    assert len(frame) == 1 and frame.loc[0, "plane"] == "axial" and int(frame.loc[0, "n_slices"]) == 5
+
+
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        ({"times": [1, 1, 2, 2]}, "2 temporal positions"),
+        ({"stacks": ["1", "1", "2", "2"]}, "2 stacks"),
+        ({}, "several frames at one position"),
+    ],
+)
+def test_an_enhanced_mr_of_several_stacks_or_times_is_refused_never_flattened(tmp_path, options, words):
+    from glioscope.io.testing import write_enhanced_mr
+
+    positions = [0.0, 2.0, 0.0, 2.0]  # two stacks of two frames, or one stack with frames at one position
+    path = write_enhanced_mr(tmp_path / "multi" / "mr.dcm", positions, **options)
+    with pytest.raises(InputError, match=words) as caught:
+        read_study(tmp_path / "multi")
+    assert str(path) in str(caught.value)
+    good = tmp_path / "good"
+    write_enhanced_mr(good / "ok.dcm", [0.0, 2.0, 4.0], patient_id="P010")
+    shutil.copy(path, good / "mixed.dcm")
+    frame, summary = ingest([good], None, echo=None, progress=False)
+    assert list(frame["patient_id"]) == ["P010"]  # the good file stays, the other is skipped with its reason
+    assert any(words in s["reason"] and s["path"].endswith("mixed.dcm") for s in summary["skipped"])

@@ -25,7 +25,7 @@ import pydicom
 
 from glioscope.cohort import Skip, series_files
 from glioscope.errors import InputError
-from glioscope.io import geometry
+from glioscope.io import enhanced, geometry
 from glioscope.io.files import is_sidecar
 from glioscope.io.limits import REFUSED, InputLimits, current
 from glioscope.io.parallel import map_files
@@ -103,7 +103,10 @@ def _header_fields(path: Path, ds, limits: InputLimits) -> dict | Skip:
     pixel_problem = _size_problem(ds, limits) or _pixel_data_problem(path, ds)
     if pixel_problem:
         return Skip(str(path), pixel_problem)
-    return {
+    stack = enhanced.frames_of(ds) if enhanced.is_multiframe(ds) else None
+    if isinstance(stack, str):
+        return Skip(str(path), stack)
+    fields = {
         "path": str(path),
         "modality": str(ds.get("Modality", "") or "").strip().upper(),
         "sop_class": str(ds.get("SOPClassUID", "") or ""),
@@ -130,6 +133,16 @@ def _header_fields(path: Path, ds, limits: InputLimits) -> dict | Skip:
         "slice_thickness": _number(ds.get("SliceThickness")),
         "spacing_between_slices": _number(ds.get("SpacingBetweenSlices")),
     }
+    if stack is not None:  # an Enhanced MR: its geometry is in its functional groups
+        first = stack.positions[stack.order[0]]
+        fields.update(
+            orientation=stack.orientation,
+            position=[float(v) for v in first],
+            pixel_spacing=stack.pixel_spacing,
+            slice_thickness=stack.thickness,
+            spacing_between_slices=stack.spacing,
+        )
+    return fields
 
 
 def _transfer_syntax(ds) -> str:
@@ -331,7 +344,9 @@ def load_series(row) -> tuple[np.ndarray, VolumeGeometry]:
         except Exception as exc:  # noqa: BLE001 - decoder and I/O errors of this file
             raise InputError(path, f"cannot read DICOM pixels ({type(exc).__name__}: {exc})") from None
         if pixels.ndim == 3 and int(dataset.get("SamplesPerPixel", 1) or 1) == 1:
-            slices.extend(pixels)  # a multi-frame file holds the whole stack
+            slices.extend(
+                pixels[enhanced.frame_order(path, dataset, len(pixels))]
+            )  # a multi-frame file: the whole stack
         else:
             slices.append(pixels)
         datasets.append(dataset)
@@ -343,6 +358,8 @@ def load_series(row) -> tuple[np.ndarray, VolumeGeometry]:
 
 
 def _geometry(datasets: list, n_slices: int) -> VolumeGeometry:
+    if len(datasets) == 1 and enhanced.is_multiframe(datasets[0]):
+        return VolumeGeometry(*enhanced.stack_geometry(enhanced.frames_of(datasets[0])))
     first, last = datasets[0], datasets[-1]
     dy, dx = (_numbers(first.get("PixelSpacing"), 2) or [1.0, 1.0])[:2]
     orientation = _numbers(first.get("ImageOrientationPatient"), 6)

@@ -185,3 +185,48 @@ def write_tiff(path: Path, width: int, height: int, channels: int = 3) -> Path:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_bytes(out)
     return Path(path)
+
+
+def write_enhanced_mr(
+    path: Path, positions_z, patient_id: str = "P009", stacks=None, times=None, rows: int = 8, cols: int = 8
+) -> Path:
+    """An Enhanced MR file: one axial frame per z position (in the order given), geometry in functional groups.
+
+    Frame k's pixels are all 10 * its rank along z (so a reader's order shows); `stacks`/`times` give each
+    frame a StackID / TemporalPositionIndex.
+    """
+    from pydicom.sequence import Sequence
+
+    ranks = np.argsort(np.argsort(positions_z))
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"  # Enhanced MR Image Storage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PatientID, ds.SeriesDescription = "MR", patient_id, "AX T1 ENHANCED"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.Rows, ds.Columns, ds.NumberOfFrames = rows, cols, len(positions_z)
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    orientation, measures = Dataset(), Dataset()
+    orientation.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    measures.PixelSpacing, measures.SliceThickness = [0.9, 0.8], 2.0
+    shared = Dataset()
+    shared.PlaneOrientationSequence, shared.PixelMeasuresSequence = Sequence([orientation]), Sequence([measures])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    frames = []
+    for k, z in enumerate(positions_z):
+        position, content, frame = Dataset(), Dataset(), Dataset()
+        position.ImagePositionPatient = [0.0, 0.0, float(z)]
+        content.StackID = str(stacks[k]) if stacks is not None else "1"
+        content.TemporalPositionIndex = int(times[k]) if times is not None else 1
+        frame.PlanePositionSequence, frame.FrameContentSequence = Sequence([position]), Sequence([content])
+        frames.append(frame)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
+    pixels = np.stack([np.full((rows, cols), 10 * int(r), np.uint16) for r in ranks])
+    ds.PixelData = pixels.tobytes()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return Path(path)
