@@ -122,7 +122,7 @@ def test_an_enhanced_mr_is_one_volume_with_its_geometry_from_the_functional_grou
     from glioscope.io.dicom import load_series
     from glioscope.io.testing import write_enhanced_mr
 
-    path = write_enhanced_mr(tmp_path / "enhanced" / "mr.dcm", [4.0, 0.0, 8.0, 2.0, 6.0])  # frames out of order
+    write_enhanced_mr(tmp_path / "enhanced" / "mr.dcm", [4.0, 0.0, 8.0, 2.0, 6.0])  # frames out of order
     study = read_study(tmp_path / "enhanced")
     [row] = study.frame.to_dict("records")
     assert (row["plane"], row["n_slices"], row["spacing"]) == ("axial", 5, "0.8,0.9,2")
