@@ -27,7 +27,12 @@ from glioscope import methods
 from glioscope.evaluate.aggregate import patient_mean
 from glioscope.evaluate.operating_point import cv_operating_point
 from glioscope.io.study import read_study
-from glioscope.rundir import RunFolder
+from glioscope.rundir import RunFolder, check_package
+
+NO_PATIENT_IDS = (
+    "this model package holds no patient ids (exported with --no-patient-ids): whether a patient was in its "
+    "training data cannot be checked (seen_in_training: null)"
+)
 
 
 @dataclass
@@ -108,11 +113,16 @@ class Prediction:
 
 
 class TrainedRun:
-    """A run folder or model package of any kind of method, ready to apply (see the module docstring)."""
+    """A run folder or model package of any kind of method, ready to apply (see the module docstring).
 
-    def __init__(self, path: str | Path):
+    A package is checked against its manifest first (glioscope.rundir.seal): one altered since export, or
+    without a manifest, is an InputError unless `accept_altered`, and then `notes` says so for every output.
+    """
+
+    def __init__(self, path: str | Path, accept_altered: bool = False):
         self.folder = RunFolder(path)
         self.path = self.folder.path
+        self.notes = check_package(self.folder, accept_altered)  # before anything in it is believed
         config = self.folder.config()
         self.method = methods.method_of_config(config, self.path)
         self.recipe = self.method.recipe_from_config(config)
@@ -166,8 +176,9 @@ class TrainedRun:
     def predict_rows(self, frame: pd.DataFrame, cache_dir: Path | None = None, progress: bool = True) -> Prediction:
         return self.apply(self.rows_inputs(frame, cache_dir, progress), progress)
 
-    def seen_patients(self, patient_ids) -> set[str]:
-        """The given patients that the run trained or validated on (a package: by hashed id)."""
+    def seen_patients(self, patient_ids) -> set[str] | None:
+        """The given patients that the run trained or validated on (a package: by hashed id); None when a package
+        holds no ids (`export --no-patient-ids`): nobody can tell."""
         return self.folder.seen_patients(patient_ids)
 
     def fingerprints(self, inputs):
@@ -181,3 +192,10 @@ class TrainedRun:
     def operating_point(self) -> dict | None:
         """A binary run's threshold, chosen on its own cross-validation (a package: the one it carries)."""
         return cv_operating_point(self.folder, self.class_names, self.headline) or self.record.operating_point
+
+
+def seen_notes(seen: set[str] | None) -> list[str]:
+    """What an output's notes say of the patients a run has seen (TrainedRun.seen_patients), or that none can tell."""
+    if seen is None:
+        return [NO_PATIENT_IDS]
+    return [f"patient(s) {', '.join(sorted(seen))} were in this run's cohort: not an independent test"] if seen else []

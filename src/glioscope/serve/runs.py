@@ -16,7 +16,7 @@ import pandas as pd
 
 from glioscope import methods
 from glioscope.errors import GlioscopeError
-from glioscope.rundir import COHORT, CONFIG, INFO, METRICS, PATIENT_HASHES, REPORT, RunFolder
+from glioscope.rundir import COHORT, CONFIG, INFO, METRICS, REPORT, RunFolder
 from glioscope.util.paths import inside
 
 MAX_DEPTH = 4  # RUNS_DIR/a/b/c/run: deep enough for experiment folders, shallow enough to scan quickly
@@ -134,9 +134,10 @@ def patients(entry: RunEntry) -> int | None:
         except (OSError, ValueError):
             return None
         return int(frame["patient_id"].nunique())
-    if (entry.path / PATIENT_HASHES).is_file():
-        return len((entry.path / PATIENT_HASHES).read_text(encoding="utf-8").split())
-    return None
+    try:
+        return RunFolder(entry.path).patients_count()
+    except GlioscopeError:
+        return None
 
 
 def summary(entry: RunEntry) -> dict:
