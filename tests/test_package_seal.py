@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from glioscope.batch import predict_batch
 from glioscope.cli import main
 from glioscope.errors import InputError
 from glioscope.predict import predict
-from glioscope.rundir import PatientDigests, hash_patient
+from glioscope.rundir import PatientDigests, hash_patient, write_manifest
 from glioscope.trained import NO_PATIENT_IDS, TrainedRun
 
 
@@ -186,6 +187,65 @@ def test_a_package_without_a_manifest_is_refused_unless_accepted_and_old_hashes_
     assert run.seen_patients([ids[0], "someone-else"]) == {ids[0]}  # through the unsalted hash
     result = predict(package, study, accept_altered=True)
     assert result["patients"][0]["seen_in_training"] is True and result["notes"][0] == run.notes[0]
+
+
+@pytest.mark.parametrize("classes", [["II", "IV"], ["II", "III", "IV", "V"]])
+def test_class_names_that_the_weights_cannot_give_are_refused_even_with_a_new_manifest(
+    classes, packages, study, tmp_path, capsys
+):
+    package = _copy(packages["a"], tmp_path / "package")
+    _edit_json(package / "run.json", lambda d: d.update(class_names=classes))
+    _edit_json(
+        package / "metadata.json",
+        lambda d: d["network_data_format"]["outputs"]["pred"].update(
+            num_channels=len(classes), channel_def={str(k): c for k, c in enumerate(classes)}
+        ),
+    )
+    write_manifest(package)  # rewritten to match: only the files' agreement can tell
+    words = [f"run.json: names {len(classes)} class(es)", "has 3: the class names do not belong to these weights"]
+    with pytest.raises(InputError) as refused:
+        TrainedRun(package)
+    assert all(w in str(refused.value) for w in words), refused.value
+    _refused(["predict", str(package), str(study)], capsys, *words)
+
+
+METADATA_EDITS = {
+    "inputs.image.num_channels": lambda d: d["inputs"]["image"].update(num_channels=1),
+    "inputs.image.spatial_shape": lambda d: d["inputs"]["image"].update(spatial_shape=[128, 128]),
+    "outputs.pred.num_channels": lambda d: d["outputs"]["pred"].update(num_channels=2),
+    "outputs.pred.channel_def": lambda d: d["outputs"]["pred"].update(channel_def={"0": "IV", "1": "III", "2": "II"}),
+}
+
+
+@pytest.mark.parametrize("key", list(METADATA_EDITS))
+def test_metadata_that_disagrees_with_the_config_or_weights_is_refused_naming_it(key, packages, tmp_path):
+    package = _copy(packages["a"], tmp_path / "package")
+    _edit_json(package / "metadata.json", lambda d: METADATA_EDITS[key](d["network_data_format"]))
+    write_manifest(package)
+    with pytest.raises(InputError, match=f"metadata.json: network_data_format {key} is"):
+        TrainedRun(package)
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"channels": "single"}, "config.yaml: its data section gives 1 input channel(s)"),
+        ({"size": 128}, "metadata.json: network_data_format inputs.image.spatial_shape is [64, 64]"),
+    ],
+)
+def test_a_config_that_disagrees_with_the_weights_or_metadata_is_refused(change, words, packages, tmp_path):
+    package = _copy(packages["a"], tmp_path / "package")
+    _edit_yaml(package / "config.yaml", lambda d: d["data"]["slices"].update(change))
+    write_manifest(package)
+    with pytest.raises(InputError, match=re.escape(words)):
+        TrainedRun(package)
+
+
+def test_a_run_folder_whose_class_names_were_edited_is_refused_too(tiny_2d_run, tmp_path):
+    run = _copy(tiny_2d_run, tmp_path / "run")
+    _edit_json(run / "run.json", lambda d: d.update(class_names=["II", "IV"]))
+    with pytest.raises(InputError, match="run.json: names 2 class"):
+        TrainedRun(run)
 
 
 def test_patient_ids_are_salted_per_package_and_still_recognised(packages, tiny_2d_run):

@@ -103,7 +103,7 @@ def export_run(
             "cohort": cohort,
             "headline": run.headline,
             "torchscript": torchscript,
-            "words": run.method.input_words(recipe, record),
+            "words": {**run.method.input_words(recipe, record), "num_channels": run.takes.get("channels")},
             "patients": digests.parameters() if patient_ids else None,
         }
         atomic.write_text(tmp / MODEL_CARD, model_card(**card_facts))

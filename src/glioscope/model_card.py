@@ -186,7 +186,7 @@ def metadata(
                     "type": "image",
                     "format": words["format"],
                     "modality": "MR",
-                    "num_channels": len(channels),
+                    "num_channels": words.get("num_channels") or len(channels),
                     "spatial_shape": shape,
                     "dtype": "float32",
                     "value_range": value,

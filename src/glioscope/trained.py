@@ -16,6 +16,7 @@ checks, packaging).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -24,10 +25,11 @@ import numpy as np
 import pandas as pd
 
 from glioscope import methods
+from glioscope.errors import InputError
 from glioscope.evaluate.aggregate import patient_mean
 from glioscope.evaluate.operating_point import cv_operating_point
 from glioscope.io.study import read_study
-from glioscope.rundir import RunFolder, check_package
+from glioscope.rundir import CONFIG, INFO, METADATA, RunFolder, check_package
 
 NO_PATIENT_IDS = (
     "this model package holds no patient ids (exported with --no-patient-ids): whether a patient was in its "
@@ -117,6 +119,7 @@ class TrainedRun:
 
     A package is checked against its manifest first (glioscope.rundir.seal): one altered since export, or
     without a manifest, is an InputError unless `accept_altered`, and then `notes` says so for every output.
+    Then the fold models' files are checked against run.json, config.yaml and a package's metadata.json.
     """
 
     def __init__(self, path: str | Path, accept_altered: bool = False):
@@ -128,6 +131,9 @@ class TrainedRun:
         self.recipe = self.method.recipe_from_config(config)
         self.record = self.folder.record()
         self.class_names = list(self.record.class_names)
+        self.takes = self.method.check_folds(self.folder, self.recipe, self.record)
+        if (self.folder / METADATA).is_file():
+            check_metadata(self.folder / METADATA, self.method.input_words(self.recipe, self.record), self)
         self._folds: dict[tuple, list] = {}
 
     @property
@@ -199,3 +205,28 @@ def seen_notes(seen: set[str] | None) -> list[str]:
     if seen is None:
         return [NO_PATIENT_IDS]
     return [f"patient(s) {', '.join(sorted(seen))} were in this run's cohort: not an independent test"] if seen else []
+
+
+def check_metadata(path: Path, words: dict, run: TrainedRun) -> None:
+    """A package's metadata.json against run.json's classes, config.yaml's input and the weights' channels."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))["network_data_format"]
+        image, pred = data["inputs"]["image"], data["outputs"]["pred"]
+        said = {
+            "outputs.pred.num_channels": pred["num_channels"],
+            "outputs.pred.channel_def": pred["channel_def"],
+            "inputs.image.num_channels": image["num_channels"],
+            "inputs.image.spatial_shape": image["spatial_shape"],
+        }
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(path, f"cannot be read as a model package's metadata ({type(exc).__name__}: {exc})") from None
+    names = run.class_names
+    truth = {
+        "outputs.pred.num_channels": (len(names), f"{INFO}'s classes"),
+        "outputs.pred.channel_def": ({str(k): n for k, n in enumerate(names)}, f"{INFO}'s classes"),
+        "inputs.image.num_channels": (run.takes.get("channels"), f"the fold models' input ({CONFIG}, weights)"),
+        "inputs.image.spatial_shape": (words.get("shape"), f"{CONFIG}'s data section"),
+    }
+    for key, (expected, source) in truth.items():
+        if expected is not None and said[key] != expected:
+            raise InputError(path, f"network_data_format {key} is {said[key]!r}, but {source} give {expected!r}")
