@@ -4,6 +4,8 @@ same study, for a deep run, a radiomics run and their model packages (glioscope.
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from glioscope.evaluate.aggregate import to_patients
 from glioscope.external import ExternalSettings, external_test
 from glioscope.ingest import ingest
 from glioscope.predict import predict
-from glioscope.rundir import RunFolder
+from glioscope.rundir import RunFolder, write_manifest
 from glioscope.trained import TrainedRun
 
 pytest.importorskip("radiomics", reason="the radiomics recipes need PyRadiomics (make installs it)")
@@ -200,9 +202,27 @@ def test_a_fused_run_is_refused_with_the_reason(tiny_2d_run, tmp_path):
     from glioscope.workflows import fuse
 
     second = tmp_path / "again"
-    import shutil
-
     shutil.copytree(tiny_2d_run, second)
     fused = fuse([tiny_2d_run, second], tmp_path / "fused", methods=["mean"], n_boot=10)
     with pytest.raises(InputError, match="fused run"):
         TrainedRun(fused)
+
+
+RUN_JSON_EDITS = {
+    "a class added": (lambda r: r.update(class_names=[*r["class_names"], "other"]), "run.json: names class(es) other"),
+    "a class removed": (lambda r: r.update(class_names=r["class_names"][:1]), "run.json: names 1 class(es)"),
+    "another channel": (lambda r: r["radiomics"].update(channels=["FLAIR"]), "classifier.npz: takes features of"),
+}
+
+
+@pytest.mark.parametrize("edit", list(RUN_JSON_EDITS))
+def test_a_radiomics_package_whose_run_json_does_not_fit_its_classifiers_is_refused(radiomics, tmp_path, edit):
+    change, words = RUN_JSON_EDITS[edit]
+    package = tmp_path / "package"
+    shutil.copytree(radiomics["package"], package)
+    record = json.loads((package / "run.json").read_text())
+    change(record)
+    (package / "run.json").write_text(json.dumps(record))
+    write_manifest(package)  # rewritten to match: only the files' agreement can tell
+    with pytest.raises(InputError, match=re.escape(words)):
+        TrainedRun(package)

@@ -23,7 +23,7 @@ from glioscope import cohort
 from glioscope.cohort import COHORT_FILE
 from glioscope.errors import InputError
 from glioscope.ingest import ingest
-from glioscope.trained import TrainedRun
+from glioscope.trained import NO_PATIENT_IDS, TrainedRun
 from glioscope.util import atomic
 
 
@@ -69,12 +69,15 @@ def _rows(path: Path, progress: bool) -> tuple[pd.DataFrame, list[dict], list[st
     return frame, summary["skipped"], summary["notes"]
 
 
-def predict_batch(run_dir: Path, inputs: list[Path], progress: bool = True, read=None) -> dict:
+def predict_batch(
+    run_dir: Path, inputs: list[Path], progress: bool = True, read=None, accept_altered: bool = False
+) -> dict:
     """JSON-ready: one entry per patient (mean probability over its samples and the fold models), and the skips.
 
-    `read`: the inputs already read (read_inputs), so that they are not read twice.
+    `read`: the inputs already read (read_inputs), so that they are not read twice; `accept_altered`: a package
+    altered since export is used anyway, and the notes say so.
     """
-    run = TrainedRun(run_dir)
+    run = TrainedRun(run_dir, accept_altered)
     frames, skipped, notes = read if read is not None else read_inputs(inputs, progress)
     skipped, notes = list(skipped), list(notes)
     if not frames:
@@ -91,19 +94,19 @@ def predict_batch(run_dir: Path, inputs: list[Path], progress: bool = True, read
         raise InputError(None, f"no input row matches the run's selection {wanted}")
     result = run.predict_rows(frame, None, progress)
     skipped += [{"path": s.path, "reason": s.reason} for s in result.inputs.skipped]
+    patients = result.patients()
+    seen = run.seen_patients([p.patient_id for p in patients])
     return {
         "run": str(run_dir),
         "recipe": run.recipe.name,
         "classes": run.class_names,
-        "patients": _patients(run, result),
+        "patients": _patients(result, patients, seen),
         "skipped": skipped,
-        "notes": notes + list(result.inputs.notes),
+        "notes": list(run.notes) + notes + list(result.inputs.notes) + ([NO_PATIENT_IDS] if seen is None else []),
     }
 
 
-def _patients(run: TrainedRun, result) -> list[dict]:
-    patients = result.patients()
-    seen = run.seen_patients([p.patient_id for p in patients])
+def _patients(result, patients, seen: set[str] | None) -> list[dict]:
     path_column = result.inputs.path_column
     entries = []
     for patient in patients:
@@ -117,7 +120,7 @@ def _patients(run: TrainedRun, result) -> list[dict]:
                 "n_samples": int(len(patient.rows)),
                 "n_inputs": len(inputs),
                 "inputs": inputs,
-                "seen_in_training": patient.patient_id in seen,
+                "seen_in_training": None if seen is None else patient.patient_id in seen,
             }
         )
     return entries

@@ -8,16 +8,19 @@
     PACKAGE/fold<k>/model.pt   a deep run's fold weights (tensors only: torch.load(weights_only=True)); with
                                torchscript=True also fold<k>/model.ts, checked against PyTorch
     PACKAGE/fold<k>/classifier.npz   a radiomics run's fold classifiers (plain arrays: allow_pickle=False)
-    PACKAGE/patients.sha256    the training patients' ids, hashed: predict and test flag a patient seen in training
+    PACKAGE/patients.json      the training patients' ids, salted and hashed with scrypt (glioscope.rundir.patients):
+                               predict and test flag a patient seen in training; left out with patient_ids=False
     PACKAGE/fingerprints.npz   the training images' hashes (glioscope.leakcheck): test finds duplicates
+    PACKAGE/manifest.json      every other file's SHA-256 and size (glioscope.rundir.seal), written last
 
 The package is a run-like folder of the same kind of method: `glioscope predict PACKAGE study/`
-and `glioscope test PACKAGE --cohort ...` load it as they load a run (glioscope.trained). It
-holds no image and no patient id.
+and `glioscope test PACKAGE --cohort ...` load it as they load a run (glioscope.trained), after
+checking it against its manifest. It holds no image and no patient id.
 """
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -31,18 +34,27 @@ from glioscope.rundir import (
     METADATA,
     METRICS,
     MODEL_CARD,
-    PATIENT_HASHES,
+    PATIENT_DIGESTS,
+    PatientDigests,
     RunFolder,
-    hash_patient,
+    write_manifest,
 )
 from glioscope.trained import TrainedRun
 from glioscope.util import atomic
 
 
 def export_run(
-    run_dir: str | Path, out: str | Path, torchscript: bool = False, overwrite: bool = False, progress: bool = True
+    run_dir: str | Path,
+    out: str | Path,
+    torchscript: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    patient_ids: bool = True,
 ) -> dict:
-    """Write the model package of a finished run to `out` (atomically); returns what was checked."""
+    """Write the model package of a finished run to `out` (atomically); returns what was checked.
+
+    `patient_ids` False: the training patients' ids are left out, even hashed (predict and test then cannot tell a
+    patient the run trained on)."""
     run = TrainedRun(run_dir)
     recipe, record = run.recipe, run.record
     metrics = load_metrics(run_dir, evaluate_if_missing=True, n_boot=recipe.evaluate.bootstrap)
@@ -51,12 +63,15 @@ def export_run(
         atomic.write_text(tmp / CONFIG, recipe.dump())
         checks = run.method.export_folds(run.folder, package, recipe, record, torchscript)
         cohort = run.folder.cohort()
-        patients = sorted({hash_patient(p) for p in cohort["patient_id"]})
-        atomic.write_text(tmp / PATIENT_HASHES, "\n".join(patients) + "\n")
         prints = run.training_fingerprints(progress)
+        digests = PatientDigests.new()
+        trained_on = [*cohort["patient_id"], *(prints.patients if prints is not None else [])]
+        names = _patient_names(trained_on, digests if patient_ids else None)
+        if patient_ids:
+            digests.write(tmp / PATIENT_DIGESTS, names.values())
         notes = []
         if prints is not None:
-            prints.patients = np.array([hash_patient(p) for p in prints.patients])
+            prints.patients = np.array([names[str(p)] for p in prints.patients])
             prints.ids = np.array([f"training sample {k}" for k in range(len(prints.ids))])
             prints.save(tmp / FINGERPRINTS)
         else:
@@ -75,6 +90,7 @@ def export_run(
                     "glioscope_version": __version__,
                     "checks": checks,
                     "operating_point": run.operating_point(),
+                    "patient_ids": patient_ids,
                 },
             )
         )
@@ -87,8 +103,20 @@ def export_run(
             "cohort": cohort,
             "headline": run.headline,
             "torchscript": torchscript,
-            "words": run.method.input_words(recipe, record),
+            "words": {**run.method.input_words(recipe, record), "num_channels": run.takes.get("channels")},
+            "patients": digests.parameters() if patient_ids else None,
         }
         atomic.write_text(tmp / MODEL_CARD, model_card(**card_facts))
         atomic.write_json(tmp / METADATA, metadata(**card_facts))
+        write_manifest(tmp)
     return checks
+
+
+def _patient_names(patient_ids, digests: PatientDigests | None) -> dict[str, str]:
+    """What the package calls each training patient: its salted digest, or (no ids kept) "training patient <k>",
+    numbered in a random order so that the numbers say nothing of the ids."""
+    unique = sorted(set(map(str, patient_ids)))
+    if digests is not None:
+        return digests.of(unique)
+    order = np.random.default_rng(secrets.randbits(64)).permutation(len(unique))
+    return {p: f"training patient {k}" for p, k in zip(unique, order)}

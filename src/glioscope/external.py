@@ -10,10 +10,13 @@ OUT is a run-like folder (glioscope.rundir): the external rows (cohort.csv), the
 predictions.csv (fold "test"), run.json with what was checked.
 
 Before anything is predicted:
+- a model package must match its manifest (glioscope.rundir.seal); `accept_altered_package`
+  tests anyway and stamps the statement and notes;
 - the external labels must be the run's classes, or map onto them (`class_map`, e.g.
   {"LGG": "II"}); an unknown class is an error naming both sets;
 - no patient id may be in the run's cohort (the leak check); `allow_shared_patients`
-  tests anyway and stamps the result;
+  tests anyway and stamps the result; a package without patient ids cannot be checked,
+  and the statement says so;
 - glioscope.leakcheck compares the images themselves (exact and near duplicates).
 """
 
@@ -30,7 +33,7 @@ from glioscope.errors import InputError, PatientLeakError
 from glioscope.evaluate.run import evaluate_run
 from glioscope.report.external import write_external_report
 from glioscope.rundir import DUPLICATES, SKIPPED, RunFolder, prediction_table
-from glioscope.trained import TrainedRun
+from glioscope.trained import NO_PATIENT_IDS, TrainedRun
 from glioscope.util import atomic
 
 SHARED_PATIENTS_STAMP = (
@@ -46,6 +49,7 @@ class ExternalSettings:
     class_map: dict[str, str] = field(default_factory=dict)  # external label -> run class
     allow_shared_patients: bool = False
     allow_duplicates: bool = False
+    accept_altered_package: bool = False  # a package altered since export (or without a manifest), stamped
 
 
 def external_test(
@@ -79,7 +83,7 @@ def predict_external(
 ) -> Path:
     """Predict the external cohort with every fold model of `run_dir` into the (new, empty) folder `out`."""
     settings = settings or ExternalSettings()
-    run, out = TrainedRun(run_dir), Path(out)
+    run, out = TrainedRun(run_dir, settings.accept_altered_package), Path(out)
     names = run.class_names
     frame, notes = plan.load_cohort(cohort_path, run.recipe.task, run.recipe.data)
     frame = _mapped(frame, names, settings.class_map, cohort_path)
@@ -101,15 +105,16 @@ def predict_external(
         )
     result = run.apply(inputs, progress)
     headline = run.headline
-    notes += _notes(inputs, shared, duplicates, settings)
+    notes = list(run.notes) + notes + _notes(inputs, shared, duplicates, settings)
+    statement = _statement(shared, run.notes)
     folder = RunFolder(out)
-    folder.write_inputs(run.recipe, frame, split_table(frame), {"statement": _statement(shared)}, inputs)
+    folder.write_inputs(run.recipe, frame, split_table(frame), {"statement": statement}, inputs)
     folder.write_record(
         run.record.derived(
             models=[headline, *[f"{headline} ({fold})" for fold in result.per_fold]],
             folds=[],
             leaky=bool(shared),
-            split_statement=_statement(shared),
+            split_statement=statement,
             patient_ids=cohort.has_patient_ids(cohort_path),
             notes=notes,
             samples={"kind": run.kind, "count": int(frame["patient_id"].nunique())},
@@ -121,7 +126,9 @@ def predict_external(
                 "run": str(run.path.resolve()),
                 "cohort": str(Path(cohort_path).resolve()),
                 "class_map": settings.class_map,
-                "shared_patients": shared,
+                "shared_patients": shared or [],
+                "patient_ids_checked": shared is not None,
+                "package_altered": list(run.notes),
                 "headline": headline,
                 "operating_point": run.operating_point(),
             },
@@ -148,9 +155,13 @@ def _mapped(frame: pd.DataFrame, names: list[str], class_map: dict[str, str], co
     return frame.assign(label=labels)
 
 
-def _shared_patients(run: TrainedRun, frame: pd.DataFrame, allowed: bool) -> list[str]:
-    """Patients of the external cohort that are in the run's cohort; an error unless allowed."""
-    shared = sorted(run.seen_patients(frame["patient_id"]))
+def _shared_patients(run: TrainedRun, frame: pd.DataFrame, allowed: bool) -> list[str] | None:
+    """Patients of the external cohort that are in the run's cohort, an error unless allowed; None when a package
+    holds no patient ids."""
+    seen = run.seen_patients(frame["patient_id"])
+    if seen is None:
+        return None
+    shared = sorted(seen)
     if shared and not allowed:
         raise PatientLeakError(
             f"patient leak: {len(shared)} patient(s) of the external cohort are in the run's "
@@ -182,17 +193,29 @@ def _predictions(result, names: list[str], headline: str) -> pd.DataFrame:
     return prediction_table(probs, inputs.keys(everything), inputs.targets(names), "test", names)
 
 
-def _statement(shared: list[str]) -> str:
+def _statement(shared: list[str] | None, altered: list[str]) -> str:
+    """The test's statement: whether its patients were checked against the training cohort, and a package altered
+    since export first."""
     if shared:
-        return SHARED_PATIENTS_STAMP
-    return (
-        "External test: no patient of this cohort is in the run's cohort (checked by patient id), and no image "
-        "is identical to one the run trained on; every fold model predicts every patient."
-    )
+        statement = SHARED_PATIENTS_STAMP
+    elif shared is None:
+        statement = (
+            "External test: patient ids were not checked: the model package holds none (exported with "
+            "--no-patient-ids), so a patient of this cohort may have been in its training data; no image is "
+            "identical to one the run trained on; every fold model predicts every patient."
+        )
+    else:
+        statement = (
+            "External test: no patient of this cohort is in the run's cohort (checked by patient id), and no image "
+            "is identical to one the run trained on; every fold model predicts every patient."
+        )
+    return " ".join([*altered, statement])
 
 
-def _notes(inputs, shared: list[str], duplicates, settings: ExternalSettings) -> list[str]:
+def _notes(inputs, shared: list[str] | None, duplicates, settings: ExternalSettings) -> list[str]:
     notes = list(inputs.notes)
+    if shared is None:
+        notes.append(NO_PATIENT_IDS)
     if inputs.skipped:
         notes.append(f"{len(inputs.skipped)} external item(s) could not be used ({SKIPPED})")
     if settings.class_map:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from glioscope import __version__
-from glioscope.rundir import METADATA, TORCHSCRIPT
+from glioscope.rundir import MANIFEST, METADATA, PATIENT_DIGESTS, TORCHSCRIPT
 
 INTENDED_USE = (
     "Research: reproducing, comparing and externally validating methods that classify brain tumours "
@@ -42,7 +42,24 @@ def _metric(level: dict | None, key: str) -> str:
     return text
 
 
-def _caveats(recipe, record, cohort: pd.DataFrame, counts: dict[str, int]) -> list[str]:
+def _patient_words(patients: dict | None) -> str:
+    """How the package keeps its training patients' ids, and what that still allows."""
+    if patients is None:
+        return (
+            "The training patients' ids were left out (exported with --no-patient-ids): `glioscope predict` and "
+            "`glioscope test` cannot tell whether a patient was in the training data, so check an external cohort "
+            "against the training cohort by other means."
+        )
+    return (
+        f"The training patients' ids are stored salted and hashed ({PATIENT_DIGESTS}: {patients['hash']} with "
+        f"n={patients['n']}, r={patients['r']}, p={patients['p']} and a random salt of this package), not as "
+        "themselves. Anyone who holds the package can still confirm whether an id they know or can guess was in "
+        "the training data, by hashing it: ids of a known format (e.g. TCGA-XX-NNNN) can be tried one after "
+        "another, a few milliseconds each. Export with --no-patient-ids to leave them out."
+    )
+
+
+def _caveats(recipe, record, cohort: pd.DataFrame, counts: dict[str, int], patients: dict | None = None) -> list[str]:
     caveats = []
     if recipe.task.caveat:
         caveats.append(recipe.task.caveat)
@@ -58,15 +75,20 @@ def _caveats(recipe, record, cohort: pd.DataFrame, counts: dict[str, int]) -> li
         caveats.append("The cross-validation split was leaky (slice level): its metrics overestimate performance.")
     if not record.patient_ids:
         caveats.append("The training source had no patient ids: the metrics are per image and may overestimate.")
-    caveats.append(
-        "Patient ids are stored hashed (SHA-256 of a fixed prefix and the id): a person who knows an id "
-        "can check whether it was in the training data."
-    )
+    caveats.append(_patient_words(patients))
     return caveats
 
 
 def model_card(
-    run, recipe, record, metrics: dict, cohort: pd.DataFrame, headline: str, torchscript: bool, words: dict
+    run,
+    recipe,
+    record,
+    metrics: dict,
+    cohort: pd.DataFrame,
+    headline: str,
+    torchscript: bool,
+    words: dict,
+    patients: dict | None,
 ) -> str:
     """README.md of a model package; `words`: what the model takes, from its method (Method.input_words)."""
     names = list(record.class_names)
@@ -96,7 +118,9 @@ def model_card(
         f"their probabilities (headline model `{headline}`).",
         f"- Input: {words['input']}.",
         f"- Output: one probability per class: {', '.join(names)}.",
-        f"- Files: {words['files']}" + (f", fold<k>/{TORCHSCRIPT} (TorchScript)" if torchscript else "") + ".",
+        f"- Files: {words['files']}" + (f", fold<k>/{TORCHSCRIPT} (TorchScript)" if torchscript else "") + "; "
+        f"{MANIFEST} lists every other file's SHA-256 and size, and glioscope refuses the package when a file "
+        "differs, is missing or is extra.",
         "",
         "## Training data",
         "",
@@ -114,7 +138,7 @@ def model_card(
         "",
         "## Caveats",
         "",
-        *[f"- {c}" for c in _caveats(recipe, record, cohort, counts)],
+        *[f"- {c}" for c in _caveats(recipe, record, cohort, counts, patients)],
         "",
         "## How to use",
         "",
@@ -129,7 +153,15 @@ def model_card(
 
 
 def metadata(
-    run, recipe, record, metrics: dict, cohort: pd.DataFrame, headline: str, torchscript: bool, words: dict
+    run,
+    recipe,
+    record,
+    metrics: dict,
+    cohort: pd.DataFrame,
+    headline: str,
+    torchscript: bool,
+    words: dict,
+    patients: dict | None,
 ) -> dict:
     """metadata.json of a model package, with the fields of a MONAI bundle's that apply."""
     names = list(record.class_names)
@@ -154,7 +186,7 @@ def metadata(
                     "type": "image",
                     "format": words["format"],
                     "modality": "MR",
-                    "num_channels": len(channels),
+                    "num_channels": words.get("num_channels") or len(channels),
                     "spatial_shape": shape,
                     "dtype": "float32",
                     "value_range": value,
@@ -182,6 +214,7 @@ def metadata(
             "patients_per_class": _counts(cohort, names),
             "split": record.split_statement,
             "precision": record.precision,
+            "patient_ids": {**patients, "file": PATIENT_DIGESTS, "salted": True} if patients else None,
         },
         "metrics": {
             "cross_validation_patient_level": {

@@ -4,22 +4,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from glioscope.trained import Prediction, TrainedRun
+from glioscope.trained import Prediction, TrainedRun, seen_notes
 
 
-def predict(run_dir: Path, input_path: Path, mask: Path | None = None, run: TrainedRun | None = None) -> dict:
+def predict(
+    run_dir: Path,
+    input_path: Path,
+    mask: Path | None = None,
+    run: TrainedRun | None = None,
+    accept_altered: bool = False,
+) -> dict:
     """JSON-ready result: per-sample and per-patient class probabilities (mean over fold models).
 
-    `run`: the run already opened (the web app keeps its runs' fold models loaded).
+    `run`: the run already opened (the web app keeps its runs' fold models loaded); `accept_altered`: a package
+    altered since export is used anyway, and the notes say so.
     """
-    run = run or TrainedRun(run_dir)
+    run = run or TrainedRun(run_dir, accept_altered)
     result = run.predict_study(input_path, mask)
     return {"run": str(run_dir), "recipe": run.recipe.name, "input": str(input_path), **describe(run, result)}
 
 
 def describe(run: TrainedRun, result: Prediction, folds: bool = False) -> dict:
     """What `predict` says of a study: classes, models, each patient (with `folds`, each fold model's probability
-    too), every input found and every sample, and notes (a patient the run has seen is not an independent test)."""
+    too), every input found and every sample, and notes (a patient the run has seen is not an independent test;
+    a package altered since export; one without patient ids, which cannot tell: seen_in_training null)."""
     patients = result.patients()
     seen = run.seen_patients([p.patient_id for p in patients])
     names = list(result.per_fold)
@@ -28,7 +36,7 @@ def describe(run: TrainedRun, result: Prediction, folds: bool = False) -> dict:
             "patient_id": p.patient_id,
             "n_samples": int(len(p.rows)),
             **result.scores(p.probabilities),
-            "seen_in_training": p.patient_id in seen,
+            "seen_in_training": None if seen is None else p.patient_id in seen,
         }
         for p in patients
     ]
@@ -41,8 +49,5 @@ def describe(run: TrainedRun, result: Prediction, folds: bool = False) -> dict:
         "patients": entries,
         "inputs": result.by_input(),
         result.inputs.kind: result.samples(),
-        "notes": list(result.inputs.notes)
-        + (
-            [f"patient(s) {', '.join(sorted(seen))} were in this run's cohort: not an independent test"] if seen else []
-        ),
+        "notes": list(run.notes) + list(result.inputs.notes) + seen_notes(seen),
     }

@@ -16,6 +16,7 @@ checks, packaging).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -28,7 +29,12 @@ from glioscope.errors import InputError
 from glioscope.evaluate.aggregate import patient_mean
 from glioscope.evaluate.operating_point import cv_operating_point
 from glioscope.io.study import read_study
-from glioscope.rundir import RunFolder
+from glioscope.rundir import CONFIG, INFO, METADATA, RunFolder, check_package
+
+NO_PATIENT_IDS = (
+    "this model package holds no patient ids (exported with --no-patient-ids): whether a patient was in its "
+    "training data cannot be checked (seen_in_training: null)"
+)
 
 
 @dataclass
@@ -109,16 +115,25 @@ class Prediction:
 
 
 class TrainedRun:
-    """A run folder or model package of any kind of method, ready to apply (see the module docstring)."""
+    """A run folder or model package of any kind of method, ready to apply (see the module docstring).
 
-    def __init__(self, path: str | Path):
+    A package is checked against its manifest first (glioscope.rundir.seal): one altered since export, or
+    without a manifest, is an InputError unless `accept_altered`, and then `notes` says so for every output.
+    Then the fold models' files are checked against run.json, config.yaml and a package's metadata.json.
+    """
+
+    def __init__(self, path: str | Path, accept_altered: bool = False):
         self.folder = RunFolder(path)
         self.path = self.folder.path
+        self.notes = check_package(self.folder, accept_altered)  # before anything in it is believed
         config = self.folder.config()
         self.method = methods.method_of_config(config, self.path)
         self.recipe = self.method.recipe_from_config(config)
         self.record = self.folder.record()
         self.class_names = list(self.record.class_names)
+        self.takes = self.method.check_folds(self.folder, self.recipe, self.record)
+        if (self.folder / METADATA).is_file():
+            check_metadata(self.folder / METADATA, self.method.input_words(self.recipe, self.record), self)
         self._folds: dict[tuple, list] = {}
 
     @property
@@ -174,8 +189,9 @@ class TrainedRun:
     def predict_rows(self, frame: pd.DataFrame, cache_dir: Path | None = None, progress: bool = True) -> Prediction:
         return self.apply(self.rows_inputs(frame, cache_dir, progress), progress)
 
-    def seen_patients(self, patient_ids) -> set[str]:
-        """The given patients that the run trained or validated on (a package: by hashed id)."""
+    def seen_patients(self, patient_ids) -> set[str] | None:
+        """The given patients that the run trained or validated on (a package: by hashed id); None when a package
+        holds no ids (`export --no-patient-ids`): nobody can tell."""
         return self.folder.seen_patients(patient_ids)
 
     def fingerprints(self, inputs):
@@ -189,3 +205,35 @@ class TrainedRun:
     def operating_point(self) -> dict | None:
         """A binary run's threshold, chosen on its own cross-validation (a package: the one it carries)."""
         return cv_operating_point(self.folder, self.class_names, self.headline) or self.record.operating_point
+
+
+def seen_notes(seen: set[str] | None) -> list[str]:
+    """What an output's notes say of the patients a run has seen (TrainedRun.seen_patients), or that none can tell."""
+    if seen is None:
+        return [NO_PATIENT_IDS]
+    return [f"patient(s) {', '.join(sorted(seen))} were in this run's cohort: not an independent test"] if seen else []
+
+
+def check_metadata(path: Path, words: dict, run: TrainedRun) -> None:
+    """A package's metadata.json against run.json's classes, config.yaml's input and the weights' channels."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))["network_data_format"]
+        image, pred = data["inputs"]["image"], data["outputs"]["pred"]
+        said = {
+            "outputs.pred.num_channels": pred["num_channels"],
+            "outputs.pred.channel_def": pred["channel_def"],
+            "inputs.image.num_channels": image["num_channels"],
+            "inputs.image.spatial_shape": image["spatial_shape"],
+        }
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(path, f"cannot be read as a model package's metadata ({type(exc).__name__}: {exc})") from None
+    names = run.class_names
+    truth = {
+        "outputs.pred.num_channels": (len(names), f"{INFO}'s classes"),
+        "outputs.pred.channel_def": ({str(k): n for k, n in enumerate(names)}, f"{INFO}'s classes"),
+        "inputs.image.num_channels": (run.takes.get("channels"), f"the fold models' input ({CONFIG}, weights)"),
+        "inputs.image.spatial_shape": (words.get("shape"), f"{CONFIG}'s data section"),
+    }
+    for key, (expected, source) in truth.items():
+        if expected is not None and said[key] != expected:
+            raise InputError(path, f"network_data_format {key} is {said[key]!r}, but {source} give {expected!r}")

@@ -39,6 +39,7 @@ def add_parsers(verbs) -> None:
         metavar="FILE",
         help="also write the patient's prediction as a DICOM Structured Report referencing the input series",
     )
+    _accept_option(predict)
     predict.set_defaults(run=_predict)
 
     test = verbs.add_parser("test", help="external validation: apply a trained run, untouched, to a labelled cohort")
@@ -62,6 +63,7 @@ def add_parsers(verbs) -> None:
         action="store_true",
         help="test even when images are identical to images the run trained on",
     )
+    _accept_option(test)
     test.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of patients")
     test.add_argument("--overwrite", action="store_true")
     test.set_defaults(run=_test)
@@ -77,12 +79,22 @@ def add_parsers(verbs) -> None:
     leaks.set_defaults(run=_leakcheck)
 
 
+def _accept_option(parser) -> None:
+    parser.add_argument(
+        "--accept-altered-package",
+        action="store_true",
+        help="use a model package whose files differ from its manifest (or that has none); every output says so",
+    )
+
+
 def _predict(args) -> None:
     import json
 
     from glioscope.predict import predict
 
     from glioscope.batch import many_studies, predict_batch, write_batch
+    from glioscope.rundir.seal import STAMPS
+    from glioscope.trained import NO_PATIENT_IDS
     from glioscope.util.atomic import check_output_file, write_text
 
     for path in filter(None, (args.out, args.dicom_sr)):  # before the work: a bad output is refused at once
@@ -91,7 +103,7 @@ def _predict(args) -> None:
     if read is not None:
         if args.dicom_sr:
             raise GlioscopeError("--dicom-sr writes one study's report: give one study, not many")
-        result = predict_batch(args.run_dir, args.inputs, read=read)
+        result = predict_batch(args.run_dir, args.inputs, read=read, accept_altered=args.accept_altered_package)
         for patient in result["patients"]:
             print(
                 f"{patient['patient_id']}: {patient['prediction']} "
@@ -101,10 +113,13 @@ def _predict(args) -> None:
             f"{len(result['patients'])} patient(s) predicted; {len(result['skipped'])} input(s) not used"
             + "".join(f"\n  {s['path']}: {s['reason']}" for s in result["skipped"][:20])
         )
+        for note in result["notes"]:  # what the rows alone do not say
+            if note == NO_PATIENT_IDS or note.startswith(STAMPS):
+                print(f"Note: {note}")
         if args.out:
             print("Written: " + ", ".join(str(p) for p in write_batch(result, args.out)))
         return  # a batch with nothing to predict has raised an InputError already
-    result = predict(args.run_dir, args.inputs[0], mask=args.mask)
+    result = predict(args.run_dir, args.inputs[0], mask=args.mask, accept_altered=args.accept_altered_package)
     text = json.dumps(result, indent=2)
     if args.out:
         write_text(args.out, text + "\n")
@@ -126,7 +141,7 @@ def _test(args) -> None:
             raise GlioscopeError(f"--map expects EXTERNAL=RUN pairs, got {pair!r}")
         external, ours = (part.strip() for part in pair.split("=", 1))
         mapping[external] = ours
-    settings = ExternalSettings(mapping, args.allow_shared_patients, args.allow_duplicates)
+    settings = ExternalSettings(mapping, args.allow_shared_patients, args.allow_duplicates, args.accept_altered_package)
     out = external_test(args.run_dir, args.cohort, args.out, settings, overwrite=args.overwrite, n_boot=args.bootstrap)
     print(headline_text(out))
     print(f"Report: {out / REPORT}")

@@ -15,6 +15,11 @@ def add_parsers(verbs) -> None:
         action="store_true",
         help="also each fold model in TorchScript, checked to give PyTorch's probabilities within 1e-5",
     )
+    export.add_argument(
+        "--no-patient-ids",
+        action="store_true",
+        help="leave the training patients' hashed ids out: predict and test then cannot tell a patient it trained on",
+    )
     export.add_argument("--overwrite", action="store_true")
     export.set_defaults(run=_export)
 
@@ -46,7 +51,13 @@ def _export(args) -> None:
     from glioscope.export import export_run
     from glioscope.rundir import MODEL_CARD
 
-    checks = export_run(args.run_dir, args.out, torchscript=args.torchscript, overwrite=args.overwrite)
+    checks = export_run(
+        args.run_dir,
+        args.out,
+        torchscript=args.torchscript,
+        overwrite=args.overwrite,
+        patient_ids=not args.no_patient_ids,
+    )
     for fold, difference in checks["torchscript_max_difference"].items():
         print(f"{fold}: TorchScript matches PyTorch within {difference:.1e}")
     print(f"Model package: {args.out} (model card: {args.out / MODEL_CARD})")

@@ -63,6 +63,11 @@ class Method(ABC):
     def study_inputs(self, recipe, record: RunRecord, study: Study):
         """The model inputs of one new study (glioscope.io.study)."""
 
+    def check_folds(self, folder: RunFolder, recipe, record: RunRecord) -> dict:
+        """What the fold models take, as their files say ({"channels": n}), checked against the recipe and run.json's
+        classes: an InputError naming the file that disagrees. A kind that does not override it checks nothing."""
+        return {}
+
     @abstractmethod
     def load_folds(self, folder: RunFolder, recipe, record: RunRecord, inputs) -> list[tuple[str, object]]:
         """(fold name, model) of every fold, ready to predict `inputs`."""

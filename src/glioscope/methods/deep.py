@@ -11,11 +11,11 @@ import torch
 from glioscope import leakcheck
 from glioscope.errors import InputError
 from glioscope.methods.base import Method
-from glioscope.models.build import build_model, input_normalisation, weightless
+from glioscope.models.build import build_model, input_normalisation, output_units, weightless
 from glioscope.models.outputs import probabilities
 from glioscope.recipe import DEEP
 from glioscope.runner import run
-from glioscope.rundir import CONFIG, MODEL, TORCHSCRIPT, RunFolder
+from glioscope.rundir import CONFIG, INFO, MODEL, TORCHSCRIPT, RunFolder
 from glioscope.samples import build_samples, samples_of_study
 from glioscope.util import atomic
 from glioscope.util.progress import progress_bar
@@ -51,15 +51,27 @@ class DeepMethod(Method):
     def study_inputs(self, recipe, record, study):
         return samples_of_study(study, recipe.data)
 
+    def check_folds(self, folder, recipe, record) -> dict:
+        """Each fold's weights against config.yaml's network, its input channels and run.json's classes (the shapes
+        only: the weights are mapped, not read)."""
+        states = [(path, folder.model_state(path, mmap=True)) for _, path in self.fold_files(folder)]
+        return check_weights(folder, states, recipe, record)
+
     def load_folds(self, folder, recipe, record, inputs) -> list[tuple[str, torch.nn.Module]]:
         models = []
         for fold, path in self.fold_files(folder):
-            model = build_model(weightless(recipe.model), len(record.class_names), inputs.channels).model
             state = folder.model_state(path)
+            if input_channels(state) != inputs.channels:
+                raise InputError(
+                    path,
+                    f"takes {input_channels(state)} input channel(s), but the images given have "
+                    f"{inputs.channels} ({CONFIG} data section: {_channel_words(_channels(recipe))})",
+                )
+            model = build_model(weightless(recipe.model), len(record.class_names), inputs.channels).model
             try:
                 model.load_state_dict(state)
             except (RuntimeError, TypeError, KeyError) as exc:  # shapes or names of another model
-                raise InputError(path, _misfit(state, recipe, record, inputs, exc)) from None
+                raise InputError(path, _misfit(recipe, record, exc)) from None
             models.append((fold, model.eval()))
         return models
 
@@ -136,15 +148,9 @@ def _channel_words(channels: list[str]) -> str:
     return f"channels {', '.join(channels)}"
 
 
-def _misfit(state: dict, recipe, record, inputs, exc: Exception) -> str:
+def _misfit(recipe, record, exc: Exception) -> str:
     """Why a fold's weights do not fit the network its run's recipe builds, in words."""
     wanted = f"{recipe.model.name} for {len(record.class_names)} classes ({', '.join(record.class_names)})"
-    try:
-        channels = input_channels(state)
-    except InputError:
-        channels = None
-    if channels is not None and channels != inputs.channels:
-        return f"its first convolution takes {channels} channels, but the study gives {inputs.channels} ({wanted})"
     return f"does not fit {wanted}: {str(exc).splitlines()[0][:300]}"
 
 
@@ -154,6 +160,68 @@ def input_channels(state: dict) -> int:
         if name.endswith("weight") and tensor.dim() in (4, 5):
             return int(tensor.shape[1])
     raise InputError(None, "the model has no convolution to tell its input channels by")
+
+
+def expected_channels(recipe) -> int | None:
+    """The input channels the recipe's data section makes; None when they are the image files' own."""
+    data = recipe.data
+    if data.kind == "volumes":
+        return len(data.volumes.channels)
+    channels = data.slices.channels
+    return len(channels) if isinstance(channels, tuple) else {"stack3": 3, "single": 1}.get(channels)
+
+
+def _shapes(spec, n_classes: int, in_chans: int) -> dict[str, tuple]:
+    """The weights' shapes of the network `spec` builds, made on the meta device (nothing allocated) when it can."""
+    try:
+        with torch.device("meta"):
+            model = build_model(spec, n_classes, in_chans).model
+    except (NotImplementedError, RuntimeError):
+        model = build_model(spec, n_classes, in_chans).model
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def check_weights(folder: RunFolder, states: list[tuple[Path, dict]], recipe, record) -> dict:
+    """{"channels": the weights' input channels}; an InputError naming the file when a fold's weights do not fit
+    config.yaml's network or input channels, or run.json's classes."""
+    names, spec, expected = list(record.class_names), weightless(recipe.model), expected_channels(recipe)
+    first_path, first = states[0][0], input_channels(states[0][1])
+    for path, state in states:
+        count = input_channels(state)
+        if expected is not None and count != expected:
+            raise InputError(
+                folder / CONFIG,
+                f"its data section gives {expected} input channel(s) ({_channel_words(_channels(recipe))}), "
+                f"but the first convolution of {path.relative_to(folder.path)} takes {count}",
+            )
+        if count != first:
+            raise InputError(path, f"takes {count} input channel(s), {first_path.relative_to(folder.path)} {first}")
+    units, reference = output_units(spec, len(names)), _shapes(spec, len(names), first)
+    for path, state in states:
+        shapes = {k: tuple(v.shape) for k, v in state.items()}
+        missing, unexpected = sorted(reference.keys() - shapes.keys()), sorted(shapes.keys() - reference.keys())
+        if missing or unexpected:
+            raise InputError(
+                path,
+                f"does not hold the weights of {CONFIG}'s network `{spec.name}` (missing {missing[:3]}, "
+                f"unexpected {unexpected[:3]})",
+            )
+        wrong = [k for k in reference if shapes[k] != reference[k]]
+        head = [k for k in wrong if reference[k][:1] == (units,) and shapes[k][1:] == reference[k][1:]]
+        if head:
+            raise InputError(
+                folder / INFO,
+                f"names {len(names)} class(es) ({', '.join(names)}), for which `{spec.name}` ends in {units} "
+                f"output unit(s), but the output layer of {path.relative_to(folder.path)} ({head[0]}) has "
+                f"{shapes[head[0]][0]}: the class names do not belong to these weights",
+            )
+        if wrong:
+            raise InputError(
+                path,
+                f"{wrong[0]} has shape {list(shapes[wrong[0]])} where {CONFIG}'s network `{spec.name}` has "
+                f"{list(reference[wrong[0]])}",
+            )
+    return {"channels": first}
 
 
 def _example_input(recipe, in_chans: int) -> torch.Tensor:

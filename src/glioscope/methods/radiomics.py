@@ -55,6 +55,36 @@ class RadiomicsMethod(Method):
         made.skipped[:0] = study.skipped
         return made
 
+    def check_folds(self, folder, recipe, record) -> dict:
+        """Each fold classifier's classes against run.json's, and its features against the channels run.json names."""
+        names, channels = list(record.class_names), _channels(record)
+        trained_on = set()
+        for _, path in self.fold_files(folder):
+            model = PortableClassifier.load(path)
+            classes = {int(c) for c in model.classes_}
+            trained_on |= classes
+            if max(classes, default=0) >= len(names) or min(classes, default=0) < 0:
+                raise InputError(
+                    folder / INFO,
+                    f"names {len(names)} class(es) ({', '.join(names)}), but {path.relative_to(folder.path)} "
+                    f"predicts class indices {sorted(classes)}: the class names do not belong to these classifiers",
+                )
+            foreign = [f for f in model.features if not f.startswith(("shape", *(f"{c}_" for c in channels)))]
+            if foreign:
+                raise InputError(
+                    path,
+                    f"takes features of channels that {INFO}'s radiomics channels ({', '.join(channels)}) do not "
+                    f"give, e.g. {foreign[0]}",
+                )
+        unseen = [names[k] for k in range(len(names)) if k not in trained_on]
+        if unseen:
+            raise InputError(
+                folder / INFO,
+                f"names class(es) {', '.join(unseen)} that no fold's classifier was trained on: the class names do "
+                "not belong to these classifiers",
+            )
+        return {"channels": len(channels)}
+
     def load_folds(self, folder, recipe, record, inputs) -> list[tuple[str, PortableClassifier]]:
         return [(fold, PortableClassifier.load(path)) for fold, path in self.fold_files(folder)]
 

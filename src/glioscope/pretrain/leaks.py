@@ -21,7 +21,16 @@ import pandas as pd
 from glioscope import cohort, leakcheck
 from glioscope.errors import InputError, PatientLeakError
 from glioscope.pretrain import provenance
-from glioscope.rundir import COHORT, CONFIG, FINGERPRINTS, PATIENT_HASHES, RunFolder, hash_patient
+from glioscope.rundir import (
+    COHORT,
+    CONFIG,
+    FINGERPRINTS,
+    MANIFEST,
+    PATIENT_DIGESTS,
+    PATIENT_HASHES,
+    RunFolder,
+    hash_patient,
+)
 from glioscope.samples import build_samples
 
 
@@ -33,8 +42,16 @@ def _named(ids, shown: int = 10) -> str:
 def _excluded_patients(path: Path, ids: set[str]) -> set[str]:
     """The `ids` that an excluded cohort folder, run folder or model package holds."""
     path = Path(path)
-    if (path / COHORT).is_file() and (path / CONFIG).is_file() or (path / PATIENT_HASHES).is_file():
-        return RunFolder(path).seen_patients(ids)
+    package = any((path / name).is_file() for name in (PATIENT_DIGESTS, PATIENT_HASHES, MANIFEST))
+    if (path / COHORT).is_file() and (path / CONFIG).is_file() or package:
+        seen = RunFolder(path).seen_patients(ids)
+        if seen is None:
+            raise InputError(
+                path,
+                "--exclude: this model package holds no patient ids (exported with --no-patient-ids), so the "
+                "pretraining patients cannot be checked against it; exclude the cohort it was trained on instead",
+            )
+        return seen
     return ids & set(cohort.load(path)["patient_id"].astype(str))
 
 

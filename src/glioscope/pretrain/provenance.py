@@ -5,9 +5,10 @@
     OUT/weights.json  the provenance alone, for a person to read
 
 Everything is tensors and plain values (torch.load weights_only=True reads it; nothing is
-unpickled). Patient ids are stored hashed (glioscope.rundir.hash_patient), as a model
-package stores them: a weights file can be shared without naming anyone, and a run can
-still tell whether its own patients were among those pretrained on.
+unpickled). Patient ids are stored hashed (glioscope.rundir.hash_patient: SHA-256 of a fixed
+prefix and the id, without the salt and slow hash of a model package's): a weights file can be
+shared without naming anyone, and a run can still tell whether its own patients were among
+those pretrained on, though an id of a known format can be confirmed by trying it.
 """
 
 from __future__ import annotations

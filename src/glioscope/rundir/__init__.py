@@ -1,5 +1,6 @@
 """Run folders: every file name (`folder`), the run record run.json (`record`) and the predictions tables
-(`tables`), written and read in this package only.
+(`tables`), written and read in this package only; a model package's manifest (`seal`) and its salted, hashed
+patient ids (`patients`).
 
     folder = RunFolder("runs/sdl")
     record = folder.record()              # RunRecord: class names, models, split statement, one block per producer
@@ -19,10 +20,12 @@ from glioscope.rundir.folder import (
     HISTORY,
     INFO,
     INNER_CV,
+    MANIFEST,
     METADATA,
     METRICS,
     MODEL,
     MODEL_CARD,
+    PATIENT_DIGESTS,
     PATIENT_HASHES,
     PATIENTS,
     PREDICTIONS,
@@ -33,9 +36,10 @@ from glioscope.rundir.folder import (
     TORCHSCRIPT,
     VALIDATION,
     RunFolder,
-    hash_patient,
 )
+from glioscope.rundir.patients import PatientDigests, hash_patient
 from glioscope.rundir.record import RunRecord
+from glioscope.rundir.seal import ACCEPT_OPTION, check_package, stamp, write_manifest
 from glioscope.rundir.tables import prediction_table, prob_columns
 
 __all__ = [
@@ -51,10 +55,12 @@ __all__ = [
     "HISTORY",
     "INFO",
     "INNER_CV",
+    "MANIFEST",
     "METADATA",
     "METRICS",
     "MODEL",
     "MODEL_CARD",
+    "PATIENT_DIGESTS",
     "PATIENT_HASHES",
     "PATIENTS",
     "PREDICTIONS",
@@ -64,9 +70,14 @@ __all__ = [
     "SPLITS",
     "TORCHSCRIPT",
     "VALIDATION",
+    "ACCEPT_OPTION",
+    "PatientDigests",
     "RunFolder",
     "RunRecord",
+    "check_package",
     "hash_patient",
     "prediction_table",
     "prob_columns",
+    "stamp",
+    "write_manifest",
 ]

@@ -12,7 +12,10 @@
     RUN/predictions.csv         every fold's held-out predictions (one row per sample and model; rundir.tables)
     RUN/validation_predictions.csv  every fold's inner-validation predictions (for fusion)
     RUN/metrics.json predictions_patients.csv report.html     evaluation and report
-    PACKAGE/README.md metadata.json patients.sha256 fingerprints.npz fold<k>/model.ts   a model package's own
+    PACKAGE/README.md metadata.json fingerprints.npz fold<k>/model.ts   a model package's own files
+    PACKAGE/patients.json       its training patients' ids, salted and hashed (rundir.patients; patients.sha256:
+                                unsalted, before glioscope salted them); none with `export --no-patient-ids`
+    PACKAGE/manifest.json       every other file's SHA-256 and size (rundir.seal), checked on opening
     TEST/duplicates.csv         an external test's images shared with the training cohort
 
 Files are written atomically (temporary file, then rename).
@@ -30,6 +33,7 @@ import yaml
 
 from glioscope.cohort import COHORT_FILE as COHORT
 from glioscope.errors import InputError
+from glioscope.rundir.patients import PatientDigests, hash_patient
 from glioscope.rundir.record import RunRecord
 from glioscope.rundir.tables import prob_columns, read_predictions, read_table
 from glioscope.split import SPLIT_META, SPLITS
@@ -42,8 +46,9 @@ PREDICTIONS, VALIDATION, PATIENTS = "predictions.csv", "validation_predictions.c
 MODEL, GRADCAM = "model.pt", "gradcam"
 CLASSIFIER, INNER_CV, FEATURES_USED = "classifier.npz", "inner_cv.csv", "features_used.csv"
 FEATURES, FEATURES_SKIPPED = "features.csv", "features_skipped.csv"
-PATIENT_HASHES, FINGERPRINTS = "patients.sha256", "fingerprints.npz"  # a model package's stand-ins for the cohort
-MODEL_CARD, METADATA, TORCHSCRIPT = "README.md", "metadata.json", "model.ts"
+PATIENT_DIGESTS, FINGERPRINTS = "patients.json", "fingerprints.npz"  # a model package's stand-ins for the cohort
+PATIENT_HASHES = "patients.sha256"  # a package's unsalted ids before patients.json, still read
+MODEL_CARD, METADATA, TORCHSCRIPT, MANIFEST = "README.md", "metadata.json", "model.ts", "manifest.json"
 DUPLICATES = "duplicates.csv"
 
 
@@ -104,16 +109,35 @@ class RunFolder:
     def cohort(self) -> pd.DataFrame:
         return csvfiles.read(self / COHORT)
 
-    def seen_patients(self, patient_ids) -> set[str]:
+    def seen_patients(self, patient_ids) -> set[str] | None:
         """The given patients that the run trained or validated on: from its cohort, or (a model package, which
-        ships no ids) from its hashed ids."""
+        ships no ids) from its hashed ids; None for a package exported without them (nobody can tell)."""
         ids = set(map(str, patient_ids))
         if (self / COHORT).is_file():
             return ids & set(self.cohort()["patient_id"])
+        if (self / PATIENT_DIGESTS).is_file():
+            return PatientDigests.read(self / PATIENT_DIGESTS).seen(ids)
         if (self / PATIENT_HASHES).is_file():
             hashed = set((self / PATIENT_HASHES).read_text(encoding="utf-8").split())
             return {i for i in ids if hash_patient(i) in hashed}
-        raise InputError(self.path, f"has neither {COHORT} nor {PATIENT_HASHES}: cannot tell which patients it saw")
+        if not self.keeps_patient_ids():
+            return None
+        raise InputError(self.path, f"has neither {COHORT} nor {PATIENT_DIGESTS}: cannot tell which patients it saw")
+
+    def keeps_patient_ids(self) -> bool:
+        """False for a model package exported without its patients' ids (`export --no-patient-ids`)."""
+        package = self.record().package if (self / INFO).is_file() else None
+        return (package or {}).get("patient_ids", True) is not False
+
+    def patients_count(self) -> int | None:
+        """How many patients the run trained and was evaluated on (a package: how many ids it holds hashed)."""
+        if (self / COHORT).is_file():
+            return int(self.cohort()["patient_id"].nunique())
+        if (self / PATIENT_DIGESTS).is_file():
+            return len(PatientDigests.read(self / PATIENT_DIGESTS).stored)
+        if (self / PATIENT_HASHES).is_file():
+            return len((self / PATIENT_HASHES).read_text(encoding="utf-8").split())
+        return None
 
     # --- run.json ------------------------------------------------------------------------------
 
@@ -179,8 +203,13 @@ class RunFolder:
         return [(path.parent.name, path) for path in files]
 
     @staticmethod
-    def model_state(path: Path) -> dict:
-        return load_checkpoint(path)["model"]
+    def model_state(path: Path, mmap: bool = False) -> dict:
+        """A model.pt's weights (`mmap`: mapped, not read: for their shapes); an InputError when it holds none."""
+        loaded = load_checkpoint(path, mmap)
+        state = loaded.get("model") if isinstance(loaded, dict) else None
+        if not isinstance(state, dict) or not state:
+            raise InputError(path, "holds no model weights (a model.pt written by glioscope has them under 'model')")
+        return state
 
     @staticmethod
     def load_model(path: Path) -> dict:
@@ -301,10 +330,3 @@ class RunFolder:
             return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise InputError(path, f"cannot read metrics ({exc})") from None
-
-
-def hash_patient(patient_id: str) -> str:
-    """A patient id as a model package stores it: SHA-256 of a fixed prefix and the id (not the id itself)."""
-    import hashlib
-
-    return hashlib.sha256(f"glioscope-patient:{patient_id}".encode()).hexdigest()

@@ -23,6 +23,7 @@ from glioscope.errors import GlioscopeError
 from glioscope.evaluate.gradcam import grad_cam
 from glioscope.models.build import input_normalisation
 from glioscope.predict import describe
+from glioscope.rundir import stamp
 from glioscope.samples import SampleSet
 from glioscope.trained import TrainedRun
 
@@ -62,18 +63,17 @@ class ViewerStore:
 
 
 class ModelCache:
-    """Trained runs by folder, their fold models kept loaded, reloaded when a model file changes; a few at a time."""
+    """Trained runs by folder, their fold models kept loaded, opened again (a package: checked again against its
+    manifest) when any of its files changes; a few at a time. An altered package is refused, never accepted."""
 
     def __init__(self, size: int = 4):
         self._items: OrderedDict[tuple, TrainedRun] = OrderedDict()
         self._size = size
 
     def get(self, run_dir: Path) -> TrainedRun:
-        run = TrainedRun(run_dir)
-        files = tuple((str(p), p.stat().st_mtime_ns) for _, p in run.model_files())
-        key = (str(run.path.resolve()), files)
+        key = (str(Path(run_dir).resolve()), stamp(run_dir))
         if key not in self._items:
-            self._items[key] = run
+            self._items[key] = TrainedRun(run_dir)
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
         self._items.move_to_end(key)

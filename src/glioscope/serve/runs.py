@@ -15,7 +15,7 @@ from pathlib import Path
 
 from glioscope import methods
 from glioscope.errors import GlioscopeError
-from glioscope.rundir import COHORT, CONFIG, INFO, METRICS, PATIENT_HASHES, REPORT, RunFolder
+from glioscope.rundir import COHORT, CONFIG, INFO, METRICS, REPORT, RunFolder
 from glioscope.util import csvfiles
 from glioscope.util.paths import inside
 
@@ -134,9 +134,10 @@ def patients(entry: RunEntry) -> int | None:
         except (OSError, ValueError):
             return None
         return int(frame["patient_id"].nunique())
-    if (entry.path / PATIENT_HASHES).is_file():
-        return len((entry.path / PATIENT_HASHES).read_text(encoding="utf-8").split())
-    return None
+    try:
+        return RunFolder(entry.path).patients_count()
+    except GlioscopeError:
+        return None
 
 
 def summary(entry: RunEntry) -> dict:

@@ -101,10 +101,11 @@ def plain(value):
     raise TypeError(f"a checkpoint holds tensors and plain values only, not {type(value).__name__}")
 
 
-def load_checkpoint(path: Path) -> dict:
-    """A checkpoint or model file's contents; UnsafeFile (an InputError) for one that holds more than weights."""
+def load_checkpoint(path: Path, mmap: bool = False) -> dict:
+    """A checkpoint or model file's contents (`mmap`: its tensors mapped, not read); UnsafeFile (an InputError) for
+    one that holds more than weights."""
     try:
-        return load_tensors(path)
+        return load_tensors(path, mmap)
     except UnsafeFile:
         raise
     except Exception as exc:  # a damaged or foreign file: say which
