@@ -289,3 +289,12 @@ def test_serve_binds_to_loopback_by_default_and_refuses_a_busy_port(serve_runs, 
         assert main(["serve", str(serve_runs["root"]), "--port", str(port)]) == 2
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
     assert main(["serve", str(serve_runs["root"] / "missing"), "--port", "0"]) == 2
+
+
+def test_the_api_schema_only_when_asked(serve_runs):
+    default = TestClient(create_app(serve_runs["root"]))
+    for path in ("/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect"):
+        assert default.get(path).status_code == 404, path
+    asked = TestClient(create_app(serve_runs["root"], api_docs=True))
+    assert "/api/predict" in asked.get("/openapi.json").json()["paths"]
+    assert asked.get("/docs").status_code == 404  # the interactive page loads from a CDN: never

@@ -23,10 +23,10 @@ from glioscope.serve.uploads import MB, Limits
 __all__ = ["create_app", "serve", "Limits"]
 
 
-def create_app(runs_dir, limits: Limits = Limits()):
+def create_app(runs_dir, limits: Limits = Limits(), api_docs: bool = False):
     from glioscope.serve.app import create_app as make
 
-    return make(runs_dir, limits)
+    return make(runs_dir, limits, api_docs=api_docs)
 
 
 def is_loopback(host: str) -> bool:
@@ -55,13 +55,19 @@ def _check_port(host: str, port: int) -> None:
             ) from None
 
 
-def serve(runs_dir: str | Path = "runs", host: str = "127.0.0.1", port: int = 8000, max_upload_mb: int = 512) -> None:
+def serve(
+    runs_dir: str | Path = "runs",
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    max_upload_mb: int = 512,
+    api_docs: bool = False,
+) -> None:
     """Run the app until interrupted; prints its address and who can reach it."""
     import uvicorn
 
     _check_port(host, port)
     limits = Limits(max_upload=max_upload_mb * MB, max_unzipped=max(4 * max_upload_mb, 2048) * MB)
-    app = create_app(runs_dir, limits)
+    app = create_app(runs_dir, limits, api_docs=api_docs)
     shown = f"[{host}]" if ":" in host else host
     print(f"glioscope serve: runs in {runs_dir}, at http://{shown}:{port}/  (Ctrl-C stops it)")
     if is_loopback(host):
@@ -71,5 +77,7 @@ def serve(runs_dir: str | Path = "runs", host: str = "127.0.0.1", port: int = 80
             f"  WARNING: bound to {host}: other computers can reach it, and it has no login; uploads of "
             "patient data travel unencrypted"
         )
+    if api_docs:
+        print("  the OpenAPI schema is at /openapi.json")
     print(f"  uploads: at most {max_upload_mb} MB, kept in a temporary folder and deleted after each prediction")
     uvicorn.run(app, host=host, port=port, log_level="warning")

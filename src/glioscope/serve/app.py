@@ -70,12 +70,13 @@ def _error(path: str, status: int, message: str) -> Response:
     return HTMLResponse(pages.error_page(status, message, back), status_code=status)
 
 
-def create_app(runs_dir: str | Path, limits: Limits = Limits()) -> FastAPI:
-    """The app serving the runs under `runs_dir` (see glioscope.serve)."""
+def create_app(runs_dir: str | Path, limits: Limits = Limits(), api_docs: bool = False) -> FastAPI:
+    """The app serving the runs under `runs_dir` (see glioscope.serve); api_docs: the schema at /openapi.json."""
     root = Path(runs_dir).resolve()
     if not root.is_dir():
         raise GlioscopeError(f"{runs_dir}: not a folder (give the folder that holds your run folders)")
-    app = FastAPI(title="glioscope", docs_url=None, redoc_url=None)  # the docs pages load from a CDN: off
+    # The interactive docs (/docs, /redoc) load from a CDN, which the pages' policy forbids: never served.
+    app = FastAPI(title="glioscope", docs_url=None, redoc_url=None, openapi_url="/openapi.json" if api_docs else None)
     app.state.root, app.state.limits = root, limits
     models, viewers, busy = ModelCache(), ViewerStore(), threading.Lock()
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
