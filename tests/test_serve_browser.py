@@ -1,19 +1,23 @@
 """glioscope serve end to end in headless Chromium (Debian's chromium and chromedriver, driven by selenium).
 
-The app runs under uvicorn on 127.0.0.1; the tests open the runs page, compare runs, upload phantom
-studies and read the probabilities off the page, which must be those of `glioscope predict`. They
-save screenshots (GLIOSCOPE_UPDATE_SCREENSHOT=1 also writes the README's, docs/serve_predict.png).
-Without a browser they skip, saying why; with GLIOSCOPE_BROWSER_TESTS=required (as in CI) they fail.
+`glioscope serve` runs as a user starts it, on 127.0.0.1, and the tests open the address it prints (with
+its token); they open the runs page, compare runs, upload phantom studies and read the probabilities off the
+page, which must be those of `glioscope predict`. They save screenshots (GLIOSCOPE_UPDATE_SCREENSHOT=1 also writes
+the README's, docs/serve_predict.png). Without a browser they skip, saying why; with
+GLIOSCOPE_BROWSER_TESTS=required (as in CI) they fail.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
-import threading
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -45,28 +49,48 @@ def browser_ready():
         pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
-def server(browser_ready, tmp_path_factory, tiny_2d_run, tiny_phantom):
-    import uvicorn
-
-    from glioscope.serve import create_app
-
-    runs = build_serve_runs(tmp_path_factory, tiny_2d_run, tiny_phantom)
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    instance = uvicorn.Server(
-        uvicorn.Config(create_app(runs["root"]), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not instance.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert instance.started, "the app did not start"
-    yield {"url": f"http://127.0.0.1:{port}", **runs}
-    instance.should_exit = True
-    thread.join(timeout=10)
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(browser_ready, tmp_path_factory, tiny_2d_run, tiny_phantom):
+    """`glioscope serve RUNS_DIR --port P` as a user runs it, and the address with the token that it prints."""
+    runs = build_serve_runs(tmp_path_factory, tiny_2d_run, tiny_phantom)
+    port = free_port()
+    printed = tmp_path_factory.mktemp("serve-console") / "console.txt"
+    command = [sys.executable, "-m", "glioscope", "serve", str(runs["root"]), "--port", str(port)]
+    with open(printed, "w") as console:
+        process = subprocess.Popen(
+            command, stdout=console, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
+    try:
+        address = _wait_for_address(process, printed, port)
+        yield {"url": f"http://127.0.0.1:{port}", "address": address, "port": port, **runs}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_for_address(process, printed: Path, port: int) -> str:
+    """The address the app printed, once it answers (its static files need no token)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"glioscope serve ended: {printed.read_text()}"
+        found = re.search(rf"http://127\.0\.0\.1:{port}/\?token=\S+", printed.read_text())
+        try:
+            if found and urllib.request.urlopen(f"http://127.0.0.1:{port}/static/app.css", timeout=5).status == 200:
+                return found[0]
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"glioscope serve did not start: {printed.read_text()}")
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +120,13 @@ def driver(browser_ready, tmp_path_factory):
     browser.set_page_load_timeout(120)
     yield browser
     browser.quit()
+
+
+@pytest.fixture
+def opened(server, driver):
+    """The browser once it opened the address `glioscope serve` printed: the token is in its cookie."""
+    driver.get(server["address"])
+    return server
 
 
 def wait_for(driver, css: str, timeout: float = 120):
@@ -156,7 +187,23 @@ def only_local_requests(driver, server) -> None:
     assert resources and all(r.startswith(server["url"]) for r in resources), resources  # no CDN, no network
 
 
-def test_the_runs_page_and_a_comparison_refused_then_shown(server, driver, tmp_path):
+def test_the_app_opens_through_the_address_it_printed_and_not_without_it(server, driver):
+    from selenium.webdriver.common.by import By
+
+    driver.delete_all_cookies()
+    driver.get(server["url"] + "/")
+    assert "`glioscope serve` printed" in wait_for(driver, "#error").text
+    assert not driver.find_elements(By.CSS_SELECTOR, "table.runs")
+    driver.get(server["address"])
+    assert driver.current_url == server["url"] + "/"  # the token left the address bar
+    assert len(driver.find_elements(By.CSS_SELECTOR, "table.runs tbody tr")) == 4
+    [cookie] = driver.get_cookies()
+    assert cookie["name"] == f"glioscope-token-{server['port']}" and cookie["value"] in server["address"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert driver.execute_script("return document.cookie") == ""  # no script of a page can read it
+
+
+def test_the_runs_page_and_a_comparison_refused_then_shown(server, driver, opened, tmp_path):
     from selenium.webdriver.common.by import By
 
     started = time.perf_counter()
@@ -182,7 +229,9 @@ def test_the_runs_page_and_a_comparison_refused_then_shown(server, driver, tmp_p
 
 
 @pytest.mark.parametrize("kind, model", [("png", "sdl"), ("nifti", "st3d")])
-def test_an_uploaded_study_shows_the_probabilities_of_glioscope_predict(server, driver, kind, model, capsys, tmp_path):
+def test_an_uploaded_study_shows_the_probabilities_of_glioscope_predict(
+    server, driver, opened, kind, model, capsys, tmp_path
+):
     path = server["studies"][kind]
     seconds = upload(driver, server, model, path)
     wait_for(driver, "#viewer[data-ready]")
@@ -218,7 +267,7 @@ def test_an_uploaded_study_shows_the_probabilities_of_glioscope_predict(server, 
     (tmp_path / "timing.json").write_text(json.dumps({"kind": kind, "seconds": seconds, "server": timing}))
 
 
-def test_a_bad_upload_shows_its_reason_in_the_page(server, driver, tmp_path):
+def test_a_bad_upload_shows_its_reason_in_the_page(server, driver, opened, tmp_path):
     from glioscope.io.testing import write_dicom_series
 
     [path, *_] = write_dicom_series(tmp_path / "ct", "CT-1", "HEAD CT", n_slices=1, Modality="CT")

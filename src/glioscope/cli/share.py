@@ -34,6 +34,14 @@ def add_parsers(verbs) -> None:
     )
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--max-upload-mb", type=int, default=512, help="the largest upload accepted, in MB")
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name the app answers to besides localhost, 127.0.0.1 and [::1] (repeatable): the name "
+        "other computers open it by, with --host",
+    )
     serve.add_argument("--api-docs", action="store_true", help="serve the OpenAPI schema at /openapi.json")
     serve.set_defaults(run=_serve)
 
@@ -61,6 +69,7 @@ def _serve(args) -> None:
         host=args.host,
         port=args.port,
         max_upload_mb=args.max_upload_mb,
+        allow_hosts=args.allow_host,
         api_docs=args.api_docs,
     )
 

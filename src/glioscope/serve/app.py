@@ -1,4 +1,7 @@
-"""The FastAPI app: pages under /, JSON under /api, the viewer's code under /static (never a CDN)."""
+"""The FastAPI app: pages under /, JSON under /api, the viewer's code under /static (never a CDN).
+
+Every request passes glioscope.serve.guard first (its Host, this launch's token, the origin of a change).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -21,6 +24,7 @@ from starlette.formparsers import MultiPartException
 from glioscope.errors import GlioscopeError
 from glioscope.rundir import METADATA, METRICS, MODEL_CARD, PATIENTS, REPORT
 from glioscope.serve import pages, runs
+from glioscope.serve.guard import Guard, error_response, host_option
 from glioscope.serve.inference import ModelCache, ViewerStore, predict_study
 from glioscope.serve.uploads import MB, Limits, UploadError, save_upload
 
@@ -60,58 +64,67 @@ class BodyLimit:
 
 def _error_response(scope, error: Exception) -> Response:
     status = getattr(error, "status", 422)
-    return _error(scope.get("path", ""), status, str(error))
+    return error_response(scope.get("path", ""), status, str(error))
 
 
-def _error(path: str, status: int, message: str) -> Response:
-    if path.startswith("/api/"):
-        return JSONResponse({"error": message, "status": status}, status_code=status)
-    back = "/predict" if path.startswith("/predict") else "/"
-    return HTMLResponse(pages.error_page(status, message, back), status_code=status)
+def create_app(
+    runs_dir: str | Path,
+    limits: Limits = Limits(),
+    *,
+    token: str,
+    hosts: tuple[str, ...] | list[str] = (),
+    api_docs: bool = False,
+) -> FastAPI:
+    """The app serving the runs under `runs_dir` (see glioscope.serve).
 
-
-def create_app(runs_dir: str | Path, limits: Limits = Limits(), api_docs: bool = False) -> FastAPI:
-    """The app serving the runs under `runs_dir` (see glioscope.serve); api_docs: the schema at /openapi.json."""
+    token: the secret every request must hold (glioscope.serve.guard); hosts: names it answers to besides
+    localhost, 127.0.0.1 and [::1]; api_docs: serve the OpenAPI schema at /openapi.json.
+    """
     root = Path(runs_dir).resolve()
     if not root.is_dir():
         raise GlioscopeError(f"{runs_dir}: not a folder (give the folder that holds your run folders)")
+    if not token:
+        raise ValueError("create_app needs a token (glioscope.serve.guard.new_token makes one)")
+    hosts = tuple(map(host_option, hosts))  # now: the middleware is built at the first request
     # The interactive docs (/docs, /redoc) load from a CDN, which the pages' policy forbids: never served.
     app = FastAPI(title="glioscope", docs_url=None, redoc_url=None, openapi_url="/openapi.json" if api_docs else None)
     app.state.root, app.state.limits = root, limits
     models, viewers, busy = ModelCache(), ViewerStore(), threading.Lock()
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(BodyLimit, limit=limits.max_upload)
+    app.add_middleware(Guard, token=token, hosts=hosts)  # outside BodyLimit: a refused request's body is never read
 
     @app.middleware("http")
     async def headers(request: Request, call_next):
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        # Not no-referrer: under it a browser sends 'Origin: null' with the app's own forms, which the guard refuses.
+        response.headers.setdefault("Referrer-Policy", "same-origin")
         if not request.url.path.startswith(("/run/file", "/compare/view")):  # the reports are glioscope's own HTML
             response.headers.setdefault("Content-Security-Policy", _CSP)
         return response
 
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, exc: UploadError):
-        return _error(request.url.path, exc.status, str(exc))
+        return error_response(request.url.path, exc.status, str(exc))
 
     @app.exception_handler(GlioscopeError)
     async def input_error(request: Request, exc: GlioscopeError):
-        return _error(request.url.path, 422, str(exc))
+        return error_response(request.url.path, 422, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError):
         where = ", ".join(".".join(map(str, e.get("loc", ()))) for e in exc.errors()[:3])
-        return _error(request.url.path, 400, f"the request is missing or has a bad value: {where}")
+        return error_response(request.url.path, 400, f"the request is missing or has a bad value: {where}")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        return _error(request.url.path, exc.status_code, str(exc.detail))
+        return error_response(request.url.path, exc.status_code, str(exc.detail))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
         log.exception("glioscope serve: unexpected error on %s", request.url.path)  # the server's console only
-        return _error(
+        return error_response(
             request.url.path, 500, f"an unexpected error ({type(exc).__name__}); the server's console has the details"
         )
 
