@@ -476,6 +476,22 @@ def test_a_change_from_another_origin_is_refused_even_with_the_cookie_and_runs_n
     assert browser.put("/api/predict", headers={"Origin": BASE}).status_code == 405  # past the guard: no such route
 
 
+SANDBOX = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
+
+
+def test_html_from_a_run_is_served_in_a_sandbox_and_the_app_pages_are_not(client):
+    for page, params in (
+        ("/run/file", {"id": "sdl", "name": "report.html"}),
+        ("/compare/view", {"run": ["sdl", "sdl-again"]}),
+    ):
+        response = client.get(page, params=params)
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+        assert response.headers["content-security-policy"] == SANDBOX, page  # no allow-scripts, no allow-same-origin
+    for page, params in (("/", {}), ("/run", {"id": "sdl"}), ("/predict", {})):
+        policy = client.get(page, params=params).headers["content-security-policy"]
+        assert "sandbox" not in policy and "script-src 'self'" in policy, page
+
+
 def test_the_api_schema_only_when_asked(serve_runs):
     default = signed_in(make_app(serve_runs["root"]))
     for path in ("/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect"):

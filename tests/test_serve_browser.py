@@ -2,7 +2,8 @@
 
 `glioscope serve` runs as a user starts it, on 127.0.0.1, and the tests open the address it prints (with
 its token); they open the runs page, compare runs, upload phantom studies and read the probabilities off the
-page, which must be those of `glioscope predict`. They save screenshots (GLIOSCOPE_UPDATE_SCREENSHOT=1 also writes
+page, which must be those of `glioscope predict`, and check that a run's report shows its figures while a
+report that carries a script cannot run it. They save screenshots (GLIOSCOPE_UPDATE_SCREENSHOT=1 also writes
 the README's, docs/serve_predict.png). Without a browser they skip, saying why; with
 GLIOSCOPE_BROWSER_TESTS=required (as in CI) they fail.
 """
@@ -16,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -91,6 +93,49 @@ def _wait_for_address(process, printed: Path, port: int) -> str:
             pass
         time.sleep(0.2)
     raise AssertionError(f"glioscope serve did not start: {printed.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def hostile(browser_ready, server, tmp_path_factory):
+    """A second app (create_app, its own token and port) whose one run has a report that carries scripts."""
+    import uvicorn
+
+    from glioscope.serve import create_app
+
+    root = tmp_path_factory.mktemp("hostile") / "runs"
+    run = root / "hostile"
+    run.mkdir(parents=True)
+    for name in ("run.json", "config.yaml"):
+        shutil.copy(server["root"] / "sdl" / name, run / name)
+    figure = re.search(r"data:image/png;base64,[^\"]+", (server["root"] / "sdl" / "report.html").read_text())[0]
+    (run / "report.html").write_text(HOSTILE_REPORT.replace("FIGURE", figure))
+    token, port = "a-token-of-the-hostile-app", free_port()
+    app = create_app(root, token=token)
+    instance = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not instance.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert instance.started, "the app did not start"
+    yield {"url": f"http://127.0.0.1:{port}", "address": f"http://127.0.0.1:{port}/?token={token}"}
+    instance.should_exit = True
+    thread.join(timeout=10)
+
+
+# What a report made by someone else could try: read the app's data, post to it, leave the frame.
+HOSTILE_REPORT = """<!DOCTYPE html><html><head><style>h1 { color: rgb(200, 0, 0); }</style></head><body>
+<h1>a report</h1><img id="figure" src="FIGURE" alt="figure">
+<script>
+document.body.setAttribute("data-ran", "yes");
+fetch("/api/runs").then(r => r.text()).then(t => {
+  const p = document.createElement("pre"); p.id = "stolen"; p.textContent = t; document.body.append(p);
+});
+</script>
+<form id="post" method="post" action="/api/predict"><input name="model" value="sdl"></form>
+<script>document.getElementById("post").submit(); top.location = "about:blank";</script>
+</body></html>
+"""
 
 
 @pytest.fixture(scope="module")
@@ -274,3 +319,28 @@ def test_a_bad_upload_shows_its_reason_in_the_page(server, driver, opened, tmp_p
     upload(driver, server, "sdl", path)
     text = wait_for(driver, "#error").text
     assert "not MR" in text and "Traceback" not in driver.page_source and str(tmp_path) not in text
+
+
+def test_a_runs_report_shows_its_figures_and_a_report_cannot_run_scripts(server, driver, opened, hostile, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    written = (server["root"] / "sdl" / "report.html").read_text()
+    driver.get(server["url"] + "/run?id=sdl")
+    driver.switch_to.frame(wait_for(driver, "iframe.report"))
+    assert "sdl" in wait_for(driver, "h1").text
+    images = driver.find_elements(By.CSS_SELECTOR, "img")
+    assert len(images) == written.count('src="data:image/png;base64,') > 0
+    assert all(int(image.get_property("naturalWidth")) > 0 for image in images)  # every figure drawn
+    driver.switch_to.default_content()
+    driver.save_screenshot(str(tmp_path / "run.png"))
+    driver.get(hostile["address"])
+    driver.get(hostile["url"] + "/run?id=hostile")
+    driver.switch_to.frame(wait_for(driver, "iframe.report"))
+    heading = wait_for(driver, "h1", timeout=30)
+    time.sleep(1)  # what its scripts would do, were they run, has had time to happen
+    assert heading.text == "a report" and heading.value_of_css_property("color") == "rgba(200, 0, 0, 1)"
+    assert int(driver.find_element(By.ID, "figure").get_property("naturalWidth")) > 0
+    body = driver.find_element(By.TAG_NAME, "body")
+    assert body.get_attribute("data-ran") is None and not driver.find_elements(By.ID, "stolen")
+    driver.switch_to.default_content()
+    assert driver.current_url == hostile["url"] + "/run?id=hostile"  # it did not take the page away either

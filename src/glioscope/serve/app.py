@@ -1,6 +1,8 @@
 """The FastAPI app: pages under /, JSON under /api, the viewer's code under /static (never a CDN).
 
 Every request passes glioscope.serve.guard first (its Host, this launch's token, the origin of a change).
+A run's HTML (its report, a comparison) is served in a Content-Security-Policy sandbox: a report someone
+else made cannot run scripts, nor reach the app's other pages or its cookie.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ _CSP = (
     "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
 )
+# A run's HTML: no script, no request but its own inline figures and styles, an origin of its own.
+SANDBOX = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
+SANDBOXED = ("/run/file", "/compare/view")
 log = logging.getLogger("glioscope.serve")
 
 
@@ -100,8 +105,9 @@ def create_app(
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         # Not no-referrer: under it a browser sends 'Origin: null' with the app's own forms, which the guard refuses.
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        if not request.url.path.startswith(("/run/file", "/compare/view")):  # the reports are glioscope's own HTML
-            response.headers.setdefault("Content-Security-Policy", _CSP)
+        html = response.headers.get("content-type", "").startswith("text/html")
+        sandboxed = request.url.path in SANDBOXED and html
+        response.headers.setdefault("Content-Security-Policy", SANDBOX if sandboxed else _CSP)
         return response
 
     @app.exception_handler(UploadError)
