@@ -154,7 +154,10 @@ def test_a_run_page_shows_its_report_and_files_stay_inside_runs_dir(client, serv
     page = client.get("/run", params={"id": "sdl"})
     assert page.status_code == 200 and "report.html" in page.text and "Apply to a study" in page.text
     report = client.get("/run/file", params={"id": "sdl", "name": "report.html"})
-    assert report.status_code == 200 and report.text == (serve_runs["root"] / "sdl" / "report.html").read_text()
+    written = (serve_runs["root"] / "sdl" / "report.html").read_text()
+    assert report.status_code == 200 and "<h1>" in report.text
+    figures = re.compile(r"data:image/png;base64,[^\"]+")
+    assert figures.findall(report.text) == figures.findall(written) != []  # every figure, byte for byte
     for run_id, name in (
         ("sdl", "../sdl-again/run.json"),
         ("sdl", "../../secret.txt"),
@@ -490,6 +493,54 @@ def test_html_from_a_run_is_served_in_a_sandbox_and_the_app_pages_are_not(client
     for page, params in (("/", {}), ("/run", {"id": "sdl"}), ("/predict", {})):
         policy = client.get(page, params=params).headers["content-security-policy"]
         assert "sandbox" not in policy and "script-src 'self'" in policy, page
+
+
+def test_a_run_serves_only_what_a_person_reads_and_no_path_of_the_server(client, serve_runs, tmp_path_factory):
+    readable = {"report.html", "metrics.json", "predictions_patients.csv", "README.md", "metadata.json"}
+    disk = str(tmp_path_factory.getbasetemp())
+    root = serve_runs["root"]
+    for run_id in ("sdl", "packages/sdl-package", "st3d"):
+        run = root / run_id
+        page = client.get("/run", params={"id": run_id}).text
+        links = [
+            parse_qs(urlsplit(h.replace("&amp;", "&")).query) for h in re.findall(r'href="(/run/file\?[^"]+)"', page)
+        ]
+        assert all(link["id"] == [run_id] for link in links)
+        linked = {link["name"][0] for link in links}
+        figures = {f"figures/{p.name}" for p in (run / "figures").glob("*.png")}
+        assert linked == {n for n in readable if (run / n).is_file()} | figures and linked, run_id
+        for name in linked:
+            shown = client.get("/run/file", params={"id": run_id, "name": name})
+            assert shown.status_code == 200, (run_id, name)
+            assert disk not in shown.text and str(root) not in shown.text, (run_id, name)
+        assert disk not in page and disk not in client.get("/api/run", params={"id": run_id}).text
+        others = {p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file() or p.is_symlink()} - linked
+        assert {"run.json", "config.yaml"} <= others and any(n.endswith("model.pt") for n in others), run_id
+        for name in sorted(others):  # weights, cohort and splits (absolute file paths), the record, the recipe...
+            assert client.get("/run/file", params={"id": run_id, "name": name}).status_code == 404, (run_id, name)
+    assert disk not in client.get("/api/runs").text and disk not in client.get("/").text
+
+
+def test_a_link_is_never_served_even_under_a_name_that_is(serve_runs, tmp_path):
+    root = tmp_path / "runs"
+    run = root / "linked"
+    (run / "figures").mkdir(parents=True)
+    for name in ("run.json", "config.yaml"):
+        shutil.copy(serve_runs["root"] / "sdl" / name, run / name)
+    (run / "fold0").mkdir()
+    (run / "fold0" / "model.pt").write_bytes(b"weights")
+    (run / "report.html").symlink_to(run / "run.json")
+    (run / "metrics.json").symlink_to(serve_runs["outside"])
+    (run / "figures" / "leak.png").symlink_to(run / "fold0" / "model.pt")
+    (root / "elsewhere").mkdir()
+    (root / "elsewhere" / "roc.png").write_bytes(b"\x89PNG not one of this run's")
+    (run / "figures" / "roc.png").symlink_to(root / "elsewhere" / "roc.png")
+    (run / "figures" / "real.png").write_bytes(b"\x89PNG a figure")
+    client = signed_in(make_app(root))
+    assert client.get("/run/file", params={"id": "linked", "name": "figures/real.png"}).content == b"\x89PNG a figure"
+    for name in ("report.html", "metrics.json", "figures/leak.png", "figures/roc.png", "figures/../run.json"):
+        assert client.get("/run/file", params={"id": "linked", "name": name}).status_code == 404, name
+    assert 'name=figures%2Freal.png"' in client.get("/run", params={"id": "linked"}).text
 
 
 def test_the_api_schema_only_when_asked(serve_runs):

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
 from glioscope.errors import GlioscopeError
-from glioscope.rundir import METADATA, METRICS, MODEL_CARD, PATIENTS, REPORT
+from glioscope.rundir import METRICS
 from glioscope.serve import pages, runs
 from glioscope.serve.guard import Guard, error_response, host_option
 from glioscope.serve.inference import ModelCache, ViewerStore, predict_study
@@ -151,8 +151,7 @@ def create_app(
     @app.get("/run", response_class=HTMLResponse)
     def run_page(id: str):
         found = entry(id)
-        files = [n for n in (REPORT, METRICS, PATIENTS, MODEL_CARD, METADATA) if (found.path / n).is_file()]
-        return pages.run_page(runs.summary(found), files)
+        return pages.run_page(runs.summary(found), runs.readable(found))
 
     @app.get("/api/run")
     def run_json(id: str):
@@ -160,20 +159,14 @@ def create_app(
 
     @app.get("/run/file")
     def run_file(id: str, name: str):
-        path = runs.run_file(entry(id), root, name)
+        path = runs.run_file(entry(id), name)
         if path is None:
-            raise UploadError(f"{id}: no file {name!r} in this run", 404)
-        kinds = {
-            ".html": "text/html",
-            ".json": "application/json",
-            ".csv": "text/csv",
-            ".md": "text/plain",
-            ".png": "image/png",
-            ".txt": "text/plain",
-            ".yaml": "text/plain",
-        }
-        media = kinds.get(path.suffix.lower(), "application/octet-stream")
-        return Response(path.read_bytes(), media_type=f"{media}; charset=utf-8" if media.startswith("text") else media)
+            raise UploadError(f"{id}: no file {name!r} that the app shows in this run", 404)
+        media = {".html": "text/html", ".json": "application/json", ".csv": "text/csv", ".md": "text/plain"}
+        if path.suffix.lower() == ".png":
+            return Response(path.read_bytes(), media_type="image/png")
+        text = runs.public(path.read_text(encoding="utf-8", errors="replace"), root)
+        return Response(text, media_type=f"{media.get(path.suffix.lower(), 'text/plain')}; charset=utf-8")
 
     def comparable(ids: list[str]) -> tuple[list[Path], str | None]:
         if len(ids) < 2:
@@ -188,7 +181,7 @@ def create_app(
 
             check_same_folds(paths, partial=True)
         except GlioscopeError as exc:
-            return [], _relative(str(exc), root)
+            return [], runs.public(str(exc), root)
         return paths, None
 
     @app.get("/compare", response_class=HTMLResponse)
@@ -208,8 +201,8 @@ def create_app(
             try:
                 html = write_comparison(paths, Path(tmp) / "comparison.html").read_text(encoding="utf-8")
             except GlioscopeError as exc:
-                raise UploadError(_relative(str(exc), root), 422) from None
-        return _relative(html, root)
+                raise UploadError(runs.public(str(exc), root), 422) from None
+        return runs.public(html, root)
 
     def choices() -> list[dict]:
         return [runs.summary(e) for e in runs.scan(root).values() if e.applicable]
@@ -290,8 +283,3 @@ def create_app(
         return {"status": "ok", "runs_dir": root.name}
 
     return app
-
-
-def _relative(text: str, root: Path) -> str:
-    """Paths under RUNS_DIR as run ids: the pages never show where the runs folder lies."""
-    return text.replace(str(root) + "/", "").replace(str(root), root.name)
