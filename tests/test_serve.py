@@ -1,16 +1,19 @@
-"""glioscope serve through FastAPI's test client: runs, run pages, comparisons, predictions and every bad upload."""
+"""glioscope serve through FastAPI's test client: runs, run pages, comparisons, predictions, every bad upload,
+and who may use it (its host names, the launch's token, changes from its own pages, the files it shows)."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import stat
 import tempfile
 import zipfile
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
@@ -20,6 +23,7 @@ pytest.importorskip("fastapi", reason="glioscope serve needs fastapi (pip instal
 from fastapi.testclient import TestClient  # noqa: E402
 
 from glioscope.cli import main  # noqa: E402
+from glioscope.errors import GlioscopeError  # noqa: E402
 from glioscope.io.testing import write_dicom_series  # noqa: E402
 from glioscope.serve import Limits, create_app  # noqa: E402
 
@@ -34,6 +38,8 @@ FAST_3D = [
     "model.weights=none",
 ]
 _BUILT: dict[str, dict] = {}  # one set of runs per session, shared with test_serve_browser
+TOKEN = "the-launch-token-of-the-tests-0123456789"
+BASE = "http://127.0.0.1:8000"  # what the app is opened at in these tests (the Host header follows it)
 
 
 def build_serve_runs(tmp_path_factory, tiny_2d_run, tiny_phantom) -> dict:
@@ -76,9 +82,22 @@ def serve_runs(tmp_path_factory, tiny_2d_run, tiny_phantom):
     return build_serve_runs(tmp_path_factory, tiny_2d_run, tiny_phantom)
 
 
+def make_app(root: Path, limits: Limits = Limits(), **options):
+    return create_app(root, limits, token=TOKEN, **options)
+
+
+def signed_in(app, **options) -> TestClient:
+    """A client as a browser is once it opened the address `glioscope serve` printed: holding the cookie that
+    address sets, and sending the app's own Origin (as a browser does with every POST)."""
+    client = TestClient(app, base_url=BASE, headers={"Origin": BASE}, **options)
+    opened = client.get("/", params={"token": TOKEN})
+    assert opened.status_code == 200 and str(opened.url) == BASE + "/", opened.text
+    return client
+
+
 @pytest.fixture(scope="module")
 def client(serve_runs):
-    return TestClient(create_app(serve_runs["root"]))
+    return signed_in(make_app(serve_runs["root"]))
 
 
 @pytest.fixture
@@ -135,7 +154,10 @@ def test_a_run_page_shows_its_report_and_files_stay_inside_runs_dir(client, serv
     page = client.get("/run", params={"id": "sdl"})
     assert page.status_code == 200 and "report.html" in page.text and "Apply to a study" in page.text
     report = client.get("/run/file", params={"id": "sdl", "name": "report.html"})
-    assert report.status_code == 200 and report.text == (serve_runs["root"] / "sdl" / "report.html").read_text()
+    written = (serve_runs["root"] / "sdl" / "report.html").read_text()
+    assert report.status_code == 200 and "<h1>" in report.text
+    figures = re.compile(r"data:image/png;base64,[^\"]+")
+    assert figures.findall(report.text) == figures.findall(written) != []  # every figure, byte for byte
     for run_id, name in (
         ("sdl", "../sdl-again/run.json"),
         ("sdl", "../../secret.txt"),
@@ -247,7 +269,7 @@ def test_every_bad_upload_gets_a_clear_error_and_leaves_nothing(client, serve_ru
 
 
 def test_limits_on_size_and_zip_members_and_an_unexpected_failure(serve_runs, tmp_path, temp_root, monkeypatch):
-    small = TestClient(create_app(serve_runs["root"], Limits(max_upload=2**20, max_unzipped=2**20, max_members=3)))
+    small = signed_in(make_app(serve_runs["root"], Limits(max_upload=2**20, max_unzipped=2**20, max_members=3)))
     big = upload(small, "sdl", [("scan.nii.gz", os.urandom(2 * 2**20))])
     assert big.status_code == 413 and "larger than the limit of 1 MB" in big.json()["error"]
     many = upload(small, "sdl", [("a.zip", zipped({f"{k}.dcm": b"x" for k in range(5)}))])
@@ -269,7 +291,7 @@ def test_limits_on_size_and_zip_members_and_an_unexpected_failure(serve_runs, tm
         raise RuntimeError("a bug")
 
     monkeypatch.setattr("glioscope.serve.app.predict_study", broken)
-    failed = TestClient(create_app(serve_runs["root"]), raise_server_exceptions=False)
+    failed = signed_in(make_app(serve_runs["root"]), raise_server_exceptions=False)
     response = upload(
         failed, "sdl", [(serve_runs["studies"]["png"].name, serve_runs["studies"]["png"].read_bytes())], page="/predict"
     )
@@ -289,3 +311,276 @@ def test_serve_binds_to_loopback_by_default_and_refuses_a_busy_port(serve_runs, 
         assert main(["serve", str(serve_runs["root"]), "--port", str(port)]) == 2
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
     assert main(["serve", str(serve_runs["root"] / "missing"), "--port", "0"]) == 2
+
+
+# --- who may use the app: its host names, the launch's token, changes from its own pages, the files shown ---
+
+
+def route_requests(studies: dict, viewer: str) -> dict[tuple[str, str], dict]:
+    """A request that gets data from each route of the app, by (method, route path)."""
+    png = studies["png"]
+    study = {"data": {"model": "sdl"}, "files": [("files", (png.name, png.read_bytes()))]}
+    both = {"run": ["sdl", "sdl-again"]}
+    return {
+        ("GET", "/"): {"url": "/"},
+        ("GET", "/api/runs"): {"url": "/api/runs"},
+        ("GET", "/run"): {"url": "/run", "params": {"id": "sdl"}},
+        ("GET", "/api/run"): {"url": "/api/run", "params": {"id": "sdl"}},
+        ("GET", "/run/file"): {"url": "/run/file", "params": {"id": "sdl", "name": "report.html"}},
+        ("GET", "/compare"): {"url": "/compare", "params": both},
+        ("GET", "/compare/view"): {"url": "/compare/view", "params": both},
+        ("GET", "/predict"): {"url": "/predict"},
+        ("POST", "/predict"): {"url": "/predict", **study},
+        ("POST", "/api/predict"): {"url": "/api/predict", **study},
+        ("GET", "/api/viewer/{token}/{part}"): {"url": f"/api/viewer/{viewer}/image"},
+        ("GET", "/api/health"): {"url": "/api/health"},
+        ("GET", "/static"): {"url": "/static/viewer.js"},
+    }
+
+
+def routes(app) -> set[tuple[str, str]]:
+    """(method, path) of every route of the app; a mount (the static files) answers GET."""
+    return {(m, r.path) for r in app.routes for m in (getattr(r, "methods", None) or {"GET"}) if m != "HEAD"}
+
+
+@pytest.fixture
+def predictions(monkeypatch) -> list[str]:
+    """The runs every prediction the app makes is asked of, in order (the real prediction still runs)."""
+    from glioscope.serve import app as app_module
+
+    made, real = [], app_module.predict_study
+    monkeypatch.setattr(app_module, "predict_study", lambda run, *a, **k: made.append(run.name) or real(run, *a, **k))
+    return made
+
+
+def test_every_route_answers_only_its_own_host_names_holding_the_token(serve_runs, predictions, temp_root):
+    app = make_app(serve_runs["root"])
+    client = signed_in(app)
+    first = upload(client, "sdl", [(serve_runs["studies"]["png"].name, serve_runs["studies"]["png"].read_bytes())])
+    examples = route_requests(serve_runs["studies"], first.json()["viewer"]["token"])
+    assert routes(app) == set(examples), "a route was added or removed: give it a request in route_requests"
+    answered = {key: client.request(key[0], **request) for key, request in examples.items()}
+    assert {key: r.status_code for key, r in answered.items()} == dict.fromkeys(examples, 200)  # each gives data
+    made = len(predictions)
+    foreign_hosts = (
+        "evil.example",
+        "evil.example:8000",
+        "127.0.0.1.evil.example:8000",
+        "localhost.evil.example",
+        "127.0.0.2:8000",
+        "[::2]:8000",
+        "localhost:8000:80",
+        "",
+    )
+    bare = TestClient(app, base_url=BASE, headers={"Origin": BASE})
+    wrong_cookie = TestClient(app, base_url=BASE, headers={"Origin": BASE}, cookies={"glioscope-token-8000": "no"})
+    for (method, path), request in examples.items():
+        for host in foreign_hosts:  # DNS rebinding: another name for this address, with the cookie still held
+            refused = client.request(method, **request, headers={"Host": host})
+            assert refused.status_code == 403 and refused.text.startswith("403: the Host header"), (path, host)
+            assert "sdl" not in refused.text and len(refused.content) < 200
+        if path == "/static":  # the app's own CSS and scripts: no data, served without the token
+            assert bare.request(method, **request).status_code == 200
+            continue
+        for who, attempt in (
+            ("no token", lambda: bare.request(method, **request)),
+            ("wrong cookie", lambda: wrong_cookie.request(method, **request)),
+            ("wrong header", lambda: bare.request(method, **request, headers={"Authorization": "token no"})),
+            ("wrong address", lambda: bare.request(method, **{**request, "params": {"token": TOKEN[:-1]}})),
+            ("a token too many", lambda: client.request(method, **request, headers={"Authorization": "token no"})),
+        ):
+            refused = attempt()
+            assert refused.status_code == 403, (path, who, refused.text)
+            assert "`glioscope serve` printed" in refused.text and "sdl" not in refused.text, (path, who)
+            if path.startswith("/api/"):
+                assert refused.json()["status"] == 403
+    assert len(predictions) == made and not list(temp_root.glob("glioscope-serve-*"))  # nothing refused ran
+
+
+def test_the_app_answers_to_localhost_loopback_and_the_names_allowed(serve_runs):
+    allowed = ["glioscope.lan", "10.1.2.3", "[FE80::1]", "Lab-PC."]
+    script = {"Authorization": f"token {TOKEN}"}
+    client = TestClient(make_app(serve_runs["root"], hosts=allowed), base_url=BASE, headers=script)
+    plain = TestClient(make_app(serve_runs["root"]), base_url=BASE, headers=script)
+    for host in ("localhost", "LOCALHOST.:8000", "127.0.0.1", "127.0.0.1:1234", "[::1]", "[::1]:8000"):
+        assert plain.get("/api/health", headers={"Host": host}).status_code == 200, host
+    for host in ("glioscope.lan:8000", "GLIOSCOPE.LAN", "10.1.2.3:80", "[fe80::1]:8000", "lab-pc"):
+        assert client.get("/api/health", headers={"Host": host}).status_code == 200, host
+        assert plain.get("/api/health", headers={"Host": host}).status_code == 403, host
+    for host in ("glioscope.lan.evil.example", "10.1.2.33", "[fe80::2]", "[::1", "glioscope.lan:http"):
+        assert client.get("/api/health", headers={"Host": host}).status_code == 403, host
+    for bad in ("http://glioscope.lan", "glioscope.lan:8000", "a b", "*", "glioscope.lan/x", ""):
+        with pytest.raises(GlioscopeError, match="--allow-host"):
+            make_app(serve_runs["root"], hosts=[bad])
+
+
+def test_the_token_in_the_address_becomes_a_strict_cookie_and_leaves_the_address(serve_runs):
+    app = make_app(serve_runs["root"])
+    browser = TestClient(app, base_url=BASE, follow_redirects=False)
+    opened = browser.get("/compare", params={"run": ["sdl", "sdl-again"], "token": TOKEN})
+    assert opened.status_code == 303 and opened.headers["cache-control"] == "no-store"
+    where = urlsplit(opened.headers["location"])
+    assert where.path == "/compare" and parse_qs(where.query) == {"run": ["sdl", "sdl-again"]} and not where.netloc
+    name, _, rest = opened.headers["set-cookie"].partition("=")
+    value, *attributes = [a.strip() for a in rest.split(";")]
+    assert name == "glioscope-token-8000" and value == TOKEN
+    assert {a.lower() for a in attributes} == {"httponly", "path=/", "samesite=strict"}
+    assert browser.get(opened.headers["location"]).status_code == 200  # the cookie now opens every page
+    assert browser.get("/api/runs").status_code == 200
+    elsewhere = TestClient(app, base_url="http://127.0.0.1:8001", cookies=browser.cookies)  # cookies ignore ports
+    assert elsewhere.get("/api/runs").status_code == 403  # a launch on another port does not take this one's cookie
+    script = TestClient(app, base_url=BASE, headers={"Authorization": f"token {TOKEN}"})
+    assert script.get("/api/runs").json()["runs"] and not script.cookies  # a script needs no cookie
+    from glioscope.serve.guard import Guard
+
+    scope = {"type": "http", "method": "GET", "path": "//evil.example/x", "query_string": f"token={TOKEN}".encode()}
+    scope |= {"headers": [(b"host", b"127.0.0.1:8000")], "server": ("127.0.0.1", 8000)}
+    assert Guard(None, TOKEN).check(scope).headers["location"] == "/evil.example/x"  # never to another site
+
+
+SOURCES = {
+    "another site": {"Origin": "http://evil.example"},
+    "another port of this computer": {"Origin": "http://127.0.0.1:9999"},
+    "another name of this computer": {"Origin": "http://localhost:8000"},
+    "an address that begins like this one": {"Origin": "http://127.0.0.1:8000.evil.example"},
+    "a sandboxed page or a file": {"Origin": "null"},
+    "another site, by its Referer": {"Referer": "http://evil.example/page.html"},
+    "nothing but the cookie": {},
+}
+
+
+def test_a_change_from_another_origin_is_refused_even_with_the_cookie_and_runs_nothing(
+    serve_runs, predictions, temp_root
+):
+    browser = TestClient(make_app(serve_runs["root"]), base_url=BASE)
+    assert browser.get("/", params={"token": TOKEN}).status_code == 200  # holds the cookie
+    png = serve_runs["studies"]["png"]
+    files = [("files", (png.name, png.read_bytes()))]
+    for why, headers in SOURCES.items():
+        for page in ("/api/predict", "/predict"):
+            refused = browser.post(page, data={"model": "sdl"}, files=files, headers=headers)
+            assert refused.status_code == 403, (why, page, refused.text)
+            assert (
+                "its own pages" in refused.text or "Authorization" in refused.text
+            ) and "probabilities" not in refused.text
+        for method in ("PUT", "DELETE", "PATCH"):
+            assert browser.request(method, "/api/predict", headers=headers).status_code == 403, (why, method)
+    assert predictions == [] and not list(temp_root.glob("glioscope-serve-*"))
+    accepted = {
+        "its own Origin": {"Origin": BASE},
+        "its own Referer": {"Referer": BASE + "/predict"},
+        "its own origin by another of its names": {"Origin": "http://localhost:8000", "Host": "localhost:8000"},
+        "a script's token, no Origin": {"Authorization": f"token {TOKEN}"},
+    }
+    for why, headers in accepted.items():
+        response = browser.post("/api/predict", data={"model": "sdl"}, files=files, headers=headers)
+        assert response.status_code == 200 and response.json()["patients"], (why, response.text)
+    assert predictions == ["sdl"] * len(accepted)
+    assert browser.put("/api/predict", headers={"Origin": BASE}).status_code == 405  # past the guard: no such route
+
+
+SANDBOX = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
+
+
+def test_html_from_a_run_is_served_in_a_sandbox_and_the_app_pages_are_not(client):
+    for page, params in (
+        ("/run/file", {"id": "sdl", "name": "report.html"}),
+        ("/compare/view", {"run": ["sdl", "sdl-again"]}),
+    ):
+        response = client.get(page, params=params)
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+        assert response.headers["content-security-policy"] == SANDBOX, page  # no allow-scripts, no allow-same-origin
+    for page, params in (("/", {}), ("/run", {"id": "sdl"}), ("/predict", {})):
+        policy = client.get(page, params=params).headers["content-security-policy"]
+        assert "sandbox" not in policy and "script-src 'self'" in policy, page
+
+
+def test_a_run_serves_only_what_a_person_reads_and_no_path_of_the_server(client, serve_runs, tmp_path_factory):
+    readable = {"report.html", "metrics.json", "predictions_patients.csv", "README.md", "metadata.json"}
+    disk = str(tmp_path_factory.getbasetemp())
+    root = serve_runs["root"]
+    for run_id in ("sdl", "packages/sdl-package", "st3d"):
+        run = root / run_id
+        page = client.get("/run", params={"id": run_id}).text
+        links = [
+            parse_qs(urlsplit(h.replace("&amp;", "&")).query) for h in re.findall(r'href="(/run/file\?[^"]+)"', page)
+        ]
+        assert all(link["id"] == [run_id] for link in links)
+        linked = {link["name"][0] for link in links}
+        figures = {f"figures/{p.name}" for p in (run / "figures").glob("*.png")}
+        assert linked == {n for n in readable if (run / n).is_file()} | figures and linked, run_id
+        for name in linked:
+            shown = client.get("/run/file", params={"id": run_id, "name": name})
+            assert shown.status_code == 200, (run_id, name)
+            assert disk not in shown.text and str(root) not in shown.text, (run_id, name)
+        assert disk not in page and disk not in client.get("/api/run", params={"id": run_id}).text
+        others = {p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file() or p.is_symlink()} - linked
+        assert {"run.json", "config.yaml"} <= others and any(n.endswith("model.pt") for n in others), run_id
+        for name in sorted(others):  # weights, cohort and splits (absolute file paths), the record, the recipe...
+            assert client.get("/run/file", params={"id": run_id, "name": name}).status_code == 404, (run_id, name)
+    assert disk not in client.get("/api/runs").text and disk not in client.get("/").text
+
+
+def test_a_link_is_never_served_even_under_a_name_that_is(serve_runs, tmp_path):
+    root = tmp_path / "runs"
+    run = root / "linked"
+    (run / "figures").mkdir(parents=True)
+    for name in ("run.json", "config.yaml"):
+        shutil.copy(serve_runs["root"] / "sdl" / name, run / name)
+    (run / "fold0").mkdir()
+    (run / "fold0" / "model.pt").write_bytes(b"weights")
+    (run / "report.html").symlink_to(run / "run.json")
+    (run / "metrics.json").symlink_to(serve_runs["outside"])
+    (run / "figures" / "leak.png").symlink_to(run / "fold0" / "model.pt")
+    (root / "elsewhere").mkdir()
+    (root / "elsewhere" / "roc.png").write_bytes(b"\x89PNG not one of this run's")
+    (run / "figures" / "roc.png").symlink_to(root / "elsewhere" / "roc.png")
+    (run / "figures" / "real.png").write_bytes(b"\x89PNG a figure")
+    client = signed_in(make_app(root))
+    assert client.get("/run/file", params={"id": "linked", "name": "figures/real.png"}).content == b"\x89PNG a figure"
+    for name in ("report.html", "metrics.json", "figures/leak.png", "figures/roc.png", "figures/../run.json"):
+        assert client.get("/run/file", params={"id": "linked", "name": name}).status_code == 404, name
+    assert 'name=figures%2Freal.png"' in client.get("/run", params={"id": "linked"}).text
+
+
+def test_the_api_schema_only_when_asked(serve_runs):
+    default = signed_in(make_app(serve_runs["root"]))
+    for path in ("/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect"):
+        assert default.get(path).status_code == 404, path
+    asked = make_app(serve_runs["root"], api_docs=True)
+    assert "/api/predict" in signed_in(asked).get("/openapi.json").json()["paths"]
+    assert signed_in(asked).get("/docs").status_code == 404  # the interactive page loads from a CDN: never
+    assert TestClient(asked, base_url=BASE).get("/openapi.json").status_code == 403  # the token still needed
+
+
+def test_each_launch_prints_its_own_token_in_the_address_it_opens_at(serve_runs, monkeypatch, capsys):
+    launched = []
+    monkeypatch.setattr("uvicorn.run", lambda app, host, port, **kw: launched.append((app, host, port)))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    addresses = []
+    for _ in range(2):
+        assert main(["serve", str(serve_runs["root"]), "--port", str(port)]) == 0
+        addresses += re.findall(r"http://127\.0\.0\.1:\d+/\?token=\S+", capsys.readouterr().out)
+    assert len(addresses) == 2 and addresses[0] != addresses[1]  # a new token at every start
+    for (app, _, _), address in zip(launched, addresses):
+        browser = TestClient(app, base_url=f"http://127.0.0.1:{port}")
+        opened = browser.get(address)
+        assert opened.status_code == 200 and "token" not in str(opened.url)
+        assert browser.get("/api/runs").json()["runs"]
+        other = addresses[1 - addresses.index(address)]
+        assert TestClient(app, base_url=f"http://127.0.0.1:{port}").get(other).status_code == 403
+    assert (
+        main(["serve", str(serve_runs["root"]), "--host", "0.0.0.0", "--port", str(port), "--allow-host", "lab-pc"])
+        == 0
+    )
+    app = launched[-1][0]
+    token = re.search(r"\?token=(\S+)", capsys.readouterr().out)[1]
+    for host, status in (("lab-pc:%d", 200), ("0.0.0.0:%d", 200), ("127.0.0.1:%d", 200), ("other-pc:%d", 403)):
+        answer = TestClient(app, base_url=BASE).get(
+            "/api/health", headers={"Host": host % port, "Authorization": f"token {token}"}
+        )
+        assert answer.status_code == status, host
+    assert main(["serve", str(serve_runs["root"]), "--port", str(port), "--allow-host", "http://lab-pc"]) == 2
+    assert "--allow-host 'http://lab-pc': expected a host name" in capsys.readouterr().err

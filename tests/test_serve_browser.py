@@ -1,19 +1,25 @@
 """glioscope serve end to end in headless Chromium (Debian's chromium and chromedriver, driven by selenium).
 
-The app runs under uvicorn on 127.0.0.1; the tests open the runs page, compare runs, upload phantom
-studies and read the probabilities off the page, which must be those of `glioscope predict`. They
-save screenshots (GLIOSCOPE_UPDATE_SCREENSHOT=1 also writes the README's, docs/serve_predict.png).
-Without a browser they skip, saying why; with GLIOSCOPE_BROWSER_TESTS=required (as in CI) they fail.
+`glioscope serve` runs as a user starts it, on 127.0.0.1, and the tests open the address it prints (with
+its token); they open the runs page, compare runs, upload phantom studies and read the probabilities off the
+page, which must be those of `glioscope predict`, and check that a run's report shows its figures while a
+report that carries a script cannot run it. They save screenshots (GLIOSCOPE_UPDATE_SCREENSHOT=1 also writes
+the README's, docs/serve_predict.png). Without a browser they skip, saying why; with
+GLIOSCOPE_BROWSER_TESTS=required (as in CI) they fail.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -45,28 +51,91 @@ def browser_ready():
         pytest.skip(reason)
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
 def server(browser_ready, tmp_path_factory, tiny_2d_run, tiny_phantom):
+    """`glioscope serve RUNS_DIR --port P` as a user runs it, and the address with the token that it prints."""
+    runs = build_serve_runs(tmp_path_factory, tiny_2d_run, tiny_phantom)
+    port = free_port()
+    printed = tmp_path_factory.mktemp("serve-console") / "console.txt"
+    command = [sys.executable, "-m", "glioscope", "serve", str(runs["root"]), "--port", str(port)]
+    with open(printed, "w") as console:
+        process = subprocess.Popen(
+            command, stdout=console, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
+    try:
+        address = _wait_for_address(process, printed, port)
+        yield {"url": f"http://127.0.0.1:{port}", "address": address, "port": port, **runs}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_for_address(process, printed: Path, port: int) -> str:
+    """The address the app printed, once it answers (its static files need no token)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"glioscope serve ended: {printed.read_text()}"
+        found = re.search(rf"http://127\.0\.0\.1:{port}/\?token=\S+", printed.read_text())
+        try:
+            if found and urllib.request.urlopen(f"http://127.0.0.1:{port}/static/app.css", timeout=5).status == 200:
+                return found[0]
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"glioscope serve did not start: {printed.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def hostile(browser_ready, server, tmp_path_factory):
+    """A second app (create_app, its own token and port) whose one run has a report that carries scripts."""
     import uvicorn
 
     from glioscope.serve import create_app
 
-    runs = build_serve_runs(tmp_path_factory, tiny_2d_run, tiny_phantom)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    instance = uvicorn.Server(
-        uvicorn.Config(create_app(runs["root"]), host="127.0.0.1", port=port, log_level="warning")
-    )
+    root = tmp_path_factory.mktemp("hostile") / "runs"
+    run = root / "hostile"
+    run.mkdir(parents=True)
+    for name in ("run.json", "config.yaml"):
+        shutil.copy(server["root"] / "sdl" / name, run / name)
+    figure = re.search(r"data:image/png;base64,[^\"]+", (server["root"] / "sdl" / "report.html").read_text())[0]
+    (run / "report.html").write_text(HOSTILE_REPORT.replace("FIGURE", figure))
+    token, port = "a-token-of-the-hostile-app", free_port()
+    app = create_app(root, token=token)
+    instance = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not instance.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert instance.started, "the app did not start"
-    yield {"url": f"http://127.0.0.1:{port}", **runs}
+    yield {"url": f"http://127.0.0.1:{port}", "address": f"http://127.0.0.1:{port}/?token={token}"}
     instance.should_exit = True
     thread.join(timeout=10)
+
+
+# What a report made by someone else could try: read the app's data, post to it, leave the frame.
+HOSTILE_REPORT = """<!DOCTYPE html><html><head><style>h1 { color: rgb(200, 0, 0); }</style></head><body>
+<h1>a report</h1><img id="figure" src="FIGURE" alt="figure">
+<script>
+document.body.setAttribute("data-ran", "yes");
+fetch("/api/runs").then(r => r.text()).then(t => {
+  const p = document.createElement("pre"); p.id = "stolen"; p.textContent = t; document.body.append(p);
+});
+</script>
+<form id="post" method="post" action="/api/predict"><input name="model" value="sdl"></form>
+<script>document.getElementById("post").submit(); top.location = "about:blank";</script>
+</body></html>
+"""
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +165,13 @@ def driver(browser_ready, tmp_path_factory):
     browser.set_page_load_timeout(120)
     yield browser
     browser.quit()
+
+
+@pytest.fixture
+def opened(server, driver):
+    """The browser once it opened the address `glioscope serve` printed: the token is in its cookie."""
+    driver.get(server["address"])
+    return server
 
 
 def wait_for(driver, css: str, timeout: float = 120):
@@ -156,7 +232,23 @@ def only_local_requests(driver, server) -> None:
     assert resources and all(r.startswith(server["url"]) for r in resources), resources  # no CDN, no network
 
 
-def test_the_runs_page_and_a_comparison_refused_then_shown(server, driver, tmp_path):
+def test_the_app_opens_through_the_address_it_printed_and_not_without_it(server, driver):
+    from selenium.webdriver.common.by import By
+
+    driver.delete_all_cookies()
+    driver.get(server["url"] + "/")
+    assert "`glioscope serve` printed" in wait_for(driver, "#error").text
+    assert not driver.find_elements(By.CSS_SELECTOR, "table.runs")
+    driver.get(server["address"])
+    assert driver.current_url == server["url"] + "/"  # the token left the address bar
+    assert len(driver.find_elements(By.CSS_SELECTOR, "table.runs tbody tr")) == 4
+    [cookie] = driver.get_cookies()
+    assert cookie["name"] == f"glioscope-token-{server['port']}" and cookie["value"] in server["address"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert driver.execute_script("return document.cookie") == ""  # no script of a page can read it
+
+
+def test_the_runs_page_and_a_comparison_refused_then_shown(server, driver, opened, tmp_path):
     from selenium.webdriver.common.by import By
 
     started = time.perf_counter()
@@ -182,7 +274,9 @@ def test_the_runs_page_and_a_comparison_refused_then_shown(server, driver, tmp_p
 
 
 @pytest.mark.parametrize("kind, model", [("png", "sdl"), ("nifti", "st3d")])
-def test_an_uploaded_study_shows_the_probabilities_of_glioscope_predict(server, driver, kind, model, capsys, tmp_path):
+def test_an_uploaded_study_shows_the_probabilities_of_glioscope_predict(
+    server, driver, opened, kind, model, capsys, tmp_path
+):
     path = server["studies"][kind]
     seconds = upload(driver, server, model, path)
     wait_for(driver, "#viewer[data-ready]")
@@ -218,10 +312,35 @@ def test_an_uploaded_study_shows_the_probabilities_of_glioscope_predict(server, 
     (tmp_path / "timing.json").write_text(json.dumps({"kind": kind, "seconds": seconds, "server": timing}))
 
 
-def test_a_bad_upload_shows_its_reason_in_the_page(server, driver, tmp_path):
+def test_a_bad_upload_shows_its_reason_in_the_page(server, driver, opened, tmp_path):
     from glioscope.io.testing import write_dicom_series
 
     [path, *_] = write_dicom_series(tmp_path / "ct", "CT-1", "HEAD CT", n_slices=1, Modality="CT")
     upload(driver, server, "sdl", path)
     text = wait_for(driver, "#error").text
     assert "not MR" in text and "Traceback" not in driver.page_source and str(tmp_path) not in text
+
+
+def test_a_runs_report_shows_its_figures_and_a_report_cannot_run_scripts(server, driver, opened, hostile, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    written = (server["root"] / "sdl" / "report.html").read_text()
+    driver.get(server["url"] + "/run?id=sdl")
+    driver.switch_to.frame(wait_for(driver, "iframe.report"))
+    assert "sdl" in wait_for(driver, "h1").text
+    images = driver.find_elements(By.CSS_SELECTOR, "img")
+    assert len(images) == written.count('src="data:image/png;base64,') > 0
+    assert all(int(image.get_property("naturalWidth")) > 0 for image in images)  # every figure drawn
+    driver.switch_to.default_content()
+    driver.save_screenshot(str(tmp_path / "run.png"))
+    driver.get(hostile["address"])
+    driver.get(hostile["url"] + "/run?id=hostile")
+    driver.switch_to.frame(wait_for(driver, "iframe.report"))
+    heading = wait_for(driver, "h1", timeout=30)
+    time.sleep(1)  # what its scripts would do, were they run, has had time to happen
+    assert heading.text == "a report" and heading.value_of_css_property("color") == "rgba(200, 0, 0, 1)"
+    assert int(driver.find_element(By.ID, "figure").get_property("naturalWidth")) > 0
+    body = driver.find_element(By.TAG_NAME, "body")
+    assert body.get_attribute("data-ran") is None and not driver.find_elements(By.ID, "stolen")
+    driver.switch_to.default_content()
+    assert driver.current_url == hostile["url"] + "/run?id=hostile"  # it did not take the page away either

@@ -64,7 +64,11 @@ def _serve(root: Path, files: list[Path], mask: Path | None = None):
     from glioscope.serve import create_app
 
     def post(run: Path) -> dict:
-        client = TestClient(create_app(root))
+        # as a script calls the API: the token in its header, no cookie, no Origin
+        app = create_app(root, token="a-token-for-this-test")
+        client = TestClient(
+            app, base_url="http://127.0.0.1:8000", headers={"Authorization": "token a-token-for-this-test"}
+        )
         extra = {"files": [("files", (p.name, p.read_bytes())) for p in files]}
         if mask is not None:
             extra["files"].append(("mask", (mask.name, mask.read_bytes())))

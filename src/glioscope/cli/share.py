@@ -39,6 +39,15 @@ def add_parsers(verbs) -> None:
     )
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--max-upload-mb", type=int, default=512, help="the largest upload accepted, in MB")
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name the app answers to besides localhost, 127.0.0.1 and [::1] (repeatable): the name "
+        "other computers open it by, with --host",
+    )
+    serve.add_argument("--api-docs", action="store_true", help="serve the OpenAPI schema at /openapi.json")
     serve.set_defaults(run=_serve)
 
     demo = verbs.add_parser("demo", help="the main job on a phantom cohort: synthesise, ingest, split, summarise")
@@ -66,7 +75,14 @@ def _export(args) -> None:
 def _serve(args) -> None:
     from glioscope.serve import serve
 
-    serve(args.runs_dir, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb)
+    serve(
+        args.runs_dir,
+        host=args.host,
+        port=args.port,
+        max_upload_mb=args.max_upload_mb,
+        allow_hosts=args.allow_host,
+        api_docs=args.api_docs,
+    )
 
 
 def _demo(args) -> None:

@@ -1,4 +1,9 @@
-"""The FastAPI app: pages under /, JSON under /api, the viewer's code under /static (never a CDN)."""
+"""The FastAPI app: pages under /, JSON under /api, the viewer's code under /static (never a CDN).
+
+Every request passes glioscope.serve.guard first (its Host, this launch's token, the origin of a change).
+A run's HTML (its report, a comparison) is served in a Content-Security-Policy sandbox: a report someone
+else made cannot run scripts, nor reach the app's other pages or its cookie.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -19,8 +24,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
 from glioscope.errors import GlioscopeError
-from glioscope.rundir import METADATA, METRICS, MODEL_CARD, PATIENTS, REPORT
+from glioscope.rundir import METRICS
 from glioscope.serve import pages, runs
+from glioscope.serve.guard import Guard, error_response, host_option
 from glioscope.serve.inference import ModelCache, ViewerStore, predict_study
 from glioscope.serve.uploads import MB, Limits, UploadError, save_upload
 
@@ -29,6 +35,9 @@ _CSP = (
     "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
 )
+# A run's HTML: no script, no request but its own inline figures and styles, an origin of its own.
+SANDBOX = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
+SANDBOXED = ("/run/file", "/compare/view")
 log = logging.getLogger("glioscope.serve")
 
 
@@ -60,57 +69,68 @@ class BodyLimit:
 
 def _error_response(scope, error: Exception) -> Response:
     status = getattr(error, "status", 422)
-    return _error(scope.get("path", ""), status, str(error))
+    return error_response(scope.get("path", ""), status, str(error))
 
 
-def _error(path: str, status: int, message: str) -> Response:
-    if path.startswith("/api/"):
-        return JSONResponse({"error": message, "status": status}, status_code=status)
-    back = "/predict" if path.startswith("/predict") else "/"
-    return HTMLResponse(pages.error_page(status, message, back), status_code=status)
+def create_app(
+    runs_dir: str | Path,
+    limits: Limits = Limits(),
+    *,
+    token: str,
+    hosts: tuple[str, ...] | list[str] = (),
+    api_docs: bool = False,
+) -> FastAPI:
+    """The app serving the runs under `runs_dir` (see glioscope.serve).
 
-
-def create_app(runs_dir: str | Path, limits: Limits = Limits()) -> FastAPI:
-    """The app serving the runs under `runs_dir` (see glioscope.serve)."""
+    token: the secret every request must hold (glioscope.serve.guard); hosts: names it answers to besides
+    localhost, 127.0.0.1 and [::1]; api_docs: serve the OpenAPI schema at /openapi.json.
+    """
     root = Path(runs_dir).resolve()
     if not root.is_dir():
         raise GlioscopeError(f"{runs_dir}: not a folder (give the folder that holds your run folders)")
-    app = FastAPI(title="glioscope", docs_url=None, redoc_url=None)  # the docs pages load from a CDN: off
+    if not token:
+        raise ValueError("create_app needs a token (glioscope.serve.guard.new_token makes one)")
+    hosts = tuple(map(host_option, hosts))  # now: the middleware is built at the first request
+    # The interactive docs (/docs, /redoc) load from a CDN, which the pages' policy forbids: never served.
+    app = FastAPI(title="glioscope", docs_url=None, redoc_url=None, openapi_url="/openapi.json" if api_docs else None)
     app.state.root, app.state.limits = root, limits
     models, viewers, busy = ModelCache(), ViewerStore(), threading.Lock()
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(BodyLimit, limit=limits.max_upload)
+    app.add_middleware(Guard, token=token, hosts=hosts)  # outside BodyLimit: a refused request's body is never read
 
     @app.middleware("http")
     async def headers(request: Request, call_next):
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        if not request.url.path.startswith(("/run/file", "/compare/view")):  # the reports are glioscope's own HTML
-            response.headers.setdefault("Content-Security-Policy", _CSP)
+        # Not no-referrer: under it a browser sends 'Origin: null' with the app's own forms, which the guard refuses.
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        html = response.headers.get("content-type", "").startswith("text/html")
+        sandboxed = request.url.path in SANDBOXED and html
+        response.headers.setdefault("Content-Security-Policy", SANDBOX if sandboxed else _CSP)
         return response
 
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, exc: UploadError):
-        return _error(request.url.path, exc.status, str(exc))
+        return error_response(request.url.path, exc.status, str(exc))
 
     @app.exception_handler(GlioscopeError)
     async def input_error(request: Request, exc: GlioscopeError):
-        return _error(request.url.path, 422, str(exc))
+        return error_response(request.url.path, 422, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError):
         where = ", ".join(".".join(map(str, e.get("loc", ()))) for e in exc.errors()[:3])
-        return _error(request.url.path, 400, f"the request is missing or has a bad value: {where}")
+        return error_response(request.url.path, 400, f"the request is missing or has a bad value: {where}")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        return _error(request.url.path, exc.status_code, str(exc.detail))
+        return error_response(request.url.path, exc.status_code, str(exc.detail))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
         log.exception("glioscope serve: unexpected error on %s", request.url.path)  # the server's console only
-        return _error(
+        return error_response(
             request.url.path, 500, f"an unexpected error ({type(exc).__name__}); the server's console has the details"
         )
 
@@ -131,8 +151,7 @@ def create_app(runs_dir: str | Path, limits: Limits = Limits()) -> FastAPI:
     @app.get("/run", response_class=HTMLResponse)
     def run_page(id: str):
         found = entry(id)
-        files = [n for n in (REPORT, METRICS, PATIENTS, MODEL_CARD, METADATA) if (found.path / n).is_file()]
-        return pages.run_page(runs.summary(found), files)
+        return pages.run_page(runs.summary(found), runs.readable(found))
 
     @app.get("/api/run")
     def run_json(id: str):
@@ -140,20 +159,14 @@ def create_app(runs_dir: str | Path, limits: Limits = Limits()) -> FastAPI:
 
     @app.get("/run/file")
     def run_file(id: str, name: str):
-        path = runs.run_file(entry(id), root, name)
+        path = runs.run_file(entry(id), name)
         if path is None:
-            raise UploadError(f"{id}: no file {name!r} in this run", 404)
-        kinds = {
-            ".html": "text/html",
-            ".json": "application/json",
-            ".csv": "text/csv",
-            ".md": "text/plain",
-            ".png": "image/png",
-            ".txt": "text/plain",
-            ".yaml": "text/plain",
-        }
-        media = kinds.get(path.suffix.lower(), "application/octet-stream")
-        return Response(path.read_bytes(), media_type=f"{media}; charset=utf-8" if media.startswith("text") else media)
+            raise UploadError(f"{id}: no file {name!r} that the app shows in this run", 404)
+        media = {".html": "text/html", ".json": "application/json", ".csv": "text/csv", ".md": "text/plain"}
+        if path.suffix.lower() == ".png":
+            return Response(path.read_bytes(), media_type="image/png")
+        text = runs.public(path.read_text(encoding="utf-8", errors="replace"), root)
+        return Response(text, media_type=f"{media.get(path.suffix.lower(), 'text/plain')}; charset=utf-8")
 
     def comparable(ids: list[str]) -> tuple[list[Path], str | None]:
         if len(ids) < 2:
@@ -168,7 +181,7 @@ def create_app(runs_dir: str | Path, limits: Limits = Limits()) -> FastAPI:
 
             check_same_folds(paths, partial=True)
         except GlioscopeError as exc:
-            return [], _relative(str(exc), root)
+            return [], runs.public(str(exc), root)
         return paths, None
 
     @app.get("/compare", response_class=HTMLResponse)
@@ -188,8 +201,8 @@ def create_app(runs_dir: str | Path, limits: Limits = Limits()) -> FastAPI:
             try:
                 html = write_comparison(paths, Path(tmp) / "comparison.html").read_text(encoding="utf-8")
             except GlioscopeError as exc:
-                raise UploadError(_relative(str(exc), root), 422) from None
-        return _relative(html, root)
+                raise UploadError(runs.public(str(exc), root), 422) from None
+        return runs.public(html, root)
 
     def choices() -> list[dict]:
         return [runs.summary(e) for e in runs.scan(root).values() if e.applicable]
@@ -270,8 +283,3 @@ def create_app(runs_dir: str | Path, limits: Limits = Limits()) -> FastAPI:
         return {"status": "ok", "runs_dir": root.name}
 
     return app
-
-
-def _relative(text: str, root: Path) -> str:
-    """Paths under RUNS_DIR as run ids: the pages never show where the runs folder lies."""
-    return text.replace(str(root) + "/", "").replace(str(root), root.name)

@@ -284,6 +284,7 @@ def result_page(result: dict) -> str:
 def error_page(status: int, message: str, back: str = "/") -> str:
     titles = {
         400: "Bad upload",
+        403: "Not allowed",
         404: "Not found",
         413: "Too large",
         422: "Cannot use this input",
@@ -295,5 +296,18 @@ def error_page(status: int, message: str, back: str = "/") -> str:
             f"<h1>{esc(titles.get(status, 'Error'))}</h1>",
             f'<div class="error" role="alert" id="error">{esc(message)}</div>',
             f'<p><a href="{esc(back)}">Back</a></p>',
+        ],
+    )
+
+
+def token_page(message: str) -> str:
+    """What a request without this launch's token gets: how to open the app."""
+    return layout(
+        "Open glioscope through its address",
+        [
+            "<h1>Open glioscope through its address</h1>",
+            f'<div class="error" role="alert" id="error">{esc(message)}</div>',
+            "<p>The address holds a token made when <code>glioscope serve</code> started, so that only someone "
+            "who saw it, not another web page, can use the app.</p>",
         ],
     )

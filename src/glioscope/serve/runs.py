@@ -3,24 +3,32 @@
 A run is a folder holding a run's metadata (rundir.INFO) and recipe (rundir.CONFIG): a trained run, a
 model package (`glioscope export`), an external test (`glioscope test`) or a fused run. Its id is its
 path relative to RUNS_DIR ("sdl", "site-a/r18"); a request names an id, and only ids found by the scan
-are served. Files inside a run are served only when, links resolved, they lie inside that run and
-inside RUNS_DIR.
+are served. Of a run's files only those a person reads are served, named in an allow-list (its report,
+metrics, patient-level predictions, figures, a package's README and metadata): never its weights, its
+cohort and splits (absolute file paths), its record or recipe; and a link is not followed. Text shown
+from a run has the server's paths removed (`public`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 
 from glioscope import methods
 from glioscope.errors import GlioscopeError
-from glioscope.rundir import COHORT, CONFIG, INFO, METRICS, REPORT, RunFolder
+from glioscope.rundir import COHORT, CONFIG, INFO, METADATA, METRICS, MODEL_CARD, PATIENTS, REPORT, RunFolder
 from glioscope.util import csvfiles
 from glioscope.util.paths import inside
 
 MAX_DEPTH = 4  # RUNS_DIR/a/b/c/run: deep enough for experiment folders, shallow enough to scan quickly
-_SKIP = {"cache", "tensorboard", "gradcam", "figures", "__pycache__", "node_modules"}
+FIGURES = "figures"  # the report's figures, RUN/figures/*.png
+READABLE = (REPORT, METRICS, PATIENTS, MODEL_CARD, METADATA)  # and FIGURES/*.png: nothing else of a run is served
+_FIGURE = re.compile(FIGURES + r"/[A-Za-z0-9_.-]+\.png")
+_SKIP = {"cache", "tensorboard", "gradcam", FIGURES, "__pycache__", "node_modules"}
+# An absolute path in text (after a space, quote, bracket, '>' or '=', so never inside a data: URI's base64).
+_ABSOLUTE = re.compile(r"(?<![^\s\"'(>\[=])/(?:[^\s/\"'<>]+/)+")
 
 
 @dataclass
@@ -29,6 +37,7 @@ class RunEntry:
 
     id: str
     path: Path
+    root: Path  # RUNS_DIR
     kind: str  # "run" | "package" | "external test" | "fused"
     info: dict
     applicable: bool  # has fold models that `predict` can apply
@@ -74,18 +83,32 @@ def _entry(root: Path, folder: Path) -> RunEntry | None:
     except GlioscopeError:  # no fold models (training unfinished), a fused run, a kind this version does not know
         applicable = False
     rel = folder.relative_to(root).as_posix()
-    return RunEntry(id=rel if rel != "." else folder.name, path=folder, kind=kind, info=info, applicable=applicable)
+    rel = rel if rel != "." else folder.name
+    return RunEntry(id=rel, path=folder, root=root, kind=kind, info=info, applicable=applicable)
 
 
-def run_file(entry: RunEntry, root: Path, name: str) -> Path | None:
-    """The file `name` of a run, or None when it is missing or lies outside the run or RUNS_DIR."""
-    if not name or "\x00" in name or name.startswith(("/", "\\")):
+def readable(entry: RunEntry) -> list[str]:
+    """The names of the run's files that the app serves (see the module docstring), those present."""
+    figures = sorted(p.name for p in (entry.path / FIGURES).glob("*.png"))
+    return [n for n in (*READABLE, *(f"{FIGURES}/{f}" for f in figures)) if run_file(entry, n) is not None]
+
+
+def run_file(entry: RunEntry, name: str) -> Path | None:
+    """The file `name` of a run when it is one the app serves and is there, itself rather than a link; else None."""
+    if name not in READABLE and not _FIGURE.fullmatch(name):
         return None
     candidate = entry.path / name
-    if not (inside(candidate, entry.path) and inside(candidate, root)):
-        return None
+    folder = entry.path.resolve()
     resolved = candidate.resolve()
+    if resolved != folder / name or not inside(resolved, entry.root):  # a link, whether it leads in or out
+        return None
     return resolved if resolved.is_file() else None
+
+
+def public(text: str, root: Path) -> str:
+    """`text` as the app shows it: paths under RUNS_DIR relative to it, any other absolute path as '…/its name'."""
+    text = text.replace(str(root) + "/", "").replace(str(root), root.name)
+    return _ABSOLUTE.sub("…/", text)
 
 
 def headline(entry: RunEntry) -> dict | None:
@@ -151,10 +174,10 @@ def summary(entry: RunEntry) -> dict:
         "classes": info.get("class_names", []),
         "patients": patients(entry),
         "headline": headline(entry),
-        "split_statement": info.get("split_statement", ""),
+        "split_statement": public(info.get("split_statement") or "", entry.root),
         "leaky": bool(info.get("leaky")),
         "samples": (info.get("samples") or {}).get("kind"),
         "applicable": entry.applicable,
         "has_report": (entry.path / REPORT).is_file(),
-        "notes": list(info.get("notes", [])),
+        "notes": [public(str(n), entry.root) for n in info.get("notes", [])],
     }
