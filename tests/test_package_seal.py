@@ -306,7 +306,11 @@ def test_the_web_app_refuses_a_package_altered_after_it_was_opened(packages, stu
     from glioscope.serve import create_app
 
     package = _copy(packages["a"], tmp_path / "runs" / "package")
-    client = TestClient(create_app(tmp_path / "runs"))
+    client = TestClient(  # as a script calls the API: the launch's token in its header
+        create_app(tmp_path / "runs", token="a-token-for-this-test"),
+        base_url="http://127.0.0.1:8000",
+        headers={"Authorization": "token a-token-for-this-test"},
+    )
     files = [("files", (p.name, p.read_bytes())) for p in sorted(study.rglob("*.dcm"))]
     assert client.post("/api/predict", data={"model": "package"}, files=files).status_code == 200
     _replace(package / "README.md", "a card rewritten after export\n")
