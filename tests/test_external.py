@@ -13,8 +13,6 @@ from glioscope.cli import main
 from glioscope.evaluate.calibration import brier, ece, reliability
 from glioscope.evaluate.operating_point import at_threshold, youden_threshold
 from glioscope.ingest import ingest
-from glioscope.leakcheck import NEAR_BITS, compare
-from glioscope.samples.slices import SliceSet, SliceSettings, build_slices
 from glioscope.synth import synthesize
 
 SAGITTAL_T1 = {"plane": ["sagittal"], "sequence": ["T1"]}
@@ -154,30 +152,3 @@ def test_calibration_and_operating_point_figures():
     assert result["sensitivity"] + result["specificity"] - 1 >= max(
         at_threshold(y, p, t)["sensitivity"] + at_threshold(y, p, t)["specificity"] - 1 for t in (0.3, 0.5, 0.7)
     )
-
-
-def _slices(images: np.ndarray, prefix: str) -> SliceSet:
-    table = pd.DataFrame(
-        {
-            "slice_id": [f"{prefix}{k}:0" for k in range(len(images))],
-            "item_id": [f"{prefix}{k}" for k in range(len(images))],
-            "patient_id": [f"{prefix}p{k}" for k in range(len(images))],
-            "label": "II",
-        }
-    )
-    return SliceSet(images, table, SliceSettings(size=images.shape[-1]))
-
-
-def test_near_duplicates_are_found_and_blank_slices_ignored(tiny_phantom):
-    frame, _ = ingest([tiny_phantom / "imagefolder"], None, format="imagefolder", progress=False, echo=None, workers=1)
-    slices = build_slices(frame, SliceSettings(size=128), workers=1, progress=False).images[::2][:6]  # 6 patients
-    rng = np.random.default_rng(0)
-    noisy = np.clip(slices[1].astype(float) * 1.1 + rng.normal(0, 8, slices[1].shape), 0, 255).astype(np.uint8)
-    blank = np.zeros_like(slices[0])
-    first = np.concatenate([slices, blank[None]])
-    second = np.stack([slices[0], noisy, slices[3][:, :, ::-1].copy(), blank])
-    found = compare(_slices(first, "a"), _slices(second, "b"))
-    assert found.exact == [("a0:0", "b0:0")]  # the same image
-    near = {(a, b) for a, b, d in found.near}
-    assert near == {("a1:0", "b1:0")} and all(d <= NEAR_BITS for *_, d in found.near)  # a brighter, noisier copy
-    assert ("ap1", "bp1", 1) in found.patients  # neither the mirrored slice nor two blank images count
