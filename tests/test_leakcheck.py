@@ -1,21 +1,26 @@
 """The leak check's hashes: edited copies found, unrelated images kept apart, fingerprints of earlier versions,
-damaged fingerprint files."""
+damaged fingerprint files, and `predict` flagging a training image copied under another name."""
 
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pandas as pd
+import pydicom
 import pytest
 from PIL import Image
 from scipy import ndimage
 
+from glioscope.cli import main
 from glioscope.errors import InputError
 from glioscope.leakcheck import (
     LEGACY_NEAR_BITS,
     LEGACY_NOTE,
     NEAR_BITS,
+    NOT_STORED,
+    SEEN_BY_PIXELS,
     Fingerprints,
     compare,
     perceptual_hash,
@@ -231,3 +236,49 @@ def test_real_slices_are_found_after_edits_and_patients_stay_apart(shared_data, 
         patient = [p.parent.name for p in chosen]
         strangers = [(a, b) for a, b in pairs if patient[int(a[1:])] != patient[int(b[1:])]]
         assert strangers == [], edit  # no slice paired with another patient's
+
+
+def _dicom_slice(cohort_folder) -> tuple[np.ndarray, str]:
+    """The middle slice of the first training patient's sagittal series, as stored, and the patient's id."""
+    row = pd.read_csv(cohort_folder / "cohort.csv", dtype=str, keep_default_na=False).iloc[0]
+    files = json.loads(row["files"])
+    dataset = pydicom.dcmread(f"{row['path']}/{files[len(files) // 2]}")
+    return dataset.pixel_array.astype(np.float64), row["patient_id"]
+
+
+def test_predict_flags_a_training_image_copied_and_shifted_under_another_name(
+    tiny_2d_run, sagittal_cohort, tmp_path, capsys
+):
+    pixels, patient = _dicom_slice(sagittal_cohort)
+    grey = np.round(255 * (pixels - pixels.min()) / np.ptp(pixels)).astype(np.uint8)
+    copied = tmp_path / "someone-new.png"
+    Image.fromarray(np.roll(grey, (1, -2), axis=(0, 1))).save(copied)  # another patient, to all appearances
+    unrelated = tmp_path / "stranger.png"
+    Image.fromarray(textured_head(5, 64)).save(unrelated)
+    assert (tiny_2d_run / "fingerprints.npz").is_file()  # written at the end of training
+    assert main(["predict", str(tiny_2d_run), str(copied)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    [entry] = result["patients"]
+    assert entry["patient_id"] != patient and entry["seen_in_training"] is True
+    assert entry["seen_because"] == [SEEN_BY_PIXELS]
+    match = entry["matching_training_images"][0]
+    assert match["input"] == str(copied) and match["match"] == "near-identical" and match["bits_apart"] <= NEAR_BITS
+    assert match["training_image"].startswith("item")  # a slice of the run's cohort
+    assert any(SEEN_BY_PIXELS in n and "not an independent test" in n for n in result["notes"])
+    assert main(["predict", str(tiny_2d_run), str(unrelated)]) == 0
+    [entry] = json.loads(capsys.readouterr().out)["patients"]
+    assert entry["seen_in_training"] is False and entry["seen_because"] == []
+
+
+def test_predict_says_when_the_run_keeps_no_fingerprints(tiny_2d_run, sagittal_cohort, tmp_path, capsys):
+    pixels, _ = _dicom_slice(sagittal_cohort)
+    copied = tmp_path / "copy.png"
+    Image.fromarray(np.round(255 * (pixels - pixels.min()) / np.ptp(pixels)).astype(np.uint8)).save(copied)
+    stored, away = tiny_2d_run / "fingerprints.npz", tmp_path / "fingerprints.npz"
+    stored.rename(away)  # a run trained by an earlier version
+    try:
+        assert main(["predict", str(tiny_2d_run), str(copied)]) == 0
+    finally:
+        away.rename(stored)
+    result = json.loads(capsys.readouterr().out)
+    assert result["patients"][0]["seen_in_training"] is False and NOT_STORED in result["notes"]

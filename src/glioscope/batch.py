@@ -9,7 +9,8 @@ table (a folder with cohort.csv, or the CSV); labels are not needed. The run's p
 sequence selection picks the series; its samples are made as in training, and every fold
 model predicts every sample, in batches, with a progress bar. A patient's probability is
 the mean over its samples and the fold models. Files and series that could not be used
-are listed with their reasons, beside the patients.
+are listed with their reasons, beside the patients. A patient seen in training (its id in
+the run's cohort, or an image identical or near-identical to a training image) says why.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from glioscope import cohort
+from glioscope import cohort, leakcheck
 from glioscope.cohort import COHORT_FILE
 from glioscope.errors import InputError
 from glioscope.ingest import ingest
@@ -91,33 +92,47 @@ def predict_batch(run_dir: Path, inputs: list[Path], progress: bool = True, read
         raise InputError(None, f"no input row matches the run's selection {wanted}")
     result = run.predict_rows(frame, None, progress)
     skipped += [{"path": s.path, "reason": s.reason} for s in result.inputs.skipped]
+    patients = _patients(run, result, notes)
     return {
         "run": str(run_dir),
         "recipe": run.recipe.name,
         "classes": run.class_names,
-        "patients": _patients(run, result),
+        "patients": patients,
         "skipped": skipped,
         "notes": notes + list(result.inputs.notes),
     }
 
 
-def _patients(run: TrainedRun, result) -> list[dict]:
+def _patients(run: TrainedRun, result, notes: list[str]) -> list[dict]:
+    """One entry per patient; a patient seen in training (by id, or by its images' pixels: glioscope.leakcheck)
+    says why, and `notes` gets what the pixel check could not do."""
     patients = result.patients()
-    seen = run.seen_patients([p.patient_id for p in patients])
-    path_column = result.inputs.path_column
+    by_id = run.seen_patients([p.patient_id for p in patients])
+    inputs, table = result.inputs, result.table
+    paths = table[inputs.path_column].astype(str).tolist()
+    by_pixels, pixel_notes = leakcheck.training_matches(run.path, run.fingerprints(inputs), paths)
+    notes += pixel_notes
     entries = []
     for patient in patients:
-        inputs = sorted(set(result.table.loc[patient.rows, path_column].astype(str)))
+        files = sorted(set(table.loc[patient.rows, inputs.path_column].astype(str)))
         scores = result.scores(patient.probabilities)
+        reasons = [leakcheck.SEEN_BY_ID] * (patient.patient_id in by_id)
+        reasons += [leakcheck.SEEN_BY_PIXELS] * (patient.patient_id in by_pixels)
         entries.append(
             {
                 "patient_id": patient.patient_id,
                 "prediction": scores["prediction"],
                 "probabilities": scores["probabilities"],
                 "n_samples": int(len(patient.rows)),
-                "n_inputs": len(inputs),
-                "inputs": inputs,
-                "seen_in_training": patient.patient_id in seen,
+                "n_inputs": len(files),
+                "inputs": files,
+                "seen_in_training": bool(reasons),
+                "seen_because": reasons,
+                **(
+                    {"matching_training_images": by_pixels[patient.patient_id][:5]}
+                    if patient.patient_id in by_pixels
+                    else {}
+                ),
             }
         )
     return entries
@@ -134,6 +149,7 @@ def write_batch(result: dict, out: Path) -> tuple[Path, Path]:
             "n_samples": p["n_samples"],
             "n_inputs": p["n_inputs"],
             "seen_in_training": p["seen_in_training"],
+            "seen_because": "; ".join(p.get("seen_because", [])),
         }
         for p in result["patients"]
     ]
@@ -144,6 +160,7 @@ def write_batch(result: dict, out: Path) -> tuple[Path, Path]:
         "n_samples",
         "n_inputs",
         "seen_in_training",
+        "seen_because",
     ]
     with atomic.atomic_paths(out, out.with_suffix(".json")) as (table, everything):
         atomic.csv_to(table, pd.DataFrame(rows, columns=columns))
