@@ -14,7 +14,9 @@ Before anything is predicted:
   {"LGG": "II"}); an unknown class is an error naming both sets;
 - no patient id may be in the run's cohort (the leak check); `allow_shared_patients`
   tests anyway and stamps the result;
-- glioscope.leakcheck compares the images themselves (exact and near duplicates).
+- glioscope.leakcheck compares the images themselves (exact and near duplicates); when the
+  images the run trained on are not available, the statement, the notes and the report say
+  that duplicate images were NOT checked.
 """
 
 from __future__ import annotations
@@ -86,13 +88,10 @@ def predict_external(
     shared = _shared_patients(run, frame, settings.allow_shared_patients)
     inputs = run.rows_inputs(frame, Path(cache_dir) if cache_dir else run.recipe.data.cache_dir(), progress)
     training = run.training_fingerprints(progress)
-    duplicates = (
-        leakcheck.compare(training, run.fingerprints(inputs)) if training is not None else leakcheck.Duplicates()
-    )
-    if training is None:
-        notes.append(
-            "the images the run trained on are not available: identical and near-identical images were not looked for"
-        )
+    checked = training is not None
+    duplicates = leakcheck.compare(training, run.fingerprints(inputs)) if checked else leakcheck.Duplicates()
+    if not checked:
+        notes.append(leakcheck.NOT_CHECKED)
     if duplicates.exact and not settings.allow_duplicates:
         raise PatientLeakError(
             f"{len(duplicates.exact)} image(s) of the external cohort are identical to images the "
@@ -103,13 +102,14 @@ def predict_external(
     headline = run.headline
     notes += _notes(inputs, shared, duplicates, settings)
     folder = RunFolder(out)
-    folder.write_inputs(run.recipe, frame, split_table(frame), {"statement": _statement(shared)}, inputs)
+    statement = _statement(shared, duplicates, checked)
+    folder.write_inputs(run.recipe, frame, split_table(frame), {"statement": statement}, inputs)
     folder.write_record(
         run.record.derived(
             models=[headline, *[f"{headline} ({fold})" for fold in result.per_fold]],
             folds=[],
             leaky=bool(shared),
-            split_statement=_statement(shared),
+            split_statement=statement,
             patient_ids=cohort.has_patient_ids(cohort_path),
             notes=notes,
             samples={"kind": run.kind, "count": int(frame["patient_id"].nunique())},
@@ -122,6 +122,7 @@ def predict_external(
                 "cohort": str(Path(cohort_path).resolve()),
                 "class_map": settings.class_map,
                 "shared_patients": shared,
+                "images": _images(duplicates, checked),
                 "headline": headline,
                 "operating_point": run.operating_point(),
             },
@@ -182,13 +183,45 @@ def _predictions(result, names: list[str], headline: str) -> pd.DataFrame:
     return prediction_table(probs, inputs.keys(everything), inputs.targets(names), "test", names)
 
 
-def _statement(shared: list[str]) -> str:
+def _statement(shared: list[str], duplicates: leakcheck.Duplicates, checked: bool) -> str:
+    """The external test's split statement: what was checked, and found, by patient id and by image."""
     if shared:
         return SHARED_PATIENTS_STAMP
+    if not checked:
+        images = "duplicate images were NOT checked (the images the run trained on are not available)"
+    elif duplicates.exact:
+        images = (
+            f"{len(duplicates.exact)} image(s) are identical to images the run trained on (tested anyway with "
+            "--allow-duplicates)"
+        )
+    elif duplicates.near:
+        images = (
+            f"no image is identical to one the run trained on, but {len(duplicates.near)} pair(s) are "
+            "near-identical (see the notes)"
+        )
+    else:
+        images = "no image is identical or near-identical to one the run trained on"
+    if checked and duplicates.legacy:
+        images += " (near duplicates looked for with an earlier hash only: see the notes)"
     return (
-        "External test: no patient of this cohort is in the run's cohort (checked by patient id), and no image "
-        "is identical to one the run trained on; every fold model predicts every patient."
+        f"External test: no patient of this cohort is in the run's cohort (checked by patient id), and {images}; "
+        "every fold model predicts every patient."
     )
+
+
+def _images(duplicates: leakcheck.Duplicates, checked: bool) -> dict:
+    """run.json's account of the image check (what `glioscope test` prints)."""
+    if not checked:
+        return {"checked": False}
+    return {
+        "checked": True,
+        "legacy_hash": duplicates.legacy,
+        "near": duplicates.words(),
+        "identical": len(duplicates.exact),
+        "near_identical": len(duplicates.near),
+        "patient_pairs": len(duplicates.patients),
+        "patients": [list(p) for p in duplicates.patients[:20]],
+    }
 
 
 def _notes(inputs, shared: list[str], duplicates, settings: ExternalSettings) -> list[str]:
