@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pydicom
 import pytest
 from sklearn.metrics import brier_score_loss
 
@@ -13,8 +15,7 @@ from glioscope.cli import main
 from glioscope.evaluate.calibration import brier, ece, reliability
 from glioscope.evaluate.operating_point import at_threshold, youden_threshold
 from glioscope.ingest import ingest
-from glioscope.leakcheck import NEAR_BITS, compare
-from glioscope.samples.slices import SliceSet, SliceSettings, build_slices
+from glioscope.leakcheck import LEGACY_NOTE, NOT_CHECKED
 from glioscope.synth import synthesize
 
 SAGITTAL_T1 = {"plane": ["sagittal"], "sequence": ["T1"]}
@@ -156,28 +157,85 @@ def test_calibration_and_operating_point_figures():
     )
 
 
-def _slices(images: np.ndarray, prefix: str) -> SliceSet:
-    table = pd.DataFrame(
-        {
-            "slice_id": [f"{prefix}{k}:0" for k in range(len(images))],
-            "item_id": [f"{prefix}{k}" for k in range(len(images))],
-            "patient_id": [f"{prefix}p{k}" for k in range(len(images))],
-            "label": "II",
-        }
+def _edited_copies(sagittal_cohort, out):
+    """The run's own patients under new ids, every slice mirrored (odd rows) or shifted by 2 pixels (even ones):
+    no image identical to a training image, each near-identical to one."""
+    frame = pd.read_csv(sagittal_cohort / "cohort.csv", dtype=str, keep_default_na=False)
+    for k, row in frame.iterrows():
+        target = out / "dicom" / f"copy{k}"
+        target.mkdir(parents=True)
+        for name in json.loads(row["files"]):
+            dataset = pydicom.dcmread(Path(row["path"]) / name)
+            pixels = dataset.pixel_array
+            edited = pixels[:, ::-1] if k % 2 else np.roll(pixels, 2, axis=1)
+            dataset.PixelData = np.ascontiguousarray(edited, dtype=pixels.dtype).tobytes()
+            dataset.save_as(target / name)
+        frame.loc[k, "path"] = str(target)
+    frame["patient_id"] = "X-" + frame["patient_id"]
+    frame.to_csv(out / "cohort.csv", index=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def package(tiny_2d_run, module_tmp):
+    out = module_tmp / "package"
+    assert main(["export", str(tiny_2d_run), "-o", str(out)]) == 0
+    return out
+
+
+def test_near_duplicates_are_printed_by_glioscope_test(tiny_2d_run, sagittal_cohort, tmp_path, capsys):
+    copies = _edited_copies(sagittal_cohort, tmp_path / "copies")
+    capsys.readouterr()
+    assert (
+        main(["test", str(tiny_2d_run), "--cohort", str(copies), "-o", str(tmp_path / "t"), "--bootstrap", "20"]) == 0
     )
-    return SliceSet(images, table, SliceSettings(size=images.shape[-1]))
+    out = capsys.readouterr().out
+    assert "warning: Images: 0 identical to training images" in out and "near-identical pair(s)" in out
+    patients = pd.read_csv(sagittal_cohort / "cohort.csv", dtype=str)["patient_id"]
+    for patient in patients[:5]:  # the patient pairs with the most shared images: each copy and its original
+        assert f"external patient X-{patient} ~ training patient {patient}:" in out
+    duplicates = pd.read_csv(tmp_path / "t" / "duplicates.csv")
+    assert set(duplicates["kind"]) == {"near"} and (duplicates["distance"] <= 36).all()
+    html = (tmp_path / "t" / "report.html").read_text()
+    assert "near-identical" in html and "no image is identical or near-identical" not in html
 
 
-def test_near_duplicates_are_found_and_blank_slices_ignored(tiny_phantom):
-    frame, _ = ingest([tiny_phantom / "imagefolder"], None, format="imagefolder", progress=False, echo=None, workers=1)
-    slices = build_slices(frame, SliceSettings(size=128), workers=1, progress=False).images[::2][:6]  # 6 patients
-    rng = np.random.default_rng(0)
-    noisy = np.clip(slices[1].astype(float) * 1.1 + rng.normal(0, 8, slices[1].shape), 0, 255).astype(np.uint8)
-    blank = np.zeros_like(slices[0])
-    first = np.concatenate([slices, blank[None]])
-    second = np.stack([slices[0], noisy, slices[3][:, :, ::-1].copy(), blank])
-    found = compare(_slices(first, "a"), _slices(second, "b"))
-    assert found.exact == [("a0:0", "b0:0")]  # the same image
-    near = {(a, b) for a, b, d in found.near}
-    assert near == {("a1:0", "b1:0")} and all(d <= NEAR_BITS for *_, d in found.near)  # a brighter, noisier copy
-    assert ("ap1", "bp1", 1) in found.patients  # neither the mirrored slice nor two blank images count
+def test_a_package_without_fingerprints_says_duplicates_were_not_checked(package, site_b, tmp_path, capsys):
+    stored, away = package / "fingerprints.npz", tmp_path / "fingerprints.npz"
+    stored.rename(away)  # exported without the training images
+    try:
+        capsys.readouterr()
+        args = ["test", str(package), "--cohort", str(site_b), "-o", str(tmp_path / "t"), "--bootstrap", "20"]
+        assert main(args) == 0
+    finally:
+        away.rename(stored)
+    out = capsys.readouterr().out
+    assert f"warning: {NOT_CHECKED}" in out
+    info = json.loads((tmp_path / "t" / "run.json").read_text())
+    assert "duplicate images were NOT checked" in info["split_statement"] and info["external"]["images"] == {
+        "checked": False
+    }
+    html = (tmp_path / "t" / "report.html").read_text()
+    assert "Duplicate images were NOT checked" in html and "no image is identical" not in html
+
+
+def test_a_package_of_an_earlier_version_is_searched_with_its_own_hash_and_says_so(
+    package, sagittal_cohort, tmp_path, capsys
+):
+    stored = package / "fingerprints.npz"
+    kept = tmp_path / "kept.npz"
+    kept.write_bytes(stored.read_bytes())
+    with np.load(kept, allow_pickle=False) as archive:  # what an earlier version exported: no aligned hashes
+        np.savez_compressed(stored, **{k: archive[k] for k in archive.files if k != "aligned"})
+    copies = _edited_copies(sagittal_cohort, tmp_path / "copies")
+    try:
+        capsys.readouterr()
+        args = ["test", str(package), "--cohort", str(copies), "-o", str(tmp_path / "t"), "--bootstrap", "20"]
+        assert main(args) == 0
+    finally:
+        stored.write_bytes(kept.read_bytes())
+    out = capsys.readouterr().out
+    assert f"note: {LEGACY_NOTE}" in out and "perceptual hash bits apart" in out
+    info = json.loads((tmp_path / "t" / "run.json").read_text())
+    assert info["external"]["images"]["legacy_hash"] is True and LEGACY_NOTE in info["notes"]
+    assert "earlier hash only" in info["split_statement"]

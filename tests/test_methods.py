@@ -199,4 +199,4 @@ def test_a_new_kind_of_method_plugs_in_with_one_module(prior, sagittal_cohort, t
         progress=False,
     )
     assert (tested / "metrics.json").is_file()
-    assert any("were not looked for" in note for note in RunFolder(tested).record().notes)
+    assert any("Duplicate images were NOT checked" in note for note in RunFolder(tested).record().notes)

@@ -9,7 +9,8 @@ table (a folder with cohort.csv, or the CSV); labels are not needed. The run's p
 sequence selection picks the series; its samples are made as in training, and every fold
 model predicts every sample, in batches, with a progress bar. A patient's probability is
 the mean over its samples and the fold models. Files and series that could not be used
-are listed with their reasons, beside the patients.
+are listed with their reasons, beside the patients. A patient seen in training (its id in
+the run's cohort, or an image identical or near-identical to a training image) says why.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from glioscope import cohort
 from glioscope.cohort import COHORT_FILE
 from glioscope.errors import InputError
 from glioscope.ingest import ingest
-from glioscope.trained import NO_PATIENT_IDS, TrainedRun
+from glioscope.trained import TrainedRun, seen_in_training
 from glioscope.util import atomic
 
 
@@ -94,22 +95,21 @@ def predict_batch(
         raise InputError(None, f"no input row matches the run's selection {wanted}")
     result = run.predict_rows(frame, None, progress)
     skipped += [{"path": s.path, "reason": s.reason} for s in result.inputs.skipped]
-    patients = result.patients()
-    seen = run.seen_patients([p.patient_id for p in patients])
+    seen = seen_in_training(run, result)
     return {
         "run": str(run_dir),
         "recipe": run.recipe.name,
         "classes": run.class_names,
-        "patients": _patients(result, patients, seen),
+        "patients": _patients(result, seen),
         "skipped": skipped,
-        "notes": list(run.notes) + notes + list(result.inputs.notes) + ([NO_PATIENT_IDS] if seen is None else []),
+        "notes": list(run.notes) + notes + list(result.inputs.notes) + seen.notes,
     }
 
 
-def _patients(result, patients, seen: set[str] | None) -> list[dict]:
+def _patients(result, seen) -> list[dict]:
     path_column = result.inputs.path_column
     entries = []
-    for patient in patients:
+    for patient in result.patients():
         inputs = sorted(set(result.table.loc[patient.rows, path_column].astype(str)))
         scores = result.scores(patient.probabilities)
         entries.append(
@@ -120,7 +120,7 @@ def _patients(result, patients, seen: set[str] | None) -> list[dict]:
                 "n_samples": int(len(patient.rows)),
                 "n_inputs": len(inputs),
                 "inputs": inputs,
-                "seen_in_training": None if seen is None else patient.patient_id in seen,
+                **seen.of(patient.patient_id),
             }
         )
     return entries
@@ -137,6 +137,7 @@ def write_batch(result: dict, out: Path) -> tuple[Path, Path]:
             "n_samples": p["n_samples"],
             "n_inputs": p["n_inputs"],
             "seen_in_training": p["seen_in_training"],
+            "seen_because": "; ".join(p.get("seen_because", [])),
         }
         for p in result["patients"]
     ]
@@ -147,6 +148,7 @@ def write_batch(result: dict, out: Path) -> tuple[Path, Path]:
         "n_samples",
         "n_inputs",
         "seen_in_training",
+        "seen_because",
     ]
     with atomic.atomic_paths(out, out.with_suffix(".json")) as (table, everything):
         atomic.csv_to(table, pd.DataFrame(rows, columns=columns))

@@ -17,7 +17,9 @@ Before anything is predicted:
 - no patient id may be in the run's cohort (the leak check); `allow_shared_patients`
   tests anyway and stamps the result; a package without patient ids cannot be checked,
   and the statement says so;
-- glioscope.leakcheck compares the images themselves (exact and near duplicates).
+- glioscope.leakcheck compares the images themselves (exact and near duplicates); when the
+  images the run trained on are not available, the statement, the notes and the report say
+  that duplicate images were NOT checked.
 """
 
 from __future__ import annotations
@@ -90,13 +92,10 @@ def predict_external(
     shared = _shared_patients(run, frame, settings.allow_shared_patients)
     inputs = run.rows_inputs(frame, Path(cache_dir) if cache_dir else run.recipe.data.cache_dir(), progress)
     training = run.training_fingerprints(progress)
-    duplicates = (
-        leakcheck.compare(training, run.fingerprints(inputs)) if training is not None else leakcheck.Duplicates()
-    )
-    if training is None:
-        notes.append(
-            "the images the run trained on are not available: identical and near-identical images were not looked for"
-        )
+    checked = training is not None
+    duplicates = leakcheck.compare(training, run.fingerprints(inputs)) if checked else leakcheck.Duplicates()
+    if not checked:
+        notes.append(leakcheck.NOT_CHECKED)
     if duplicates.exact and not settings.allow_duplicates:
         raise PatientLeakError(
             f"{len(duplicates.exact)} image(s) of the external cohort are identical to images the "
@@ -106,7 +105,7 @@ def predict_external(
     result = run.apply(inputs, progress)
     headline = run.headline
     notes = list(run.notes) + notes + _notes(inputs, shared, duplicates, settings)
-    statement = _statement(shared, run.notes)
+    statement = " ".join([*run.notes, _statement(shared, duplicates, checked)])
     folder = RunFolder(out)
     folder.write_inputs(run.recipe, frame, split_table(frame), {"statement": statement}, inputs)
     folder.write_record(
@@ -129,6 +128,7 @@ def predict_external(
                 "shared_patients": shared or [],
                 "patient_ids_checked": shared is not None,
                 "package_altered": list(run.notes),
+                "images": _images(duplicates, checked),
                 "headline": headline,
                 "operating_point": run.operating_point(),
             },
@@ -193,23 +193,49 @@ def _predictions(result, names: list[str], headline: str) -> pd.DataFrame:
     return prediction_table(probs, inputs.keys(everything), inputs.targets(names), "test", names)
 
 
-def _statement(shared: list[str] | None, altered: list[str]) -> str:
-    """The test's statement: whether its patients were checked against the training cohort, and a package altered
-    since export first."""
+def _statement(shared: list[str] | None, duplicates: leakcheck.Duplicates, checked: bool) -> str:
+    """The external test's split statement: what was checked, and found, by patient id and by image (`shared`
+    None: a package without patient ids, which cannot be checked by id)."""
     if shared:
-        statement = SHARED_PATIENTS_STAMP
-    elif shared is None:
-        statement = (
-            "External test: patient ids were not checked: the model package holds none (exported with "
-            "--no-patient-ids), so a patient of this cohort may have been in its training data; no image is "
-            "identical to one the run trained on; every fold model predicts every patient."
+        return SHARED_PATIENTS_STAMP
+    if not checked:
+        images = "duplicate images were NOT checked (the images the run trained on are not available)"
+    elif duplicates.exact:
+        images = (
+            f"{len(duplicates.exact)} image(s) are identical to images the run trained on (tested anyway with "
+            "--allow-duplicates)"
+        )
+    elif duplicates.near:
+        images = (
+            f"no image is identical to one the run trained on, but {len(duplicates.near)} pair(s) are "
+            "near-identical (see the notes)"
         )
     else:
-        statement = (
-            "External test: no patient of this cohort is in the run's cohort (checked by patient id), and no image "
-            "is identical to one the run trained on; every fold model predicts every patient."
-        )
-    return " ".join([*altered, statement])
+        images = "no image is identical or near-identical to one the run trained on"
+    if checked and duplicates.legacy:
+        images += " (near duplicates looked for with an earlier hash only: see the notes)"
+    ids = (
+        "patient ids were not checked: the model package holds none (exported with --no-patient-ids), so a patient "
+        "of this cohort may have been in its training data"
+        if shared is None
+        else "no patient of this cohort is in the run's cohort (checked by patient id)"
+    )
+    return f"External test: {ids}, and {images}; every fold model predicts every patient."
+
+
+def _images(duplicates: leakcheck.Duplicates, checked: bool) -> dict:
+    """run.json's account of the image check (what `glioscope test` prints)."""
+    if not checked:
+        return {"checked": False}
+    return {
+        "checked": True,
+        "legacy_hash": duplicates.legacy,
+        "near": duplicates.words(),
+        "identical": len(duplicates.exact),
+        "near_identical": len(duplicates.near),
+        "patient_pairs": len(duplicates.patients),
+        "patients": [list(p) for p in duplicates.patients[:20]],
+    }
 
 
 def _notes(inputs, shared: list[str] | None, duplicates, settings: ExternalSettings) -> list[str]:

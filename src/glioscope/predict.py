@@ -1,10 +1,16 @@
-"""Apply a trained run to one new study: the mean probability of its fold models, per sample and per patient."""
+"""Apply a trained run to one new study: the mean probability of its fold models, per sample and per patient.
+
+A patient is "seen in training" when its id is in the run's cohort (a package: its hashed ids) or when one of
+its images is identical or near-identical to a training image (glioscope.leakcheck, by the fingerprints the run
+or package keeps); `seen_because` says which, and the matching training images are listed
+(glioscope.trained.seen_in_training). A package without patient ids cannot tell by id: seen_in_training is null.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from glioscope.trained import Prediction, TrainedRun, seen_notes
+from glioscope.trained import Prediction, TrainedRun, seen_in_training
 
 
 def predict(
@@ -27,19 +33,20 @@ def predict(
 def describe(run: TrainedRun, result: Prediction, folds: bool = False) -> dict:
     """What `predict` says of a study: classes, models, each patient (with `folds`, each fold model's probability
     too), every input found and every sample, and notes (a patient the run has seen is not an independent test;
-    a package altered since export; one without patient ids, which cannot tell: seen_in_training null)."""
+    a package altered since export)."""
     patients = result.patients()
-    seen = run.seen_patients([p.patient_id for p in patients])
+    seen = seen_in_training(run, result)
     names = list(result.per_fold)
-    entries = [
-        {
-            "patient_id": p.patient_id,
-            "n_samples": int(len(p.rows)),
-            **result.scores(p.probabilities),
-            "seen_in_training": None if seen is None else p.patient_id in seen,
-        }
-        for p in patients
-    ]
+    entries = []
+    for p in patients:
+        entries.append(
+            {
+                "patient_id": p.patient_id,
+                "n_samples": int(len(p.rows)),
+                **result.scores(p.probabilities),
+                **seen.of(p.patient_id),
+            }
+        )
     if folds:
         for entry, patient in zip(entries, patients):
             entry["folds"] = {f: result.scores(v) for f, v in patient.folds.items()}
@@ -49,5 +56,5 @@ def describe(run: TrainedRun, result: Prediction, folds: bool = False) -> dict:
         "patients": entries,
         "inputs": result.by_input(),
         result.inputs.kind: result.samples(),
-        "notes": list(run.notes) + list(result.inputs.notes) + seen_notes(seen),
+        "notes": list(run.notes) + list(result.inputs.notes) + seen.notes,
     }

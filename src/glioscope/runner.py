@@ -2,8 +2,8 @@
 
 For each job of the plan (glioscope.plan: one per fold, or one training for a holdout or
 source split), train on the job's samples, keep the model, predict the patients the job
-holds out, and write it all into the run folder (glioscope.rundir); then evaluate and
-report (glioscope.workflows). The samples are a SliceSet or a VolumeSet behind one
+holds out, and write it all into the run folder (glioscope.rundir), with the fingerprints
+of the training images (glioscope.leakcheck); then evaluate and report (glioscope.workflows). The samples are a SliceSet or a VolumeSet behind one
 protocol (glioscope.samples), so nothing here depends on 2D or 3D; each stage receives
 only its own section of the recipe.
 """
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from glioscope import cohort, plan
+from glioscope import cohort, leakcheck, plan
 from glioscope.errors import GlioscopeError
 from glioscope.interpret import save_gradcam
 from glioscope.models.build import build_model, input_normalisation, loss_kind, reported_names
@@ -24,7 +24,7 @@ from glioscope.models import model_entry
 from glioscope.pretrain import provenance
 from glioscope.pretrain.leaks import check_run as check_pretrained
 from glioscope.recipe import Recipe
-from glioscope.rundir import COHORT, SKIPPED, RunFolder, RunRecord, prediction_table
+from glioscope.rundir import COHORT, FINGERPRINTS, SKIPPED, RunFolder, RunRecord, prediction_table
 from glioscope.samples import SampleSet, build_samples
 from glioscope.train import ddp, trainer_class
 from glioscope.train.weights import class_weights
@@ -74,6 +74,8 @@ def run(
             recipe, job, samples, names, folder, resume, progress and context.is_main, notes, context, gradcam=k == 0
         )
     if context.is_main:
+        # The training images' fingerprints, so that predict and test need not decode the cohort again.
+        leakcheck.Fingerprints.of(samples).save(folder / FINGERPRINTS)
         folder.write_record(
             RunRecord.of_recipe(
                 recipe,

@@ -24,11 +24,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from glioscope import methods
+from glioscope import leakcheck, methods
 from glioscope.errors import InputError
 from glioscope.evaluate.aggregate import patient_mean
 from glioscope.evaluate.operating_point import cv_operating_point
 from glioscope.io.study import read_study
+from glioscope.leakcheck import SEEN_BY_ID, SEEN_BY_PIXELS
 from glioscope.rundir import CONFIG, INFO, METADATA, RunFolder, check_package
 
 NO_PATIENT_IDS = (
@@ -212,6 +213,41 @@ def seen_notes(seen: set[str] | None) -> list[str]:
     if seen is None:
         return [NO_PATIENT_IDS]
     return [f"patient(s) {', '.join(sorted(seen))} were in this run's cohort: not an independent test"] if seen else []
+
+
+@dataclass
+class Seen:
+    """Which patients of a prediction the run saw in training: by id (None: a package without ids cannot tell), and
+    by the pixels of their images (glioscope.leakcheck, from the fingerprints the run or package keeps)."""
+
+    by_id: set[str] | None
+    by_pixels: dict[str, list[dict]]
+    notes: list[str]
+
+    def of(self, patient_id: str, shown: int = 5) -> dict:
+        """A patient's entry: seen_in_training (True, False, or None when nothing can tell), why, what matched."""
+        reasons = [SEEN_BY_ID] * (self.by_id is not None and patient_id in self.by_id)
+        reasons += [SEEN_BY_PIXELS] * (patient_id in self.by_pixels)
+        seen = True if reasons else None if self.by_id is None else False
+        entry = {"seen_in_training": seen, "seen_because": reasons}
+        if patient_id in self.by_pixels:
+            entry["matching_training_images"] = self.by_pixels[patient_id][:shown]
+        return entry
+
+
+def seen_in_training(run: TrainedRun, result: Prediction) -> Seen:
+    """The patients of `result` that `run` saw in training, by id and by pixels, with the notes that say so."""
+    by_id = run.seen_patients([p.patient_id for p in result.patients()])
+    paths = result.table[result.inputs.path_column].astype(str).tolist()  # each input's file, in the inputs' order
+    by_pixels, notes = leakcheck.training_matches(run.path, run.fingerprints(result.inputs), paths)
+    for patient, matches in sorted(by_pixels.items()):
+        first = matches[0]
+        distance = f", {first['bits_apart']} of 256 bits apart" if first["match"] != "identical" else ""
+        notes.append(
+            f"patient {patient}: {SEEN_BY_PIXELS} ({len(matches)} image(s); {first.get('input', first['sample'])} is "
+            f"{first['match']} to training image {first['training_image']}{distance}): not an independent test"
+        )
+    return Seen(by_id, by_pixels, seen_notes(by_id) + notes)
 
 
 def check_metadata(path: Path, words: dict, run: TrainedRun) -> None:

@@ -131,7 +131,7 @@ def _predict(args) -> None:
 
 
 def _test(args) -> None:
-    from glioscope.rundir import REPORT
+    from glioscope.rundir import REPORT, RunFolder
     from glioscope.external import ExternalSettings, external_test
     from glioscope.report import headline_text
 
@@ -144,7 +144,42 @@ def _test(args) -> None:
     settings = ExternalSettings(mapping, args.allow_shared_patients, args.allow_duplicates, args.accept_altered_package)
     out = external_test(args.run_dir, args.cohort, args.out, settings, overwrite=args.overwrite, n_boot=args.bootstrap)
     print(headline_text(out))
+    for line in _image_lines(RunFolder(out).record()):
+        print(line)
     print(f"Report: {out / REPORT}")
+
+
+def _image_lines(record) -> list[str]:
+    """What an external test's image check found, for the terminal (an earlier version's test: nothing)."""
+    from glioscope.leakcheck import LEGACY_NOTE, NOT_CHECKED
+    from glioscope.rundir import DUPLICATES
+
+    images = (record.external or {}).get("images")
+    if not images:
+        return []
+    if not images.get("checked"):
+        return [f"warning: {NOT_CHECKED}"]
+    lines = [
+        f"Images: {images['identical']} identical to training images, {images['near_identical']} near-identical "
+        f"pair(s) ({images['near']})"
+    ]
+    if images["near_identical"]:
+        lines[0] = "warning: " + lines[0]
+    lines += [
+        f"  external patient {b} ~ training patient {_short(a)}: {n} image pair(s)" for a, b, n in images["patients"]
+    ]
+    more = images.get("patient_pairs", 0) - len(images["patients"])
+    if more > 0:
+        lines.append(f"  and {more} more patient pair(s) ({DUPLICATES} in the output lists every image pair)")
+    if images.get("legacy_hash"):
+        lines.append(f"note: {LEGACY_NOTE}")
+    return lines
+
+
+def _short(patient: str) -> str:
+    """A package's training patient ids are hashed: a hash is shown by its first 12 characters."""
+    hashed = len(patient) == 64 and all(c in "0123456789abcdef" for c in patient)
+    return f"{patient[:12]}… (hashed id)" if hashed else patient
 
 
 def _leakcheck(args) -> None:
@@ -152,7 +187,7 @@ def _leakcheck(args) -> None:
 
     found, shared = check_cohorts(*args.cohorts, recipe=args.recipe)
     print(f"{len(shared)} patient id(s) in both cohorts" + (f": {', '.join(shared[:10])}" if shared else ""))
-    print(f"{len(found.exact)} identical image(s), {len(found.near)} near-identical pair(s)")
+    print(f"{len(found.exact)} identical image(s), {len(found.near)} near-identical pair(s) ({found.words()})")
     for a, b, n in found.patients[:20]:
         print(f"  patient {a} ~ patient {b}: {n} image pair(s)")
     if args.out:

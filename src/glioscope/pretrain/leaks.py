@@ -105,10 +105,12 @@ def _image_warnings(found, other: str) -> list[str]:
     if found.near:
         notes.append(
             f"warning: {len(found.near)} pretraining image(s) near-identical to images of {other} "
-            f"(at most {leakcheck.NEAR_BITS} of 256 hash bits apart; e.g. {found.near[0][1]})"
+            f"({found.words()}; e.g. {found.near[0][1]})"
         )
     for note in notes:
         warnings.warn(note[len("warning: ") :], stacklevel=3)
+    if found.legacy:
+        notes.append(leakcheck.LEGACY_NOTE)
     return notes
 
 

@@ -49,25 +49,31 @@ def pack_fingerprints(found) -> dict:
     """leakcheck.Fingerprints as plain values and tensors (patient ids hashed)."""
     from glioscope.rundir import hash_patient
 
-    return {
+    packed = {
         "patients": [hash_patient(p) for p in found.patients.tolist()],
         "exact": [str(h) for h in found.exact.tolist()],
         "perceptual": torch.from_numpy(found.perceptual.view(np.int64).copy()),
         "informative": torch.from_numpy(found.informative.copy()),
     }
+    if found.aligned is not None:
+        packed["aligned"] = torch.from_numpy(found.aligned.view(np.int64).copy())
+    return packed
 
 
 def unpack_fingerprints(packed: dict):
-    """leakcheck.Fingerprints of the pretraining images (sample ids: "pretraining image <k>")."""
+    """leakcheck.Fingerprints of the pretraining images (sample ids: "pretraining image <k>"); a weights file made
+    before the aligned hashes gives fingerprints searched with the perceptual hash alone (they say so)."""
     from glioscope.leakcheck import Fingerprints
 
     n = len(packed["exact"])
+    aligned = packed.get("aligned")
     return Fingerprints(
         np.array([f"pretraining image {k}" for k in range(n)]),
         np.array(packed["patients"]),
         np.array(packed["exact"], dtype="U64"),
         packed["perceptual"].numpy().view(np.uint64).reshape(n, 4),
         packed["informative"].numpy().astype(bool),
+        None if aligned is None else aligned.numpy().view(np.uint64).reshape(n, 2, 4),
     )
 
 

@@ -7,7 +7,8 @@ them. Every fold's training and held-out patients are checked disjoint, each fol
 classifier sees only its training patients (its settings chosen by the inner CV among them),
 and predicts its held-out patients once. The run folder has the deep runs' files (config.yaml,
 run.json, cohort.csv, splits.csv, fold<k>/predictions.csv, predictions.csv, metrics.json,
-report.html) plus features.csv (one row per patient), features_skipped.csv,
+report.html) plus features.csv (one row per patient), fingerprints.npz (the features' digests, for
+glioscope.leakcheck), features_skipped.csv,
 fold<k>/classifier.npz (the fitted classifier as plain arrays, glioscope.radiomics.portable),
 fold<k>/inner_cv.csv (the grid and its inner AUC) and fold<k>/features_used.csv.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from glioscope import cohort, plan, split
+from glioscope import cohort, leakcheck, plan, split
 from glioscope.errors import InputError
 from glioscope.io.parallel import default_workers
 from glioscope.radiomics.classifier import fit_with_inner_cv, probabilities
@@ -34,6 +35,7 @@ from glioscope.rundir import (
     FEATURES,
     FEATURES_SKIPPED,
     FEATURES_USED,
+    FINGERPRINTS,
     INNER_CV,
     RunFolder,
     RunRecord,
@@ -215,6 +217,10 @@ def run_radiomics(
         )
         if skipped:
             atomic.write_csv(staged / FEATURES_SKIPPED, pd.DataFrame(skipped, columns=["patient_id", "path", "reason"]))
+        # What predict compares a new patient's features with (identical features: a patient seen in training).
+        leakcheck.Fingerprints.of_vectors(matrix.index, matrix.index, features.to_numpy(dtype=float)).save(
+            staged / FINGERPRINTS
+        )
         records = {}
         for job in jobs:
             records[job.name] = _write_fold(staged, job, matrix, names, recipe, workers)

@@ -15,7 +15,8 @@ from glioscope.evaluate.run import load_metrics
 from glioscope.report import figures
 from glioscope.report.html import esc, interval, mean_sd, number, page, table
 from glioscope.report.run_report import _confusion_and_roc, _Figures, _header
-from glioscope.rundir import METRICS, REPORT, RunFolder
+from glioscope.leakcheck import NOT_CHECKED
+from glioscope.rundir import DUPLICATES, METRICS, REPORT, RunFolder
 from glioscope.util import atomic
 
 COMPARED = (
@@ -45,6 +46,7 @@ def write_external_report(out_dir: str | Path) -> Path:
     body.append(
         f'<p class="meta"><b>Trained run:</b> {esc(run.path)} · <b>External cohort:</b> {esc(external["cohort"])}</p>'
     )
+    body += _image_check(external.get("images"))
     body.append("<h2>External test beside the run's cross-validation</h2>")
     for level in ("patient", "image"):
         body.append(_comparison(metrics, cv_metrics, external["headline"], level))
@@ -66,6 +68,25 @@ def write_external_report(out_dir: str | Path) -> Path:
     out = folder / REPORT
     atomic.write_text(out, page(f"glioscope external test: {info.get('recipe')}", body))
     return out
+
+
+def _image_check(images: dict | None) -> list[str]:
+    """Banners for duplicate images not looked for, or found (an external test of an earlier version: none)."""
+    if not images:
+        return []
+    if not images.get("checked"):
+        return [f'<div class="banner warning">{esc(NOT_CHECKED)}.</div>']
+    found = [
+        f"{n} {what}"
+        for n, what in (
+            (images.get("identical", 0), "external image(s) identical to training images"),
+            (images.get("near_identical", 0), f"near-identical pair(s) ({images.get('near', '')})"),
+        )
+        if n
+    ]
+    if not found:
+        return []
+    return [f'<div class="banner warning">Warning: {esc("; ".join(found))}: see the notes and {DUPLICATES}.</div>']
 
 
 def _cell(entry: dict | None, key: str, folds: bool) -> str:

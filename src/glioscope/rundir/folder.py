@@ -12,6 +12,7 @@
     RUN/predictions.csv         every fold's held-out predictions (one row per sample and model; rundir.tables)
     RUN/validation_predictions.csv  every fold's inner-validation predictions (for fusion)
     RUN/metrics.json predictions_patients.csv report.html     evaluation and report
+    RUN/fingerprints.npz        the training images' hashes (glioscope.leakcheck), written at the end of training
     PACKAGE/README.md metadata.json fingerprints.npz fold<k>/model.ts   a model package's own files
     PACKAGE/patients.json       its training patients' ids, salted and hashed (rundir.patients; patients.sha256:
                                 unsalted, before glioscope salted them); none with `export --no-patient-ids`
@@ -46,7 +47,8 @@ PREDICTIONS, VALIDATION, PATIENTS = "predictions.csv", "validation_predictions.c
 MODEL, GRADCAM = "model.pt", "gradcam"
 CLASSIFIER, INNER_CV, FEATURES_USED = "classifier.npz", "inner_cv.csv", "features_used.csv"
 FEATURES, FEATURES_SKIPPED = "features.csv", "features_skipped.csv"
-PATIENT_DIGESTS, FINGERPRINTS = "patients.json", "fingerprints.npz"  # a model package's stand-ins for the cohort
+PATIENT_DIGESTS, FINGERPRINTS = "patients.json", "fingerprints.npz"  # a package's stand-ins for the cohort; a
+# run's fingerprints.npz spares predict and test decoding its cohort again
 PATIENT_HASHES = "patients.sha256"  # a package's unsalted ids before patients.json, still read
 MODEL_CARD, METADATA, TORCHSCRIPT, MANIFEST = "README.md", "metadata.json", "model.ts", "manifest.json"
 DUPLICATES = "duplicates.csv"

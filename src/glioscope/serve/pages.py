@@ -239,9 +239,11 @@ def _ranges(values: list) -> str:
 
 def result_page(result: dict) -> str:
     patient = result["patients"][0]
+    reasons = sorted({r for p in result["patients"] if p["seen_in_training"] for r in p.get("seen_because", [])})
     seen = (
-        '<div class="banner warning" id="seen">Seen in training: this patient is in the run\'s own cohort, so '
-        "this is not an independent test.</div>"
+        '<div class="banner warning" id="seen">Seen in training: '
+        + esc("; ".join(reasons) or "this patient is in the run's own cohort")
+        + ", so this is not an independent test.</div>"
         if any(p["seen_in_training"] for p in result["patients"])
         else ""
     )
