@@ -201,14 +201,18 @@ def test_near_duplicates_are_printed_by_glioscope_test(tiny_2d_run, sagittal_coh
 
 
 def test_a_package_without_fingerprints_says_duplicates_were_not_checked(package, site_b, tmp_path, capsys):
+    from glioscope.rundir.seal import write_manifest
+
     stored, away = package / "fingerprints.npz", tmp_path / "fingerprints.npz"
-    stored.rename(away)  # exported without the training images
+    stored.rename(away)  # as if exported without the training images: sealed so
+    write_manifest(package)
     try:
         capsys.readouterr()
         args = ["test", str(package), "--cohort", str(site_b), "-o", str(tmp_path / "t"), "--bootstrap", "20"]
         assert main(args) == 0
     finally:
         away.rename(stored)
+        write_manifest(package)
     out = capsys.readouterr().out
     assert f"warning: {NOT_CHECKED}" in out
     info = json.loads((tmp_path / "t" / "run.json").read_text())
@@ -225,8 +229,11 @@ def test_a_package_of_an_earlier_version_is_searched_with_its_own_hash_and_says_
     stored = package / "fingerprints.npz"
     kept = tmp_path / "kept.npz"
     kept.write_bytes(stored.read_bytes())
+    from glioscope.rundir.seal import write_manifest
+
     with np.load(kept, allow_pickle=False) as archive:  # what an earlier version exported: no aligned hashes
         np.savez_compressed(stored, **{k: archive[k] for k in archive.files if k != "aligned"})
+    write_manifest(package)  # sealed as it is, so that only the fingerprints' format differs
     copies = _edited_copies(sagittal_cohort, tmp_path / "copies")
     try:
         capsys.readouterr()
@@ -234,6 +241,7 @@ def test_a_package_of_an_earlier_version_is_searched_with_its_own_hash_and_says_
         assert main(args) == 0
     finally:
         stored.write_bytes(kept.read_bytes())
+        write_manifest(package)
     out = capsys.readouterr().out
     assert f"note: {LEGACY_NOTE}" in out and "perceptual hash bits apart" in out
     info = json.loads((tmp_path / "t" / "run.json").read_text())
