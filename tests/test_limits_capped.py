@@ -133,7 +133,11 @@ def test_the_web_app_answers_each_bomb_with_a_422_page(tiny_2d_run, tmp_path, mo
     uploads = tmp_path / "uploads"
     uploads.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(uploads))
-    client = TestClient(create_app(runs))
+    client = TestClient(  # as a script calls the API: the launch's token in its header
+        create_app(runs, token="a-token-for-this-test"),
+        base_url="http://127.0.0.1:8000",
+        headers={"Authorization": "token a-token-for-this-test"},
+    )
     for name in BOMBS:
         path = bomb(tmp_path / name.replace(" ", "_"), name)
         for files in ([(path.name, path.read_bytes())], [("study.zip", _zipped(path, zipfile))]):

@@ -18,6 +18,7 @@ import yaml
 
 from glioscope.batch import predict_batch
 from glioscope.cli import main
+from glioscope.leakcheck import SEEN_BY_ID, SEEN_BY_PIXELS
 from glioscope.errors import InputError
 from glioscope.predict import predict
 from glioscope.rundir import PatientDigests, hash_patient, write_manifest
@@ -275,10 +276,14 @@ def test_an_export_without_patient_ids_says_nothing_was_checked(
     with np.load(package / "fingerprints.npz", allow_pickle=False) as prints:
         assert all(p.startswith("training patient ") for p in prints["patients"])
     assert TrainedRun(package).seen_patients(ids) is None
-    result = predict(package, study)
-    assert result["patients"][0]["seen_in_training"] is None and NO_PATIENT_IDS in result["notes"]
+    result = predict(package, study)  # a training patient: by id nobody can tell, but its pixels still match
+    [patient] = result["patients"]
+    assert patient["seen_because"] == [SEEN_BY_PIXELS] and NO_PATIENT_IDS in result["notes"]
     batch = predict_batch(package, [renamed_cohort], progress=False)
-    assert {p["seen_in_training"] for p in batch["patients"]} == {None} and NO_PATIENT_IDS in batch["notes"]
+    for entry in batch["patients"]:  # never by id; seen only when an image matches, else unknown (null)
+        assert SEEN_BY_ID not in entry["seen_because"]
+        assert entry["seen_in_training"] is (True if entry["seen_because"] else None)
+    assert NO_PATIENT_IDS in batch["notes"]
     out = tmp_path / "external"
     args = ["test", str(package), "--cohort", str(renamed_cohort), "-o", str(out), "--allow-duplicates"]
     assert main([*args, "--bootstrap", "10"]) == 0
