@@ -27,7 +27,7 @@ import numpy as np
 
 from glioscope import __version__
 from glioscope.evaluate.run import load_metrics
-from glioscope.model_card import metadata, model_card
+from glioscope.model_card import PackageFacts, metadata, model_card
 from glioscope.rundir import (
     CONFIG,
     FINGERPRINTS,
@@ -95,19 +95,19 @@ def export_run(
             )
         )
         atomic.write_json(tmp / METRICS, metrics)
-        card_facts = {
-            "run": run.folder,
-            "recipe": recipe,
-            "record": record,
-            "metrics": metrics,
-            "cohort": cohort,
-            "headline": run.headline,
-            "torchscript": torchscript,
-            "words": {**run.method.input_words(recipe, record), "num_channels": run.takes.get("channels")},
-            "patients": digests.parameters() if patient_ids else None,
-        }
-        atomic.write_text(tmp / MODEL_CARD, model_card(**card_facts))
-        atomic.write_json(tmp / METADATA, metadata(**card_facts))
+        facts = PackageFacts(
+            run=run.folder,
+            recipe=recipe,
+            record=record,
+            metrics=metrics,
+            cohort=cohort,
+            headline=run.headline,
+            torchscript=torchscript,
+            words={**run.method.input_words(recipe, record), "num_channels": run.takes.get("channels")},
+            patients=digests.parameters() if patient_ids else None,
+        )
+        atomic.write_text(tmp / MODEL_CARD, model_card(facts))
+        atomic.write_json(tmp / METADATA, metadata(facts))
         write_manifest(tmp)
     return checks
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +15,21 @@ INTENDED_USE = (
     "Research: reproducing, comparing and externally validating methods that classify brain tumours "
     "in MRI. Not a medical device; not for diagnosis, grading or any decision about a patient's care."
 )
+
+
+@dataclass(frozen=True)
+class PackageFacts:
+    """What a package's card and metadata say, gathered by glioscope.export."""
+
+    run: object  # the exported run's RunFolder
+    recipe: object
+    record: object  # its RunRecord
+    metrics: dict
+    cohort: pd.DataFrame
+    headline: str
+    torchscript: bool
+    words: dict  # what the model takes, from its method (Method.input_words)
+    patients: dict | None  # the salted hash's parameters; None when the package holds no patient ids
 
 
 def _phantom(cohort: pd.DataFrame) -> bool:
@@ -79,18 +95,10 @@ def _caveats(recipe, record, cohort: pd.DataFrame, counts: dict[str, int], patie
     return caveats
 
 
-def model_card(
-    run,
-    recipe,
-    record,
-    metrics: dict,
-    cohort: pd.DataFrame,
-    headline: str,
-    torchscript: bool,
-    words: dict,
-    patients: dict | None,
-) -> str:
-    """README.md of a model package; `words`: what the model takes, from its method (Method.input_words)."""
+def model_card(facts: PackageFacts) -> str:
+    """README.md of a model package."""
+    run, recipe, record, metrics, cohort = facts.run, facts.recipe, facts.record, facts.metrics, facts.cohort
+    headline, torchscript, words, patients = facts.headline, facts.torchscript, facts.words, facts.patients
     names = list(record.class_names)
     counts = _counts(cohort, names)
     levels = {level: metrics.get("cv", {}).get(headline, {}).get(level) for level in ("patient", "image")}
@@ -152,18 +160,10 @@ def model_card(
     return "\n".join(lines)
 
 
-def metadata(
-    run,
-    recipe,
-    record,
-    metrics: dict,
-    cohort: pd.DataFrame,
-    headline: str,
-    torchscript: bool,
-    words: dict,
-    patients: dict | None,
-) -> dict:
+def metadata(facts: PackageFacts) -> dict:
     """metadata.json of a model package, with the fields of a MONAI bundle's that apply."""
+    run, recipe, record, metrics, cohort = facts.run, facts.recipe, facts.record, facts.metrics, facts.cohort
+    headline, torchscript, words, patients = facts.headline, facts.torchscript, facts.words, facts.patients
     names = list(record.class_names)
     channels, shape, value = words["channels"], words["shape"], words["value"]
     patient = metrics.get("cv", {}).get(headline, {}).get("patient") or {}
