@@ -18,12 +18,12 @@ from pathlib import Path
 import pandas as pd
 
 from glioscope.errors import InputError
-from glioscope.io.study import Study, read_study
+from glioscope.io.study import Study
 from glioscope.samples.base import SampleSet
 from glioscope.samples.slices import build_slices, slices_of_study
 from glioscope.samples.volumes import build_volumes, volume_of_study
 
-__all__ = ["SampleSet", "build_samples", "samples_from_file", "samples_of_study"]
+__all__ = ["SampleSet", "build_samples", "samples_of_study"]
 
 
 def build_samples(frame: pd.DataFrame, data, cache_dir: Path | None, progress: bool = True) -> SampleSet:
@@ -52,8 +52,3 @@ def samples_of_study(study: Study, data) -> SampleSet:
         if not select:
             raise
         return slices_of_study(study, data.slices)
-
-
-def samples_from_file(path: Path, data, mask: Path | None = None) -> SampleSet:
-    """The samples of the study at `path` (a DICOM series or study, a NIfTI file or folder, a 2D image)."""
-    return samples_of_study(read_study(path, mask), data)

@@ -39,9 +39,13 @@ def _restored(value):
     return value
 
 
+def _text_columns(frame: pd.DataFrame) -> list:
+    return [c for c in frame.columns if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c].dtype)]
+
+
 def neutralised(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame with every text cell that a spreadsheet would take for a formula prefixed with an apostrophe."""
-    columns = [c for c in frame.columns if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c].dtype)]
+    columns = _text_columns(frame)
     if not columns:
         return frame
     frame = frame.copy()
@@ -54,10 +58,7 @@ def write(frame: pd.DataFrame, path: str | Path) -> None:
     """The frame as CSV, neutralised; a text cell holding a carriage return (which Python's csv writer leaves
     unquoted, so that a reader would break the row there) makes every text cell quoted."""
     frame = neutralised(frame)
-    texts = [
-        frame[c] for c in frame.columns if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c].dtype)
-    ]
-    broken = any(column.map(lambda v: isinstance(v, str) and "\r" in v).any() for column in texts)
+    broken = any(frame[c].map(lambda v: isinstance(v, str) and "\r" in v).any() for c in _text_columns(frame))
     frame.to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC if broken else csv.QUOTE_MINIMAL)
 
 
