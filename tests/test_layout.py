@@ -31,6 +31,7 @@ LAYERS = [
     {"report", "interpret", "pretrain"},
     {"workflows"},
     {"runner", "radiomics"},
+    {"deepfeatures"},
     {"methods"},
     {"trained", "model_card"},
     {"predict", "batch", "external", "export"},

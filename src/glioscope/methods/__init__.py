@@ -8,6 +8,7 @@
 |---|---|---|---|---|
 | deep | recipes/*.yaml (schema base.yaml) | glioscope.runner | a network (fold<k>/model.pt) | slices or volumes |
 | radiomics | recipes/radiomics/*.yaml (schema radiomics.yaml) | glioscope.radiomics.run | a classifier (fold<k>/classifier.npz) | PyRadiomics features in the mask |
+| deepfeatures | recipes/deepfeatures/*.yaml (schema deepfeatures.yaml) | glioscope.deepfeatures.run | a classifier (classifier.npz) or an attention model (attention.pt) | a frozen network's embeddings of slices |
 
 `glioscope cv` and `train` load any recipe here and call its method's `run`; predict, batch
 prediction, `test`, `serve` and `export` apply any trained run through glioscope.trained, which
@@ -24,9 +25,10 @@ from pathlib import Path
 from glioscope.errors import InputError
 from glioscope.methods.base import Method
 from glioscope.methods.deep import DeepMethod
+from glioscope.methods.deepfeatures import DeepFeatureMethod
 from glioscope.methods.radiomics import RadiomicsMethod
 
-METHODS: dict[str, Method] = {method.kind: method for method in (DeepMethod(), RadiomicsMethod())}
+METHODS: dict[str, Method] = {method.kind: method for method in (DeepMethod(), RadiomicsMethod(), DeepFeatureMethod())}
 
 __all__ = ["METHODS", "Method", "find", "load_recipe", "method_of_config", "recipe_names"]
 

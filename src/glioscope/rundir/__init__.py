@@ -8,6 +8,8 @@ patient ids (`patients`).
 """
 
 from glioscope.rundir.folder import (
+    ATTENTION,
+    ATTENTION_MODEL,
     CLASSIFIER,
     COHORT,
     CONFIG,
@@ -43,6 +45,8 @@ from glioscope.rundir.seal import ACCEPT_OPTION, check_package, stamp, write_man
 from glioscope.rundir.tables import prediction_table, prob_columns
 
 __all__ = [
+    "ATTENTION",
+    "ATTENTION_MODEL",
     "CLASSIFIER",
     "COHORT",
     "CONFIG",

@@ -8,6 +8,8 @@
     RUN/fold<k>/model.pt        a deep fold's weights (and the trainer's own files; its resume checkpoints
                                 go once the fold's predictions are written)
     RUN/fold<k>/classifier.npz  a radiomics fold's classifier, as plain arrays (inner_cv.csv, features_used.csv)
+    RUN/fold<k>/classifier.npz or attention.pt  a deep-feature fold's classifier (a patient-level model: attention.pt,
+                                tensors only); RUN/attention.csv: each held-out slice's attention
     RUN/fold<k>/predictions.csv validation_predictions.csv gradcam/
     RUN/predictions.csv         every fold's held-out predictions (one row per sample and model; rundir.tables)
     RUN/validation_predictions.csv  every fold's inner-validation predictions (for fusion)
@@ -52,6 +54,7 @@ PATIENT_DIGESTS, FINGERPRINTS = "patients.json", "fingerprints.npz"  # a package
 PATIENT_HASHES = "patients.sha256"  # a package's unsalted ids before patients.json, still read
 MODEL_CARD, METADATA, TORCHSCRIPT, MANIFEST = "README.md", "metadata.json", "model.ts", "manifest.json"
 DUPLICATES = "duplicates.csv"
+ATTENTION, ATTENTION_MODEL = "attention.csv", "attention.pt"  # a patient-level model's slice attention; its fold model
 
 
 class RunFolder:
