@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 # which it does not declare: install those first, then it without build isolation.
 	$(BIN)/python -m pip install --quiet 'numpy>=1.26' versioneer setuptools wheel
 	$(BIN)/python -m pip install --quiet --no-build-isolation pyradiomics
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,imagenet]'
 	touch $(STAMP)
 
 test: $(STAMP) browser lint

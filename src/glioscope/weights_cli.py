@@ -31,14 +31,7 @@ def _list(args) -> None:
     rows = catalogue([args.model] if args.model else None)
     header = ("model", "weights", "on disk", "file", "path")
     table = [
-        (
-            r.model,
-            r.name,
-            ("yes" if r.on_disk else "no") if r.file else "-",
-            r.file or "-",
-            str(r.path) if r.file else r.note,
-        )
-        for r in rows
+        (r.model, r.name, ("yes" if r.on_disk else "no") if r.file else "-", r.file or "-", _where(r)) for r in rows
     ]
     widths = [max(len(str(row[k])) for row in [header, *table]) for k in range(len(header) - 1)]
     for row in [header, *table]:
@@ -47,11 +40,24 @@ def _list(args) -> None:
         print()
         for url in dict.fromkeys(r.url for r in rows if r.url):
             print(url)
-    on_disk = sum(r.on_disk for r in rows if r.file)
+    cached = [r for r in rows if r.file and not r.package]
     print(
-        f"\n{on_disk} of {sum(bool(r.file) for r in rows)} on disk in {torch.hub.get_dir()}/checkpoints "
+        f"\n{sum(r.on_disk for r in cached)} of {len(cached)} on disk in {torch.hub.get_dir()}/checkpoints "
         "(TORCH_HOME). Training never downloads; `glioscope weights fetch NAME --model MODEL` does, on request."
     )
+    for r in rows:
+        if r.package:
+            state = "installed" if r.on_disk else f"not installed: {r.install_hint}"
+            print(f"{r.model} {r.name}: from the Python package {r.package} ({state}); never downloaded.")
+
+
+def _where(row) -> str:
+    """The path column: the file, the package to install for it, or the note of a model without weights."""
+    if not row.file:
+        return row.note
+    if row.package and row.path is None:
+        return f"package {row.package} (not installed)"
+    return str(row.path) + (f" (package {row.package})" if row.package else "")
 
 
 def _fetch(args) -> None:
@@ -60,4 +66,7 @@ def _fetch(args) -> None:
     entry = choose(args.name, args.model)
     present = entry.on_disk and not args.overwrite
     path = fetch(entry, url=args.url, overwrite=args.overwrite)
+    if entry.package:  # never downloaded: fetch found the installed package's file, or said what to install
+        print(f"{entry.model} {entry.name}: on disk, from the Python package {entry.package}: {path}")
+        return
     print(f"{entry.model} {entry.name}: {'already on disk' if present else 'downloaded'}: {path}")

@@ -18,6 +18,8 @@ from glioscope.errors import GlioscopeError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# TensorFlow's EfficientNet-Lite models: (x - 127) / 128 on 0..255 pixels, every channel alike.
+TFLITE_MEAN, TFLITE_STD = 127 / 255, 128 / 255
 
 
 def settings_of(augment: AugmentSettings | Mapping) -> AugmentSettings:
@@ -81,11 +83,13 @@ def build_batch_affine(augment: AugmentSettings | Mapping) -> BatchRandomAffine 
 
 
 def normalisation(name: str | None, channels: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(mean, std) shaped (C, 1, 1) for 'imagenet'; None for no normalisation."""
+    """(mean, std) shaped (C, 1, 1) for 'imagenet' or 'tflite' (a model's own: efficientnet_lite0's); None for none."""
     if not name or name == "none":
         return None
+    if name == "tflite":
+        return torch.full((channels, 1, 1), TFLITE_MEAN), torch.full((channels, 1, 1), TFLITE_STD)
     if name != "imagenet":
-        raise GlioscopeError(f"normalisation: expected 'imagenet' or 'none', got {name!r}")
+        raise GlioscopeError(f"normalisation: expected 'imagenet', 'tflite' or 'none', got {name!r}")
     mean = torch.tensor(IMAGENET_MEAN if channels == 3 else [sum(IMAGENET_MEAN) / 3] * channels)
     std = torch.tensor(IMAGENET_STD if channels == 3 else [sum(IMAGENET_STD) / 3] * channels)
     return mean.view(-1, 1, 1), std.view(-1, 1, 1)

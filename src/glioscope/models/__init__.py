@@ -4,9 +4,10 @@
     create_model("sdl", num_classes=3, backbone="alexnet", members=2)
 
 Each entry (`ModelEntry`) carries, besides its builder, what the rest of glioscope needs to
-know about the model: the samples it reads (2D slices or 3D volumes), the input normalisation it expects (ImageNet statistics for the 2D
-torchvision backbones, none for the 3D ones, whose volumes are already in [0, 1]), the
-names under which its outputs are reported (one model, or SDL's members and their mean),
+know about the model: the samples it reads (2D slices or 3D volumes), the input normalisation it expects
+(ImageNet statistics for the 2D torchvision backbones, TensorFlow's (x - 127) / 128 for EfficientNet-Lite0,
+none for the 3D ones, whose volumes are already in [0, 1]), the names under which its outputs are reported
+(one model, or SDL's members and their mean),
 the training variant (glioscope.train.trainer_class) and the recipe's model fields its builder takes.
 The registry itself is registry.py, which the builders import to register themselves; this
 module imports the builders on first use, so that `import glioscope.models` stays light.
@@ -45,4 +46,4 @@ def create_model(name: str, num_classes: int, in_chans: int = 3, weights: str | 
 
 def _import_builders() -> None:
     # Builders register themselves on import; importing them only here keeps `import glioscope.models` light.
-    from glioscope.models import cnn2d, monai3d, sdl, video3d  # noqa: F401
+    from glioscope.models import cnn2d, lite0, monai3d, sdl, video3d  # noqa: F401

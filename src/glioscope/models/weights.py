@@ -1,4 +1,4 @@
-"""Pretrained weights from torchvision's local cache or a file, never from the network."""
+"""Pretrained weights from torchvision's local cache, an installed package or a file, never from the network."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch
 import torchvision.models as tvm
 
 from glioscope.errors import GlioscopeError, InputError
+from glioscope.models.registry import named_weights
 from glioscope.util.tensors import UnsafeFile, load_tensors
 
 # Names a recipe may give instead of a path.
@@ -50,16 +51,32 @@ def cache_path(arch: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
 
 
+def named_file(source: str, arch: str) -> Path:
+    """Where the named weights `source` of `arch` are read from: the file an installed package ships
+    (register_package_weights), else torchvision's cache file; WeightsUnavailable when the package is missing."""
+    for entry in named_weights(arch):
+        if entry.package and entry.name == str(source).lower():
+            path = entry.path
+            if path is None:
+                raise WeightsUnavailable(
+                    f"{source} weights for {arch} come with the Python package {entry.package}, which is not "
+                    f"installed: {entry.install_hint}. glioscope never downloads: install it, pass a weights file "
+                    "with --set model.weights=PATH, or train from scratch with --set model.weights=none"
+                )
+            return path
+    return cache_path(arch)
+
+
 def read_state_dict(source: str | Path, arch: str) -> dict[str, torch.Tensor]:
     """Load a state dict for `arch` from a named source ('imagenet', 'kinetics') or a file.
 
     A file may hold a bare state dict or a checkpoint with a 'state_dict' / 'model' entry.
     """
     if str(source).lower() in NAMED_WEIGHTS:
-        path = cache_path(arch)
+        path = named_file(str(source), arch)
         if not path.is_file():
             raise WeightsUnavailable(
-                f"{source} weights for {arch} are not in the local torch cache (expected {path}). "
+                f"{source} weights for {arch} are not on disk (expected {path}). "
                 "glioscope never downloads: copy the file there, pass a weights file with --set model.weights=PATH, "
                 "or train from scratch with --set model.weights=none"
             )

@@ -139,12 +139,14 @@ def record(spec) -> dict | None:
 
 def _named_on_disk(spec) -> bool | None:
     from glioscope.models import model_entry
-    from glioscope.models.weights import cache_path
+    from glioscope.models.weights import WeightsUnavailable, named_file
 
     try:
         arch = (spec.backbone or "alexnet") if model_entry(spec.name).variant == "synergic" else spec.name
-        return cache_path(arch).is_file()
-    except Exception:  # not a torchvision architecture: its builder knows
+        return named_file(str(spec.weights), arch).is_file()
+    except WeightsUnavailable:  # from a package that is not installed
+        return False
+    except Exception:  # neither torchvision's nor a package's: its builder knows
         return None
 
 

@@ -44,7 +44,7 @@ class SampleSet(ABC):
         """A torch Dataset of the samples under `mask` with their class indices.
 
         `augment` (glioscope.augment.AugmentSettings) for training, None to take the samples as
-        they are; `normalisation` is "imagenet" or "none" (after augmentation).
+        they are; `normalisation` is "imagenet", "tflite" or "none" (after augmentation).
         """
 
     @abstractmethod
