@@ -10,6 +10,7 @@ patient ids (`patients`).
 from glioscope.rundir.folder import (
     CLASSIFIER,
     COHORT,
+    COMBINER,
     CONFIG,
     DUPLICATES,
     FEATURES,
@@ -21,6 +22,7 @@ from glioscope.rundir.folder import (
     INFO,
     INNER_CV,
     MANIFEST,
+    MEMBERS,
     METADATA,
     METRICS,
     MODEL,
@@ -45,6 +47,7 @@ from glioscope.rundir.tables import prediction_table, prob_columns
 __all__ = [
     "CLASSIFIER",
     "COHORT",
+    "COMBINER",
     "CONFIG",
     "DUPLICATES",
     "FEATURES",
@@ -56,6 +59,7 @@ __all__ = [
     "INFO",
     "INNER_CV",
     "MANIFEST",
+    "MEMBERS",
     "METADATA",
     "METRICS",
     "MODEL",

@@ -6,6 +6,7 @@ the rest:
     training    a deep recipe's folds: the precision each was trained in, the pretrained weights
     radiomics   a radiomics recipe: PyRadiomics' version and settings, channels, what each fold's inner CV chose
     fusion      a late fusion of runs: its inputs, methods, combiners
+    ensemble    an ensemble recipe: its members (run folders under members/), its combiner, what each fold's was fit on
     external    an external test: the run applied, the cohort, the leak checks, the operating point
     package     a model package: where it was exported from, its checks, the operating point it carries
 
@@ -22,7 +23,7 @@ import pandas as pd
 
 from glioscope import __version__
 
-BLOCKS = ("training", "radiomics", "fusion", "external", "package")
+BLOCKS = ("training", "radiomics", "fusion", "ensemble", "external", "package")
 
 
 def _now() -> str:
@@ -53,6 +54,7 @@ class RunRecord:
     training: dict | None = None
     radiomics: dict | None = None
     fusion: dict | None = None
+    ensemble: dict | None = None
     external: dict | None = None
     package: dict | None = None
 
