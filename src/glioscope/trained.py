@@ -128,7 +128,7 @@ class TrainedRun:
         self.path = self.folder.path
         self.notes = check_package(self.folder, accept_altered)  # before anything in it is believed
         config = self.folder.config()
-        self.method = methods.method_of_config(config, self.path)
+        self.method = methods.method_of_config(config, self.path).bind(self.folder)
         self.recipe = self.method.recipe_from_config(config)
         self.record = self.folder.record()
         self.class_names = list(self.record.class_names)

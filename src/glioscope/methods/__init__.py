@@ -9,6 +9,7 @@
 | deep | recipes/*.yaml (schema base.yaml) | glioscope.runner | a network (fold<k>/model.pt) | slices or volumes |
 | radiomics | recipes/radiomics/*.yaml (schema radiomics.yaml) | glioscope.radiomics.run | a classifier (fold<k>/classifier.npz) | PyRadiomics features in the mask |
 | deepfeatures | recipes/deepfeatures/*.yaml (schema deepfeatures.yaml) | glioscope.deepfeatures.run | a classifier (classifier.npz) or an attention model (attention.pt) | a frozen network's embeddings of slices |
+| ensemble | recipes/ensemble/*.yaml (schema ensemble.yaml) | methods.ensemble_run: its members, each by its own method, on the same folds | a combiner (fold<k>/combiner.npz) of the members' fold models | what each member reads |
 
 `glioscope cv` and `train` load any recipe here and call its method's `run`; predict, batch
 prediction, `test`, `serve` and `export` apply any trained run through glioscope.trained, which
@@ -26,9 +27,11 @@ from glioscope.errors import InputError
 from glioscope.methods.base import Method
 from glioscope.methods.deep import DeepMethod
 from glioscope.methods.deepfeatures import DeepFeatureMethod
+from glioscope.methods.ensemble import EnsembleMethod
 from glioscope.methods.radiomics import RadiomicsMethod
 
 METHODS: dict[str, Method] = {method.kind: method for method in (DeepMethod(), RadiomicsMethod(), DeepFeatureMethod())}
+METHODS["ensemble"] = EnsembleMethod(METHODS)  # its members: recipes of every other kind listed here
 
 __all__ = ["METHODS", "Method", "find", "load_recipe", "method_of_config", "recipe_names"]
 

@@ -25,10 +25,21 @@ class Method(ABC):
     """One kind of method (see the module docstring)."""
 
     recipes: RecipeKind
+    seed_setting: str | None = None  # the dotted setting that seeds a recipe's training (an ensemble's `seeds`)
 
     @property
     def kind(self) -> str:
         return self.recipes.name
+
+    def bind(self, folder: RunFolder) -> Method:
+        """The method that applies the run in `folder`: itself, or (a kind whose fold models are other runs, as an
+        ensemble's members) one that knows the folder."""
+        return self
+
+    def validation_missing(self, recipe) -> str | None:
+        """None when a run of `recipe` writes out-of-fold predictions of every fold's training patients
+        (fold<k>/validation_predictions.csv, what a stacking combiner is fit on); else the setting that would."""
+        return None
 
     def recipe_from_config(self, config: dict):
         """A run folder's or package's recipe, from its config.yaml."""

@@ -26,6 +26,11 @@ _BATCH = 64  # samples a fold model predicts at a time: memory stays small
 
 class DeepMethod(Method):
     recipes = DEEP
+    seed_setting = "train.seed"
+
+    def validation_missing(self, recipe) -> str | None:
+        """A deep recipe predicts its inner-validation patients only with train.validation: inner."""
+        return None if recipe.train.validation == "inner" else "train.validation: inner"
 
     def run(
         self, recipe, cohort, out, splits=None, folds=None, resume=False, progress=True, report=True, cache_dir=None

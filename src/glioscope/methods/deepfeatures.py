@@ -23,6 +23,7 @@ from glioscope.samples import samples_of_study
 
 class DeepFeatureMethod(Method):
     recipes = DEEPFEATURES
+    seed_setting = "classifier.seed"  # its inner CV writes every training patient's out-of-fold prediction
 
     def run(
         self, recipe, cohort, out, splits=None, folds=None, resume=False, progress=True, report=True, cache_dir=None

@@ -20,6 +20,7 @@ from glioscope.util import csvfiles
 
 class RadiomicsMethod(Method):
     recipes = RADIOMICS
+    seed_setting = "classifier.seed"  # its inner CV writes every training patient's out-of-fold prediction
 
     def run(
         self, recipe, cohort, out, splits=None, folds=None, resume=False, progress=True, report=True, cache_dir=None

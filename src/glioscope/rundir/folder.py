@@ -10,6 +10,7 @@
     RUN/fold<k>/classifier.npz  a radiomics fold's classifier, as plain arrays (inner_cv.csv, features_used.csv)
     RUN/fold<k>/classifier.npz or attention.pt  a deep-feature fold's classifier (a patient-level model: attention.pt,
                                 tensors only); RUN/attention.csv: each held-out slice's attention
+    RUN/fold<k>/combiner.npz    an ensemble fold's combiner, as plain arrays (its members' runs: RUN/members/<name>/)
     RUN/fold<k>/predictions.csv validation_predictions.csv gradcam/
     RUN/predictions.csv         every fold's held-out predictions (one row per sample and model; rundir.tables)
     RUN/validation_predictions.csv  every fold's inner-validation predictions (for fusion)
@@ -49,6 +50,7 @@ PREDICTIONS, VALIDATION, PATIENTS = "predictions.csv", "validation_predictions.c
 MODEL, GRADCAM = "model.pt", "gradcam"
 CLASSIFIER, INNER_CV, FEATURES_USED = "classifier.npz", "inner_cv.csv", "features_used.csv"
 FEATURES, FEATURES_SKIPPED = "features.csv", "features_skipped.csv"
+COMBINER, MEMBERS = "combiner.npz", "members"  # an ensemble run's combiner per fold, and its members' run folders
 PATIENT_DIGESTS, FINGERPRINTS = "patients.json", "fingerprints.npz"  # a package's stand-ins for the cohort; a
 # run's fingerprints.npz spares predict and test decoding its cohort again
 PATIENT_HASHES = "patients.sha256"  # a package's unsalted ids before patients.json, still read

@@ -7,6 +7,7 @@ the rest:
     radiomics   a radiomics recipe: PyRadiomics' version and settings, channels, what each fold's inner CV chose
     deepfeatures  a deep-feature recipe: the frozen backbone, the slices and features, what each fold's inner CV chose
     fusion      a late fusion of runs: its inputs, methods, combiners
+    ensemble    an ensemble recipe: its members (run folders under members/), its combiner, what each fold's was fit on
     external    an external test: the run applied, the cohort, the leak checks, the operating point
     package     a model package: where it was exported from, its checks, the operating point it carries
 
@@ -23,7 +24,7 @@ import pandas as pd
 
 from glioscope import __version__
 
-BLOCKS = ("training", "radiomics", "deepfeatures", "fusion", "external", "package")
+BLOCKS = ("training", "radiomics", "deepfeatures", "fusion", "ensemble", "external", "package")
 
 
 def _now() -> str:
@@ -55,6 +56,7 @@ class RunRecord:
     radiomics: dict | None = None
     deepfeatures: dict | None = None
     fusion: dict | None = None
+    ensemble: dict | None = None
     external: dict | None = None
     package: dict | None = None
 
