@@ -80,12 +80,20 @@ def build_batch_affine(augment: AugmentSettings | Mapping) -> BatchRandomAffine 
     return affine if affine else None
 
 
-def normalisation(name: str | None, channels: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(mean, std) shaped (C, 1, 1) for 'imagenet'; None for no normalisation."""
+def normalisation(name: str | None, channels: int, depth: int = 1) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(mean, std) shaped (C, 1, 1) for 'imagenet'; None for no normalisation.
+
+    Three channels take ImageNet's RGB statistics, any other count their mean. 2.5D slices (`depth`
+    slices per channel, grouped per channel: glioscope.samples.slices.context) take the statistics of
+    their `channels // depth` channels, each repeated over its group.
+    """
     if not name or name == "none":
         return None
     if name != "imagenet":
         raise GlioscopeError(f"normalisation: expected 'imagenet' or 'none', got {name!r}")
-    mean = torch.tensor(IMAGENET_MEAN if channels == 3 else [sum(IMAGENET_MEAN) / 3] * channels)
-    std = torch.tensor(IMAGENET_STD if channels == 3 else [sum(IMAGENET_STD) / 3] * channels)
+    base = channels // depth if channels % depth == 0 else channels
+    mean = torch.tensor(IMAGENET_MEAN if base == 3 else [sum(IMAGENET_MEAN) / 3] * base)
+    std = torch.tensor(IMAGENET_STD if base == 3 else [sum(IMAGENET_STD) / 3] * base)
+    if base != channels:
+        mean, std = mean.repeat_interleave(depth), std.repeat_interleave(depth)
     return mean.view(-1, 1, 1), std.view(-1, 1, 1)
