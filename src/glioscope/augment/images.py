@@ -34,7 +34,7 @@ def build_train_transform(augment: AugmentSettings | Mapping) -> v2.Compose | No
     augment = settings_of(augment)
     steps: list = []
     if augment.autoaugment == "svhn":
-        steps.append(random_policy())
+        steps.append(AnyChannels(random_policy()))
     if augment.brightness:
         steps.append(RandomBrightness(*augment.brightness))
     blur = augment.gaussian_blur
@@ -47,7 +47,26 @@ def build_train_transform(augment: AugmentSettings | Mapping) -> v2.Compose | No
 
 def fixed_expansion(name: str | None) -> list:
     """Offline expansions a recipe may name: "svhn" (seed 004's 56 variants), or none."""
-    return expansion() if name == "svhn" else []
+    return [AnyChannels(variant) for variant in expansion()] if name == "svhn" else []
+
+
+class AnyChannels(torch.nn.Module):
+    """A torchvision transform made for 1- or 3-channel images (AutoAugment's Contrast, Equalize,
+    AutoContrast refuse others) on any channel count: an image of another count (four stacked
+    sequences, 2.5D slices) goes through as a batch of one-channel images, so that every channel
+    gets the same op, magnitude and geometry, each channel's intensities adjusted on their own."""
+
+    def __init__(self, transform):
+        super().__init__()
+        self.transform = transform
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if image.shape[-3] in (1, 3):
+            return self.transform(image)
+        return self.transform(image.unsqueeze(-3)).squeeze(-3)
+
+    def extra_repr(self) -> str:
+        return repr(self.transform)
 
 
 class RandomBrightness(torch.nn.Module):
