@@ -63,7 +63,9 @@ def run(
     notes += samples.notes
     mode = meta.get("mode") or ("kfold" if splits_path else recipe.cv.mode)
     jobs = plan.plan_jobs(table, mode, recipe.train.inner_validation, folds)  # before any output: it can refuse
-    build_model(recipe.model, len(names), samples.channels)  # so can the model's builder (an option, its weights)
+    build_model(
+        recipe.model, len(names), samples.channels, recipe.data.slice_context
+    )  # so can the model's builder (an option, its weights)
     notes += check_pretrained(recipe.model.weights, jobs, samples)  # and pretrained weights that saw these patients
     # Under torchrun every process trains; the first one writes the files.
     context = ddp.init_distributed(recipe.train.device)
@@ -126,7 +128,7 @@ def _run_job(
     val_mask = samples.mask(job.validation) if job.validation is not None else None
     val_set = samples.dataset(val_mask, targets, None, normalisation) if val_mask is not None else None
     torch.manual_seed(recipe.train.seed)
-    built = build_model(recipe.model, len(names), samples.channels)
+    built = build_model(recipe.model, len(names), samples.channels, recipe.data.slice_context)
     settings = recipe.train.from_scratch(built.notes) if built.from_scratch else recipe.train
     for note in built.notes:
         if note not in notes:

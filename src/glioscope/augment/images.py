@@ -36,7 +36,7 @@ def build_train_transform(augment: AugmentSettings | Mapping) -> v2.Compose | No
     augment = settings_of(augment)
     steps: list = []
     if augment.autoaugment == "svhn":
-        steps.append(random_policy())
+        steps.append(AnyChannels(random_policy()))
     if augment.brightness:
         steps.append(RandomBrightness(*augment.brightness))
     blur = augment.gaussian_blur
@@ -49,7 +49,26 @@ def build_train_transform(augment: AugmentSettings | Mapping) -> v2.Compose | No
 
 def fixed_expansion(name: str | None) -> list:
     """Offline expansions a recipe may name: "svhn" (seed 004's 56 variants), or none."""
-    return expansion() if name == "svhn" else []
+    return [AnyChannels(variant) for variant in expansion()] if name == "svhn" else []
+
+
+class AnyChannels(torch.nn.Module):
+    """A torchvision transform made for 1- or 3-channel images (AutoAugment's Contrast, Equalize,
+    AutoContrast refuse others) on any channel count: an image of another count (four stacked
+    sequences, 2.5D slices) goes through as a batch of one-channel images, so that every channel
+    gets the same op, magnitude and geometry, each channel's intensities adjusted on their own."""
+
+    def __init__(self, transform):
+        super().__init__()
+        self.transform = transform
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if image.shape[-3] in (1, 3):
+            return self.transform(image)
+        return self.transform(image.unsqueeze(-3)).squeeze(-3)
+
+    def extra_repr(self) -> str:
+        return repr(self.transform)
 
 
 class RandomBrightness(torch.nn.Module):
@@ -82,14 +101,22 @@ def build_batch_affine(augment: AugmentSettings | Mapping) -> BatchRandomAffine 
     return affine if affine else None
 
 
-def normalisation(name: str | None, channels: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(mean, std) shaped (C, 1, 1) for 'imagenet' or 'tflite' (a model's own: efficientnet_lite0's); None for none."""
+def normalisation(name: str | None, channels: int, depth: int = 1) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(mean, std) shaped (C, 1, 1) for 'imagenet' or 'tflite' (a model's own: efficientnet_lite0's); None for none.
+
+    Three channels take ImageNet's RGB statistics, any other count their mean. 2.5D slices (`depth`
+    slices per channel, grouped per channel: glioscope.samples.slices.context) take the statistics of
+    their `channels // depth` channels, each repeated over its group.
+    """
     if not name or name == "none":
         return None
     if name == "tflite":
         return torch.full((channels, 1, 1), TFLITE_MEAN), torch.full((channels, 1, 1), TFLITE_STD)
     if name != "imagenet":
         raise GlioscopeError(f"normalisation: expected 'imagenet', 'tflite' or 'none', got {name!r}")
-    mean = torch.tensor(IMAGENET_MEAN if channels == 3 else [sum(IMAGENET_MEAN) / 3] * channels)
-    std = torch.tensor(IMAGENET_STD if channels == 3 else [sum(IMAGENET_STD) / 3] * channels)
+    base = channels // depth if channels % depth == 0 else channels
+    mean = torch.tensor(IMAGENET_MEAN if base == 3 else [sum(IMAGENET_MEAN) / 3] * base)
+    std = torch.tensor(IMAGENET_STD if base == 3 else [sum(IMAGENET_STD) / 3] * base)
+    if base != channels:
+        mean, std = mean.repeat_interleave(depth), std.repeat_interleave(depth)
     return mean.view(-1, 1, 1), std.view(-1, 1, 1)

@@ -141,10 +141,22 @@ def _channels(recipe) -> list[str]:
         return list(data.volumes.channels)
     channels = data.slices.channels
     if isinstance(channels, tuple):
-        return list(channels)
+        return _with_context(list(channels), data.slices.context)
     sequence = dict(data.select).get("sequence")
     grey = f"{sequence if isinstance(sequence, str) else 'MR'} (grey)"
-    return [grey] * 3 if channels == "stack3" else [grey] if channels == "single" else ["the file's own channels"]
+    if channels == "native":
+        return [
+            "the file's own channels"
+            + (f", each at z-{data.slices.context}..z+{data.slices.context}" if data.slices.context else "")
+        ]
+    return _with_context([grey] * 3 if channels == "stack3" else [grey], data.slices.context)
+
+
+def _with_context(channels: list[str], k: int) -> list[str]:
+    """2.5D: each channel's name for each slice of its group (glioscope.samples.slices.context's order)."""
+    if not k:
+        return channels
+    return [f"{name} at z{offset:+d}" if offset else f"{name} at z" for name in channels for offset in range(-k, k + 1)]
 
 
 def _channel_words(channels: list[str]) -> str:
@@ -173,7 +185,8 @@ def expected_channels(recipe) -> int | None:
     if data.kind == "volumes":
         return len(data.volumes.channels)
     channels = data.slices.channels
-    return len(channels) if isinstance(channels, tuple) else {"stack3": 3, "single": 1}.get(channels)
+    count = len(channels) if isinstance(channels, tuple) else {"stack3": 3, "single": 1}.get(channels)
+    return None if count is None else count * data.slices.depth
 
 
 def _shapes(spec, n_classes: int, in_chans: int) -> dict[str, tuple]:

@@ -20,15 +20,19 @@ class BuiltModel:
     notes: list[str] = field(default_factory=list)
 
 
-def build_model(spec: ModelSpec, num_classes: int, in_chans: int) -> BuiltModel:
+def build_model(spec: ModelSpec, num_classes: int, in_chans: int, context: int = 0) -> BuiltModel:
     """The network of `spec` for `num_classes` and `in_chans` input channels.
 
     Its output units: `output_units`. Missing pretrained weights are an error, or, with
-    weights_fallback "scratch", a network from scratch and a note.
+    weights_fallback "scratch", a network from scratch and a note. `context` > 0: 2.5D slices
+    (data.slices.context), in_chans / (2 * context + 1) channels of 2 * context + 1 slices each,
+    over which a 2D backbone spreads its pretrained first filters (cnn2d.adapt_first_conv).
     """
     num_classes = output_units(spec, num_classes)
     entry = model_entry(spec.name)
     kwargs = {"head": spec.head, "hidden": spec.hidden}
+    if context:
+        kwargs["context"] = context
     kwargs.update({name: getattr(spec, name) for name in entry.spec_fields})
     kwargs.update(spec.options)
     try:

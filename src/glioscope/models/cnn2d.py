@@ -24,12 +24,27 @@ def _first_conv_path(arch: str) -> str:
     return "features.0"  # alexnet, vgg
 
 
-def adapt_first_conv(model: nn.Module, path: str, in_chans: int) -> None:
-    """Give the stem `in_chans` inputs, keeping pretrained filters (summed for 1 channel, as timm does)."""
+def adapt_first_conv(model: nn.Module, path: str, in_chans: int, context: int = 0) -> None:
+    """Give the stem `in_chans` inputs, keeping pretrained filters (summed for 1 channel, as timm does).
+
+    2.5D inputs (`context` = k > 0: each of in_chans / (2k + 1) channels with its k neighbouring
+    slices each side, grouped per channel as glioscope.samples.slices.context orders them) first get
+    the 2D network's stem for in_chans / (2k + 1) channels, whose filter for channel c is then spread
+    evenly over c's group: each of its 2k + 1 slices gets the filter divided by 2k + 1 (timm's repeat
+    and rescale, within the group). Where the neighbours equal the centre slice the stem's output is
+    the 2D network's (to rounding), so activations keep their scale and what the pretrained filters detect
+    stays where it was; where they differ the stem starts from a smoothing along z of the same
+    filter. Spreading, rather than giving the centre slice the whole filter and its neighbours zero,
+    lets every slice of a group shape the features from the first step, symmetrically above and
+    below, instead of leaving the neighbours to be found by the gradient alone.
+    """
+    depth = 2 * context + 1
+    if in_chans % depth:
+        raise GlioscopeError(f"{in_chans} input channels are not groups of {depth} slices (context {context})")
     parent_path, _, name = path.rpartition(".")
     parent = model.get_submodule(parent_path) if parent_path else model
     conv: nn.Conv2d = getattr(parent, name)
-    if conv.in_channels == in_chans:
+    if conv.in_channels == in_chans and depth == 1:
         return
     new = type(conv)(  # nn.Conv2d, or a subclass of the same signature (lite0's TensorFlow-padded one)
         in_chans,
@@ -42,15 +57,21 @@ def adapt_first_conv(model: nn.Module, path: str, in_chans: int) -> None:
         conv.bias is not None,
     )
     with torch.no_grad():
-        weight = conv.weight
-        if in_chans == 1:
-            new.weight.copy_(weight.sum(dim=1, keepdim=True))
-        else:
-            repeats = -(-in_chans // weight.shape[1])
-            new.weight.copy_(weight.repeat(1, repeats, 1, 1)[:, :in_chans] * weight.shape[1] / in_chans)
+        weight = _stem_weight(conv.weight, in_chans // depth)
+        new.weight.copy_(weight.repeat_interleave(depth, dim=1) / depth if depth > 1 else weight)
         if conv.bias is not None:
             new.bias.copy_(conv.bias)
     setattr(parent, name, new)
+
+
+def _stem_weight(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
+    """A stem's filters (out, C, kh, kw) for `in_chans` inputs: summed for 1, else repeated and rescaled."""
+    if weight.shape[1] == in_chans:
+        return weight
+    if in_chans == 1:
+        return weight.sum(dim=1, keepdim=True)
+    repeats = -(-in_chans // weight.shape[1])
+    return weight.repeat(1, repeats, 1, 1)[:, :in_chans] * weight.shape[1] / in_chans
 
 
 def _torchvision(arch: str, weights) -> nn.Module:
@@ -86,12 +107,13 @@ def build_2d(
     head: str = "linear",
     hidden: int = 256,
     dropout: float | None = None,
+    context: int = 0,
 ) -> Classifier:
-    """A torchvision backbone with one of the heads in HEADS."""
+    """A torchvision backbone with one of the heads in HEADS; `context` > 0: 2.5D input (see adapt_first_conv)."""
     if head not in HEADS:
         raise GlioscopeError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
     model = _torchvision(arch, weights)
-    adapt_first_conv(model, _first_conv_path(arch), in_chans)
+    adapt_first_conv(model, _first_conv_path(arch), in_chans, context)
     backbone, neck, width, backbone_width = _split(arch, model)
     if head == "hidden":
         neck, width = hidden_neck(backbone_width, hidden, 0.5 if dropout is None else dropout)

@@ -57,3 +57,8 @@ class DataSettings(CohortData):
     def sample_shape(self) -> tuple[int, ...]:
         """The shape of one sample as the model receives it: (C, size, size) slices or (C, D, H, W) volumes."""
         return self.volumes.sample_shape() if self.kind == "volumes" else self.slices.sample_shape()
+
+    @property
+    def slice_context(self) -> int:
+        """2.5D: the neighbouring slices each side a 2D sample carries (data.slices.context); 0 for volumes."""
+        return self.slices.context if self.kind == "slices" else 0

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from glioscope.cohort import Skip
-from glioscope.samples.slices import cache
+from glioscope.samples.slices import cache, context
 from glioscope.samples.slices.decode import decode_item
 from glioscope.samples.slices.items import Item, plan_items
 from glioscope.samples.slices.settings import TABLE_COLUMNS, SliceSettings
@@ -36,7 +36,7 @@ def build_slices(
     usable, more_skips = build_entries(
         items,
         cache.folder(cache_dir, settings) if cache_dir is not None else None,
-        key=lambda task: cache.item_key(task.sources, task.mask_path),
+        key=lambda task: cache.item_key(task.sources + task.neighbours, task.mask_path),
         ident=lambda task: task.item_id,
         load=cache.load,
         compute=decode_item,
@@ -147,31 +147,33 @@ def _largest_per_patient(images: np.ndarray, table: pd.DataFrame, k: int) -> tup
 
 
 def _same_channels(usable, settings: SliceSettings, skipped: list[Skip], notes: list[str]) -> list:
-    """Items whose channel count fits the set: grey images join colour ones by repetition."""
+    """Items whose channel count fits the set: grey images join colour ones by repetition (2.5D: of their
+    group of slices)."""
     counts = {entry["images"].shape[1] for _, entry in usable}
     if len(counts) <= 1:
         return usable
-    target = max(counts)
+    target, grey = max(counts), settings.depth
     kept = []
     for item, entry in usable:
         channels = entry["images"].shape[1]
-        if channels not in (1, target):
+        if channels not in (grey, target):
             skipped.append(Skip(item.meta["source_path"], f"has {channels} channels; the others have {target}"))
         else:
             kept.append((item, entry))
-    greys = sum(entry["images"].shape[1] == 1 for _, entry in kept)
+    greys = sum(entry["images"].shape[1] == grey for _, entry in kept)
     notes.append(f"{greys} single-channel item(s) repeated to {target} channels to match the others")
     return kept
 
 
 def _assemble(usable: list[tuple[Item, dict]], settings: SliceSettings) -> tuple[np.ndarray, pd.DataFrame]:
-    channels = 3 if settings.channels == "stack3" else max(entry["images"].shape[1] for _, entry in usable)
+    depth = settings.depth
+    channels = 3 * depth if settings.channels == "stack3" else max(entry["images"].shape[1] for _, entry in usable)
     total = sum(len(entry["images"]) for _, entry in usable)
     images = np.empty((total, channels, settings.size, settings.size), np.uint8)
     rows, start = [], 0
     for item, entry in usable:
         count = len(entry["images"])
-        images[start : start + count] = entry["images"]  # broadcasts a single channel to all
+        images[start : start + count] = context.fit_channels(entry["images"], channels, depth)  # grey: to all
         start += count
         meta = item.meta
         for index, area, box in zip(entry["slice_index"], entry["tumour_area"], entry["crop"]):

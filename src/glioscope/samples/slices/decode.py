@@ -5,6 +5,10 @@ the same shape and grid (co-registered, as BraTS) are concatenated as they are; 
 channel is resampled onto the grid of the first channel (the first sequence in `channels`)
 through patient coordinates (see `resample`), so that slice i of every channel shows the same
 anatomy. The slice choice, scaling, cropping and resizing below then apply to the stacked item.
+
+With data.slices.context = k (2.5D, see `context`), each chosen slice takes its k neighbours each
+side as channels: the choice, the foreground check and the roi_crop box are the centre slice's, and
+the neighbours are scaled with the item's range, cropped with the centre's box and resized alike.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 
 from glioscope.cohort import Skip
 from glioscope.errors import InputError
-from glioscope.samples.slices import cache, ops, pixels, resample
+from glioscope.samples.slices import cache, context, ops, pixels, resample
 from glioscope.samples.slices.pixels import Source
 from glioscope.samples.slices.settings import SliceSettings
 from glioscope.samples.entry_cache import reason_of, store
@@ -32,6 +36,8 @@ class ItemTask:
     settings: SliceSettings
     cache_file: str = ""
     seconds: float = 0.0  # a guess at the decoding time, to decide whether a process pool pays off
+    # 2.5D, a one-image item (kaggle_3m): the files of its slices z-k .. z-1, z+1 .. z+k (see context)
+    neighbours: tuple[Source, ...] = ()
 
 
 def decode_item(task: ItemTask) -> dict | Skip:
@@ -58,6 +64,9 @@ def _decode(task: ItemTask) -> dict:
         mask = pixels.load_mask(task.mask_path, task.sources[0].kind, settings.axis, shape, grid)
     areas = mask.sum(axis=(1, 2)).astype(np.int64) if mask is not None else np.zeros(count, np.int64)
     low, high = ops.intensity_range(stack, settings.scaling, settings.percentiles, eight_bit)
+    k = settings.context
+    volume, offset = _with_neighbours(task, stack) if k else (stack, 0)
+    group_low, group_high = context.per_group(low, settings.depth), context.per_group(high, settings.depth)
     images, kept, boxes = [], [], []
     dropped_foreground = dropped_empty = 0
     chosen = choose(count, areas, settings)
@@ -71,11 +80,13 @@ def _decode(task: ItemTask) -> dict:
             dropped_foreground += 1
             continue
         box = ops.roi_box(mask[index], settings.roi_margin) if settings.roi_crop else (0, 0, 0, 0)
+        if k:  # the centre slice with its neighbours, per channel (see context)
+            scaled = ops.scale(context.window(volume, offset + index, k), group_low, group_high)
         scaled = ops.crop(scaled, box) if settings.roi_crop else ops.pad_to_square(scaled)
         images.append(ops.to_uint8(ops.resize(scaled, settings.size)))
         kept.append(index)
         boxes.append(box)
-    size, channels = settings.size, stack.shape[1]
+    size, channels = settings.size, stack.shape[1] * settings.depth
     return {
         "images": np.stack(images) if images else np.zeros((0, channels, size, size), np.uint8),
         "slice_index": np.array(kept, np.int64),
@@ -127,6 +138,30 @@ def _load(task: ItemTask) -> tuple[np.ndarray, bool, np.ndarray | None]:
             )
         channels.append(moved)
     return np.concatenate(channels, axis=1), eight_bit, reference
+
+
+def _with_neighbours(task: ItemTask, stack: np.ndarray) -> tuple[np.ndarray, int]:
+    """(the slices the item's context windows are cut from, the position of the item's slice 0 in them).
+
+    A volume or series is its own; a one-image item with neighbour files (kaggle_3m) is the stack
+    [z-k .. z-1, z, z+1 .. z+k] read from them, each picked as the item's own file is.
+    """
+    if not task.neighbours:
+        return stack, 0
+    k = len(task.neighbours) // 2
+    read: dict[str, np.ndarray] = {task.sources[0].path: stack}
+    for source in task.neighbours:
+        if source.path not in read:
+            read[source.path] = pixels.load_stack(source, task.settings.axis)[0]
+        if read[source.path].shape != stack.shape:
+            raise InputError(
+                source.path,
+                f"a neighbouring slice of {Path(task.sources[0].path).name} (data.slices.context) has shape "
+                f"{read[source.path].shape[1:]}, the slice itself {stack.shape[1:]}",
+            )
+    below = [read[s.path] for s in task.neighbours[:k]]
+    above = [read[s.path] for s in task.neighbours[k:]]
+    return np.concatenate([*below, stack, *above]), k
 
 
 def choose(count: int, areas: np.ndarray, settings: SliceSettings) -> list[int]:

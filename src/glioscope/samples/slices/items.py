@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from glioscope.cohort import Skip
+from glioscope.samples.slices.context import neighbour_rows
 from glioscope.samples.slices.decode import ItemTask
 from glioscope.samples.slices.pixels import Source
 from glioscope.samples.slices.settings import SliceSettings
@@ -23,18 +24,35 @@ class Item:
 def plan_items(frame: pd.DataFrame, settings: SliceSettings) -> tuple[list[Item], list[Skip], list[str]]:
     """(items, skipped, notes) for the rows of a cohort table, in table order."""
     rows = frame.to_dict("records")
+    near = neighbour_rows(rows, settings.context) if settings.context else {}
     if settings.stacked is None:
         pick = "native" if settings.channels == "native" else "grey"
-        return [_item([row], [_source(row, pick)], settings) for row in rows], [], []
-    return _stacked_items(rows, settings)
+        items, skipped, notes = (
+            [_item([row], [_source(row, pick)], settings, near=near.get(i, [])) for i, row in enumerate(rows)],
+            [],
+            [],
+        )
+    else:
+        items, skipped, notes = _stacked_items(rows, settings, near)
+    alone = sum(item.meta["kind"] == "image" and not item.task.neighbours for item in items)
+    if settings.context and alone:
+        notes.append(
+            f"{alone} 2D image(s) without neighbouring slices (no slice_index, or none of their study): their own "
+            f"slice is repeated as its {settings.context} neighbour(s) each side (data.slices.context)"
+        )
+    return items, skipped, notes
 
 
 def _source(row: dict, pick) -> Source:
     return Source(str(row["kind"]), str(row["path"]), str(row.get("files", "") or ""), pick)
 
 
-def _item(rows: list[dict], sources: list[Source], settings: SliceSettings, sequence: str = "") -> Item:
+def _item(
+    rows: list[dict], sources: list[Source], settings: SliceSettings, sequence: str = "", near: list[dict] = ()
+) -> Item:
+    """The item of `rows` (several: sequences stacked as channels); `near`: a one-image item's neighbour rows."""
     first = rows[0]
+    neighbours = tuple(_source(row, sources[0].pick) for row in near) if len(sources) == 1 else ()
     item_id = "+".join(str(r["item_id"]) for r in rows)
     mask = next((str(r["mask_path"]) for r in rows if r.get("mask_path")), "")
     meta = {
@@ -49,7 +67,8 @@ def _item(rows: list[dict], sources: list[Source], settings: SliceSettings, sequ
         "kind": str(first["kind"]),
         "row_slice_index": int(first.get("slice_index", -1)),
     }
-    return Item(ItemTask(item_id, tuple(sources), mask, settings, seconds=_seconds(rows, bool(mask))), meta)
+    seconds = _seconds(rows, bool(mask)) * (1 + len(neighbours))
+    return Item(ItemTask(item_id, tuple(sources), mask, settings, seconds=seconds, neighbours=neighbours), meta)
 
 
 def _seconds(rows: list[dict], masked: bool) -> float:
@@ -59,7 +78,9 @@ def _seconds(rows: list[dict], masked: bool) -> float:
     return (0.0015 * files + 5e-8 * voxels) * (1.5 if masked else 1.0)
 
 
-def _stacked_items(rows: list[dict], settings: SliceSettings) -> tuple[list[Item], list[Skip], list[str]]:
+def _stacked_items(
+    rows: list[dict], settings: SliceSettings, near: dict[int, list[dict]]
+) -> tuple[list[Item], list[Skip], list[str]]:
     """Items whose channels are the wanted sequences: channels of one file, or rows of a study.
 
     The rows of a study may lie on different grids (RSNA-MICCAI: axial, sagittal, coronal series):
@@ -69,11 +90,11 @@ def _stacked_items(rows: list[dict], settings: SliceSettings) -> tuple[list[Item
     items, skipped, notes = [], [], []
     studies: dict[tuple[str, str], list[dict]] = {}
     unused = 0
-    for row in rows:
+    for position, row in enumerate(rows):
         parts = str(row.get("sequence", "")).split("+")
         if len(parts) > 1 and all(s in parts for s in wanted):  # e.g. kaggle_3m: T1+FLAIR+T1c in one TIF
             indices = tuple(parts.index(s) for s in wanted)
-            items.append(_item([row], [_source(row, indices)], settings, "+".join(wanted)))
+            items.append(_item([row], [_source(row, indices)], settings, "+".join(wanted), near.get(position, [])))
         elif len(parts) == 1 and parts[0] in wanted:
             studies.setdefault((str(row["patient_id"]), str(row.get("study_id", ""))), []).append(row)
         else:

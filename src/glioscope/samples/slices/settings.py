@@ -49,6 +49,12 @@ class SliceSettings:
     roi_crop: crop each slice to its mask's bounding box plus `roi_margin` (a fraction of the box side).
     axis: the plane NIfTI volumes are cut in; DICOM series are cut in their acquisition plane.
     min_foreground: drop slices ("all", "middle") whose bright-pixel fraction is below this.
+    context: 2.5D, k >= 0: each slice carries its k neighbours below and above as extra channels, so a
+        slice has C*(2k+1) channels, ordered per channel: [c0 at z-k .. z+k, c1 at z-k .. z+k, ...].
+        At an item's edge the nearest existing slice is repeated (edge padding); a 2D image alone
+        (no slice_index, or no other slice of its study) repeats itself. Selection, the foreground
+        check, tumour area and the roi_crop box are the centre slice's; the neighbours are scaled with
+        the centre item's range, cropped with its box and resized alike. 0: plain 2D slices.
 
     A size whose slice (channels x size x size, float32) is over the input limits (glioscope.io.limits)
     is a SettingError naming data.slices.size.
@@ -67,6 +73,7 @@ class SliceSettings:
     roi_margin: Annotated[float, at_least(0.0)] = _default("roi_margin")
     axis: Literal["axial", "sagittal", "coronal"] = _default("axis")
     min_foreground: Annotated[float, Range(0.0, 1.0, high_open=True)] = _default("min_foreground")
+    context: Annotated[int, at_least(0)] = _default("context")
 
     def __post_init__(self):
         schema.check(self, "slice settings")
@@ -90,7 +97,12 @@ class SliceSettings:
     def sample_shape(self) -> tuple[int, int, int]:
         """(channels, size, size) of one slice as the model receives it."""
         channels = len(self.channels) if isinstance(self.channels, tuple) else _MODE_CHANNELS[self.channels]
-        return channels, self.size, self.size
+        return channels * self.depth, self.size, self.size
+
+    @property
+    def depth(self) -> int:
+        """Slices per channel of a sample: 2 * context + 1 (1 for plain 2D slices)."""
+        return 2 * self.context + 1
 
     @property
     def stacked(self) -> tuple[str, ...] | None:
@@ -103,6 +115,8 @@ class SliceSettings:
         # stack3 repeats the single grey channel when the set is assembled: both share a cache.
         fields["channels"] = "single" if self.channels == "stack3" else fields["channels"]
         del fields["vote"], fields["tumour_slices"]  # applied to the decoded slices, not cached
+        if not self.context:  # plain 2D slices keep the key (and the cache) they had before context existed
+            del fields["context"]
         fields["version"] = CACHE_VERSION
         text = json.dumps(fields, sort_keys=True, default=list)
         return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -48,12 +48,14 @@ class SliceSet(SampleSet):
         return first.isin(set(items["item_id"].astype(str))).to_numpy()
 
     def dataset(self, mask: np.ndarray, targets: np.ndarray, augment=None, normalisation: str = "none") -> SliceDataset:
-        channels = self.images.shape[1]
-        # stack3 slices hold one grey channel three times: keep one, repeat it per batch as a view.
-        images = self.images[mask, :1] if self.settings.channels == "stack3" else self.images[mask]
+        channels, depth = self.images.shape[1], self.settings.depth
+        # stack3 slices hold one grey channel three times: keep one, repeat it per batch as a view
+        # (2.5D: the three copies of a group of slices are kept as they are).
+        one_grey = self.settings.channels == "stack3" and depth == 1
+        images = self.images[mask, :1] if one_grey else self.images[mask]
         images = torch.from_numpy(np.ascontiguousarray(images))
         affine = build_batch_affine(augment) if augment is not None else None
-        prep = BatchPrep(normalisation_stats(normalisation, channels), channels, affine)
+        prep = BatchPrep(normalisation_stats(normalisation, channels, depth), channels, affine)
         if augment is None:
             return SliceDataset(images, targets[mask], None, prep)
         return SliceDataset(
