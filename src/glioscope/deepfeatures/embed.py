@@ -31,19 +31,20 @@ CACHE_FORMAT = 1
 class Backbone:
     """A frozen 2D network and how its inputs are normalised."""
 
-    def __init__(self, settings, channels: int, normalize: str):
+    def __init__(self, settings, channels: int, normalize: str, context: int = 0):
         self.settings = settings
         weights = None if str(settings.weights).lower() in ("none", "scratch", "") else str(settings.weights)
         torch.manual_seed(settings.seed)  # layers the weights do not cover: the same every time
         try:
-            model = create_model(settings.name, num_classes=2, in_chans=channels, weights=weights)
+            options = {"context": context} if context else {}  # 2.5D: each filter spread over its channel's slices
+            model = create_model(settings.name, num_classes=2, in_chans=channels, weights=weights, **options)
         except WeightsUnavailable as exc:
             raise InputError(None, f"backbone.weights {settings.weights}: {exc}") from None
         self.network = model.backbone.eval()
         for parameter in self.network.parameters():
             parameter.requires_grad_(False)
         self.normalisation = model_entry(settings.name).normalisation if normalize == "model" else normalize
-        self.identity = _identity(settings, channels, self.normalisation)
+        self.identity = _identity(settings, channels, self.normalisation) + (f"|context{context}" if context else "")
 
     @torch.no_grad()
     def __call__(self, batch: torch.Tensor) -> np.ndarray:

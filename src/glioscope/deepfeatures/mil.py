@@ -15,6 +15,7 @@ on all training patients. Saved as tensors and plain values (read with weights_o
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,8 +136,20 @@ class AttentionEnsemble:
         return cls(members, int(state["classes"]), float(state["weight_decay"]))
 
 
+@contextlib.contextmanager
+def _one_thread():
+    """One intra-op thread: on bags of a few dozen slices, threads cost several times what they save."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def fit_ensemble(bags, y, classes: int, settings, weight_decay: float, seed: int) -> AttentionEnsemble:
-    members = [_train(bags, y, classes, settings, weight_decay, seed + m) for m in range(settings.members)]
+    with _one_thread():
+        members = [_train(bags, y, classes, settings, weight_decay, seed + m) for m in range(settings.members)]
     return AttentionEnsemble(members, classes, weight_decay)
 
 

@@ -54,7 +54,7 @@ def featurise(frame: pd.DataFrame, recipe: DeepFeatureRecipe, cache_dir: Path | 
     if len(samples) == 0:
         first = samples.skipped[0].reason if samples.skipped else "no slice selected"
         raise InputError(None, f"no slice to embed ({first})")
-    backbone = Backbone(recipe.backbone, samples.channels, recipe.data.normalize)
+    backbone = Backbone(recipe.backbone, samples.channels, recipe.data.normalize, recipe.data.slices.context)
     vectors = embed(samples, backbone, None if cache_dir is None else Path(cache_dir) / "embeddings", progress)
     return embedding_set(samples, vectors, recipe.pooling, samples.skipped)
 

@@ -48,7 +48,11 @@ class DeepFeatureMethod(Method):
         samples = samples_of_study(study, recipe.data)
         if len(samples) == 0:
             raise InputError(study.path, f"has no slice the recipe takes ({recipe.data.slices.selection} slices)")
-        vectors = embed(samples, Backbone(recipe.backbone, samples.channels, recipe.data.normalize), progress=False)
+        vectors = embed(
+            samples,
+            Backbone(recipe.backbone, samples.channels, recipe.data.normalize, recipe.data.slices.context),
+            progress=False,
+        )
         made = embedding_set(samples, vectors, recipe.pooling, list(study.skipped) + list(samples.skipped))
         return made
 

@@ -203,16 +203,18 @@ def build_lite0(
     hidden: int = 256,
     dropout: float | None = None,
     drop_connect: float = 0.2,
+    context: int = 0,
     **_,
 ) -> Classifier:
     """EfficientNet-Lite0 with one of the heads in HEADS; the stem adapted to `in_chans` (summed filters
-    for one channel, repeated and rescaled for more, as adapt_first_conv does for torchvision's)."""
+    for one channel, repeated and rescaled for more, as adapt_first_conv does for torchvision's; `context` > 0:
+    2.5D slices, each channel's filter spread over its 2 * context + 1 slices)."""
     if head not in HEADS:
         raise GlioscopeError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
     network = EfficientNetLite0(drop_connect=drop_connect)
     if weights is not None:
         load_imagenet(network, weights)
-    adapt_first_conv(network, "_conv_stem", in_chans)
+    adapt_first_conv(network, "_conv_stem", in_chans, context)
     network._dropout, network._fc = nn.Identity(), nn.Identity()  # the backbone ends in the pooled features
     if head == "hidden":
         neck, width = hidden_neck(HEAD, hidden, 0.5 if dropout is None else dropout)
