@@ -307,3 +307,17 @@ def test_the_kaggle3m_sample_runs_end_to_end(shared_data, tmp_path, monkeypatch,
     assert len(features) == 6 and features.shape[1] - 2 == SHAPE + 3 * PER_CHANNEL
     assert "236 features per patient (T1, T1c, FLAIR) for 6 patient(s)" in capsys.readouterr().out
     assert len(pd.read_csv(out / "predictions.csv")) == 6
+
+
+def test_a_class_of_one_training_patient_leaves_an_inner_part_with_one_class_and_no_crash():
+    from glioscope.radiomics.classifier import fit_with_inner_cv
+
+    rng = np.random.default_rng(0)
+    y = np.array([0, 0, 0, 0, 0, 1])  # the one patient of class 1 is in one inner validation part only
+    X = rng.normal(size=(len(y), 4)) + y[:, None]
+    for model in ("logistic", "forest"):
+        settings = load_recipe("radiomics", [f"classifier.model={model}", "classifier.trees=10"])[1].classifier
+        fitted = fit_with_inner_cv(X, y, [f"p{k}" for k in range(len(y))], ["a", "b", "c", "d"], 2, settings)
+        assert fitted.validation.shape == (6, 2) and np.allclose(fitted.validation.sum(axis=1), 1.0)
+        # the part trained without class 1 predicts the class frequencies of its training patients: all class 0
+        assert (fitted.validation[y == 1, 0] == 1.0).all()

@@ -26,7 +26,7 @@ import torch.nn as nn
 from sklearn.model_selection import StratifiedKFold
 
 from glioscope.errors import InputError
-from glioscope.radiomics.classifier import macro_auc
+from glioscope.radiomics.classifier import class_prior, macro_auc
 from glioscope.split import assert_disjoint
 from glioscope.util import atomic
 from glioscope.util.tensors import load_tensors
@@ -188,6 +188,9 @@ def fit_with_inner_cv(
     for decay in settings.weight_decay:
         oof = np.zeros((len(y), classes))
         for inner_train, inner_validation in parts:
+            if len(np.unique(y[inner_train])) < 2:  # a class of one patient: this part's training holds one class
+                oof[inner_validation] = class_prior(y[inner_train], classes)
+                continue
             model = fit_ensemble([bags[k] for k in inner_train], y[inner_train], classes, settings, decay, seed)
             oof[inner_validation] = model.predict([bags[k] for k in inner_validation])[0]
         score = macro_auc(y, oof)

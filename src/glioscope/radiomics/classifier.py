@@ -130,6 +130,12 @@ def probabilities(model: Pipeline, X: np.ndarray, n_classes: int) -> np.ndarray:
     return out
 
 
+def class_prior(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """The classes' frequencies in `y`: what a part of an inner CV whose training patients hold one class predicts
+    (no classifier can be fit on it, and any probability that ranks its validation patients would be invented)."""
+    return np.bincount(y, minlength=n_classes) / len(y)
+
+
 def macro_auc(y: np.ndarray, probs: np.ndarray) -> float:
     """Mean one-vs-rest AUC over the classes present (binary: the AUC of the second class); NaN if undefined."""
     present = sorted(set(int(v) for v in y))
@@ -187,6 +193,9 @@ def fit_with_inner_cv(
     for params in grid(settings):
         oof = np.zeros((len(y), n_classes))
         for inner_train, inner_validation in parts:
+            if len(np.unique(y[inner_train])) < 2:  # a class of one patient: this part's training holds one class
+                oof[inner_validation] = class_prior(y[inner_train], n_classes)
+                continue
             model = _fit(make_model(params, settings, workers), X[inner_train], y[inner_train])
             oof[inner_validation] = probabilities(model, X[inner_validation], n_classes)
         score = macro_auc(y, oof)
