@@ -106,7 +106,8 @@ class MBConv(nn.Module):
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, expand: int, same: bool = True):
         super().__init__()
         mid = cin * expand
-        if expand != 1:
+        self.expand = expand != 1
+        if self.expand:
             self._expand_conv = _conv(cin, mid, 1)
             self._bn0 = _bn(mid)
         self._depthwise_conv = _conv(mid, mid, kernel, stride, groups=mid, same=same)
@@ -117,7 +118,7 @@ class MBConv(nn.Module):
 
     def forward(self, x: torch.Tensor, drop_rate: float = 0.0) -> torch.Tensor:
         out = x
-        if hasattr(self, "_expand_conv"):
+        if self.expand:
             out = F.relu6(self._bn0(self._expand_conv(out)))
         out = F.relu6(self._bn1(self._depthwise_conv(out)))
         out = self._bn2(self._project_conv(out))
