@@ -32,8 +32,8 @@ def predict(
 
 def describe(run: TrainedRun, result: Prediction, folds: bool = False) -> dict:
     """What `predict` says of a study: classes, models, each patient (with `folds`, each fold model's probability
-    too; an attention model's: its most attended slices, `attention`), every input found and every sample, and notes (a patient the run has seen is not an independent test;
-    a package altered since export)."""
+    too; an attention model's: its most attended slices, `attention`), every input found and every sample, and
+    notes (a patient the run has seen is not an independent test; a package altered since export)."""
     patients = result.patients()
     seen = seen_in_training(run, result)
     names = list(result.per_fold)
