@@ -10,7 +10,9 @@ sequence selection picks the series; its samples are made as in training, and ev
 model predicts every sample, in batches, with a progress bar. A patient's probability is
 the mean over its samples and the fold models. Files and series that could not be used
 are listed with their reasons, beside the patients. A patient seen in training (its id in
-the run's cohort, or an image identical or near-identical to a training image) says why.
+the run's cohort, or an image identical or near-identical to a training image) says why. An
+attention model's patients also list their most attended slices (`attention`; in the CSV,
+slices_that_decided: "#17 (0.31), #18 (0.22), ...", slice index and weight).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from glioscope import cohort
 from glioscope.cohort import COHORT_FILE
 from glioscope.errors import InputError
 from glioscope.ingest import ingest
-from glioscope.trained import TrainedRun, seen_in_training
+from glioscope.trained import ATTENTION_NOTE, TrainedRun, decided_text, seen_in_training
 from glioscope.util import atomic
 
 
@@ -96,11 +98,14 @@ def predict_batch(
     result = run.predict_rows(frame, None, progress)
     skipped += [{"path": s.path, "reason": s.reason} for s in result.inputs.skipped]
     seen = seen_in_training(run, result)
+    patients = _patients(result, seen)
+    if any("attention" in p for p in patients):
+        notes.append(ATTENTION_NOTE)
     return {
         "run": str(run_dir),
         "recipe": run.recipe.name,
         "classes": run.class_names,
-        "patients": _patients(result, seen),
+        "patients": patients,
         "skipped": skipped,
         "notes": list(run.notes) + notes + list(result.inputs.notes) + seen.notes,
     }
@@ -123,6 +128,8 @@ def _patients(result, seen) -> list[dict]:
                 **seen.of(patient.patient_id),
             }
         )
+        if patient.attention is not None:
+            entries[-1]["attention"] = patient.ranked()
     return entries
 
 
@@ -138,6 +145,7 @@ def write_batch(result: dict, out: Path) -> tuple[Path, Path]:
             "n_inputs": p["n_inputs"],
             "seen_in_training": p["seen_in_training"],
             "seen_because": "; ".join(p.get("seen_because", [])),
+            **({"slices_that_decided": decided_text(p["attention"])} if "attention" in p else {}),
         }
         for p in result["patients"]
     ]
@@ -149,6 +157,7 @@ def write_batch(result: dict, out: Path) -> tuple[Path, Path]:
         "n_inputs",
         "seen_in_training",
         "seen_because",
+        *(["slices_that_decided"] if any("attention" in p for p in result["patients"]) else []),
     ]
     with atomic.atomic_paths(out, out.with_suffix(".json")) as (table, everything):
         atomic.csv_to(table, pd.DataFrame(rows, columns=columns))

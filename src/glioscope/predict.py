@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from glioscope.trained import Prediction, TrainedRun, seen_in_training
+from glioscope.trained import ATTENTION_NOTE, Prediction, TrainedRun, seen_in_training
 
 
 def predict(
@@ -32,8 +32,8 @@ def predict(
 
 def describe(run: TrainedRun, result: Prediction, folds: bool = False) -> dict:
     """What `predict` says of a study: classes, models, each patient (with `folds`, each fold model's probability
-    too), every input found and every sample, and notes (a patient the run has seen is not an independent test;
-    a package altered since export)."""
+    too; an attention model's: its most attended slices, `attention`), every input found and every sample, and
+    notes (a patient the run has seen is not an independent test; a package altered since export)."""
     patients = result.patients()
     seen = seen_in_training(run, result)
     names = list(result.per_fold)
@@ -47,14 +47,17 @@ def describe(run: TrainedRun, result: Prediction, folds: bool = False) -> dict:
                 **seen.of(p.patient_id),
             }
         )
-    if folds:
-        for entry, patient in zip(entries, patients):
+    for entry, patient in zip(entries, patients):
+        if folds:
             entry["folds"] = {f: result.scores(v) for f, v in patient.folds.items()}
+        if patient.attention is not None:
+            entry["attention"] = patient.ranked()
+    explained = [ATTENTION_NOTE] if any(p.attention is not None for p in patients) else []
     return {
         "classes": run.class_names,
         "models": f"mean probability of {len(names)} fold model(s): {', '.join(names)}",
         "patients": entries,
         "inputs": result.by_input(),
         result.inputs.kind: result.samples(),
-        "notes": list(run.notes) + list(result.inputs.notes) + seen.notes,
+        "notes": list(run.notes) + list(result.inputs.notes) + seen.notes + explained,
     }

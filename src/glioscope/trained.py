@@ -46,6 +46,13 @@ class PatientResult:
     rows: np.ndarray
     probabilities: np.ndarray
     folds: dict[str, np.ndarray] = field(default_factory=dict)
+    attention: list[dict] | None = None  # its most weighed samples, where the method can say (Method.explain)
+
+    def ranked(self) -> list[dict] | None:
+        """The most weighed samples as JSON (their thumbnails left out); None where the method cannot say."""
+        return (
+            None if self.attention is None else [{k: v for k, v in a.items() if k != "image"} for a in self.attention]
+        )
 
 
 @dataclass
@@ -55,6 +62,7 @@ class Prediction:
     inputs: object
     per_fold: dict[str, np.ndarray]
     class_names: list[str]
+    explained: dict[str, list[dict]] | None = None  # patient id -> its most weighed samples (Method.explain)
 
     @cached_property
     def ensemble(self) -> np.ndarray:
@@ -79,6 +87,7 @@ class Prediction:
                     rows,
                     patient_mean(self.ensemble[rows], vote),
                     {f: patient_mean(p[rows], vote) for f, p in self.per_fold.items()},
+                    None if self.explained is None else self.explained.get(str(patient)),
                 )
             )
         return results
@@ -182,7 +191,7 @@ class TrainedRun:
                 f"gives NaN or infinite probabilities: the fold model's weights are broken "
                 f"({len(broken)} of {len(per_fold)} fold models); the run cannot be applied",
             )
-        return Prediction(inputs, per_fold, self.class_names)
+        return Prediction(inputs, per_fold, self.class_names, self.method.explain(inputs, per_fold))
 
     def predict_study(self, path: str | Path, mask: str | Path | None = None) -> Prediction:
         return self.apply(self.study_inputs(path, mask))
@@ -206,6 +215,22 @@ class TrainedRun:
     def operating_point(self) -> dict | None:
         """A binary run's threshold, chosen on its own cross-validation (a package: the one it carries)."""
         return cv_operating_point(self.folder, self.class_names, self.headline) or self.record.operating_point
+
+
+ATTENTION_NOTE = (
+    "attention: each patient's slices ranked by the weight the model's attention gave them (mean over the fold "
+    "models; a patient's weights sum to 1 over all its slices, the top ones are listed): where the model looked, "
+    "not why"
+)
+
+
+def decided_text(ranked: list[dict]) -> str:
+    """A patient's most weighed samples in a line: "#17 (0.31), #18 (0.22), ..." (a slice id where no index)."""
+    return ", ".join(
+        f"{'#' + str(a['slice_index']) if a.get('slice_index') is not None else a.get('slice_id')} "
+        f"({a['attention']:.2f})"
+        for a in ranked
+    )
 
 
 def seen_notes(seen: set[str] | None) -> list[str]:

@@ -89,12 +89,13 @@ def _accept_option(parser) -> None:
 
 def _predict(args) -> None:
     import json
+    import sys
 
     from glioscope.predict import predict
 
     from glioscope.batch import many_studies, predict_batch, write_batch
     from glioscope.rundir.seal import STAMPS
-    from glioscope.trained import NO_PATIENT_IDS
+    from glioscope.trained import NO_PATIENT_IDS, decided_text
     from glioscope.util.atomic import check_output_file, write_text
 
     for path in filter(None, (args.out, args.dicom_sr)):  # before the work: a bad output is refused at once
@@ -109,6 +110,8 @@ def _predict(args) -> None:
                 f"{patient['patient_id']}: {patient['prediction']} "
                 + " ".join(f"{k}={v:.3f}" for k, v in patient["probabilities"].items())
             )
+            if "attention" in patient:
+                print(f"  slices that decided: {decided_text(patient['attention'])}")
         print(
             f"{len(result['patients'])} patient(s) predicted; {len(result['skipped'])} input(s) not used"
             + "".join(f"\n  {s['path']}: {s['reason']}" for s in result["skipped"][:20])
@@ -121,6 +124,11 @@ def _predict(args) -> None:
         return  # a batch with nothing to predict has raised an InputError already
     result = predict(args.run_dir, args.inputs[0], mask=args.mask, accept_altered=args.accept_altered_package)
     text = json.dumps(result, indent=2)
+    for patient in result["patients"]:  # beside the JSON (stdout), the line a person reads
+        if "attention" in patient:
+            print(
+                f"{patient['patient_id']}: slices that decided: {decided_text(patient['attention'])}", file=sys.stderr
+            )
     if args.out:
         write_text(args.out, text + "\n")
     if args.dicom_sr:

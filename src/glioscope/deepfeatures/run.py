@@ -11,7 +11,8 @@ disjoint. The run folder has every run's files (config.yaml, run.json, cohort.cs
 fold<k>/predictions.csv, validation_predictions.csv, predictions.csv, metrics.json,
 report.html), fingerprints.npz (the slices' hashes, glioscope.leakcheck), and per fold
 classifier.npz (logistic, forest: plain arrays) or attention.pt (the attention model) with
-inner_cv.csv; an attention run also attention.csv, every held-out slice's attention, ranked.
+inner_cv.csv; an attention run also attention.csv, every held-out slice's attention, ranked, and
+attention_slices.npz, thumbnails of each held-out patient's three most attended slices (for the report).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pandas as pd
 
 from glioscope import cohort, leakcheck, plan, split
 from glioscope.deepfeatures import mil
+from glioscope.deepfeatures.attended import save_top_slices
 from glioscope.deepfeatures.embed import Backbone, embed
 from glioscope.deepfeatures.inputs import EmbeddingSet, embedding_set
 from glioscope.deepfeatures.settings import DeepFeatureRecipe
@@ -35,6 +37,7 @@ from glioscope.radiomics.run import patient_splits
 from glioscope.rundir import (
     ATTENTION,
     ATTENTION_MODEL,
+    ATTENTION_SLICES,
     CLASSIFIER,
     COHORT,
     FEATURES_USED,
@@ -191,7 +194,9 @@ def run_deepfeatures(
             print(f"note: {job.name}: the inner CV chose {records[job.name]['chosen']} "
                   f"(inner macro AUC {records[job.name]['inner_macro_auc']:.2f})")  # fmt: skip
         if attention:
-            atomic.write_csv(staged / ATTENTION, pd.concat(attention, ignore_index=True))
+            attention = pd.concat(attention, ignore_index=True)
+            atomic.write_csv(staged / ATTENTION, attention)
+            save_top_slices(staged / ATTENTION_SLICES, bags, attention)  # what the report shows of them
         staged.write_record(
             RunRecord.of_recipe(
                 recipe,

@@ -89,6 +89,13 @@ class Method(ABC):
     ) -> dict[str, np.ndarray]:
         """Each fold model's class probabilities (N, classes) of every input, in the inputs' order."""
 
+    def explain(self, inputs, per_fold: dict[str, np.ndarray], top: int = 5) -> dict[str, list[dict]] | None:
+        """What weighed most in each patient's prediction, where the kind's models can say: {patient_id: its `top`
+        samples, most weighed first, each a dict of rank, attention (a weight; a patient's weights sum to at most
+        1), slice_index, source_path, slice_id and "image" (a uint8 (h, w) thumbnail, not for JSON)}, after
+        `probabilities` on the same inputs. None (this default): the kind's models cannot say."""
+        return None
+
     @abstractmethod
     def fingerprints(self, inputs):
         """The leak check's fingerprints of the inputs (glioscope.leakcheck.Fingerprints)."""

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from glioscope import leakcheck
+from glioscope.deepfeatures.attended import ranked
 from glioscope.deepfeatures.embed import Backbone, embed
 from glioscope.deepfeatures.inputs import EmbeddingSet, embedding_set
 from glioscope.deepfeatures.mil import AttentionEnsemble
@@ -85,6 +86,16 @@ class DeepFeatureMethod(Method):
             else:
                 out[fold] = probabilities(model, inputs.columns(model.features), n)
         return out
+
+    def explain(self, inputs: EmbeddingSet, per_fold, top: int = 5) -> dict[str, list[dict]] | None:
+        """An attention model's slices of each patient, ranked by their attention averaged over the fold models."""
+        folds = [weights for weights in (getattr(inputs, "attention", None) or {}).values()]
+        if not folds:
+            return None
+        return {
+            str(patient): ranked(inputs, k, np.mean([weights[k] for weights in folds], axis=0), top)
+            for k, patient in enumerate(inputs.table["patient_id"])
+        }
 
     def fingerprints(self, inputs: EmbeddingSet):
         return leakcheck.Fingerprints.of(inputs.samples)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.image import imsave
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import auc as area_under, roc_curve
 
@@ -26,6 +27,13 @@ def new_figure(width: float, height: float) -> Figure:
 def png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def grey_png(picture: np.ndarray) -> bytes:
+    """A uint8 (h, w) grey picture as PNG bytes, 0 black and 255 white."""
+    buffer = io.BytesIO()
+    imsave(buffer, np.asarray(picture, np.uint8), cmap="gray", vmin=0, vmax=255, format="png")
     return buffer.getvalue()
 
 

@@ -71,11 +71,16 @@ def table(
     return "\n".join(parts)
 
 
-def image(png: bytes, alt: str, caption: str | None = None) -> str:
-    """A PNG embedded as a data URI, so that the page opens offline and stands alone."""
-    data = base64.b64encode(png).decode("ascii")
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def image(png: bytes, alt: str, caption: str | None = None, width: int | None = None, css: str = "") -> str:
+    """A PNG embedded as a data URI, so that the page opens offline and stands alone (`width`: in CSS pixels)."""
     text = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
-    return f'<figure><img src="data:image/png;base64,{data}" alt="{esc(alt)}">{text}</figure>'
+    size = f' width="{int(width)}"' if width else ""
+    kind = f' class="{esc(css)}"' if css else ""
+    return f'<figure{kind}><img src="{data_uri(png)}" alt="{esc(alt)}"{size}>{text}</figure>'
 
 
 def page(title: str, body: Sequence[str]) -> str:

@@ -1,4 +1,5 @@
-"""RUN/report.html: one self-contained page per run (tables, curves, confusion matrices, ROC, Grad-CAM)."""
+"""RUN/report.html: one self-contained page per run (tables, curves, confusion matrices, ROC, Grad-CAM, and an
+attention model's most attended slices)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import glioscope
 from glioscope.evaluate.aggregate import to_patients
 from glioscope.evaluate.run import load_metrics
 from glioscope.report import figures, tables
+from glioscope.report.attention import attention_section
 from glioscope.report.html import esc, image, page
 from glioscope.rundir import CONFIG, HISTORY, REPORT, RunFolder
 from glioscope.split import LEAKY_WARNING
@@ -230,6 +232,7 @@ def write_report(run_dir: str | Path, gradcam_panels=None, n_boot: int = 1000, s
         body += _metric_sections(metrics, "test", [])
         body += _confusion_and_roc(metrics, "test", patients, saver)
     body += _gradcam(gradcam_panels, saver)
+    body += attention_section(*folder.attention(), patients, metrics)
     notes = list(info.get("notes") or [])
     body.append("<h2>Notes</h2>")
     body.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>" if notes else "<p>No notes.</p>")

@@ -10,6 +10,7 @@ patient ids (`patients`).
 from glioscope.rundir.folder import (
     ATTENTION,
     ATTENTION_MODEL,
+    ATTENTION_SLICES,
     CLASSIFIER,
     COHORT,
     COMBINER,
@@ -49,6 +50,7 @@ from glioscope.rundir.tables import prediction_table, prob_columns
 __all__ = [
     "ATTENTION",
     "ATTENTION_MODEL",
+    "ATTENTION_SLICES",
     "CLASSIFIER",
     "COHORT",
     "COMBINER",

@@ -9,7 +9,8 @@
                                 go once the fold's predictions are written)
     RUN/fold<k>/classifier.npz  a radiomics fold's classifier, as plain arrays (inner_cv.csv, features_used.csv)
     RUN/fold<k>/classifier.npz or attention.pt  a deep-feature fold's classifier (a patient-level model: attention.pt,
-                                tensors only); RUN/attention.csv: each held-out slice's attention
+                                tensors only); RUN/attention.csv: each held-out slice's attention,
+                                RUN/attention_slices.npz: thumbnails of each patient's most attended slices
     RUN/fold<k>/combiner.npz    an ensemble fold's combiner, as plain arrays (its members' runs: RUN/members/<name>/)
     RUN/fold<k>/predictions.csv validation_predictions.csv gradcam/
     RUN/predictions.csv         every fold's held-out predictions (one row per sample and model; rundir.tables)
@@ -30,6 +31,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import json
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -57,6 +59,7 @@ PATIENT_HASHES = "patients.sha256"  # a package's unsalted ids before patients.j
 MODEL_CARD, METADATA, TORCHSCRIPT, MANIFEST = "README.md", "metadata.json", "model.ts", "manifest.json"
 DUPLICATES = "duplicates.csv"
 ATTENTION, ATTENTION_MODEL = "attention.csv", "attention.pt"  # a patient-level model's slice attention; its fold model
+ATTENTION_SLICES = "attention_slices.npz"  # thumbnails of each held-out patient's most attended slices
 
 
 class RunFolder:
@@ -259,6 +262,18 @@ class RunFolder:
                     for k, f in enumerate(files)
                 ]
         return None
+
+    def attention(self) -> tuple[pd.DataFrame | None, dict[str, np.ndarray]]:
+        """A patient-level model's attention table (None when the run has none) and its slices' thumbnails by
+        slice_id (empty when the run kept none, or the file cannot be read)."""
+        if not (self / ATTENTION).is_file():
+            return None, {}
+        table = pd.read_csv(self / ATTENTION, dtype={"slice_id": str, "patient_id": str, "fold": str})
+        try:
+            with np.load(self / ATTENTION_SLICES, allow_pickle=False) as archive:
+                return table, dict(zip(archive["slice_id"].astype(str), archive["images"]))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            return table, {}
 
     def write_history(self, name: str, history: pd.DataFrame) -> None:
         """A fold's per-epoch metrics (its trainer writes them; a two-phase training joins its phases' here)."""

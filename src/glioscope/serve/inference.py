@@ -5,7 +5,8 @@ The run (glioscope.trained.TrainedRun, kept loaded by ModelCache) predicts the s
 compares the two), with each fold's own patient-level probabilities added. The viewer gets a
 deep model's input (the slices or volume after preprocessing, as uint8) and the Grad-CAM of the
 ensemble's predicted class: each fold model's map (glioscope.evaluate.gradcam; an SDL pair's
-first net) averaged over the folds. A radiomics model's input is its features: no viewer.
+first net) averaged over the folds. A radiomics model's input is its features: no viewer. A deep-feature
+attention model's patients list their most attended slices (glioscope.predict), each with a thumbnail here.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from glioscope.errors import GlioscopeError
 from glioscope.evaluate.gradcam import grad_cam
 from glioscope.models.build import input_normalisation
 from glioscope.predict import describe
+from glioscope.report.figures import grey_png
+from glioscope.report.html import data_uri
 from glioscope.rundir import stamp
 from glioscope.samples import SampleSet
 from glioscope.trained import TrainedRun
@@ -96,6 +99,7 @@ def predict_study(
         "samples_kind": prediction.inputs.kind,
         **describe(run, prediction, folds=True),
     }
+    _thumbnails(result["patients"], prediction)
     viewer = None
     if isinstance(prediction.inputs, SampleSet):
         first = result["patients"][0]["prediction"]
@@ -113,6 +117,14 @@ def predict_study(
         "gradcam_s": round(time.perf_counter() - predicted, 3),
     }
     return result, viewer
+
+
+def _thumbnails(entries: list[dict], prediction) -> None:
+    """Each most attended slice's picture (where the method gives one) as a PNG data URI, "thumbnail"."""
+    for entry, patient in zip(entries, prediction.patients()):
+        for shown, found in zip(entry.get("attention") or [], patient.attention or []):
+            if found.get("image") is not None:
+                shown["thumbnail"] = data_uri(grey_png(found["image"]))
 
 
 def _ensemble_cam(fold_list, samples, normalisation: str, class_index: int) -> tuple[np.ndarray | None, str | None]:

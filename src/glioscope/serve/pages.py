@@ -237,6 +237,25 @@ def _ranges(values: list) -> str:
     return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}–{r[-1]}" for r in runs)
 
 
+def _attended(patient: dict) -> str:
+    """An attention model's most attended slices of the patient: thumbnails, slice index and weight."""
+    figures = []
+    for a in patient["attention"]:
+        where = f"slice #{a['slice_index']}" if a.get("slice_index") is not None else a.get("slice_id", "")
+        text = f"{where} · {a['attention']:.3f}"
+        picture = f'<img src="{esc(a["thumbnail"])}" alt="{esc(where)}" width="128">' if a.get("thumbnail") else ""
+        figures.append(
+            f'<figure class="attended" data-slice="{esc(a.get("slice_index"))}" data-attention="{a["attention"]!r}" '
+            f'title="{esc(a.get("source_path", ""))}">{picture}<figcaption>{esc(text)}</figcaption></figure>'
+        )
+    return (
+        '<section class="viewer-panel" id="attention"><h2>Slices that decided</h2><p class="muted">The slices the '
+        "model's attention weighed most (mean over the fold models); a patient's weights sum to 1 over all its "
+        "slices. Attention says where the model looked, not why.</p>"
+        f'<div class="attended-slices">{"".join(figures)}</div></section>'
+    )
+
+
 def result_page(result: dict) -> str:
     patient = result["patients"][0]
     reasons = sorted({r for p in result["patients"] if p["seen_in_training"] for r in p.get("seen_because", [])})
@@ -262,6 +281,8 @@ def result_page(result: dict) -> str:
         '<section class="viewer-panel"><h2>Images</h2><div id="viewer"></div>'
         f'<script type="application/json" id="viewer-meta">{meta}</script></section>'
         if result["viewer"]
+        else _attended(patient)
+        if patient.get("attention")
         else '<section class="viewer-panel"><h2>Images</h2><p class="muted">This model reads features computed '
         "inside the tumour mask, not an image: there is nothing to show.</p></section>"
     )
