@@ -15,7 +15,8 @@ report the AUC of the second class's probability; more classes, the macro AUC.
 A recipe is a name or YAML file, optionally followed by `--quick` and `--set key=value`
 words in the same argument. Runs are kept under OUT/runs/<recipe label>/<seed>; a rerun
 reuses every finished run (delete its folder to measure it again). It writes OUT/results.csv
-(one row per recipe and seed or site pair, with wall and CPU seconds) and OUT/results.md.
+(one row per recipe and seed or site pair, with wall and CPU seconds; rows of earlier invocations
+for other recipes or seeds are kept) and OUT/results.md.
 """
 
 from __future__ import annotations
@@ -164,7 +165,14 @@ def main(argv=None) -> int:
 
 
 def _write(out: Path, rows: list[dict]) -> None:
+    """results.csv and .md: this invocation's rows, and those of earlier ones for other recipes or evaluations."""
     frame = pd.DataFrame(rows)
+    earlier = out / "results.csv"
+    if earlier.is_file():
+        kept = pd.read_csv(earlier)
+        done = set(zip(frame["recipe"], frame["evaluation"]))
+        kept = kept[[(r, e) not in done for r, e in zip(kept["recipe"], kept["evaluation"])]]
+        frame = pd.concat([kept, frame], ignore_index=True)
     frame.to_csv(out / "results.csv", index=False)
     lines = [
         "| recipe | repeated CV: pooled patient AUC, mean ± SD (range) | seeds | CV wall s | across sites |",
