@@ -243,3 +243,13 @@ def test_a_large_gap_gets_its_sentence_and_a_small_one_none():
 def test_learning_curves_say_when_there_is_no_validation_split():
     assert line_words(_history(0.9, val=True)) == "training (solid) vs validation (dashed)"
     assert "no validation split" in line_words(_history(0.9, val=False))
+
+
+def test_a_package_of_a_tta_run_says_so_and_predicts_as_the_run(tta_run, sagittal_cohort, tmp_path):
+    run, _ = tta_run
+    assert main(["export", str(run), "-o", str(tmp_path / "package")]) == 0
+    card = (tmp_path / "package" / "README.md").read_text(encoding="utf-8")
+    assert "Test-time augmentation: each fold model's probability is the mean of the image and its left-right" in card
+    frame = cohort.load(sagittal_cohort)
+    packaged = TrainedRun(tmp_path / "package").predict_rows(frame, progress=False)
+    assert np.allclose(packaged.ensemble, TrainedRun(run).predict_rows(frame, progress=False).ensemble, atol=1e-6)
