@@ -99,6 +99,20 @@ def test_a_deep_run_is_applied_alike_by_predict_batch_test_and_serve(
     assert found["predict"].sum() == pytest.approx(1.0, abs=1e-5)
 
 
+def test_a_deep_run_applied_to_its_cohort_gives_its_cross_validation_predictions(tiny_2d_run, sagittal_cohort):
+    run = TrainedRun(tiny_2d_run)
+    assert run.recipe.evaluate.tta == "none"  # the default: one pass (tests/test_tta_gap.py: with hflip)
+    result = run.predict_rows(cohort.load(sagittal_cohort), progress=False)
+    keys = ["patient_id", "item_id", "slice_id"]
+    rows = result.table.reset_index()[keys + ["index"]]
+    cv = RunFolder(tiny_2d_run).predictions(run.class_names)
+    for fold in ("0", "1"):
+        held = cv[(cv["fold"] == fold) & (cv["model"] == run.headline)].merge(rows, on=keys)
+        assert len(held) > 0 and len(held) == ((cv["fold"] == fold) & (cv["model"] == run.headline)).sum()
+        applied = result.per_fold[f"fold{fold}"][held["index"].to_numpy()]
+        assert np.allclose(applied, held.filter(like="prob_").to_numpy(), atol=1e-5)
+
+
 @pytest.fixture(scope="module")
 def radiomics(tiny_phantom, module_tmp, monkeypatch_module):
     """A radiomics run on the tiny phantom's BraTS volumes (T1c features in the segmentation), and its package."""

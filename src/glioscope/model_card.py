@@ -126,6 +126,7 @@ def model_card(facts: PackageFacts) -> str:
         f"their probabilities (headline model `{headline}`).",
         f"- Input: {words['input']}.",
         f"- Output: one probability per class: {', '.join(names)}.",
+        *_tta_lines(recipe),
         f"- Files: {words['files']}" + (f", fold<k>/{TORCHSCRIPT} (TorchScript)" if torchscript else "") + "; "
         f"{MANIFEST} lists every other file's SHA-256 and size, and glioscope refuses the package when a file "
         "differs, is missing or is extra.",
@@ -158,6 +159,20 @@ def model_card(facts: PackageFacts) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _tta_lines(recipe) -> list[str]:
+    """A deep recipe's test-time augmentation (evaluate.tta), which glioscope applies and a bare fold model does not."""
+    from glioscope.models import tta  # torch: only here
+
+    words = tta.WORDS.get(getattr(recipe.evaluate, "tta", "none"))
+    if not words:
+        return []
+    return [
+        f"- Test-time augmentation: each fold model's probability is the {words} (evaluate.tta: "
+        f"{recipe.evaluate.tta}), in cross-validation as in glioscope's predictions; a fold model used alone "
+        "predicts the image once."
+    ]
 
 
 def metadata(facts: PackageFacts) -> dict:

@@ -13,7 +13,8 @@ sample size, volume shape or batch whose arrays would be over the input limits
 
 Each stage receives only its own section: `recipe.data` (glioscope.samples.settings.DataSettings),
 `recipe.model` (glioscope.models.spec.ModelSpec), `recipe.augment` (AugmentSettings),
-`recipe.train` (TrainSettings), `recipe.cv` (CVSettings), `recipe.evaluate` (EvaluateSettings).
+`recipe.train` (TrainSettings), `recipe.cv` (CVSettings), `recipe.evaluate` (EvaluateSettings; a deep recipe's
+DeepEvaluateSettings adds its test-time augmentation).
 """
 
 from __future__ import annotations
@@ -83,6 +84,14 @@ class EvaluateSettings:
         schema.check(self, "evaluate")
 
 
+@dataclass(frozen=True)
+class DeepEvaluateSettings(EvaluateSettings):
+    """A deep recipe's evaluate section adds tta: the test-time augmentation of every prediction of its fold
+    models, in cross-validation and wherever the run is applied (glioscope.models.tta)."""
+
+    tta: Literal["none", "hflip", "flips"] = _evaluate("tta")
+
+
 class ResolvedRecipe:
     """What every resolved recipe (deep, or radiomics in glioscope.radiomics.settings) shares: its
     run folder's config.yaml is `dump()`, and `from_dict` reads it back."""
@@ -117,7 +126,7 @@ class Recipe(ResolvedRecipe):
     augment: AugmentSettings = _top("augment")
     train: TrainSettings = _top("train")
     cv: CVSettings = _top("cv")
-    evaluate: EvaluateSettings = _top("evaluate")
+    evaluate: DeepEvaluateSettings = _top("evaluate")
     quick: bool = False  # the recipe's quick block was applied
 
     def __post_init__(self):

@@ -20,7 +20,7 @@ from glioscope import cohort, leakcheck, plan
 from glioscope.errors import GlioscopeError
 from glioscope.interpret import save_gradcam
 from glioscope.models.build import build_model, input_normalisation, loss_kind, reported_names
-from glioscope.models import model_entry
+from glioscope.models import model_entry, tta
 from glioscope.pretrain import provenance
 from glioscope.pretrain.leaks import check_run as check_pretrained
 from glioscope.recipe import Recipe
@@ -67,6 +67,8 @@ def run(
         recipe.model, len(names), samples.channels, recipe.data.slice_context
     )  # so can the model's builder (an option, its weights)
     notes += check_pretrained(recipe.model.weights, jobs, samples)  # and pretrained weights that saw these patients
+    if tta.note(recipe.evaluate.tta):
+        notes.append(tta.note(recipe.evaluate.tta))
     # Under torchrun every process trains; the first one writes the files.
     context = ddp.init_distributed(recipe.train.device)
     if context.is_main:
@@ -152,7 +154,8 @@ def _run_job(
         folder.save_model(job.name, trainer.raw_model.state_dict(), trainer.best_epoch, trainer.precision_record)
         if val_set is not None:  # for combiners fit on validation patients only (glioscope fuse)
             fold = job.name[len("fold") :] if job.name.startswith("fold") else "0"
-            rows = prediction_table(trainer.predict(val_set), samples.keys(val_mask), targets[val_mask], fold, names)
+            probs = trainer.predict(val_set, tta=recipe.evaluate.tta)
+            rows = prediction_table(probs, samples.keys(val_mask), targets[val_mask], fold, names)
             folder.write_fold_predictions(job.name, rows, validation=True)
     frames = []
     for k, (fold_label, held_out) in enumerate(job.evaluate.items()):
@@ -160,8 +163,9 @@ def _run_job(
         if not mask.any():
             continue
         eval_set = samples.dataset(mask, targets, None, normalisation)
-        frames.append(prediction_table(trainer.predict(eval_set), samples.keys(mask), targets[mask], fold_label, names))
-        if k == 0 and gradcam and context.is_main:
+        probs = trainer.predict(eval_set, tta=recipe.evaluate.tta)  # as every road that applies the run predicts
+        frames.append(prediction_table(probs, samples.keys(mask), targets[mask], fold_label, names))
+        if k == 0 and gradcam and context.is_main:  # Grad-CAM explains the image alone, never its mirrors
             save_gradcam(
                 trainer.raw_model,
                 eval_set,

@@ -13,6 +13,7 @@ from glioscope.errors import InputError
 from glioscope.methods.base import Method
 from glioscope.models.build import build_model, input_normalisation, output_units, weightless
 from glioscope.models.outputs import probabilities
+from glioscope.models.tta import tta_probabilities
 from glioscope.recipe import DEEP
 from glioscope.runner import run
 from glioscope.rundir import CONFIG, INFO, MODEL, TORCHSCRIPT, RunFolder
@@ -81,14 +82,15 @@ class DeepMethod(Method):
         return models
 
     def probabilities(self, folds, inputs, recipe, record, progress) -> dict[str, np.ndarray]:
-        """Each fold model's headline probabilities (SDL: its members' mean), a batch at a time."""
+        """Each fold model's headline probabilities (SDL: its members' mean), a batch at a time, with the recipe's
+        test-time augmentation (evaluate.tta) as cross-validation predicted."""
         normalisation = input_normalisation(recipe.model, recipe.data.normalize)
         dataset = inputs.dataset(np.ones(len(inputs), bool), np.zeros(len(inputs), np.int64), None, normalisation)
         parts: dict[str, list[np.ndarray]] = {fold: [] for fold, _ in folds}
         for start in progress_bar(range(0, len(inputs), _BATCH), desc="predicting", unit="batch", disable=not progress):
             batch = dataset.inputs(range(start, min(start + _BATCH, len(inputs))))
             for fold, model in folds:
-                parts[fold].append(headline_probabilities(model, batch))
+                parts[fold].append(headline_probabilities(model, batch, recipe.evaluate.tta))
         return {fold: np.concatenate(chunks) for fold, chunks in parts.items()}
 
     def fingerprints(self, inputs):
@@ -130,9 +132,10 @@ class DeepMethod(Method):
 
 
 @torch.no_grad()
-def headline_probabilities(model: torch.nn.Module, inputs: torch.Tensor) -> np.ndarray:
-    """The class probabilities a run reports first (SDL: its members' mean), as evaluated in training."""
-    return probabilities(model(inputs))[-1].numpy()
+def headline_probabilities(model: torch.nn.Module, inputs: torch.Tensor, tta: str = "none") -> np.ndarray:
+    """The class probabilities a run reports first (SDL: its members' mean), as evaluated in training; `tta`:
+    averaged over the mirrored copies of glioscope.models.tta."""
+    return tta_probabilities(model, inputs, tta)[-1].numpy()
 
 
 def _channels(recipe) -> list[str]:

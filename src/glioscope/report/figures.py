@@ -47,8 +47,17 @@ def _curve(ax, history: pd.DataFrame, column: str, **style) -> None:
         ax.plot(history["epoch"], history[column], **style)
 
 
+def line_words(history: pd.DataFrame) -> str:
+    """What the learning curves' lines are: training and validation, or training alone without a validation split
+    (SDL's synergic accuracy, dash-dotted, is the synergic layer's on the training pairs)."""
+    if any(c.startswith("val_") and history[c].notna().any() for c in history.columns):
+        return "training (solid) vs validation (dashed)"
+    return "training only (no validation split: train.validation none)"
+
+
 def learning_curves(history: pd.DataFrame, title: str) -> Figure:
-    """Loss and accuracy per epoch, train (solid) vs validation (dashed); SDL: every net plus the synergic layer."""
+    """Loss and accuracy per epoch, train (solid) vs validation (dashed) when there is a validation split (line_words
+    says which); SDL: every net plus the synergic layer."""
     members = members_of(history)
     synergic = any(c in history for c in ("synergic_loss", "synergic_accuracy"))
     panels = 3 if members and synergic else 2

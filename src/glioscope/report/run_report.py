@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 import glioscope
 from glioscope.evaluate.aggregate import to_patients
 from glioscope.evaluate.run import load_metrics
-from glioscope.report import figures, tables
+from glioscope.report import figures, gap, tables
 from glioscope.report.attention import attention_section
 from glioscope.report.html import esc, image, page
 from glioscope.rundir import CONFIG, HISTORY, REPORT, RunFolder
@@ -220,11 +220,12 @@ def write_report(run_dir: str | Path, gradcam_panels=None, n_boot: int = 1000, s
     body = _header(info, metrics)
     body.append("<h2>Results: cross-validation</h2>")
     body += _metric_sections(metrics, "cv", histories)
+    body += gap.section(histories, metrics, gap.train_settings(folder))
     body.append("<h2>Learning curves</h2>")
     if not histories:
         body.append(f"<p>No per-epoch metrics (fold&lt;k&gt;/{HISTORY}) were found.</p>")
     for fold, history in histories:
-        fig = figures.learning_curves(history, f"Fold {fold}: train (solid) vs validation (dashed)")
+        fig = figures.learning_curves(history, f"Fold {fold}: {figures.line_words(history)}")
         body.append(saver.add(f"learning_curves_fold{fold}", fig, f"learning curves of fold {fold}"))
     body += _confusion_and_roc(metrics, "cv", patients, saver)
     if "test" in metrics.get("sets", []):

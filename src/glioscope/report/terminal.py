@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from glioscope.evaluate.run import load_metrics
 from glioscope.report.compare import comparison_rows
+from glioscope.report.gap import run_summary_line
 
 
 def _cell(row, key: str) -> str:
@@ -18,7 +20,8 @@ def _cell(row, key: str) -> str:
 
 
 def headline_text(run_dir: Path) -> str:
-    """Per model: accuracy, macro F1 and macro AUC, mean ± SD over folds [95% CI], patient level first."""
+    """Per model: accuracy, macro F1 and macro AUC, mean ± SD over folds [95% CI], patient level first; then, for a
+    run that trained networks, one line of training vs held-out accuracy (glioscope.report.gap)."""
     rows = comparison_rows([run_dir])
     lines = []
     for (set_name, level), group in rows.groupby(["set", "level"], sort=False):
@@ -30,4 +33,5 @@ def headline_text(run_dir: Path) -> str:
             lines.append(
                 f"  {row['model']:<{width}}  {_cell(row, 'accuracy'):<32}{_cell(row, 'macro_f1'):<32}{_cell(row, 'macro_auc')}"
             )
-    return "\n".join(lines)
+    gap_line = run_summary_line(run_dir, load_metrics(run_dir))
+    return "\n".join(lines + ([gap_line] if gap_line else []))

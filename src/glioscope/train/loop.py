@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from glioscope.errors import GlioscopeError
-from glioscope.models.outputs import probabilities
+from glioscope.models.tta import tta_probabilities
 from glioscope.train import data_path, ddp, losses, optim
 from glioscope.train.epoch_log import EpochLog
 from glioscope.train.freeze import apply_freeze
@@ -312,13 +312,14 @@ class Trainer(Resumable):
                 )
 
     @torch.no_grad()
-    def predict(self, dataset) -> dict[str, np.ndarray]:
-        """Class probabilities of each reported model, in dataset order."""
+    def predict(self, dataset, tta: str = "none") -> dict[str, np.ndarray]:
+        """Class probabilities of each reported model, in dataset order; `tta`: averaged over the mirrored copies
+        glioscope.models.tta names (a recipe's evaluate.tta), as a trained run applies them."""
         self.model.eval()
         outputs: list[list[torch.Tensor]] = []
         batch = max(self.settings.batch_size, 32)
         for images, _ in self.device_batches(self.loader(dataset, 0, shuffle=False, batch_size=batch)):
-            outputs.append([p.cpu() for p in probabilities(self.predict_logits(images.to(self.device)))])
+            outputs.append([p.cpu() for p in tta_probabilities(self.predict_logits, images.to(self.device), tta)])
         if outputs and len(outputs[0]) != len(self.reported):
             raise GlioscopeError(
                 f"the model reports {len(outputs[0])} predictions but {len(self.reported)} names "
