@@ -148,3 +148,29 @@ def test_bad_settings_are_refused_when_the_recipe_is_loaded():
         load_recipe("deepfeatures", ["classifier.model=svm"])
     with pytest.raises(SettingError, match="pooling.stats"):
         load_recipe("deepfeatures", ["pooling.stats=[]"])
+
+
+def test_taps_embed_a_slice_by_inner_modules_outputs_pooled_and_an_unknown_tap_is_refused():
+    from glioscope.deepfeatures.embed import Backbone
+
+    recipe = load_recipe("deepfeatures", ["backbone.name=smallcnn", "backbone.weights=none", "backbone.flip=false"])[1]
+    last = Backbone(recipe.backbone, 3, "none")
+    tapped_recipe = load_recipe(
+        "deepfeatures",
+        ["backbone.name=smallcnn", "backbone.weights=none", "backbone.flip=false", "backbone.taps=['2', '6']"],
+    )[1]
+    tapped = Backbone(tapped_recipe.backbone, 3, "none")
+    batch = torch.rand(2, 3, 32, 32)
+    torch.manual_seed(0)
+    vectors = tapped(batch)
+    assert vectors.shape == (2, 16 + 32) and last(batch).shape == (2, 64)
+    network = tapped.network  # the same seeded network: blocks 0-2 give the first tap, 3-6 the second
+    with torch.no_grad():
+        first = network[:3](batch)
+        second = network[3:7](first)
+    expected = torch.cat([first.mean(dim=(2, 3)), second.mean(dim=(2, 3))], dim=1).numpy()
+    assert np.allclose(vectors, expected, atol=1e-6)
+    assert tapped.identity != last.identity  # another embedding: another cache entry
+    bad = load_recipe("deepfeatures", ["backbone.name=smallcnn", "backbone.weights=none", "backbone.taps=[nope]"])[1]
+    with pytest.raises(InputError, match="backbone.taps.*nope"):
+        Backbone(bad.backbone, 3, "none")

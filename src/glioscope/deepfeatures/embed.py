@@ -4,7 +4,8 @@
     vectors = embed(samples, network, cache_dir)      # (slices, width) float32, in samples.table order
 
 The backbone is a registered 2D model (glioscope.models) built with its weights, in eval mode,
-and only its backbone is used (the global-pooled last feature map, before any head). With
+and only its backbone is used: the global-pooled last feature map, before any head, or (`taps`)
+the outputs of named inner modules, each global-average pooled, concatenated. With
 `flip`, a slice and its left-right mirror are embedded and the two vectors averaged. The
 vectors of a cohort's slices are kept in the cache under a key of everything that made them:
 the network and its weights file's digest, the normalisation, flip, and the slices' own bytes,
@@ -43,15 +44,47 @@ class Backbone:
         self.network = model.backbone.eval()
         for parameter in self.network.parameters():
             parameter.requires_grad_(False)
+        self.taps = _taps(self.network, settings)
         self.normalisation = model_entry(settings.name).normalisation if normalize == "model" else normalize
         self.identity = _identity(settings, channels, self.normalisation) + (f"|context{context}" if context else "")
 
+    def _vectors(self, batch: torch.Tensor) -> torch.Tensor:
+        if not self.taps:
+            return self.network(batch).flatten(1)
+        caught: dict[str, torch.Tensor] = {}
+        hooks = [
+            module.register_forward_hook(lambda _m, _i, out, name=name: caught.__setitem__(name, out))
+            for name, module in self.taps
+        ]
+        try:
+            self.network(batch)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return torch.cat([caught[name].mean(dim=(-2, -1)) for name, _ in self.taps], dim=1)
+
     @torch.no_grad()
     def __call__(self, batch: torch.Tensor) -> np.ndarray:
-        vectors = self.network(batch)
+        vectors = self._vectors(batch)
         if self.settings.flip:
-            vectors = (vectors + self.network(torch.flip(batch, dims=[-1]))) / 2
-        return vectors.flatten(1).float().numpy()
+            vectors = (vectors + self._vectors(torch.flip(batch, dims=[-1]))) / 2
+        return vectors.float().numpy()
+
+
+def _taps(network: torch.nn.Module, settings) -> list[tuple[str, torch.nn.Module]]:
+    """The modules whose outputs backbone.taps names (global-average pooled, concatenated); [] for the last."""
+    modules = dict(network.named_modules())
+    found = []
+    for name in settings.taps or ():
+        if name not in modules or not name:
+            blocks = [n for n in modules if n and n.count(".") <= 1][:12]
+            raise InputError(
+                None,
+                f"backbone.taps: {settings.name} has no module {name!r}; its modules are named like "
+                f"{', '.join(blocks)} ...",
+            )
+        found.append((name, modules[name]))
+    return found
 
 
 def _identity(settings, channels: int, normalisation: str) -> str:
@@ -63,7 +96,8 @@ def _identity(settings, channels: int, normalisation: str) -> str:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
         weights = digest.hexdigest()
-    return f"{CACHE_FORMAT}|{settings.name}|{weights}|{settings.seed}|{settings.flip}|{channels}|{normalisation}"
+    taps = ",".join(settings.taps or ())
+    return f"{CACHE_FORMAT}|{settings.name}|{weights}|{settings.seed}|{settings.flip}|{channels}|{normalisation}|{taps}"
 
 
 def embed(samples, backbone: Backbone, cache_dir: Path | None = None, progress: bool = True) -> np.ndarray:

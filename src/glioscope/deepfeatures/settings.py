@@ -56,6 +56,7 @@ class BackboneSettings:
 
     name: str = _backbone("name")
     weights: str | None = _backbone("weights")  # None or "none": the network as initialised (seeded)
+    taps: tuple[str, ...] | None = _backbone("taps")
     flip: bool = _backbone("flip")
     batch_size: Annotated[int, at_least(1)] = _backbone("batch_size")
     seed: int = _backbone("seed")
