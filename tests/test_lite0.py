@@ -180,7 +180,7 @@ def test_the_recipe_loads_with_its_quick_schedule():
     _, full = load_recipe("lite0-tumour")
     _, quick = load_recipe("lite0-tumour", quick=True)
     assert full.model.name == quick.model.name == "efficientnet_lite0" and full.model.weights == "imagenet"
-    assert (quick.cv.folds, quick.train.epochs, quick.data.slices.size) == (3, 10, 128)
+    assert (quick.cv.folds, quick.train.epochs, quick.data.slices.size) == (3, 8, 96)
     assert full.train.optimizer == "adamw" and full.train.weight_decay > 0 and full.data.slices.selection == "tumour"
     assert input_normalisation(full.model, full.data.normalize) == "tflite"
 
