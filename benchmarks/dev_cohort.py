@@ -9,7 +9,9 @@ split seed (`glioscope split --folds F --seed s`), and the table gives the mean 
 the pooled patient AUC over the seeds, with their range. When patient ids carry a site (the
 second token of a TCGA id, as TCGA_CS_4941: site CS) and there are two sites, each recipe is
 also trained by CV on one site's patients and its fold models are tested on the other's with
-`glioscope test` (CS -> FG, FG -> CS), AUC with its bootstrap interval. Two-class cohorts
+`glioscope test` (CS -> FG, FG -> CS), AUC with its bootstrap interval; and the grade AUC of the
+same CV predictions among each site's patients alone (a model that learnt the site ranks
+patients well across the sites and near chance within each). Two-class cohorts
 report the AUC of the second class's probability; more classes, the macro AUC.
 
 A recipe is a name or YAML file, optionally followed by `--quick` and `--set key=value`
@@ -32,11 +34,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from glioscope.cli import main as glioscope
 
 SITE = re.compile(r"^[A-Za-z]+[-_]([A-Za-z0-9]{2})[-_]")  # TCGA_CS_4941 -> CS
 COHORT_TABLE = "cohort.csv"  # what `glioscope ingest` writes into a cohort folder
+PATIENT_TABLE = "predictions_patients.csv"  # a run's patient-level predictions, written by its evaluation
 
 
 def _cpu() -> float:
@@ -78,14 +82,28 @@ def _cv_auc(run: Path) -> dict:
         "high": high,
         "patients": patient["n_patients"],
         "fold_mean": float(np.nanmean(folds)) if folds else np.nan,
+        **_within_sites(run, model),
     }
+
+
+def _within_sites(run: Path, model: str) -> dict:
+    """The grade AUC among each site's patients alone, from the same pooled CV predictions: a model that learnt the
+    site rather than the grade ranks well across sites and near chance within each."""
+    table = pd.read_csv(run / PATIENT_TABLE, dtype={"patient_id": str})
+    table = table[(table["model"] == model) & (table["set"] == "cv")]
+    sites = table["patient_id"].str.extract(SITE)[0]
+    found = {}
+    for site in sorted(sites.dropna().unique()):
+        rows = table[sites == site]
+        if rows["target"].nunique() == 2:
+            found[f"auc_{site}"] = float(roc_auc_score(rows["target"], rows.filter(like="prob_").iloc[:, -1]))
+    return found
 
 
 def _test_auc(folder: Path) -> dict:
     metrics = json.loads((folder / "metrics.json").read_text())
-    model = metrics["models"][-1]
-    section = metrics.get("test", metrics.get("external", {})).get(model) or metrics["cv"][model]
-    patient = section["patient"]
+    model = json.loads((folder / "run.json").read_text())["external"]["headline"]  # the fold models' ensemble
+    patient = metrics["test"][model]["patient"]
     low, high = patient["ci"]["macro_auc"]
     return {"model": model, "auc": patient["pooled"]["macro_auc"], "low": low, "high": high,
             "patients": patient["n_patients"]}  # fmt: skip
@@ -171,12 +189,18 @@ def _write(out: Path, rows: list[dict]) -> None:
     if earlier.is_file():
         kept = pd.read_csv(earlier)
         done = set(zip(frame["recipe"], frame["evaluation"]))
+        timed = kept.set_index(["recipe", "evaluation"])[["wall_s", "cpu_s"]]
+        for k, row in frame.iterrows():  # a reused run keeps the time measured when it ran
+            key = (row["recipe"], row["evaluation"])
+            if np.isnan(row["wall_s"]) and key in timed.index:
+                frame.loc[k, ["wall_s", "cpu_s"]] = timed.loc[key].to_numpy()
         kept = kept[[(r, e) not in done for r, e in zip(kept["recipe"], kept["evaluation"])]]
         frame = pd.concat([kept, frame], ignore_index=True)
     frame.to_csv(out / "results.csv", index=False)
     lines = [
-        "| recipe | repeated CV: pooled patient AUC, mean ± SD (range) | seeds | CV wall s | across sites |",
-        "|---|---|---|---|---|",
+        "| recipe | repeated CV: pooled patient AUC, mean ± SD (range) | seeds | the same CV within each site | "
+        "CV wall s | across sites |",
+        "|---|---|---|---|---|---|",
     ]
     for recipe, group in frame.groupby("recipe", sort=False):
         cv = group[group["evaluation"].str.startswith("cv")]
@@ -188,7 +212,12 @@ def _write(out: Path, rows: list[dict]) -> None:
             else "-"
         )
         sites = "; ".join(f"{r.evaluation}: {r.auc:.2f} [{r.low:.2f}, {r.high:.2f}]" for r in across.itertuples())
-        lines.append(f"| {recipe} | {spread} | {len(cv)} | {cv['wall_s'].mean():.0f} | {sites or '-'} |")
+        within = "; ".join(
+            f"{c[4:]} {cv[c].mean():.2f}" for c in sorted(frame.columns) if c.startswith("auc_") and cv[c].notna().any()
+        )
+        lines.append(
+            f"| {recipe} | {spread} | {len(cv)} | {within or '-'} | {cv['wall_s'].mean():.0f} | {sites or '-'} |"
+        )
     (out / "results.md").write_text("\n".join(lines) + "\n")
 
 
