@@ -19,17 +19,14 @@ import numpy as np
 import pandas as pd
 
 from glioscope.cohort import Skip
+from glioscope.radiomics.feature_set import PatientInputs
 
 
 @dataclass
-class EmbeddingSet:
+class EmbeddingSet(PatientInputs):
     """Patients' slice embeddings: `table` one row per patient, `vectors` one per slice of `slice_table`."""
 
     kind: ClassVar[str] = "embeddings"
-    id_column: ClassVar[str] = "patient_id"
-    item_column: ClassVar[str] = "patient_id"
-    path_column: ClassVar[str] = "path"
-    describe_columns: ClassVar[tuple[str, ...]] = ("patient_id",)
 
     table: pd.DataFrame
     slice_table: pd.DataFrame
@@ -39,22 +36,6 @@ class EmbeddingSet:
     notes: list[str] = field(default_factory=list)
     samples: object = None  # the SliceSet embedded: its images are what the leak check compares
     attention: dict = field(default_factory=dict)  # fold -> each patient's slice attention (an attention model's)
-
-    def __len__(self) -> int:
-        return len(self.table)
-
-    def keys(self, mask: np.ndarray) -> pd.DataFrame:
-        patients = self.table.loc[mask, "patient_id"].to_numpy()
-        return pd.DataFrame({"slice_id": patients, "item_id": patients, "patient_id": patients})
-
-    def targets(self, class_names: list[str]) -> np.ndarray:
-        return self.table["label"].map({n: i for i, n in enumerate(class_names)}).to_numpy()
-
-    def vote_weights(self) -> None:
-        return None
-
-    def describe(self, index: int) -> dict:
-        return {"patient_id": str(self.table.iloc[index]["patient_id"])}
 
     def columns(self, names: list[str]) -> np.ndarray:
         """The pooled features `names` of every patient, in table order (NaN where one is absent)."""

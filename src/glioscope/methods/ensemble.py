@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from glioscope import leakcheck
+from glioscope.radiomics.feature_set import PatientInputs
 from glioscope.cohort import Skip
 from glioscope.errors import InputError
 from glioscope.evaluate.aggregate import patient_mean
@@ -43,15 +44,11 @@ class _Member:
 
 
 @dataclass
-class EnsembleInputs:
+class EnsembleInputs(PatientInputs):
     """Every member's inputs of the same patients: `table` (patient_id, label, path) holds the patients that every
     member could take, one row each; `parts` each member's own inputs; the others skipped with the reason."""
 
     kind: ClassVar[str] = "patients"
-    id_column: ClassVar[str] = "patient_id"
-    item_column: ClassVar[str] = "patient_id"
-    path_column: ClassVar[str] = "path"
-    describe_columns: ClassVar[tuple[str, ...]] = ("patient_id",)
 
     table: pd.DataFrame
     parts: dict[str, object]
@@ -59,22 +56,6 @@ class EnsembleInputs:
     fingerprinted: str | None = None  # the member whose inputs the leak check compares (run.json "ensemble")
     skipped: list[Skip] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.table)
-
-    def keys(self, mask: np.ndarray) -> pd.DataFrame:
-        patients = self.table.loc[mask, "patient_id"].to_numpy()
-        return pd.DataFrame({"slice_id": patients, "item_id": patients, "patient_id": patients})
-
-    def targets(self, class_names: list[str]) -> np.ndarray:
-        return self.table["label"].map({n: i for i, n in enumerate(class_names)}).to_numpy()
-
-    def vote_weights(self) -> None:
-        return None
-
-    def describe(self, index: int) -> dict:
-        return {"patient_id": str(self.table.iloc[index]["patient_id"])}
 
 
 def _joined(parts: dict[str, object], methods: dict[str, Method], fingerprinted: str | None) -> EnsembleInputs:

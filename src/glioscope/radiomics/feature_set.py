@@ -24,20 +24,15 @@ from glioscope.radiomics.extract import extract_all
 from glioscope.radiomics.inputs import patient_inputs
 
 
-@dataclass
-class FeatureSet:
-    """Patients' features: `table` (patient_id, label, path), `matrix` in table order, what was skipped and noted."""
+class PatientInputs:
+    """What a set of model inputs with one row per patient gives glioscope.trained, as a SampleSet does: its
+    `table` (patient_id, label, ...), keys for a predictions table, targets, and no vote weights."""
 
-    kind: ClassVar[str] = "radiomics"
     id_column: ClassVar[str] = "patient_id"
     item_column: ClassVar[str] = "patient_id"
     path_column: ClassVar[str] = "path"
     describe_columns: ClassVar[tuple[str, ...]] = ("patient_id",)
-
     table: pd.DataFrame
-    matrix: pd.DataFrame  # index: patient ids; columns: feature names
-    skipped: list[Skip] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.table)
@@ -54,6 +49,18 @@ class FeatureSet:
 
     def describe(self, index: int) -> dict:
         return {"patient_id": str(self.table.iloc[index]["patient_id"])}
+
+
+@dataclass
+class FeatureSet(PatientInputs):
+    """Patients' features: `table` (patient_id, label, path), `matrix` in table order, what was skipped and noted."""
+
+    kind: ClassVar[str] = "radiomics"
+
+    table: pd.DataFrame
+    matrix: pd.DataFrame  # index: patient ids; columns: feature names
+    skipped: list[Skip] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def columns(self, names: list[str]) -> np.ndarray:
         """The features `names` of every patient, in table order (NaN where one was not computed)."""
