@@ -36,7 +36,7 @@ LAYERS = [
     {"trained", "model_card"},
     {"predict", "batch", "external", "export"},
     {"serve"},
-    {"honesty", "demo", "weights_cli"},
+    {"honesty", "demo", "weights_cli", "auto"},
     {"cli"},
     {"__main__"},
 ]

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from glioscope import __version__, weights_cli
-from glioscope.cli import apply, data, runs, share
+from glioscope.cli import apply, auto, data, runs, share
 from glioscope.errors import GlioscopeError
 from glioscope.pretrain import command as pretrain_command
 from glioscope.util.terminal import escaped_stdout, printable
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain_command.add_parser(verbs)  # pretrain
     weights_cli.add_parser(verbs)  # weights [fetch NAME]
     share.add_parsers(verbs)  # export, serve, demo
+    auto.add_parser(verbs)  # auto
     return parser
 
 

@@ -1,0 +1,310 @@
+"""`glioscope auto`: fingerprint and refusals, the plan, the nested choice, the budget, resume and the final model."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+import yaml
+
+from glioscope import cohort
+from glioscope.auto import execute, select
+from glioscope.auto import fingerprint as fp
+from glioscope.auto.plan import Candidate, Plan, propose, read_plan, write_plan
+from glioscope.cli import main
+from glioscope.errors import InputError
+from glioscope.ingest import ingest
+from glioscope.split import SPLITS
+
+pytest.importorskip("radiomics", reason="the candidates here are radiomics recipes (make installs PyRadiomics)")
+
+RF = ["data.channels=[T1c]", "data.min_voxels=5", "classifier.trees=10", "classifier.min_samples_leaf=[1]", "evaluate.bootstrap=20"]
+CANDIDATES = [
+    {"name": "rf-a", "recipe": "radiomics-rf", "set": RF},
+    {"name": "rf-b", "recipe": "radiomics-rf", "set": [*RF[:3], "classifier.min_samples_leaf=[3]", *RF[4:]]},
+]
+
+
+def _rows(n: int, label: str = "II", kind: str = "image", patient: str = "P{k}", mask: str = "m.png") -> list[dict]:
+    return [
+        {
+            "item_id": f"{patient.format(k=k)}-{label}-{kind}",
+            "patient_id": patient.format(k=k),
+            "label": label,
+            "kind": kind,
+            "path": "x.png",
+            "mask_path": mask,
+            "rows": 64,
+            "cols": 64,
+            "sequence": "T1c",
+        }
+        for k in range(n)
+    ]
+
+
+def _frame(*groups: list[dict]) -> pd.DataFrame:
+    return cohort.to_frame([row for group in groups for row in group])
+
+
+def _save(folder: Path, frame: pd.DataFrame) -> Path:
+    folder.mkdir(parents=True)
+    frame.to_csv(folder / "cohort.csv", index=False)
+    return folder
+
+
+def test_the_fingerprint_counts_patients_per_class_and_site_and_masks():
+    frame = _frame(_rows(4, "II", patient="TCGA_CS_{k}"), _rows(3, "III", patient="TCGA_FG_{k}", mask=""))
+    found = fp.fingerprint(frame, "label")
+    assert found["classes"] == {"II": {"patients": 4, "items": 4}, "III": {"patients": 3, "items": 3}}
+    assert found["sites"] == {"CS": {"II": 4, "III": 0}, "FG": {"II": 0, "III": 3}}
+    assert found["mask_share"] == round(4 / 7, 3) and found["dims"] == "2d" and found["channels"] == ["T1c"]
+    assert fp.fingerprint(_frame(_rows(2), _rows(2, "III", patient="Q{k}")), "label")["sites"] is None
+
+
+@pytest.mark.parametrize(
+    "frame, dims, words",
+    [
+        (_frame(_rows(5, "")), None, "no row has a 'label'"),
+        (_frame(_rows(5, "II")), None, "one class"),
+        (_frame(_rows(5, "II"), _rows(5, "III", kind="volume", patient="V{k}")), None, "--dims 2d or --dims 3d"),
+        (_frame(_rows(5, "II"), _rows(5, "III", patient="V{k}")), "3d", "has no 3D items"),
+    ],
+)
+def test_bad_cohorts_are_refused_with_the_reason(frame, dims, words):
+    with pytest.raises(InputError, match=words):
+        fp.labelled(frame, "label", dims)
+
+
+def test_too_few_patients_per_class_for_the_nested_folds_is_refused():
+    found = fp.fingerprint(_frame(_rows(6, "II"), _rows(4, "III", patient="Q{k}")), "label")
+    fp.check_folds(found, 2, 2)  # 4 per class: 2 outer folds, each with 2 training patients per class
+    with pytest.raises(InputError, match=r"III: 4.*--folds 2"):
+        fp.check_folds(found, 3, 3)  # needs 5 per class
+
+
+def test_a_mixed_cohort_is_refused_by_the_cli_before_anything_is_written(tmp_path, capsys):
+    folder = tmp_path / "cohort"
+    _save(folder, _frame(_rows(5, "II"), _rows(5, "III", kind="volume", patient="V{k}")))
+    assert main(["auto", str(folder), "-o", str(tmp_path / "out")]) == 2
+    assert "--dims" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_the_plan_follows_the_data():
+    masked = fp.fingerprint(_frame(_rows(6, "II"), _rows(6, "III", patient="Q{k}")), "label")
+    plan = propose(masked, "c", 600, "cpu")
+    names = [c.name for c in plan.candidates]
+    assert names[:2] == ["radiomics-rf", "radiomics"] and "alexnet-tumour" in names and "st3d" not in names
+    assert plan.choose == "best" and all(c.quick for c in plan.candidates if c.recipe == "alexnet-tumour")
+    assert any(s == "data.slices.size=64" for s in plan.candidates[names.index("alexnet-tumour")].set)
+    bare = fp.fingerprint(_frame(_rows(6, "II", mask=""), _rows(6, "III", patient="Q{k}", mask="")), "label")
+    plan = propose(bare, "c", 600, "cuda")
+    assert [c.recipe for c in plan.candidates] == ["alexnet", "r18"] and not any(c.quick for c in plan.candidates)
+    assert {"radiomics-rf", "st3d"} <= {d["recipe"] for d in plan.not_proposed}
+    big = fp.fingerprint(
+        _frame(_rows(40, "II", kind="volume"), _rows(40, "III", kind="volume", patient="Q{k}")), "label"
+    )
+    plan = propose(big, "c", 600, "cpu")
+    assert plan.choose == "stack" and plan.candidates[-1].recipe == "st3d"
+
+
+def test_a_plan_survives_yaml_and_an_edited_plan_is_checked(tmp_path):
+    plan = Plan("c", candidates=[Candidate("a", "radiomics", set=["x=1"], trial_s=2.0)])
+    write_plan(plan, tmp_path / "plan.yaml")
+    assert read_plan(tmp_path / "plan.yaml") == plan
+    data = yaml.safe_load((tmp_path / "plan.yaml").read_text())
+    for change, words in (
+        ({"choose": "vote"}, "choose"),
+        ({"budget": 5}, "unknown plan setting"),
+        ({"candidates": []}, "no candidates"),
+    ):
+        (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**data, **change}))
+        with pytest.raises(InputError, match=words):
+            read_plan(tmp_path / "bad.yaml")
+
+
+# --- the budget, with trainings of known length --------------------------------------------------------------
+
+
+class FakeTime:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def _runner(tmp_path, monkeypatch, seconds: dict[str, float], budget: float, runs: list):
+    now = FakeTime()
+    monkeypatch.setattr(execute.time, "perf_counter", now)
+    plan = Plan("c", budget_s=budget, folds=2, inner_folds=2, candidates=[Candidate(n, "radiomics") for n in seconds])
+    layout = execute.Layout(tmp_path)
+    clock = execute.Clock(layout, budget, lambda line: None)
+    runner = execute.Runner(plan, layout, None, clock, lambda line: None, progress=False)
+    runner._per_fold = dict.fromkeys(seconds, True)  # trainings one fold at a time, as a deep recipe's
+
+    def piece(candidate, part, fold):
+        key = f"{part}/{fold}"
+        if key in clock.pieces.get(candidate.name, {}):
+            return clock.pieces[candidate.name][key]
+        runs.append((candidate.name, key))
+        now.now += seconds[candidate.name] * execute.share(plan, part)
+        clock.pieces.setdefault(candidate.name, {})[key] = seconds[candidate.name] * execute.share(plan, part)
+        clock.save()
+        return seconds[candidate.name]
+
+    monkeypatch.setattr(runner, "run_piece", piece)
+    return runner, clock
+
+
+def test_candidates_whose_estimate_does_not_fit_are_dropped_and_the_budget_holds(tmp_path, monkeypatch):
+    runs = []
+    # 2 outer + 4 inner trainings at half the share: a candidate costs 4x its trial
+    runner, clock = _runner(tmp_path, monkeypatch, {"fast": 10, "slow": 100, "after": 10}, 200, runs)
+    kept = runner.fit_budget()
+    assert [c.name for c in kept] == ["fast", "after"] and kept[0].estimate_s == 40
+    assert "estimated 300 s more" in clock.dropped["slow"]
+    for candidate in kept:
+        assert runner.complete(candidate)
+    assert clock.spent() <= 200 and len(runs) == 2 * 6 + 1
+
+
+def test_a_candidate_that_runs_out_of_time_is_dropped_and_nothing_overruns_by_more_than_one_training(
+    tmp_path, monkeypatch
+):
+    runs = []
+    runner, clock = _runner(tmp_path, monkeypatch, {"a": 10}, 30, runs)
+    kept = runner.fit_budget()
+    assert kept == []  # 10 s trial, 30 s more estimated, 20 s left
+    assert "estimated 30 s more" in clock.dropped["a"] and clock.spent() == 10
+    runs.clear()
+    seconds = {"a": 10}
+    runner, clock = _runner(tmp_path / "b", monkeypatch, seconds, 45, runs)
+    kept = runner.fit_budget()
+    seconds["a"] = 20  # the trainings turn out twice as long as the trial
+    assert not runner.complete(kept[0]) and "out of time" in clock.dropped["a"]
+    assert clock.spent() <= 45 + 20
+
+
+# --- a real nested run: two forests on a small phantom -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def auto_run(tmp_path_factory, monkeypatch_module):
+    from glioscope.synth import PRESETS, synthesize
+
+    root = tmp_path_factory.mktemp("auto")
+    monkeypatch_module.setenv("GLIOSCOPE_CACHE", str(root / "cache"))
+    preset = replace(PRESETS["tiny"], name="tiny24", n_per_grade=8, n_healthy=0)
+    synthesize(root / "phantom", preset=preset, seed=0, progress=False, layouts=["brats"])
+    ingest([root / "phantom" / "brats"], root / "brats", progress=False, echo=None)
+    plan = Plan(
+        str(root / "brats"), folds=2, inner_folds=2, budget_s=900, candidates=[Candidate(**c) for c in CANDIDATES]
+    )
+    write_plan(plan, root / "plan.yaml")
+    seen = []
+    real = select.auc
+
+    def watched(patients, names):
+        seen.append(set(patients["patient_id"]))
+        return real(patients, names)
+
+    monkeypatch_module.setattr(select, "auc", watched)
+    out = root / "out"
+    code = main(["auto", str(root / "brats"), "-o", str(out), "--plan", str(root / "plan.yaml"), "--bootstrap", "20"])
+    monkeypatch_module.setattr(select, "auc", real)
+    assert code == 0
+    return {"out": out, "cohort": root / "brats", "seen": seen, "root": root}
+
+
+def test_every_candidate_and_the_procedure_are_reported_on_the_same_folds(auto_run):
+    out = auto_run["out"]
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert list(board["model"]) == ["rf-a", "rf-b", "auto (nested choice)"]
+    assert (board["patients"] == 24).all() and board["auc_low"].le(board["auc"]).all()
+    folds = pd.read_csv(out / "folds" / SPLITS).drop_duplicates("patient_id").set_index("patient_id")["fold"]
+    for name in ("rf-a", "rf-b"):
+        run = pd.read_csv(out / "candidates" / name / "cv" / SPLITS).drop_duplicates("patient_id")
+        assert run.set_index("patient_id")["fold"].sort_index().equals(folds.sort_index())
+    report = (out / "report.html").read_text()
+    assert "inner out-of-fold predictions" in report and "rf-b" in report
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["final_model"]["candidate"] in ("rf-a", "rf-b") and summary["dropped"] == []
+
+
+def test_each_folds_choice_is_made_on_its_training_patients_only_and_gives_the_chosen_predictions(auto_run):
+    out = auto_run["out"]
+    table = pd.read_csv(out / "folds" / SPLITS)
+    held = [set(table.loc[table["fold"] == k, "patient_id"]) for k in range(2)]
+    inner_calls = [s for s in auto_run["seen"] if len(s) < 24]  # the pooled figures see every patient
+    assert len(inner_calls) == 2 * 2
+    for k, patients in enumerate([inner_calls[0], inner_calls[2]]):
+        assert patients and not patients & held[k] and patients <= held[1 - k]
+    choices = pd.read_csv(out / "choices.csv")
+    nested = pd.read_csv(out / "predictions_patients.csv")
+    for k in range(2):
+        rows = choices[choices["fold"] == k]
+        best = rows.sort_values("inner_auc", ascending=False, kind="stable").iloc[0]["candidate"]
+        assert rows.loc[rows["chosen"], "candidate"].tolist() == [best]
+        own = select.fold_patients(out / "candidates" / best / "cv", k, ["HGG", "LGG"])
+        mine = nested[nested["fold"] == k].set_index("patient_id")["prob_LGG"].sort_index()
+        assert sorted(mine.index) == sorted(held[k])
+        assert own.set_index("patient_id")["prob_LGG"].sort_index().to_numpy() == pytest.approx(mine.to_numpy())
+
+
+def test_the_final_model_is_a_package_that_test_takes(auto_run, tmp_path):
+    out = auto_run["out"]
+    assert (out / "model" / "manifest.json").is_file()
+    final = json.loads((out / "summary.json").read_text())["final_model"]["candidate"]
+    assert json.loads((out / "model" / "run.json").read_text())["package"]["exported_from"] == "cv"
+    assert yaml.safe_load((out / "model" / "config.yaml").read_text())["classifier"]["min_samples_leaf"] == (
+        [1] if final == "rf-a" else [3]
+    )
+    args = ["test", str(out / "model"), "--cohort", str(auto_run["cohort"]), "-o", str(tmp_path / "t")]
+    assert main([*args, "--allow-shared-patients", "--allow-duplicates"]) == 0  # its own: stamped not external
+
+
+def test_a_second_call_resumes_without_training_again_and_an_edited_candidate_starts_again(auto_run, monkeypatch):
+    out = auto_run["out"]
+    before = json.loads((out / "state.json").read_text())
+    trained = []
+    real = execute.Runner.run_piece
+
+    def counted(self, candidate, part, fold):
+        if f"{part}/{fold}" not in self.clock.pieces.get(candidate.name, {}):
+            trained.append((candidate.name, part, fold))
+        return real(self, candidate, part, fold)
+
+    monkeypatch.setattr(execute.Runner, "run_piece", counted)
+    assert main(["auto", str(auto_run["cohort"]), "-o", str(out), "--bootstrap", "20"]) == 2  # no --resume
+    assert main(["auto", str(auto_run["cohort"]), "-o", str(out), "--resume", "--bootstrap", "20"]) == 0
+    assert trained == []
+    assert json.loads((out / "state.json").read_text())["spent_s"] >= before["spent_s"]
+    plan = read_plan(out / "plan.yaml")
+    plan.candidates[1].set = [*plan.candidates[1].set, "classifier.trees=12"]
+    write_plan(plan, auto_run["root"] / "edited.yaml")
+    assert (
+        main(
+            [
+                "auto",
+                str(auto_run["cohort"]),
+                "-o",
+                str(out),
+                "--resume",
+                "--plan",
+                str(auto_run["root"] / "edited.yaml"),
+                "--bootstrap",
+                "20",
+            ]
+        )
+        == 0
+    )
+    assert trained == [("rf-b", "cv", -1), ("rf-b", "inner0", -1), ("rf-b", "inner1", -1)]  # a run per part
+
+
+def test_a_folder_of_another_cohort_is_refused(auto_run, tmp_path, capsys):
+    folder = tmp_path / "other"
+    _save(folder, _frame(_rows(6, "II"), _rows(6, "III", patient="Q{k}")))
+    assert main(["auto", str(folder), "-o", str(auto_run["out"]), "--resume"]) == 2
+    assert "another cohort" in capsys.readouterr().err
