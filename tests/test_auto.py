@@ -20,7 +20,13 @@ from glioscope.split import SPLITS
 
 pytest.importorskip("radiomics", reason="the candidates here are radiomics recipes (make installs PyRadiomics)")
 
-RF = ["data.channels=[T1c]", "data.min_voxels=5", "classifier.trees=10", "classifier.min_samples_leaf=[1]", "evaluate.bootstrap=20"]
+RF = [
+    "data.channels=[T1c]",
+    "data.min_voxels=5",
+    "classifier.trees=10",
+    "classifier.min_samples_leaf=[1]",
+    "evaluate.bootstrap=20",
+]
 CANDIDATES = [
     {"name": "rf-a", "recipe": "radiomics-rf", "set": RF},
     {"name": "rf-b", "recipe": "radiomics-rf", "set": [*RF[:3], "classifier.min_samples_leaf=[3]", *RF[4:]]},
@@ -308,3 +314,53 @@ def test_a_folder_of_another_cohort_is_refused(auto_run, tmp_path, capsys):
     _save(folder, _frame(_rows(6, "II"), _rows(6, "III", patient="Q{k}")))
     assert main(["auto", str(folder), "-o", str(auto_run["out"]), "--resume"]) == 2
     assert "another cohort" in capsys.readouterr().err
+
+
+# --- a deep candidate: a short timed trial, one fold at a time, resumed after a kill -------------------------
+
+
+def test_a_deep_candidate_is_timed_by_a_short_trial_and_resumes_after_a_kill(auto_run, monkeypatch):
+    from glioscope.synth import PRESETS, synthesize
+
+    root = auto_run["root"]
+    preset = replace(PRESETS["tiny"], name="tiny24", n_per_grade=8, n_healthy=0)
+    synthesize(root / "phantom2d", preset=preset, seed=0, progress=False, layouts=["imagefolder"])
+    ingest(
+        [root / "phantom2d" / "imagefolder"],
+        root / "png",
+        format="imagefolder",
+        patient_regex=r"^(?P<patient>[^_]+)_",
+        progress=False,
+        echo=None,
+    )
+    fast = [
+        "train.epochs=3",
+        "data.slices.size=32",
+        "model.weights=none",
+        "evaluate.bootstrap=20",
+        "evaluate.gradcam_per_class=0",
+        "train.batch_size=8",
+    ]
+    plan = Plan(str(root / "png"), folds=2, inner_folds=2, candidates=[Candidate("alex", "alexnet", True, fast)])
+    write_plan(plan, root / "deep.yaml")
+    out, real, trained = root / "deep", execute.Runner.run_piece, []
+
+    def killed_at_the_fourth(self, candidate, part, fold):
+        if f"{part}/{fold}" not in self.clock.pieces.get(candidate.name, {}):
+            trained.append((part, fold))
+            if len(trained) == 4:
+                raise KeyboardInterrupt
+        return real(self, candidate, part, fold)
+
+    monkeypatch.setattr(execute.Runner, "run_piece", killed_at_the_fourth)
+    args = ["auto", str(root / "png"), "-o", str(out), "--plan", str(root / "deep.yaml"), "--bootstrap", "20"]
+    assert main(args) == 130
+    assert (out / "trials" / "alex" / "fold0" / "metrics.csv").is_file()  # two epochs, not reused
+    state = json.loads((out / "state.json").read_text())
+    assert sorted(state["pieces"]["alex"]) == ["cv/0", "cv/1", "inner0/0"] and state["trials"]["alex"]["trial_s"] > 0
+    trained.clear()
+    assert main([*args, "--resume"]) == 0
+    assert trained == [("inner0", 1), ("inner1", 0), ("inner1", 1)]
+    history = pd.read_csv(out / "candidates" / "alex" / "cv" / "fold1" / "metrics.csv")
+    assert list(history["epoch"]) == [1, 2, 3]  # the recipe's epochs, not the trial's
+    assert json.loads((out / "summary.json").read_text())["final_model"]["candidate"] == "alex"

@@ -160,8 +160,21 @@ def auto(
     if missing:
         raise InputError(layout.folds, f"the folds of the folder being continued lack {len(missing)} cohort item(s)")
     clock = Clock(layout, plan.budget_s, log)
+    try:
+        return _execute(plan, found, layout, table, clock, log, plan_only, progress, n_boot)
+    finally:
+        clock.save()  # the seconds spent count against the budget after a kill too
+
+
+def _execute(
+    plan: Plan, found: dict, layout: Layout, table, clock: Clock, log, plan_only: bool, progress: bool, n_boot: int
+) -> Path:
+    """Trials, the candidates that fit, the nested choice, the final model and the results."""
     runner = Runner(plan, layout, table, clock, log, progress)
     _changed(plan, layout, clock, log)
+    for name, why in list(clock.dropped.items()):
+        if "failed" not in why:  # dropped for time: reconsidered with this call's budget
+            clock.dropped.pop(name)
     log(f"budget {plan.budget_s:.0f} s, {clock.spent():.0f} s spent before; trials (each candidate's first fold)")
     kept = runner.fit_budget()
     plan.dropped = [{"name": n, "why": w} for n, w in clock.dropped.items()]
