@@ -1,5 +1,6 @@
 """Ensemble recipes: members on one set of patient-level folds, a combiner per outer fold fit only on out-of-fold
-predictions of that fold's training patients, applied anew by predict and batch prediction (glioscope.methods)."""
+predictions of that fold's training patients, applied anew by predict and batch prediction (glioscope.methods), and
+exported as a model package with its members (glioscope.export)."""
 
 from __future__ import annotations
 
@@ -158,7 +159,7 @@ def test_a_patient_that_a_member_cannot_take_is_skipped_with_the_reason(stacked)
     assert any(gone in s.reason for s in result.inputs.skipped)
 
 
-def test_a_combiner_that_names_other_members_is_refused_and_export_says_it_cannot(stacked, tmp_path):
+def test_a_combiner_that_names_other_members_is_refused_and_not_exported(stacked, tmp_path):
     run = tmp_path / "stack"
     shutil.copytree(stacked["run"], run)
     combiner = stacking.Combiner.load(run / "fold1" / "combiner.npz")
@@ -166,8 +167,48 @@ def test_a_combiner_that_names_other_members_is_refused_and_export_says_it_canno
     combiner.save(run / "fold1" / "combiner.npz")
     with pytest.raises(InputError, match="does not belong to these members"):
         TrainedRun(run)
-    assert main(["export", str(stacked["run"]), "-o", str(tmp_path / "package")]) == 2
+    assert main(["export", str(run), "-o", str(tmp_path / "package")]) == 2
     assert not (tmp_path / "package").exists()
+
+
+def test_an_exported_ensemble_holds_its_members_and_predicts_as_its_run(stacked, tmp_path):
+    package = tmp_path / "package"
+    assert main(["export", str(stacked["run"]), "-o", str(package)]) == 0
+    for name in ("rf-a", "rf-b"):
+        member = package / "members" / name
+        assert {p.name for p in member.iterdir()} == {"config.yaml", "run.json", "fold0", "fold1"}
+        assert all((member / f"fold{k}" / "classifier.npz").is_file() for k in (0, 1))
+        info = json.loads((member / "run.json").read_text())
+        assert info["cohort"] == "" and info["package"]["member_of"] == "stack"
+    assert all((package / f"fold{k}" / "combiner.npz").is_file() for k in (0, 1))
+    ids = set(cohort.load(stacked["cohort"])["patient_id"])
+    assert "BraTS20_Training_001" in ids
+    for path in package.rglob("*"):  # ids only hashed: in no text, and in no array (numpy keeps str as UTF-32)
+        if path.is_file():
+            data = path.read_bytes()
+            assert not [i for i in ids if i.encode() in data or i.encode("utf-32-le") in data], path
+    # the package predicts every patient, and one study, as the run folder does
+    from_run = predict_batch(stacked["run"], [stacked["cohort"]], progress=False)["patients"]
+    from_package = predict_batch(package, [stacked["cohort"]], progress=False)["patients"]
+    assert [p["patient_id"] for p in from_package] == [p["patient_id"] for p in from_run] == sorted(ids)
+    for run_says, package_says in zip(from_run, from_package):
+        assert package_says["probabilities"] == run_says["probabilities"]
+        assert package_says["seen_in_training"] is True  # told by the package's hashed ids
+    frame = cohort.load(stacked["cohort"])
+    row = frame[frame["sequence"] == "T1c"].iloc[0]
+    [by_run] = predict(stacked["run"], row["path"], row["mask_path"])["patients"]
+    [by_package] = predict(package, row["path"], row["mask_path"])["patients"]
+    assert by_package["probabilities"] == by_run["probabilities"]
+    # a member's classifier edited in the package: the manifest refuses the package
+    path = package / "members" / "rf-a" / "fold0" / "classifier.npz"
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    edited = next(k for k, v in arrays.items() if v.dtype.kind == "f" and v.size)
+    arrays[edited] = arrays[edited] + 1.0
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+    with pytest.raises(InputError, match="members/rf-a/fold0/classifier.npz differs"):
+        TrainedRun(package)
 
 
 def test_a_resumed_run_reuses_finished_members(stacked, tmp_path, monkeypatch):

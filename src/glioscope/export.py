@@ -8,6 +8,10 @@
     PACKAGE/fold<k>/model.pt   a deep run's fold weights (tensors only: torch.load(weights_only=True)); with
                                torchscript=True also fold<k>/model.ts, checked against PyTorch
     PACKAGE/fold<k>/classifier.npz   a radiomics run's fold classifiers (plain arrays: allow_pickle=False)
+    PACKAGE/fold<k>/combiner.npz     an ensemble run's fold combiners (plain arrays: allow_pickle=False)
+    PACKAGE/members/<name>/    an ensemble's members, each a folder of its own kind of method: its config.yaml,
+                               run.json (a package block, no cohort) and fold models, written as above; no
+                               patients, card, metrics or fingerprints of its own (the package's are the ensemble's)
     PACKAGE/patients.json      the training patients' ids, salted and hashed with scrypt (glioscope.rundir.patients):
                                predict and test flag a patient seen in training; left out with patient_ids=False
     PACKAGE/fingerprints.npz   the training images' hashes (glioscope.leakcheck): test finds duplicates
@@ -15,7 +19,8 @@
 
 The package is a run-like folder of the same kind of method: `glioscope predict PACKAGE study/`
 and `glioscope test PACKAGE --cohort ...` load it as they load a run (glioscope.trained), after
-checking it against its manifest. It holds no image and no patient id.
+checking it against its manifest (every file, an ensemble's members' too). It holds no image and no
+patient id.
 """
 
 from __future__ import annotations
@@ -25,11 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from glioscope import __version__
 from glioscope.evaluate.run import load_metrics
 from glioscope.model_card import PackageFacts, metadata, model_card
 from glioscope.rundir import (
-    CONFIG,
     FINGERPRINTS,
     METADATA,
     METRICS,
@@ -60,8 +63,7 @@ def export_run(
     metrics = load_metrics(run_dir, evaluate_if_missing=True, n_boot=recipe.evaluate.bootstrap)
     with atomic.atomic_dir(out, overwrite=overwrite) as tmp:
         package = RunFolder(tmp)
-        atomic.write_text(tmp / CONFIG, recipe.dump())
-        checks = run.method.export_folds(run.folder, package, recipe, record, torchscript)
+        checks = run.method.export_model(run.folder, package, recipe, record, torchscript)
         cohort = run.folder.cohort()
         prints = run.training_fingerprints(progress)
         digests = PatientDigests.new()
@@ -79,19 +81,15 @@ def export_run(
                 "the training images were not available at export: `glioscope test` cannot look for "
                 "duplicate images with this package"
             )
-        training = {"precision": record.precision} if record.training is not None else None
         package.write_record(
-            record.derived(
-                notes=list(record.notes) + notes,
-                cohort="",
-                training=training,
-                package={
+            record.packaged(
+                {
                     "exported_from": run.path.name,
-                    "glioscope_version": __version__,
                     "checks": checks,
                     "operating_point": run.operating_point(),
                     "patient_ids": patient_ids,
                 },
+                notes,
             )
         )
         atomic.write_json(tmp / METRICS, metrics)

@@ -127,7 +127,9 @@ def model_card(facts: PackageFacts) -> str:
         f"- Input: {words['input']}.",
         f"- Output: one probability per class: {', '.join(names)}.",
         *_tta_lines(recipe),
-        f"- Files: {words['files']}" + (f", fold<k>/{TORCHSCRIPT} (TorchScript)" if torchscript else "") + "; "
+        f"- Files: {words['files']}"
+        + (f", {words.get('torchscript', f'fold<k>/{TORCHSCRIPT}')} (TorchScript)" if torchscript else "")
+        + "; "
         f"{MANIFEST} lists every other file's SHA-256 and size, and glioscope refuses the package when a file "
         "differs, is missing or is extra.",
         "",

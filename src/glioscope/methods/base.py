@@ -18,7 +18,8 @@ import pandas as pd
 
 from glioscope.io.study import Study
 from glioscope.recipe import RecipeKind
-from glioscope.rundir import RunFolder, RunRecord
+from glioscope.rundir import CONFIG, RunFolder, RunRecord
+from glioscope.util import atomic
 
 
 class Method(ABC):
@@ -110,6 +111,16 @@ class Method(ABC):
     ) -> dict:
         """Write the fold models into a model package; returns what was checked."""
 
+    def export_model(
+        self, run: RunFolder, package: RunFolder, recipe, record: RunRecord, torchscript: bool = False
+    ) -> dict:
+        """Write what applying the run takes into a package folder: the recipe (config.yaml) and the fold models
+        (`export_folds`); returns what was checked. glioscope.export adds run.json and the rest of a package; an
+        ensemble writes each member's this way."""
+        atomic.write_text(package / CONFIG, recipe.dump())
+        return self.export_folds(run, package, recipe, record, torchscript)
+
     @abstractmethod
     def input_words(self, recipe, record: RunRecord) -> dict:
-        """What the model takes, for the model card: {"channels": [...], "input": words, "value": words}."""
+        """What the model takes, for the model card: {"channels": [...], "input": words, "value": words, "files":
+        words}, and "torchscript" where a package's TorchScript files are not fold<k>/model.ts."""

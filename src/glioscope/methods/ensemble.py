@@ -6,8 +6,10 @@ combiner per outer fold (RUN/fold<k>/combiner.npz, glioscope.methods.stacking). 
 own method: each member makes its own inputs of the same cohort rows or study; a patient that some member
 cannot take is skipped, with that member's reason. Fold k's probability of a patient is fold k's combiner
 of the members' fold-k patient probabilities (each the mean of the patient's inputs, as in the run), so
-that a fold applied anew gives its cross-validation predictions. A model package of an ensemble run is not
-made yet: `glioscope export` refuses it, and predict, test and batch prediction take the run folder.
+that a fold applied anew gives its cross-validation predictions. A model package of an ensemble run
+(glioscope.export) holds each member under PACKAGE/members/<name>/ as its own method writes one (config.yaml,
+run.json with a package block, the fold models: `Method.export_model`) and each fold's combiner; the package's
+manifest covers the members' files, and predict, test and batch prediction apply it as they apply the run.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from glioscope.methods.base import Method
 from glioscope.methods.ensemble_recipe import ENSEMBLE
 from glioscope.methods.ensemble_run import run_ensemble
 from glioscope.methods.stacking import Combiner
-from glioscope.rundir import COMBINER, CONFIG, FINGERPRINTS, INFO, MEMBERS, RunFolder, RunRecord
+from glioscope.rundir import COMBINER, CONFIG, FINGERPRINTS, INFO, MEMBERS, TORCHSCRIPT, RunFolder, RunRecord
 
 
 @dataclass
@@ -204,11 +206,23 @@ class EnsembleMethod(Method):
         return leakcheck.Fingerprints.load(folder / FINGERPRINTS) if (folder / FINGERPRINTS).is_file() else None
 
     def export_folds(self, run, package, recipe, record, torchscript=False) -> dict:
-        raise InputError(
-            run.path,
-            "is an ensemble run: a model package of an ensemble is not made yet; predict, test and batch prediction "
-            "take the run folder itself (its members' runs are in its members/ folder)",
-        )
+        """Every member into PACKAGE/members/<name>/ by its own method (its recipe, fold models and a package's
+        run.json; its cohort, patients and fingerprints stay behind), then each fold's combiner; returns each
+        member's checks, and their TorchScript differences as members/<name>/fold<k>."""
+        checks = {"torchscript_max_difference": {}, "members": {}}
+        for member in self.bind(run)._members(record):
+            where = RunFolder(package / MEMBERS / member.name)
+            done = member.method.export_model(member.folder, where, member.recipe, member.record, torchscript)
+            exported_from = f"{run.path.name}/{MEMBERS}/{member.name}"
+            where.write_record(
+                member.record.packaged({"exported_from": exported_from, "member_of": record.recipe, "checks": done})
+            )
+            checks["members"][member.name] = done
+            for fold, difference in done.get("torchscript_max_difference", {}).items():
+                checks["torchscript_max_difference"][f"{MEMBERS}/{member.name}/{fold}"] = difference
+        for fold, path in self.fold_files(run):
+            Combiner.load(path).save(package.fold(fold) / COMBINER)
+        return checks
 
     def input_words(self, recipe, record) -> dict:
         names = record.models[:-1]
@@ -219,5 +233,7 @@ class EnsembleMethod(Method):
             "format": "each member's own inputs",
             "value": "each member's patient probability, combined per fold",
             "input": f"what every member takes ({MEMBERS}/<name>/{CONFIG})",
-            "files": f"fold<k>/{COMBINER} (the fold's combiner as plain arrays, read with `allow_pickle=False`)",
+            "files": f"fold<k>/{COMBINER} (the fold's combiner as plain arrays, read with `allow_pickle=False`), and "
+            f"each member's own {CONFIG}, {INFO} and fold models in {MEMBERS}/<name>/",
+            "torchscript": f"{MEMBERS}/<name>/fold<k>/{TORCHSCRIPT} of a deep member",
         }

@@ -9,7 +9,8 @@ the rest:
     fusion      a late fusion of runs: its inputs, methods, combiners
     ensemble    an ensemble recipe: its members (run folders under members/), its combiner, what each fold's was fit on
     external    an external test: the run applied, the cohort, the leak checks, the operating point
-    package     a model package: where it was exported from, its checks, the operating point it carries
+    package     a model package (or an ensemble member in one): where it was exported from, its checks, the
+                operating point it carries
 
 A run folder written by an earlier version (precision and weights at the top, a fused run's
 inputs at the top, a package's operating point at the top) reads into the same record.
@@ -94,6 +95,16 @@ class RunRecord:
     def derived(self, **changes) -> RunRecord:
         """A new record from this one (an external test's, a package's): created now, by this version."""
         return replace(self, created=_now(), glioscope_version=__version__, **changes)
+
+    def packaged(self, package: dict, notes: list[str] = ()) -> RunRecord:
+        """The record of this run in a model package (an ensemble member's too): no cohort path, the training block
+        reduced to each fold's precision, `notes` added, and the package block (`package` and this version)."""
+        return self.derived(
+            notes=list(self.notes) + list(notes),
+            cohort="",
+            training={"precision": self.precision} if self.training is not None else None,
+            package={**package, "glioscope_version": __version__},
+        )
 
     @property
     def headline(self) -> str | None:
