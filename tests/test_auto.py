@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -335,7 +336,8 @@ def test_a_deep_candidate_is_timed_by_a_short_trial_and_resumes_after_a_kill(aut
     )
     fast = [
         "train.epochs=3",
-        "data.slices.size=32",
+        "data.slices.size=64",
+        "data.select={}",
         "model.weights=none",
         "evaluate.bootstrap=20",
         "evaluate.gradcam_per_class=0",
@@ -364,3 +366,31 @@ def test_a_deep_candidate_is_timed_by_a_short_trial_and_resumes_after_a_kill(aut
     history = pd.read_csv(out / "candidates" / "alex" / "cv" / "fold1" / "metrics.csv")
     assert list(history["epoch"]) == [1, 2, 3]  # the recipe's epochs, not the trial's
     assert json.loads((out / "summary.json").read_text())["final_model"]["candidate"] == "alex"
+
+
+def test_a_stacked_choice_reuses_the_trainings_and_makes_an_ensemble_package(auto_run, monkeypatch, tmp_path):
+    from glioscope.trained import TrainedRun
+
+    out, trained, real = auto_run["out"], [], execute.Runner.run_piece
+
+    def counted(self, candidate, part, fold):
+        if f"{part}/{fold}" not in self.clock.pieces.get(candidate.name, {}):
+            trained.append((candidate.name, part, fold))
+        return real(self, candidate, part, fold)
+
+    monkeypatch.setattr(execute.Runner, "run_piece", counted)
+    plan = read_plan(out / "plan.yaml")
+    plan.choose = "stack"
+    write_plan(plan, tmp_path / "stack.yaml")
+    args = ["auto", str(auto_run["cohort"]), "-o", str(out), "--resume", "--plan", str(tmp_path / "stack.yaml")]
+    assert main([*args, "--bootstrap", "20"]) == 0 and trained == []
+    choices = pd.read_csv(out / "choices.csv")
+    assert set(choices.columns) >= {"fold", "candidate", "inner_auc", "weight"} and len(choices) == 2 * 2
+    assert sorted(p.name for p in (out / "model" / "members").iterdir()) == ["rf-a", "rf-b"]
+    assert (out / "model" / "fold1" / "combiner.npz").is_file()
+    run = TrainedRun(out / "model")
+    assert run.record.models == ["rf-a", "rf-b", "auto"]
+    package = json.loads((out / "model" / "metrics.json").read_text())["cv"]["auto"]["patient"]["pooled"]["auc"]
+    assert package == pytest.approx(json.loads((out / "summary.json").read_text())["figure"]["auc"])
+    test = ["test", str(out / "model"), "--cohort", str(auto_run["cohort"]), "-o", str(tmp_path / "t")]
+    assert main([*test, "--allow-shared-patients", "--allow-duplicates"]) == 0

@@ -3,7 +3,7 @@
 A candidate's work is pieces, each one training: its outer folds ("cv", k) and, for every outer fold k,
 the inner folds ("inner<k>", j) of fold k's training patients. Its trial times one training: for a deep
 recipe, its first outer fold trained for TRIAL_EPOCHS epochs (OUT/trials/<name>, not reused), whose
-per-epoch seconds (fold0/metrics.csv) extrapolate to the recipe's epochs; for the others (radiomics,
+per-epoch seconds (its fold0 history) extrapolate to the recipe's epochs; for the others (radiomics,
 frozen features: seconds), its first piece itself, kept. Every piece runs through the candidate's own
 method (`method.run(..., folds=[j], resume=True)`) into its own run folder:
 
@@ -28,6 +28,7 @@ from pathlib import Path
 from glioscope.auto import folds as auto_folds
 from glioscope.auto.plan import Candidate, Plan
 from glioscope.errors import GlioscopeError
+from glioscope.rundir import HISTORY, REPORT
 from glioscope.util import atomic
 
 STATE = "state.json"
@@ -49,7 +50,7 @@ class Layout:
     state = property(lambda self: self.root / STATE)
     folds = property(lambda self: self.root / "folds")
     model = property(lambda self: self.root / "model")
-    report = property(lambda self: self.root / "report.html")
+    report = property(lambda self: self.root / REPORT)
 
     def trial(self, name: str) -> Path:
         return self.root / "trials" / name
@@ -238,7 +239,7 @@ class Runner:
             report=False,
         )
         took = time.perf_counter() - start
-        history = pd.read_csv(out / "fold0" / "metrics.csv")
+        history = pd.read_csv(out / "fold0" / HISTORY)
         per_epoch = float(history["seconds"].mean())
         fold_s = max(took - float(history["seconds"].sum()), 0.0) + epochs * per_epoch
         self.log(

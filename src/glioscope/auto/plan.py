@@ -103,7 +103,9 @@ def _deep(found: dict, device: str, folds: int, channels: bool = True) -> tuple[
         overrides.append(f"train.batch_size={max(4, 2 ** int(math.log2(max(train_items / 10, 4))))}")
     rows = (found.get("rows") or {}).get("median")
     if rows and rows < 96:
-        overrides.append(f"data.slices.size={max(32, int(rows) // 32 * 32)}")
+        overrides.append(f"data.slices.size={max(64, int(rows) // 32 * 32)}")  # AlexNet needs 63 px
+    if not channels:  # every slice of every image: not a recipe's own selection (alexnet's sagittal T1, as published)
+        overrides.append("data.select={}")
     if channels:
         have = [c for c in SLICE_CHANNELS if c in found["channels"]]
         if have and len(have) < len(SLICE_CHANNELS):

@@ -9,20 +9,31 @@ import pandas as pd
 from glioscope.auto.execute import Clock, Layout, pieces
 from glioscope.auto.plan import Plan
 from glioscope.auto.select import Nested, outer_predictions
-from glioscope.errors import InputError
 from glioscope.evaluate.run import evaluate_level
 from glioscope.report import html
+from glioscope.rundir import PATIENTS
 from glioscope.util import atomic
 
 PROCEDURE = "auto (nested choice)"
 
 
-def final_model(plan: Plan, nested: Nested, layout: Layout, finished: list[str], log) -> dict:
+def final_model(plan: Plan, nested: Nested, layout: Layout, finished: list[str], names: list[str], log) -> dict:
     """The package of the final model: the rule applied to every patient (glioscope.auto.select)."""
     from glioscope.export import export_run
 
-    if plan.choose != "best":
-        raise InputError(None, f"choose: {plan.choose}: only `best` makes a final model in this version")
+    if plan.choose == "stack":
+        from glioscope.auto.stacked import ensemble_run
+
+        run = ensemble_run(plan, nested, layout, finished, names)
+        export_run(run, layout.model, overwrite=True, progress=False)
+        log(f"final model: the {len(finished)} candidates stacked, exported to {layout.model}")
+        return {
+            "candidate": "stack of " + ", ".join(finished),
+            "package": str(layout.model),
+            "run": str(run),
+            "rule": "a logistic regression on every candidate's patient logit, fit on every patient's out-of-fold "
+            "predictions (the rule each outer fold applied to its inner folds), over the candidates' fold models",
+        }
     run = layout.cv_run(nested.final)
     export_run(run, layout.model, overwrite=True, progress=False)
     log(
@@ -72,7 +83,7 @@ def write_results(plan, found, nested: Nested, finished, names, layout: Layout, 
     board = pd.DataFrame(rows)
     atomic.write_csv(layout.root / "leaderboard.csv", board)
     atomic.write_csv(layout.root / "choices.csv", nested.choices)
-    atomic.write_csv(layout.root / "predictions_patients.csv", nested.predictions)
+    atomic.write_csv(layout.root / PATIENTS, nested.predictions)
     summary = {
         "figure": {k: rows[-1][k] for k in ("auc", "auc_low", "auc_high", "accuracy", "brier", "ece")},
         "choose": plan.choose,

@@ -77,10 +77,11 @@ def _plan(args, found: dict, layout: Layout, log) -> Plan:
     plan.cohort = str(args["cohort"])
     if args.get("budget_s"):
         plan.budget_s = float(args["budget_s"])
-    if plan.dims and not any("data.select" in s for c in plan.candidates for s in c.set):
-        kinds = [k for k, d in fp.DIMS.items() if d == plan.dims] if plan.dims == "3d" else ["image"]
+    if plan.dims:  # the rows of one dimensionality, for every candidate
+        kinds = ", ".join(k for k, d in fp.DIMS.items() if d == plan.dims)
         for candidate in plan.candidates:
-            candidate.set.append(f"data.select={{kind: [{', '.join(kinds)}]}}")
+            candidate.set = [s for s in candidate.set if not s.startswith("data.select=")]
+            candidate.set.append(f"data.select={{kind: [{kinds}]}}")
     return plan.check()
 
 
@@ -208,7 +209,7 @@ def _execute(
     )
     from glioscope.auto.report import final_model, write_results
 
-    model = final_model(plan, nested, layout, finished, log)
+    model = final_model(plan, nested, layout, finished, names, log)
     clock.save()
     write_results(plan, found, nested, finished, names, layout, clock, model, n_boot)
     log(f"finished in {clock.spent():.0f} s of a {plan.budget_s:.0f} s budget; report {layout.report}")

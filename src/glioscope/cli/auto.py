@@ -74,6 +74,7 @@ def add_parser(verbs) -> None:
 
 def _auto(args) -> None:
     from glioscope.auto import auto
+    from glioscope.rundir import REPORT
 
     budget = duration(args.budget) if args.budget is not None else None
     out = auto(
@@ -92,5 +93,5 @@ def _auto(args) -> None:
         n_boot=args.bootstrap,
     )
     if not args.plan_only:
-        print(f"Report: {out / 'report.html'}")
+        print(f"Report: {out / REPORT}")
         print(f"Model package: {out / 'model'}")
