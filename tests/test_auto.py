@@ -394,3 +394,9 @@ def test_a_stacked_choice_reuses_the_trainings_and_makes_an_ensemble_package(aut
     assert package == pytest.approx(json.loads((out / "summary.json").read_text())["figure"]["auc"])
     test = ["test", str(out / "model"), "--cohort", str(auto_run["cohort"]), "-o", str(tmp_path / "t")]
     assert main([*test, "--allow-shared-patients", "--allow-duplicates"]) == 0
+
+
+def test_an_option_that_contradicts_the_plan_is_refused(auto_run, capsys):
+    args = ["auto", str(auto_run["cohort"]), "-o", str(auto_run["out"]), "--resume", "--folds", "5"]
+    assert main(args) == 2
+    assert "says folds: 2, --folds 5" in capsys.readouterr().err

@@ -16,13 +16,20 @@ from pathlib import Path
 import pandas as pd
 
 from glioscope import split
+from glioscope.errors import InputError
 from glioscope.split import SPLITS
 
 
 def outer(frame: pd.DataFrame, folds: int, seed: int, out: Path) -> pd.DataFrame:
     """The outer folds of `frame` (its `label` column), written to `out` unless there; returns the split table."""
     if (out / SPLITS).is_file():
-        table, _ = split.load(out)
+        table, meta = split.load(out)
+        if (meta.get("folds"), meta.get("seed")) != (folds, seed):
+            raise InputError(
+                out,
+                f"holds {meta.get('folds')} folds of seed {meta.get('seed')}, the plan asks {folds} of seed "
+                f"{seed}: use another output folder",
+            )
         return table
     table, meta = split.make_splits(frame, folds=folds, seed=seed)
     meta["statement"] = f"glioscope auto's outer folds: {meta['statement']}"

@@ -53,30 +53,47 @@ def _start(layout: Layout, resume: bool) -> None:
     root.mkdir(parents=True, exist_ok=True)
 
 
-def _plan(args, found: dict, layout: Layout, log) -> Plan:
+DEFAULTS = {"task": "label", "dims": None, "folds": 3, "inner_folds": 3, "seed": 0, "device": None}
+
+
+def _settings(given: Plan | None, options: dict, source) -> dict:
+    """The plan's own settings, or the options', or the defaults; an option that contradicts the plan is refused."""
+    settings = {}
+    for key, default in DEFAULTS.items():
+        option, planned = options.get(key), getattr(given, key, None) if given else None
+        if given is not None and option is not None and option != planned:
+            flag = "--" + key.replace("_", "-")
+            raise InputError(source, f"says {key}: {planned}, {flag} {option}: edit the plan, or leave {flag} out")
+        settings[key] = option if option is not None else (planned if given is not None else default)
+    return settings
+
+
+def _plan(given: Plan | None, source, settings: dict, found: dict, cohort, budget_s, log) -> Plan:
     """The plan: --plan FILE as edited, else the folder's own (resume), else proposed from the fingerprint."""
-    if args.get("plan_file"):
-        plan = read_plan(Path(args["plan_file"]))
-        log(f"plan read from {args['plan_file']}")
-    elif layout.plan.is_file():
-        plan = read_plan(layout.plan)
-        log("plan read from the folder being continued")
+    if given is not None:
+        plan = given
+        log(f"plan read from {source}")
     else:
+        device = settings["device"]
+        if device is None:
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
         plan = propose(
             found,
-            str(args["cohort"]),
-            args.get("budget_s") or 3600,
-            args.get("device") or "cpu",
-            args["folds"],
-            args["inner_folds"],
-            args["seed"],
-            args["task"],
-            args.get("dims"),
+            str(cohort),
+            budget_s or 3600,
+            device,
+            settings["folds"],
+            settings["inner_folds"],
+            settings["seed"],
+            settings["task"],
+            settings["dims"],
         )
         log(f"plan proposed: {len(plan.candidates)} candidate(s), choose {plan.choose}")
-    plan.cohort = str(args["cohort"])
-    if args.get("budget_s"):
-        plan.budget_s = float(args["budget_s"])
+    plan.cohort = str(cohort)
+    if budget_s:
+        plan.budget_s = float(budget_s)
     if plan.dims:  # the rows of one dimensionality, for every candidate
         kinds = ", ".join(k for k, d in fp.DIMS.items() if d == plan.dims)
         for candidate in plan.candidates:
@@ -105,40 +122,30 @@ def auto(
     out: Path,
     *,
     budget_s: float | None = None,
-    task: str = "label",
+    task: str | None = None,
     device: str | None = None,
     dims: str | None = None,
-    folds: int = 3,
-    inner_folds: int = 3,
-    seed: int = 0,
+    folds: int | None = None,
+    inner_folds: int | None = None,
+    seed: int | None = None,
     plan_only: bool = False,
     plan_file: Path | None = None,
     resume: bool = False,
     progress: bool = True,
     n_boot: int = 1000,
 ) -> Path:
-    """Run `glioscope auto` (see the module docstring); returns OUT."""
+    """Run `glioscope auto` (see the module docstring); returns OUT. Options left None take the plan's (--plan, or
+    the folder's own with `resume`) or the defaults (DEFAULTS)."""
     layout = Layout(out)
+    source = plan_file or (layout.plan if resume and layout.plan.is_file() else None)
+    given = read_plan(source) if source else None
+    options = dict(task=task, dims=dims, folds=folds, inner_folds=inner_folds, seed=seed, device=device)
+    settings = _settings(given, options, source)
+    task = settings["task"]
     frame = cohort_table.load(cohort)
-    frame, notes = fp.labelled(frame, task, dims, cohort)  # refusals before anything is written
+    frame, notes = fp.labelled(frame, task, settings["dims"], cohort)  # refusals before anything is written
     found = fp.fingerprint(frame, task)
-    if device is None:
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    args = dict(
-        cohort=cohort,
-        budget_s=budget_s,
-        task=task,
-        device=device,
-        dims=dims,
-        folds=folds,
-        inner_folds=inner_folds,
-        seed=seed,
-        plan_file=plan_file,
-    )
-    given = read_plan(plan_file) if plan_file else None
-    fp.check_folds(found, given.folds if given else folds, given.inner_folds if given else inner_folds, cohort)
+    fp.check_folds(found, settings["folds"], settings["inner_folds"], cohort)
     _start(layout, resume)
     if layout.fingerprint.is_file() and json.loads(layout.fingerprint.read_text()) != json.loads(json.dumps(found)):
         raise InputError(layout.fingerprint, "was made for another cohort (or task): use another output folder")
@@ -153,8 +160,7 @@ def auto(
         f"{found['mask_share']:.0%} of the patients"
         + (f"; sites {', '.join(found['sites'])}" if found["sites"] else "")
     )
-    plan = _plan(args, found, layout, log)
-    fp.check_folds(found, plan.folds, plan.inner_folds, cohort)
+    plan = _plan(given, source, settings, found, cohort, budget_s, log)
     labelled = frame.assign(label=frame[task].astype(str))
     table = auto_folds.outer(labelled, plan.folds, plan.seed, layout.folds)
     missing = set(labelled["item_id"]) - set(table["item_id"])

@@ -48,9 +48,11 @@ def add_parser(verbs) -> None:
         default=None,
         help="use only the 2D images or only the 3D volumes of a cohort that has both (default: none)",
     )
-    parser.add_argument("--folds", type=int, default=3, help="outer patient-level folds (default: 3)")
-    parser.add_argument("--inner-folds", type=int, default=3, help="inner folds in each outer fold (default: 3)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the folds (default: 0)")
+    parser.add_argument("--folds", type=int, default=None, help="outer patient-level folds (default: 3, or the plan's)")
+    parser.add_argument(
+        "--inner-folds", type=int, default=None, help="inner folds in each outer fold (default: 3, or the plan's)"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="seed of the folds (default: 0, or the plan's)")
     parser.add_argument(
         "--plan-only",
         action="store_true",
