@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -400,3 +401,10 @@ def test_an_option_that_contradicts_the_plan_is_refused(auto_run, capsys):
     args = ["auto", str(auto_run["cohort"]), "-o", str(auto_run["out"]), "--resume", "--folds", "5"]
     assert main(args) == 2
     assert "says folds: 2, --folds 5" in capsys.readouterr().err
+
+
+def test_a_model_that_gives_everyone_the_same_probability_has_no_auc_to_be_chosen_by():
+    same = pd.DataFrame({"target": [0, 1, 0, 1], "prob_a": [0.4] * 4, "prob_b": [0.6] * 4})
+    assert np.isnan(select.auc(same, ["a", "b"]))
+    ranked = same.assign(prob_b=[0.2, 0.9, 0.6, 0.4], prob_a=lambda f: 1 - f["prob_b"])
+    assert select.auc(ranked, ["a", "b"]) == 0.75

@@ -2,7 +2,8 @@
 
 For outer fold k, every finished candidate's patient predictions of the inner folds' held-out patients
 (all among fold k's training patients, glioscope.auto.folds.inner_patients) decide:
-- `best`: the candidate with the highest patient AUC there (ties: the earlier in the plan) gives fold k's
+- `best`: the candidate with the highest patient AUC there (ties: the earlier in the plan; a candidate that
+  gave every inner patient the same probability has no AUC and is chosen only when all did) gives fold k's
   held-out patients its own outer-fold predictions;
 - `stack`: a logistic regression on the candidates' patient logits (glioscope.methods.stacking) is fit
   there and applied to the candidates' outer-fold predictions of fold k's held-out patients.
@@ -43,10 +44,13 @@ def fold_patients(run: Path, fold: int, names: list[str]) -> pd.DataFrame:
 
 
 def auc(patients: pd.DataFrame, names: list[str]) -> float:
-    """Patient AUC (the second class's for two classes, macro otherwise); NaN with one class."""
+    """Patient AUC (the second class's for two classes, macro otherwise); NaN with one class, and NaN when every
+    patient has the same probabilities (a model that ranks nobody: its 0.5 is not a ranking to choose it by)."""
     if patients["target"].nunique() < 2:
         return float("nan")
     probs = patients[[f"prob_{c}" for c in names]].to_numpy(dtype=float)
+    if np.ptp(probs, axis=0).max() < 1e-9:
+        return float("nan")
     return float(classification_metrics(patients["target"].to_numpy(dtype=int), probs, names)["auc"])
 
 
