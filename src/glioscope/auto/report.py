@@ -122,7 +122,7 @@ def _page(plan: Plan, found: dict, nested: Nested, board: pd.DataFrame, summary:
         "<h1>glioscope auto</h1>",
         f'<p class="meta">Cohort <b>{e(plan.cohort)}</b>: {classes}; {e(found["dims"])}; masks on '
         f"{found['mask_share']:.0%} of the patients. {plan.folds} outer folds, {plan.inner_folds} inner folds each, "
-        f"seed {plan.seed}. {summary['spent_s']:.0f} s of a {plan.budget_s:.0f} s budget.</p>",
+        f"seed {plan.seed}; {summary['spent_s']:.0f} s spent of a {plan.budget_s:.0f} s budget.</p>",
         f'<p class="statement">The procedure (every candidate, then the choice) scores a patient AUC of '
         f"{html.number(figure['auc'])} {html.interval((figure['auc_low'], figure['auc_high']))} on the outer folds' "
         "held-out patients; each fold's choice was made on inner out-of-fold predictions of that fold's training "
