@@ -408,3 +408,25 @@ def test_a_model_that_gives_everyone_the_same_probability_has_no_auc_to_be_chose
     assert np.isnan(select.auc(same, ["a", "b"]))
     ranked = same.assign(prob_b=[0.2, 0.9, 0.6, 0.4], prob_a=lambda f: 1 - f["prob_b"])
     assert select.auc(ranked, ["a", "b"]) == 0.75
+
+
+def test_plan_only_prints_the_timed_plan_and_the_plan_then_runs_reusing_its_trials(auto_run, monkeypatch, capsys):
+    out, trained, real = auto_run["root"] / "planned", [], execute.Runner.run_piece
+
+    def counted(self, candidate, part, fold):
+        if f"{part}/{fold}" not in self.clock.pieces.get(candidate.name, {}):
+            trained.append((candidate.name, part, fold))
+        return real(self, candidate, part, fold)
+
+    monkeypatch.setattr(execute.Runner, "run_piece", counted)
+    args = ["auto", str(auto_run["cohort"]), "-o", str(out), "--plan", str(auto_run["root"] / "plan.yaml")]
+    assert main([*args, "--plan-only"]) == 0
+    printed = capsys.readouterr().out
+    assert "candidates:" in printed and "trial_s:" in printed and not (out / "model").exists()
+    plan = read_plan(out / "plan.yaml")
+    assert all(c.trial_s > 0 and c.estimate_s >= c.trial_s for c in plan.candidates)
+    assert trained == [("rf-a", "cv", -1), ("rf-b", "cv", -1)]
+    assert main(["auto", str(auto_run["cohort"]), "-o", str(out), "--plan", str(out / "plan.yaml")]) == 2  # no --resume
+    assert main(["auto", str(auto_run["cohort"]), "-o", str(out), "--plan", str(out / "plan.yaml"), "--resume"]) == 0
+    assert [t for t in trained if t[1] == "cv"] == [("rf-a", "cv", -1), ("rf-b", "cv", -1)]  # the trials, reused
+    assert (out / "model" / "manifest.json").is_file()
