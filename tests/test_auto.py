@@ -430,3 +430,40 @@ def test_plan_only_prints_the_timed_plan_and_the_plan_then_runs_reusing_its_tria
     assert main(["auto", str(auto_run["cohort"]), "-o", str(out), "--plan", str(out / "plan.yaml"), "--resume"]) == 0
     assert [t for t in trained if t[1] == "cv"] == [("rf-a", "cv", -1), ("rf-b", "cv", -1)]  # the trials, reused
     assert (out / "model" / "manifest.json").is_file()
+
+
+def test_a_held_out_patient_the_chosen_candidate_cannot_take_gets_the_next_ones_prediction(monkeypatch):
+    patients = [f"P{k}" for k in range(8)]
+    targets = dict(zip(patients, [0, 1, 0, 1, 0, 1, 0, 1]))
+    table = pd.DataFrame({"item_id": patients, "patient_id": patients, "partition": "cv", "fold": [0] * 4 + [1] * 4})
+
+    def fold_patients(run, j, names):
+        candidate, part = run.split("/")
+        if part == "cv":
+            ids = [p for p in patients if table.set_index("patient_id").at[p, "fold"] == j]
+            ids = [p for p in ids if not (candidate == "a" and p == "P0")]  # a cannot take P0
+        else:  # inner CV of outer fold k: its training patients, in two inner folds
+            k = int(part[len("inner") :])
+            ids = [p for p in patients if table.set_index("patient_id").at[p, "fold"] != k][j::2]
+        good = candidate == "a"
+        prob = [0.8 if targets[p] == good else 0.2 for p in ids]
+        return pd.DataFrame(
+            {
+                "fold": str(j),
+                "patient_id": ids,
+                "target": [targets[p] for p in ids],
+                "prob_y": prob,
+                "prob_n": [1 - x for x in prob],
+            }
+        )[["fold", "patient_id", "target", "prob_n", "prob_y"]]
+
+    monkeypatch.setattr(select, "fold_patients", fold_patients)
+    nested = select.choose(
+        "best", ["b", "a"], {"a": "a/cv", "b": "b/cv"}, lambda c, k: f"{c}/inner{k}", table, 2, 2, ["n", "y"]
+    )
+    fold0 = nested.choices[nested.choices["fold"] == 0].set_index("candidate")
+    assert fold0.at["a", "chosen"] and fold0.at["a", "inner_auc"] == 1.0 and fold0.at["b", "inner_auc"] == 0.0
+    assert fold0.at["a", "patients_given"] == 3 and fold0.at["b", "patients_given"] == 1
+    held = nested.predictions[nested.predictions["fold"] == "0"].set_index("patient_id")["prob_y"]
+    assert sorted(held.index) == ["P0", "P1", "P2", "P3"] and held["P2"] == 0.2  # P1-P3: a (right)
+    assert held["P0"] == 0.8  # b, which ranks the other way round: the next-ranked candidate that has P0

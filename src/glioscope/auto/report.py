@@ -130,17 +130,19 @@ def _page(plan: Plan, found: dict, nested: Nested, board: pd.DataFrame, summary:
         "<h2>How the choice was made</h2>",
         f"<p>{e(_how(plan))}</p>",
         html.table(
-            ["outer fold", "candidate", "inner-CV patient AUC", "chosen" if plan.choose == "best" else "weight"],
+            ["outer fold", "candidate", "inner-CV patient AUC"]
+            + (["chosen", "held-out patients it predicts"] if plan.choose == "best" else ["weight"]),
             [
-                [
-                    str(r.fold),
-                    e(r.candidate),
-                    html.number(r.inner_auc),
-                    ("yes" if r.chosen else "") if plan.choose == "best" else html.number(r.weight),
-                ]
+                [str(r.fold), e(r.candidate), html.number(r.inner_auc)]
+                + (
+                    ["yes" if r.chosen else "", str(int(r.patients_given))]
+                    if plan.choose == "best"
+                    else [html.number(r.weight)]
+                )
                 for r in nested.choices.itertuples()
             ],
-            caption="Each outer fold's choice, on its inner folds only",
+            caption="Each outer fold's choice, on its inner folds only (a held-out patient that the chosen candidate "
+            "could not take is predicted by the next-ranked one)",
             label_columns=2,
         ),
         "<h2>Every candidate on the same folds</h2>",

@@ -4,7 +4,8 @@ For outer fold k, every finished candidate's patient predictions of the inner fo
 (all among fold k's training patients, glioscope.auto.folds.inner_patients) decide:
 - `best`: the candidate with the highest patient AUC there (ties: the earlier in the plan; a candidate that
   gave every inner patient the same probability has no AUC and is chosen only when all did) gives fold k's
-  held-out patients its own outer-fold predictions;
+  held-out patients its own outer-fold predictions (a patient it could not take, e.g. without a tumour
+  slice: the next-ranked candidate's, as choices.csv's patients_given says);
 - `stack`: a logistic regression on the candidates' patient logits (glioscope.methods.stacking) is fit
   there and applied to the candidates' outer-fold predictions of fold k's held-out patients.
 The pooled predictions of every outer fold's held-out patients are then the figure of the whole
@@ -86,10 +87,18 @@ def choose(
             inner_k[c] = auto_folds.inner_patients(pd.concat(parts, ignore_index=True), table, k)
         scores = {c: auc(inner_k[c], names) for c in candidates}
         if choose_by == "best":
-            ranked = [c for c in candidates if not np.isnan(scores[c])] or candidates
-            chosen = max(ranked, key=lambda c: (np.nan_to_num(scores[c], nan=-1.0), -candidates.index(c)))
-            held.append(outer_k[chosen].assign(fold=str(k)))
-            rows += [{"fold": k, "candidate": c, "inner_auc": scores[c], "chosen": c == chosen} for c in candidates]
+            ranked = sorted(candidates, key=lambda c: (-np.nan_to_num(scores[c], nan=-1.0), candidates.index(c)))
+            chosen, given = ranked[0], []
+            for c in ranked:  # a patient the chosen candidate could not take: the next one's prediction
+                given.append(
+                    outer_k[c][~outer_k[c]["patient_id"].isin(set().union(*(set(g["patient_id"]) for g in given)))]
+                )
+            held.append(pd.concat(given, ignore_index=True).assign(fold=str(k)))
+            filled = {c: len(g) for c, g in zip(ranked, given)}
+            rows += [
+                {"fold": k, "candidate": c, "inner_auc": scores[c], "chosen": c == chosen, "patients_given": filled[c]}
+                for c in candidates
+            ]
             continue
         fit = stack([inner_k[c][["patient_id", "target", *_probs(names)]] for c in candidates], names)
         target = stack([outer_k[c][["patient_id", "target", *_probs(names)]] for c in candidates], names)
