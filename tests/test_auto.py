@@ -467,3 +467,19 @@ def test_a_held_out_patient_the_chosen_candidate_cannot_take_gets_the_next_ones_
     held = nested.predictions[nested.predictions["fold"] == "0"].set_index("patient_id")["prob_y"]
     assert sorted(held.index) == ["P0", "P1", "P2", "P3"] and held["P2"] == 0.2  # P1-P3: a (right)
     assert held["P0"] == 0.8  # b, which ranks the other way round: the next-ranked candidate that has P0
+
+
+def test_a_resumed_folder_takes_its_plans_task_without_the_option(auto_run, tmp_path):
+    plan = read_plan(auto_run["out"] / "plan.yaml")
+    plan.task = "grade"
+    out = tmp_path / "graded"
+    out.mkdir()
+    write_plan(plan, out / "plan.yaml")
+    from glioscope.auto.run import _settings
+
+    assert _settings(plan, {"task": None, "folds": None}, out)["task"] == "grade"
+    with pytest.raises(InputError, match="says task: grade, --task label"):
+        _settings(plan, {"task": "label"}, out)
+    from glioscope.cli import build_parser
+
+    assert build_parser().parse_args(["auto", "c", "-o", "o"]).task is None  # the plan's, or label

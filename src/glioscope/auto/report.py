@@ -91,7 +91,7 @@ def write_results(plan, found, nested: Nested, finished, names, layout: Layout, 
         "dropped": plan.dropped,
         "final_model": model,
         "spent_s": round(clock.spent(), 1),
-        "budget_s": plan.budget_s,
+        "budget_s": None if math.isinf(plan.budget_s) else plan.budget_s,
         "folds": plan.folds,
         "inner_folds": plan.inner_folds,
         "seed": plan.seed,
@@ -122,7 +122,7 @@ def _page(plan: Plan, found: dict, nested: Nested, board: pd.DataFrame, summary:
         "<h1>glioscope auto</h1>",
         f'<p class="meta">Cohort <b>{e(plan.cohort)}</b>: {classes}; {e(found["dims"])}; masks on '
         f"{found['mask_share']:.0%} of the patients. {plan.folds} outer folds, {plan.inner_folds} inner folds each, "
-        f"seed {plan.seed}; {summary['spent_s']:.0f} s spent of a {plan.budget_s:.0f} s budget.</p>",
+        f"seed {plan.seed}; {summary['spent_s']:.0f} s spent, {_budget(plan.budget_s)}.</p>",
         f'<p class="statement">The procedure (every candidate, then the choice) scores a patient AUC of '
         f"{html.number(figure['auc'])} {html.interval((figure['auc_low'], figure['auc_high']))} on the outer folds' "
         "held-out patients; each fold's choice was made on inner out-of-fold predictions of that fold's training "
@@ -212,6 +212,10 @@ def _how(plan: Plan) -> str:
         "For each outer fold, a logistic regression on the candidates' patient logits was fit on their inner "
         "out-of-fold predictions of that fold's training patients, and applied to its held-out patients."
     )
+
+
+def _budget(seconds: float) -> str:
+    return "no budget" if math.isinf(seconds) else f"of a {seconds:.0f} s budget"
 
 
 def _seconds(value) -> str:

@@ -9,7 +9,9 @@ from glioscope.errors import GlioscopeError
 
 
 def duration(text: str) -> float:
-    """Seconds of a budget such as 90m, 1.5h, 45s or 600 (seconds)."""
+    """Seconds of a budget such as 90m, 1.5h, 45s or 600 (seconds); `none`: no budget (inf)."""
+    if str(text).strip().lower() == "none":
+        return float("inf")
     found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(text))
     if not found or float(found.group(1)) <= 0:
         raise GlioscopeError(f"--budget {text!r}: expected a positive duration such as 60m, 1.5h or 900s")
@@ -30,10 +32,11 @@ def add_parser(verbs) -> None:
         "--budget",
         default=None,
         metavar="TIME",
-        help="wall-time budget, trials included: 60m, 1.5h, 900s (default: 60m, or the plan's)",
+        help="wall-time budget, trials included: 60m, 1.5h, 900s; none: every candidate runs, whatever the "
+        "trials measure (default: 60m, or the plan's)",
     )
     parser.add_argument(
-        "--task", default="label", help="the cohort column to learn: label, grade, mgmt (default: label)"
+        "--task", default=None, help="the cohort column to learn: label, grade, mgmt (default: label, or the plan's)"
     )
     parser.add_argument(
         "--device",
