@@ -483,3 +483,15 @@ def test_a_resumed_folder_takes_its_plans_task_without_the_option(auto_run, tmp_
     from glioscope.cli import build_parser
 
     assert build_parser().parse_args(["auto", "c", "-o", "o"]).task is None  # the plan's, or label
+
+
+def test_the_leaderboard_gives_each_sites_auc_when_the_ids_tell_the_sites():
+    from glioscope.auto.report import _within_sites
+
+    ids = ["TCGA_CS_1", "TCGA_CS_2", "TCGA_CS_3", "TCGA_FG_1", "TCGA_FG_2", "TCGA_FG_3"]
+    patients = pd.DataFrame(
+        {"patient_id": ids, "target": [0, 1, 1, 0, 0, 1], "prob_y": [0.9, 0.8, 0.7, 0.1, 0.2, 0.6]}
+    ).assign(prob_n=lambda f: 1 - f["prob_y"])
+    row = _within_sites({}, patients, ["n", "y"], {"CS": {}, "FG": {}})
+    assert row == {"auc_site_CS": 0.0, "auc_site_FG": 1.0}  # the site, not the class, was learnt across sites
+    assert _within_sites({}, patients, ["n", "y"], None) == {}

@@ -8,7 +8,8 @@ import pandas as pd
 
 from glioscope.auto.execute import Clock, Layout, pieces
 from glioscope.auto.plan import Plan
-from glioscope.auto.select import Nested, outer_predictions
+from glioscope.auto.fingerprint import site_of
+from glioscope.auto.select import Nested, auc, outer_predictions
 from glioscope.evaluate.run import evaluate_level
 from glioscope.report import html
 from glioscope.rundir import PATIENTS
@@ -71,6 +72,17 @@ def _row(name: str, patients: pd.DataFrame, names: list[str], n_boot: int, secon
     }
 
 
+def _within_sites(row: dict, patients: pd.DataFrame, names: list[str], sites: dict | None) -> dict:
+    """The same predictions' patient AUC among each site's patients alone (a model that learnt the site ranks
+    patients well across sites and near chance within each), when the ids tell two or more sites."""
+    if not sites:
+        return row
+    site = patients["patient_id"].map(site_of)
+    for name in sites:
+        row[f"auc_site_{name}"] = auc(patients[site == name], names)
+    return row
+
+
 def write_results(plan, found, nested: Nested, finished, names, layout: Layout, clock: Clock, model, n_boot) -> dict:
     """leaderboard.csv, choices.csv, predictions_patients.csv, summary.json and report.html; returns the summary."""
     rows = []
@@ -78,8 +90,10 @@ def write_results(plan, found, nested: Nested, finished, names, layout: Layout, 
         spent = clock.pieces.get(name, {})
         cv_s = sum(t for key, t in spent.items() if key.startswith("cv/"))
         patients = outer_predictions(layout.cv_run(name), plan.folds, names)
-        rows.append(_row(name, patients, names, n_boot, sum(spent.values()), cv_s))
-    rows.append(_row(PROCEDURE, nested.predictions, names, n_boot, sum(sum(v.values()) for v in clock.pieces.values())))
+        row = _row(name, patients, names, n_boot, sum(spent.values()), cv_s)
+        rows.append(_within_sites(row, patients, names, found["sites"]))
+    row = _row(PROCEDURE, nested.predictions, names, n_boot, sum(sum(v.values()) for v in clock.pieces.values()))
+    rows.append(_within_sites(row, nested.predictions, names, found["sites"]))
     board = pd.DataFrame(rows)
     atomic.write_csv(layout.root / "leaderboard.csv", board)
     atomic.write_csv(layout.root / "choices.csv", nested.choices)
@@ -117,6 +131,7 @@ def _terminal(board: pd.DataFrame, summary: dict) -> str:
 def _page(plan: Plan, found: dict, nested: Nested, board: pd.DataFrame, summary: dict) -> str:
     e = html.esc
     figure = summary["figure"]
+    sites = list(found["sites"] or {})
     classes = ", ".join(f"{c}: {v['patients']} patients ({v['items']} items)" for c, v in found["classes"].items())
     body = [
         "<h1>glioscope auto</h1>",
@@ -147,22 +162,30 @@ def _page(plan: Plan, found: dict, nested: Nested, board: pd.DataFrame, summary:
         ),
         "<h2>Every candidate on the same folds</h2>",
         html.table(
-            ["model", "patient AUC [95% CI]", "fold mean ± SD", "accuracy", "Brier", "ECE", "CV time", "all time"],
+            ["model", "patient AUC [95% CI]", "fold mean ± SD", "accuracy", "Brier", "ECE", "CV time", "all time"]
+            + [f"AUC within site {e(site)}" for site in sites],
             [
                 [
-                    e(r.model),
-                    f"{html.number(r.auc)} <span class=ci>{html.interval((r.auc_low, r.auc_high))}</span>",
-                    html.mean_sd((r.auc_fold_mean, r.auc_fold_sd)),
-                    html.number(r.accuracy),
-                    html.number(r.brier),
-                    html.number(r.ece),
-                    _seconds(r.cv_seconds),
-                    _seconds(r.seconds),
+                    e(r["model"]),
+                    f"{html.number(r['auc'])} <span class=ci>{html.interval((r['auc_low'], r['auc_high']))}</span>",
+                    html.mean_sd((r["auc_fold_mean"], r["auc_fold_sd"])),
+                    html.number(r["accuracy"]),
+                    html.number(r["brier"]),
+                    html.number(r["ece"]),
+                    _seconds(r["cv_seconds"]),
+                    _seconds(r["seconds"]),
                 ]
-                for r in board.itertuples()
+                + [html.number(r[f"auc_site_{site}"]) for site in sites]
+                for r in board.to_dict("records")
             ],
             caption="Pooled patient-level metrics of the outer folds' held-out patients; CV time: the outer "
-            "cross-validation alone (what running the recipe by hand costs); all time: with the inner folds",
+            "cross-validation alone (what running the recipe by hand costs); all time: with the inner folds"
+            + (
+                "; AUC within a site: the same predictions among that site's patients alone (a model that learnt "
+                "the site ranks patients well across the sites and near chance within each)"
+                if sites
+                else ""
+            ),
         ),
         "<h2>The final model</h2>",
         f"<p>{e(summary['final_model']['candidate'])}: {e(summary['final_model']['rule'])}. Package: "
