@@ -1,11 +1,13 @@
 """Run a plan's candidates on the auto folds within the budget: trials first, then every piece, resumable.
 
-A candidate's work is pieces, each one training: its outer folds ("cv", k) and, for every outer fold k,
-the inner folds ("inner<k>", j) of fold k's training patients. Its trial times one training: for a deep
+A candidate's work is pieces: its outer folds ("cv", k) and, for every outer fold k, the inner folds
+("inner<k>", j) of fold k's training patients, one training each for a deep recipe (each resumable), one
+whole cross-validation of a part (fold -1) for radiomics and frozen features, which rerun a whole run in
+seconds and keep no finished fold. Its trial times one training: for a deep
 recipe, its first outer fold trained for TRIAL_EPOCHS epochs (OUT/trials/<name>, not reused), whose
 per-epoch seconds (its fold0 history) extrapolate to the recipe's epochs; for the others (radiomics,
 frozen features: seconds), its first piece itself, kept. Every piece runs through the candidate's own
-method (`method.run(..., folds=[j], resume=True)`) into its own run folder:
+method (`method.run(..., folds=[j] or None, resume=True)`) into its own run folder:
 
     OUT/candidates/<name>/cv/             the candidate's cross-validation on the outer folds
     OUT/candidates/<name>/inner/fold<k>/  its cross-validation on outer fold k's inner folds
