@@ -22,6 +22,7 @@ is dropped with the error, and the next one runs.
 
 from __future__ import annotations
 
+import json
 import time
 import traceback
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ from glioscope.util import atomic
 
 STATE = "state.json"
 TRIAL_EPOCHS = 2
+# What a candidate's training may raise that drops the candidate rather than the whole run (a recipe that does
+# not fit the data); anything else is a fault of glioscope and stops it.
+FAILURES = (GlioscopeError, RuntimeError, ValueError, KeyError, TypeError)
 
 
 @dataclass
@@ -103,8 +107,6 @@ class Clock:
 
 
 def _read(path: Path) -> dict:
-    import json
-
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
@@ -205,10 +207,8 @@ class Runner:
                 part, fold = self.pieces(candidate)[0]
                 candidate.trial_s = round(self.run_piece(candidate, part, fold), 1)
                 fold_s = candidate.trial_s / share(self.plan, part, fold)
-        except (GlioscopeError, RuntimeError, ValueError, KeyError, TypeError) as exc:
-            with open(self.layout.log, "a", encoding="utf-8") as handle:
-                handle.write(traceback.format_exc())
-            self.clock.drop(candidate.name, f"its trial failed: {type(exc).__name__}: {exc}")
+        except FAILURES as exc:
+            self._failed(candidate, "its trial", exc)
             return False
         candidate.estimate_s = round(estimate(self.plan, fold_s), 1)
         self.clock.trials[candidate.name] = {
@@ -223,9 +223,7 @@ class Runner:
         """(an outer fold's estimated seconds, the trial's seconds): the first fold for TRIAL_EPOCHS epochs."""
         import pandas as pd
 
-        from glioscope.methods import load_recipe
-
-        method, recipe = load_recipe(
+        method, recipe = self._load(
             candidate.recipe, [*candidate.set, f"train.epochs={TRIAL_EPOCHS}"], quick=candidate.quick
         )
         out = self.layout.trial(candidate.name)
@@ -297,12 +295,16 @@ class Runner:
                 return False
             try:
                 self.run_piece(candidate, part, fold)
-            except (GlioscopeError, RuntimeError, ValueError, KeyError, TypeError) as exc:
-                with open(self.layout.log, "a", encoding="utf-8") as handle:
-                    handle.write(traceback.format_exc())
-                self.clock.drop(candidate.name, f"{part} (fold {fold}) failed: {type(exc).__name__}: {exc}")
+            except FAILURES as exc:
+                self._failed(candidate, f"{part} (fold {fold})", exc)
                 return False
         return True
+
+    def _failed(self, candidate: Candidate, what: str, exc: BaseException) -> None:
+        """Drop a candidate whose training failed, its traceback in the log file."""
+        with open(self.layout.log, "a", encoding="utf-8") as handle:
+            handle.write(traceback.format_exc())
+        self.clock.drop(candidate.name, f"{what} failed: {type(exc).__name__}: {exc}")
 
     def finish(self, candidate: Candidate) -> Path:
         """The candidate's outer cross-validation as a whole run: every fold merged, evaluated and reported."""

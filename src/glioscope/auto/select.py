@@ -24,24 +24,21 @@ import pandas as pd
 
 from glioscope.auto import folds as auto_folds
 from glioscope.errors import InputError
-from glioscope.evaluate.aggregate import to_patients
 from glioscope.evaluate.fusion_inputs import headline_model
 from glioscope.evaluate.metrics import classification_metrics
+from glioscope.methods.ensemble_run import fold_patients as member_patients
 from glioscope.methods.stacking import fit_combiner, stack
 from glioscope.rundir import PREDICTIONS, RunFolder
-from glioscope.rundir.tables import read_table
 
 
 def fold_patients(run: Path, fold: int, names: list[str]) -> pd.DataFrame:
     """A run fold's headline predictions, one row per patient (fold, patient_id, target, prob_<class>...)."""
     path = Path(run) / f"fold{fold}" / PREDICTIONS
-    table = read_table(path, names) if path.is_file() else None
-    if table is None or table.empty:
+    models = set(pd.read_csv(path, usecols=["model"], dtype=str)["model"]) if path.is_file() else set()
+    found = member_patients(path, names, headline_model(Path(run), RunFolder(run).info(), models)) if models else None
+    if found is None:
         raise InputError(path, "not found or empty: the fold has no predictions")
-    info = RunFolder(run).info()
-    model = headline_model(Path(run), info, set(table["model"]))
-    table = table[table["model"] == model]
-    return to_patients(table, by=("fold",))[["fold", "patient_id", "target", *(f"prob_{c}" for c in names)]]
+    return found
 
 
 def auc(patients: pd.DataFrame, names: list[str]) -> float:
@@ -78,9 +75,9 @@ def choose(
     """The nested choice (module docstring); `inner_runs(name, k)` is candidate name's run folder of fold k's
     inner CV."""
     held, rows = [], []
-    outer = {c: [fold_patients(cv_runs[c], k, names) for k in range(folds)] for c in candidates}
+    outer = {c: outer_predictions(cv_runs[c], folds, names) for c in candidates}
     for k in range(folds):
-        outer_k = {c: outer[c][k][outer[c][k]["fold"].astype(str) == str(k)] for c in candidates}
+        outer_k = {c: outer[c][outer[c]["fold"].astype(str) == str(k)] for c in candidates}
         inner_k = {}
         for c in candidates:
             parts = [fold_patients(inner_runs(c, k), j, names) for j in range(inner_folds)]
@@ -115,7 +112,7 @@ def choose(
             for i, c in enumerate(candidates)
         ]
     predictions = pd.concat(held, ignore_index=True)
-    pooled = {c: auc(pd.concat(outer[c], ignore_index=True), names) for c in candidates}
+    pooled = {c: auc(outer[c], names) for c in candidates}
     final = None
     if choose_by == "best":
         final = max(candidates, key=lambda c: (np.nan_to_num(pooled[c], nan=-1.0), -candidates.index(c)))

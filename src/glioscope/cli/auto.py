@@ -79,7 +79,7 @@ def add_parser(verbs) -> None:
 
 def _auto(args) -> None:
     from glioscope.auto import auto
-    from glioscope.rundir import REPORT
+    from glioscope.auto.execute import Layout
 
     budget = duration(args.budget) if args.budget is not None else None
     out = auto(
@@ -98,5 +98,5 @@ def _auto(args) -> None:
         n_boot=args.bootstrap,
     )
     if not args.plan_only:
-        print(f"Report: {out / REPORT}")
-        print(f"Model package: {out / 'model'}")
+        print(f"Report: {Layout(out).report}")
+        print(f"Model package: {Layout(out).model}")

@@ -110,7 +110,7 @@ def _finished(folder: RunFolder, member: Member, jobs: list[plan.Job]) -> bool:
     return same and all(folder.fold_finished(job.name) for job in jobs)
 
 
-def _patients(path: Path, names: list[str], model: str) -> pd.DataFrame | None:
+def fold_patients(path: Path, names: list[str], model: str) -> pd.DataFrame | None:
     """A member fold's predictions of its headline model, one row per patient (fold, patient_id, target, prob_*)."""
     if not path.is_file():
         return None
@@ -129,10 +129,10 @@ def _combine(recipe, members: list[Member], folder: RunFolder, job: plan.Job, na
     for member in members:
         run = RunFolder(folder / MEMBERS / member.name)
         model = headline_model(run.path, run.info(), _models(run / job.name / PREDICTIONS))
-        held.append(_patients(run / job.name / PREDICTIONS, names, model))
+        held.append(fold_patients(run / job.name / PREDICTIONS, names, model))
         if held[-1] is None:
             raise InputError(run / job.name / PREDICTIONS, f"member {member.name} has no predictions of {job.name}")
-        fit_tables.append(_patients(run / job.name / VALIDATION, names, model))
+        fit_tables.append(fold_patients(run / job.name / VALIDATION, names, model))
         if recipe.combiner == "logistic" and fit_tables[-1] is None:
             raise InputError(
                 run / job.name / VALIDATION,
