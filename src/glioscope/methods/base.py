@@ -97,6 +97,11 @@ class Method(ABC):
         `probabilities` on the same inputs. None (this default): the kind's models cannot say."""
         return None
 
+    def embeddings(self, folds, inputs, recipe, record: RunRecord, progress: bool) -> dict[str, np.ndarray] | None:
+        """Each fold model's feature vector (N, D) of every input, in the inputs' order, where glioscope.typicality
+        measures how unlike the training data an input is. None (this default): the kind cannot say."""
+        return None
+
     @abstractmethod
     def fingerprints(self, inputs):
         """The leak check's fingerprints of the inputs (glioscope.leakcheck.Fingerprints)."""

@@ -11,6 +11,7 @@ import torch
 from glioscope import leakcheck
 from glioscope.errors import InputError
 from glioscope.methods.base import Method
+from glioscope.methods.embeddings import deep_embeddings
 from glioscope.models.build import build_model, input_normalisation, output_units, weightless
 from glioscope.models.outputs import probabilities
 from glioscope.models.tta import tta_probabilities
@@ -92,6 +93,9 @@ class DeepMethod(Method):
             for fold, model in folds:
                 parts[fold].append(headline_probabilities(model, batch, recipe.evaluate.tta))
         return {fold: np.concatenate(chunks) for fold, chunks in parts.items()}
+
+    def embeddings(self, folds, inputs, recipe, record, progress):
+        return deep_embeddings(folds, inputs, recipe, progress)
 
     def fingerprints(self, inputs):
         return leakcheck.Fingerprints.of(inputs)

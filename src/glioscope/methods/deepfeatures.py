@@ -15,6 +15,7 @@ from glioscope.deepfeatures.run import featurise, run_deepfeatures
 from glioscope.deepfeatures.settings import DEEPFEATURES
 from glioscope.errors import InputError
 from glioscope.methods.base import Method
+from glioscope.methods.embeddings import classifier_embeddings
 from glioscope.models.weights import NAMED_WEIGHTS
 from glioscope.radiomics.classifier import probabilities
 from glioscope.radiomics.portable import PortableClassifier
@@ -96,6 +97,9 @@ class DeepFeatureMethod(Method):
             str(patient): ranked(inputs, k, np.mean([weights[k] for weights in folds], axis=0), top)
             for k, patient in enumerate(inputs.table["patient_id"])
         }
+
+    def embeddings(self, folds, inputs, recipe, record, progress):
+        return classifier_embeddings(folds, inputs)
 
     def fingerprints(self, inputs: EmbeddingSet):
         return leakcheck.Fingerprints.of(inputs.samples)

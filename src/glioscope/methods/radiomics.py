@@ -9,6 +9,7 @@ import numpy as np
 from glioscope import leakcheck
 from glioscope.errors import InputError
 from glioscope.methods.base import Method
+from glioscope.methods.embeddings import classifier_embeddings
 from glioscope.radiomics.classifier import probabilities
 from glioscope.radiomics.feature_set import FeatureSet, feature_set
 from glioscope.radiomics.portable import PortableClassifier
@@ -92,6 +93,9 @@ class RadiomicsMethod(Method):
     def probabilities(self, folds, inputs: FeatureSet, recipe, record, progress) -> dict[str, np.ndarray]:
         n = len(record.class_names)
         return {fold: probabilities(model, inputs.columns(model.features), n) for fold, model in folds}
+
+    def embeddings(self, folds, inputs, recipe, record, progress):
+        return classifier_embeddings(folds, inputs)
 
     def fingerprints(self, inputs: FeatureSet):
         return leakcheck.Fingerprints.of_vectors(

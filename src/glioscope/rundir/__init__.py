@@ -39,6 +39,8 @@ from glioscope.rundir.folder import (
     SPLIT_META,
     SPLITS,
     TORCHSCRIPT,
+    TYPICALITY,
+    UNLIKE,
     VALIDATION,
     RunFolder,
 )
@@ -79,6 +81,8 @@ __all__ = [
     "SPLIT_META",
     "SPLITS",
     "TORCHSCRIPT",
+    "TYPICALITY",
+    "UNLIKE",
     "VALIDATION",
     "ACCEPT_OPTION",
     "PatientDigests",

@@ -17,11 +17,13 @@
     RUN/validation_predictions.csv  every fold's inner-validation predictions (for fusion)
     RUN/metrics.json predictions_patients.csv report.html     evaluation and report
     RUN/fingerprints.npz        the training images' hashes (glioscope.leakcheck), written at the end of training
+    RUN/typicality.npz          the fold models' feature-space calibration (glioscope.typicality), made on first use
     PACKAGE/README.md metadata.json fingerprints.npz fold<k>/model.ts   a model package's own files
     PACKAGE/patients.json       its training patients' ids, salted and hashed (rundir.patients; patients.sha256:
                                 unsalted, before glioscope salted them); none with `export --no-patient-ids`
     PACKAGE/manifest.json       every other file's SHA-256 and size (rundir.seal), checked on opening
     TEST/duplicates.csv         an external test's images shared with the training cohort
+    TEST/unlike_training.csv    an external test's patients: how unlike the run's training data each is
 
 Files are written atomically (temporary file, then rename).
 """
@@ -60,6 +62,8 @@ MODEL_CARD, METADATA, TORCHSCRIPT, MANIFEST = "README.md", "metadata.json", "mod
 DUPLICATES = "duplicates.csv"
 ATTENTION, ATTENTION_MODEL = "attention.csv", "attention.pt"  # a patient-level model's slice attention; its fold model
 ATTENTION_SLICES = "attention_slices.npz"  # thumbnails of each held-out patient's most attended slices
+TYPICALITY = "typicality.npz"  # how unlike the training data an input is: the run's calibration (a package's copy)
+UNLIKE = "unlike_training.csv"  # an external test's patients, each with how unlike the training data it is
 
 
 class RunFolder:
