@@ -27,6 +27,7 @@ from glioscope.cohort import COHORT_FILE
 from glioscope.errors import InputError
 from glioscope.ingest import ingest
 from glioscope.trained import ATTENTION_NOTE, TrainedRun, decided_text, seen_in_training
+from glioscope.typicality import assess, csv_columns
 from glioscope.util import atomic
 
 
@@ -98,7 +99,8 @@ def predict_batch(
     result = run.predict_rows(frame, None, progress)
     skipped += [{"path": s.path, "reason": s.reason} for s in result.inputs.skipped]
     seen = seen_in_training(run, result)
-    patients = _patients(result, seen)
+    unlike = assess(run, result, progress)
+    patients = [{**p, **unlike.of(p["patient_id"])} for p in _patients(result, seen)]
     if any("attention" in p for p in patients):
         notes.append(ATTENTION_NOTE)
     return {
@@ -107,7 +109,7 @@ def predict_batch(
         "classes": run.class_names,
         "patients": patients,
         "skipped": skipped,
-        "notes": list(run.notes) + notes + list(result.inputs.notes) + seen.notes,
+        "notes": list(run.notes) + notes + list(result.inputs.notes) + seen.notes + unlike.notes,
     }
 
 
@@ -145,6 +147,7 @@ def write_batch(result: dict, out: Path) -> tuple[Path, Path]:
             "n_inputs": p["n_inputs"],
             "seen_in_training": p["seen_in_training"],
             "seen_because": "; ".join(p.get("seen_because", [])),
+            **csv_columns(p),
             **({"slices_that_decided": decided_text(p["attention"])} if "attention" in p else {}),
         }
         for p in result["patients"]
@@ -157,6 +160,7 @@ def write_batch(result: dict, out: Path) -> tuple[Path, Path]:
         "n_inputs",
         "seen_in_training",
         "seen_because",
+        *csv_columns({}),
         *(["slices_that_decided"] if any("attention" in p for p in result["patients"]) else []),
     ]
     with atomic.atomic_paths(out, out.with_suffix(".json")) as (table, everything):

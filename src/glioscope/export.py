@@ -15,6 +15,7 @@
     PACKAGE/patients.json      the training patients' ids, salted and hashed with scrypt (glioscope.rundir.patients):
                                predict and test flag a patient seen in training; left out with patient_ids=False
     PACKAGE/fingerprints.npz   the training images' hashes (glioscope.leakcheck): test finds duplicates
+    PACKAGE/typicality.npz     the run's feature-space calibration (glioscope.typicality), without patient ids
     PACKAGE/manifest.json      every other file's SHA-256 and size (glioscope.rundir.seal), written last
 
 The package is a run-like folder of the same kind of method: `glioscope predict PACKAGE study/`
@@ -43,6 +44,7 @@ from glioscope.rundir import (
     write_manifest,
 )
 from glioscope.trained import TrainedRun
+from glioscope.typicality import export_calibration
 from glioscope.util import atomic
 
 
@@ -71,7 +73,7 @@ def export_run(
         names = _patient_names(trained_on, digests if patient_ids else None)
         if patient_ids:
             digests.write(tmp / PATIENT_DIGESTS, names.values())
-        notes = []
+        notes = export_calibration(run, package, progress)
         if prints is not None:
             prints.patients = np.array([names[str(p)] for p in prints.patients])
             prints.ids = np.array([f"training sample {k}" for k in range(len(prints.ids))])

@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from glioscope import cohort, leakcheck, plan
+from glioscope import cohort, leakcheck, plan, typicality
 from glioscope.errors import InputError, PatientLeakError
 from glioscope.evaluate.run import evaluate_run
 from glioscope.report.external import write_external_report
-from glioscope.rundir import DUPLICATES, SKIPPED, RunFolder, prediction_table
+from glioscope.rundir import DUPLICATES, SKIPPED, UNLIKE, RunFolder, prediction_table
 from glioscope.trained import NO_PATIENT_IDS, TrainedRun
 from glioscope.util import atomic
 
@@ -103,8 +103,9 @@ def predict_external(
             "patient under two ids? Remove them, or pass --allow-duplicates"
         )
     result = run.apply(inputs, progress)
+    unlike = typicality.assess(run, result, progress)
     headline = run.headline
-    notes = list(run.notes) + notes + _notes(inputs, shared, duplicates, settings)
+    notes = list(run.notes) + notes + _notes(inputs, shared, duplicates, settings) + unlike.notes
     statement = " ".join([*run.notes, _statement(shared, duplicates, checked)])
     folder = RunFolder(out)
     folder.write_inputs(run.recipe, frame, split_table(frame), {"statement": statement}, inputs)
@@ -131,11 +132,13 @@ def predict_external(
                 "images": _images(duplicates, checked),
                 "headline": headline,
                 "operating_point": run.operating_point(),
+                "unlike_training": typicality.summary(unlike),
             },
         )
     )
     folder.write_predictions(_predictions(result, names, headline))
     atomic.write_csv(out / DUPLICATES, duplicates.frame())
+    atomic.write_csv(out / UNLIKE, typicality.table(unlike))
     return out
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from glioscope.trained import ATTENTION_NOTE, Prediction, TrainedRun, seen_in_training
+from glioscope.typicality import assess
 
 
 def predict(
@@ -27,15 +28,22 @@ def predict(
     """
     run = run or TrainedRun(run_dir, accept_altered)
     result = run.predict_study(input_path, mask)
-    return {"run": str(run_dir), "recipe": run.recipe.name, "input": str(input_path), **describe(run, result)}
+    return {
+        "run": str(run_dir),
+        "recipe": run.recipe.name,
+        "input": str(input_path),
+        **describe(run, result, progress=True),
+    }
 
 
-def describe(run: TrainedRun, result: Prediction, folds: bool = False) -> dict:
+def describe(run: TrainedRun, result: Prediction, folds: bool = False, progress: bool = False) -> dict:
     """What `predict` says of a study: classes, models, each patient (with `folds`, each fold model's probability
     too; an attention model's: its most attended slices, `attention`), every input found and every sample, and
-    notes (a patient the run has seen is not an independent test; a package altered since export)."""
+    notes (a patient the run has seen is not an independent test; a package altered since export); how unlike the
+    run's training data each patient is (glioscope.typicality; `progress`: while its calibration is made)."""
     patients = result.patients()
     seen = seen_in_training(run, result)
+    unlike = assess(run, result, progress)
     names = list(result.per_fold)
     entries = []
     for p in patients:
@@ -45,6 +53,7 @@ def describe(run: TrainedRun, result: Prediction, folds: bool = False) -> dict:
                 "n_samples": int(len(p.rows)),
                 **result.scores(p.probabilities),
                 **seen.of(p.patient_id),
+                **unlike.of(p.patient_id),
             }
         )
     for entry, patient in zip(entries, patients):
@@ -59,5 +68,5 @@ def describe(run: TrainedRun, result: Prediction, folds: bool = False) -> dict:
         "patients": entries,
         "inputs": result.by_input(),
         result.inputs.kind: result.samples(),
-        "notes": list(run.notes) + list(result.inputs.notes) + seen.notes + explained,
+        "notes": list(run.notes) + list(result.inputs.notes) + seen.notes + explained + unlike.notes,
     }

@@ -17,6 +17,7 @@ from glioscope.evaluate.aggregate import to_patients
 from glioscope.evaluate.run import load_metrics
 from glioscope.report import figures, gap, tables
 from glioscope.report.attention import attention_section
+from glioscope.report.unlike import run_section
 from glioscope.report.html import esc, image, page
 from glioscope.rundir import CONFIG, HISTORY, REPORT, RunFolder
 from glioscope.split import LEAKY_WARNING
@@ -234,6 +235,7 @@ def write_report(run_dir: str | Path, gradcam_panels=None, n_boot: int = 1000, s
         body += _confusion_and_roc(metrics, "test", patients, saver)
     body += _gradcam(gradcam_panels, saver)
     body += attention_section(*folder.attention(), patients, metrics)
+    body += run_section(folder, saver)
     notes = list(info.get("notes") or [])
     body.append("<h2>Notes</h2>")
     body.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>" if notes else "<p>No notes.</p>")

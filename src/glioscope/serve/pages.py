@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from glioscope import __version__
 from glioscope.report.html import esc, interval, number
 from glioscope.rundir import REPORT
+from glioscope.typicality import warning_line
 
 _NAV = (("/", "Runs"), ("/predict", "Predict"))
 
@@ -256,6 +257,16 @@ def _attended(patient: dict) -> str:
     )
 
 
+def _unlike(patient: dict) -> str:
+    """A warning banner beside the verdict when the patient is unlike the run's training data (a muted line when
+    nothing can tell); nothing when it is like it."""
+    line = warning_line(patient)
+    if line is None:
+        return ""
+    flagged = bool((patient.get("unlike_training") or {}).get("warning"))
+    return f'<div class="{"banner warning" if flagged else "muted"}" id="unlike-training">{esc(line)}</div>'
+
+
 def result_page(result: dict) -> str:
     patient = result["patients"][0]
     reasons = sorted({r for p in result["patients"] if p["seen_in_training"] for r in p.get("seen_because", [])})
@@ -292,6 +303,7 @@ def result_page(result: dict) -> str:
         f'<p class="meta"><b>Model:</b> {esc(result["run"])} (<code>{esc(result["recipe"])}</code>, {esc(result["task"] or "")}) · '
         f'<b>Upload:</b> {esc(result["input"])} · <b>Time:</b> <span id="timing">{result["timing"]["total_s"]:.2f} s</span></p>',
         seen,
+        _unlike(patient),
         more,
         '<div class="result">',
         images,
