@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from glioscope.errors import GlioscopeError
+from glioscope.methods.base import Method
 from glioscope.evaluate.typicality import ALPHA, MIN_CALIBRATION, NEIGHBOURS, Calibration, Reference
 from glioscope.rundir import COHORT, METRICS, REPORT, SPLITS, TYPICALITY
 from glioscope.util import csvfiles
@@ -84,7 +85,12 @@ def calibration(run, progress: bool = True) -> Calibration:
             raise Untold(why)
     if not (run.folder / COHORT).is_file():
         raise Untold(f"this model package carries no {TYPICALITY} (exported before glioscope made one)")
-    made = _calibrate(run, key, progress)
+    if type(run.method).embeddings is Method.embeddings:  # before decoding a whole cohort for nothing
+        raise Untold(f"the models of this run ({run.method.kind}) give no feature space to measure it in")
+    try:
+        made = _calibrate(run, key, progress)
+    except (GlioscopeError, KeyError, ValueError, OSError) as exc:  # e.g. a run folder of an earlier version
+        raise Untold(f"the run's cohort could not be measured again ({type(exc).__name__}: {exc})") from None
     try:
         made.save(path)
     except OSError:  # a read-only run folder: measured again next time
