@@ -206,3 +206,26 @@ def test_conformal_p_values_flag_about_alpha_of_exchangeable_patients_and_most_s
     assert np.all((made.p_values(held) >= 1 / (len(held) + 1)) & (made.p_values(held) <= 1))
     threshold = made.distance_threshold()
     assert made.p_values([threshold])[0] >= ALPHA > made.p_values([threshold + 1e-9])[0]
+
+
+@pytest.mark.parametrize("kind", ["radiomics", "deepfeatures"])
+@pytest.mark.parametrize("model", ["logistic", "forest"])
+def test_a_classifier_run_measures_its_features_as_the_fitted_pipeline_sees_them(kind, model):
+    from glioscope.methods import METHODS, load_recipe
+    from glioscope.radiomics.classifier import grid, make_model
+    from glioscope.radiomics.feature_set import FeatureSet
+    from glioscope.radiomics.portable import PortableClassifier
+
+    rng = np.random.default_rng(0)
+    names = ["a", "b", "constant", "d"]
+    X = rng.normal(size=(20, 4))
+    X[:, 2], X[3, 0] = 1.0, np.nan  # a constant feature is dropped, a missing value imputed
+    y = np.arange(20) % 2
+    settings = load_recipe("radiomics", [f"classifier.model={model}", "classifier.trees=5"])[1].classifier
+    pipeline = make_model(grid(settings)[0], settings).fit(X, y)
+    fitted = PortableClassifier.from_pipeline(pipeline, names)
+    table = pd.DataFrame({"patient_id": [f"p{k}" for k in range(20)], "label": "", "path": ""})
+    inputs = FeatureSet(table, pd.DataFrame(X, index=table["patient_id"], columns=names))
+    found = METHODS[kind].embeddings([("fold0", fitted)], inputs, None, None, False)
+    assert np.allclose(found["fold0"], pipeline[:-1].transform(X))
+    assert found["fold0"].shape[1] < 4  # the constant feature is not a dimension of the distance
