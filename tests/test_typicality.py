@@ -63,7 +63,7 @@ def _scores(result) -> tuple[np.ndarray, np.ndarray]:
     return np.array([e["p_value"] for e in entries]), np.array([e["warning"] for e in entries])
 
 
-def test_patients_like_the_training_ones_are_rarely_flagged_and_unlike_ones_are(phantom_run, tmp_path):
+def test_patients_like_the_training_ones_are_rarely_flagged_and_unlike_ones_are(phantom_run, tmp_path, capsys):
     root = phantom_run["root"]
     fresh = predict_batch(phantom_run["run"], [phantom_run["fresh"]], progress=False)
     p_fresh, flagged_fresh = _scores(fresh)
@@ -76,11 +76,15 @@ def test_patients_like_the_training_ones_are_rarely_flagged_and_unlike_ones_are(
         "noise": lambda a: rng.integers(0, 256, a.shape, dtype=np.uint8),
     }
     for seed, (name, change) in enumerate(unlike.items(), start=2):
-        result = predict_batch(phantom_run["run"], [_phantom(root, seed, change)], progress=False)
+        cohort = _phantom(root, seed, change)
+        result = predict_batch(phantom_run["run"], [cohort], progress=False)
         p, flagged = _scores(result)
         assert flagged.mean() >= 0.9, name
         assert np.median(p) < np.median(p_fresh) and (p < ALPHA).sum() == flagged.sum()
         assert any("unlike the run's training data" in note for note in result["notes"])
+    capsys.readouterr()
+    assert main(["predict", str(phantom_run["run"]), str(cohort)]) == 0
+    assert capsys.readouterr().out.count("Unlike the training data: farther") == flagged.sum()  # a line per patient
     table, everything = write_batch(result, tmp_path / "predictions.csv")
     rows = pd.read_csv(table)
     assert {"unlike_p_value", "unlike_distance", "unlike_threshold", "unlike_warning"} <= set(rows.columns)

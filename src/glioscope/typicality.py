@@ -29,6 +29,7 @@ from glioscope.util import csvfiles
 
 CANNOT_TELL = "cannot tell how unlike the training data this is"
 _DIGESTS: dict[tuple, str] = {}  # (file, size, mtime) -> SHA-256: a web app scores many uploads with one run
+_UNTOLD: dict[tuple, str] = {}  # (run folder, models' digest) -> why it cannot be measured: not tried again per upload
 
 
 class Untold(Exception):
@@ -84,13 +85,23 @@ def calibration(run, progress: bool = True) -> Calibration:
         if not (run.folder / COHORT).is_file():
             raise Untold(why)
     if not (run.folder / COHORT).is_file():
-        raise Untold(f"this model package carries no {TYPICALITY} (exported before glioscope made one)")
+        raise Untold(
+            f"this model package carries no {TYPICALITY} (exported by an earlier version, or from a run that could "
+            "not be measured: its run.json notes say why)"
+        )
     if type(run.method).embeddings is Method.embeddings:  # before decoding a whole cohort for nothing
         raise Untold(f"the models of this run ({run.method.kind}) give no feature space to measure it in")
+    memo = (str(run.path.resolve()), key)
+    if memo in _UNTOLD:
+        raise Untold(_UNTOLD[memo])
     try:
         made = _calibrate(run, key, progress)
+    except Untold as why:
+        _UNTOLD[memo] = str(why)
+        raise
     except (GlioscopeError, KeyError, ValueError, OSError) as exc:  # e.g. a run folder of an earlier version
-        raise Untold(f"the run's cohort could not be measured again ({type(exc).__name__}: {exc})") from None
+        _UNTOLD[memo] = f"the run's cohort could not be measured again ({type(exc).__name__}: {exc})"
+        raise Untold(_UNTOLD[memo]) from None
     try:
         made.save(path)
     except OSError:  # a read-only run folder: measured again next time

@@ -96,6 +96,7 @@ def _predict(args) -> None:
     from glioscope.batch import many_studies, predict_batch, write_batch
     from glioscope.rundir.seal import STAMPS
     from glioscope.trained import NO_PATIENT_IDS, decided_text
+    from glioscope.typicality import CANNOT_TELL, warning_line
     from glioscope.util.atomic import check_output_file, write_text
 
     for path in filter(None, (args.out, args.dicom_sr)):  # before the work: a bad output is refused at once
@@ -112,12 +113,14 @@ def _predict(args) -> None:
             )
             if "attention" in patient:
                 print(f"  slices that decided: {decided_text(patient['attention'])}")
+            if (patient["unlike_training"] or {}).get("warning"):
+                print(f"  {warning_line(patient)}")
         print(
             f"{len(result['patients'])} patient(s) predicted; {len(result['skipped'])} input(s) not used"
             + "".join(f"\n  {s['path']}: {s['reason']}" for s in result["skipped"][:20])
         )
         for note in result["notes"]:  # what the rows alone do not say
-            if note == NO_PATIENT_IDS or note.startswith(STAMPS):
+            if note == NO_PATIENT_IDS or note.startswith(STAMPS) or CANNOT_TELL in note:
                 print(f"Note: {note}")
         if args.out:
             print("Written: " + ", ".join(str(p) for p in write_batch(result, args.out)))
@@ -125,6 +128,8 @@ def _predict(args) -> None:
     result = predict(args.run_dir, args.inputs[0], mask=args.mask, accept_altered=args.accept_altered_package)
     text = json.dumps(result, indent=2)
     for patient in result["patients"]:  # beside the JSON (stdout), the line a person reads
+        if warning_line(patient):
+            print(f"{patient['patient_id']}: {warning_line(patient)}", file=sys.stderr)
         if "attention" in patient:
             print(
                 f"{patient['patient_id']}: slices that decided: {decided_text(patient['attention'])}", file=sys.stderr
