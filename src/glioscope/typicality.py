@@ -24,7 +24,7 @@ import pandas as pd
 from glioscope.errors import GlioscopeError
 from glioscope.methods.base import Method
 from glioscope.evaluate.typicality import ALPHA, MIN_CALIBRATION, NEIGHBOURS, Calibration, Reference
-from glioscope.rundir import COHORT, METRICS, REPORT, SPLITS, TYPICALITY
+from glioscope.rundir import COHORT, INFO, METRICS, REPORT, SPLITS, TYPICALITY
 from glioscope.util import csvfiles
 
 CANNOT_TELL = "cannot tell how unlike the training data this is"
@@ -87,7 +87,7 @@ def calibration(run, progress: bool = True) -> Calibration:
     if not (run.folder / COHORT).is_file():
         raise Untold(
             f"this model package carries no {TYPICALITY} (exported by an earlier version, or from a run that could "
-            "not be measured: its run.json notes say why)"
+            f"not be measured: its {INFO} notes say why)"
         )
     if type(run.method).embeddings is Method.embeddings:  # before decoding a whole cohort for nothing
         raise Untold(f"the models of this run ({run.method.kind}) give no feature space to measure it in")
