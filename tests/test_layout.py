@@ -21,6 +21,7 @@ LAYERS = [
     {"errors"},
     {"util", "defaults"},
     {"cohort", "split", "synth"},
+    {"sites"},
     {"io"},
     {"ingest", "augment", "models", "dicom_sr"},
     {"samples"},
