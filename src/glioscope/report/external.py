@@ -15,6 +15,7 @@ from glioscope.evaluate.run import load_metrics
 from glioscope.report import figures
 from glioscope.report.html import esc, interval, mean_sd, number, page, table
 from glioscope.report.run_report import _confusion_and_roc, _Figures, _header
+from glioscope.report.sites import site_section
 from glioscope.leakcheck import NOT_CHECKED
 from glioscope.rundir import DUPLICATES, METRICS, REPORT, RunFolder
 from glioscope.util import atomic
@@ -57,6 +58,7 @@ def write_external_report(out_dir: str | Path) -> Path:
     body.append("<h2>Calibration</h2>")
     body.append(_calibration(patients, run, names, external["headline"], saver))
     body += _confusion_and_roc(metrics, "test", patients, saver, where="external cohort")
+    body += site_section(metrics, "test", "external cohort")
     notes = info.get("notes") or []
     body.append("<h2>Notes</h2>")
     body.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>" if notes else "<p>No notes.</p>")
