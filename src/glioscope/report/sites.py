@@ -79,7 +79,11 @@ def site_banner(metrics: dict) -> str:
         else f"Sites and labels may be entangled: the site alone gives {figure}; the interval holds 0.5, so these "
         "patients are too few to tell."
     )
-    return (
-        f'<div class="banner warning">{said} A model can learn the scanner rather than the tumour; judge it within '
-        "each site, or cross-validate by site (glioscope split --by-site); see Sites below.</div>"
+    advice = (
+        "The folds keep sites whole: a model trained on some sites meets other class shares on the held-out one; "
+        "read each model's AUC within each site (Sites, below)."
+        if found.get("by_site_folds")
+        else "A model can learn the scanner rather than the tumour; judge it within each site (Sites, below), or "
+        "cross-validate by site (glioscope split --by-site)."
     )
+    return f'<div class="banner warning">{said} {advice}</div>'
