@@ -140,7 +140,7 @@ def test_per_site_metrics_match_a_computation_by_hand(tmp_path):
 def test_a_cohort_without_sites_says_so_in_one_line(tmp_path):
     run = fake_run(tmp_path / "run", models=("m",), class_names=("II", "III"))  # ids P000...: no site told
     metrics = evaluate_run(run, n_boot=50)
-    assert metrics["sites"] == {"source": None, "names": []}
+    assert metrics["sites"] == {"source": None, "names": [], "named_column": None}
     text = write_report(run).read_text()
     assert "<b>Sites:</b> none" in text and "<h2>Sites" not in text
 
@@ -210,6 +210,9 @@ def test_a_split_names_its_site_column_for_the_evaluation(tmp_path):
     found = evaluate_run(run, n_boot=50)["sites"]
     assert found["names"] == ["x", "y"] and found["entangled"]  # the ward is the label here
     assert evaluate_run(run, n_boot=50, site_column="site")["sites"]["names"] == ["A", "B"]
+    atomic.write_json(run / split.SPLIT_META, meta)
+    assert evaluate_run(run, n_boot=50, site_column="ward")["sites"]["names"] == ["x", "y"]
+    assert evaluate_run(run, n_boot=50)["sites"]["names"] == ["x", "y"]  # the column named last time, again
 
 
 def test_folds_of_whole_sites_show_entangled_sites_as_a_site_alone_auc_below_one_half(tmp_path):
@@ -228,3 +231,12 @@ def test_sites_that_lean_on_few_patients_give_a_caution(tmp_path):
     found = metrics["sites"]
     assert not found["entangled"] and found["caution"] and found["site_alone"]["ci"][0] < 0.5
     assert "Sites and labels may be entangled" in write_report(run).read_text()
+
+
+def test_cv_refuses_a_site_column_the_cohort_lacks_before_training(tmp_path, capsys):
+    folder = tmp_path / "cohort"
+    folder.mkdir()
+    atomic.write_csv(folder / COHORT, _cohort(_patients({"A": (3, 3), "B": (3, 3)})))
+    args = ["cv", "radiomics", "--cohort", str(folder), "--site-column", "ward", "-o", str(tmp_path / "run")]
+    assert main(args) == 2
+    assert "no column 'ward'" in capsys.readouterr().err and not (tmp_path / "run").exists()

@@ -58,7 +58,7 @@ def patient_sites(frame: pd.DataFrame, column: str | None = None, source=None) -
         if column not in frame:
             raise InputError(source, f"has no column {column!r} to read sites from; columns: {', '.join(frame)}")
         return Sites(_one_per_patient(frame, column, source), f"column {column!r}", column)
-    if SITE_COLUMN in frame and (frame[SITE_COLUMN].astype(str).str.strip() != "").all():
+    if SITE_COLUMN in frame and (frame[SITE_COLUMN].fillna("").astype(str).str.strip() != "").all():
         return Sites(_one_per_patient(frame, SITE_COLUMN, source), f"column {SITE_COLUMN!r}", SITE_COLUMN)
     single = None
     for name, words in HEADERS.items():

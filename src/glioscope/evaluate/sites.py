@@ -3,6 +3,7 @@
 When the run's cohort tells two or more sites apart (glioscope.sites), metrics.json gets a `sites` block:
 
     source, column      where the sites were read (a column, the DICOM headers, the TCGA ids)
+    named_column        the column named by --site-column or the split (a re-evaluation reads it again), or null
     names               the sites
     patients            {site: {class: patients}} of the run's cohort
     per_site            {set: {model: {site: {n_patients, classes: {class: n}, auc, accuracy}}}}
@@ -27,7 +28,7 @@ import pandas as pd
 from glioscope.evaluate.aggregate import arrays
 from glioscope.evaluate.bootstrap import bootstrap_intervals
 from glioscope.evaluate.metrics import classification_metrics
-from glioscope.rundir import COHORT, SPLIT_META, SPLITS, RunFolder
+from glioscope.rundir import COHORT, METRICS, SPLIT_META, SPLITS, RunFolder
 from glioscope.sites import Sites, patient_sites
 from glioscope.util import csvfiles
 
@@ -37,14 +38,16 @@ RULE = "the site-alone AUC's 95% bootstrap interval excludes 0.5"
 CAUTION = 0.1  # a site-alone AUC this far from 0.5 or more, its interval holding 0.5: possibly, too few to tell
 
 
-def run_sites(folder: RunFolder, site_column: str | None = None) -> tuple[Sites | None, dict]:
-    """The sites of a run's cohort (the column named here, else the one its split named, else found), and the
-    split's metadata."""
+def run_sites(folder: RunFolder, site_column: str | None = None) -> tuple[Sites | None, dict, str | None]:
+    """The sites of a run's cohort (the column named here, else the one its last evaluation or its split named,
+    else found), the split's metadata and the column named."""
     meta_path = folder / SPLIT_META
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    before = json.loads((folder / METRICS).read_text(encoding="utf-8")) if (folder / METRICS).is_file() else {}
+    named = site_column or (before.get("sites") or {}).get("named_column") or meta.get("site_column")
     if not (folder / COHORT).is_file():
-        return None, meta
-    return patient_sites(folder.cohort(), site_column or meta.get("site_column"), folder / COHORT), meta
+        return None, meta, named
+    return patient_sites(folder.cohort(), named, folder / COHORT), meta, named
 
 
 def site_checks(
@@ -58,13 +61,14 @@ def site_checks(
 ) -> dict:
     """The `sites` block of metrics.json (see the module docstring); `patients`: one row per set, fold, model and
     patient (glioscope.evaluate.aggregate.to_patients)."""
-    found, meta = run_sites(folder, site_column)
+    found, meta, named = run_sites(folder, site_column)
     if found is None or len(found.names) < 2:
-        return {"source": found.source if found else None, "names": found.names if found else []}
+        return {"source": found.source if found else None, "names": found.names if found else [], "named_column": named}
     splits = csvfiles.read(folder / SPLITS) if (folder / SPLITS).is_file() else None
     result = {
         "source": found.source,
         "column": found.column,
+        "named_column": named,  # a re-evaluation reads the same column
         "names": found.names,
         "patients": _class_counts(splits, found, names) if splits is not None else None,
         "per_site": {},
