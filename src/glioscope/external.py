@@ -52,6 +52,7 @@ class ExternalSettings:
     allow_shared_patients: bool = False
     allow_duplicates: bool = False
     accept_altered_package: bool = False  # a package altered since export (or without a manifest), stamped
+    site_column: str | None = None  # the external cohort's column naming each patient's site (glioscope.sites)
 
 
 def external_test(
@@ -70,7 +71,7 @@ def external_test(
     out = Path(out)
     with atomic.atomic_dir(out, overwrite=overwrite) as tmp:
         predict_external(Path(run_dir), Path(cohort_path), tmp, settings, progress=progress, cache_dir=cache_dir)
-        evaluate_run(tmp, n_boot=n_boot, seed=seed, name=out.name)
+        evaluate_run(tmp, n_boot=n_boot, seed=seed, name=out.name, site_column=getattr(settings, "site_column", None))
         write_external_report(tmp)
     return out
 

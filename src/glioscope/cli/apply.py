@@ -65,6 +65,7 @@ def add_parsers(verbs) -> None:
     )
     _accept_option(test)
     test.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of patients")
+    test.add_argument("--site-column", default=None, metavar="NAME", help="the cohort column naming each site")
     test.add_argument("--overwrite", action="store_true")
     test.set_defaults(run=_test)
 
@@ -150,6 +151,7 @@ def _test(args) -> None:
         external, ours = (part.strip() for part in pair.split("=", 1))
         mapping[external] = ours
     settings = ExternalSettings(mapping, args.allow_shared_patients, args.allow_duplicates, args.accept_altered_package)
+    settings.site_column = args.site_column
     out = external_test(args.run_dir, args.cohort, args.out, settings, overwrite=args.overwrite, n_boot=args.bootstrap)
     print(headline_text(out))
     for line in _image_lines(RunFolder(out).record()):

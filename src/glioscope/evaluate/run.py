@@ -76,7 +76,7 @@ def evaluate_run(
     """Evaluate every model of a run at patient and image level; writes metrics.json and predictions_patients.csv.
 
     `name` is the run's name in metrics.json (default: its folder's name); `site_column` names the cohort column of
-    the patients' sites (default: the split's, else found; glioscope.evaluate.sites).
+    the patients' sites (default: the one named last, else the split's, else found; glioscope.evaluate.sites).
     """
     run_dir = Path(run_dir)
     folder = RunFolder(run_dir)
