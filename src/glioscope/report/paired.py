@@ -147,12 +147,12 @@ def paired_html(frame: pd.DataFrame, reason: str | None, class_names: Sequence[s
         "AUC A vs B",
         "AUC difference A − B<br>95% paired bootstrap",
         "p (AUC)",
-        "AUC",
+        "AUC difference at 95%",
         "accuracy A vs B",
         "accuracy difference A − B<br>95% paired bootstrap",
         "only A right / only B right",
         "p (McNemar)",
-        "accuracy",
+        "accuracy difference at 95%",
     ]
     what = "AUC of class " + esc(class_names[-1]) if binary else "macro one-vs-rest AUC"
     return [

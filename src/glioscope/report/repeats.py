@@ -35,6 +35,11 @@ SPREAD = (
 )
 
 
+def span(low: float, high: float) -> str:
+    """A min – max range (not an interval: no brackets)."""
+    return f"{number(low)} – {number(high)}"
+
+
 def is_repeats(folder: str | Path) -> bool:
     return (Path(folder) / REPEATS).is_file()
 
@@ -109,7 +114,7 @@ def write_summary(folder: str | Path, n_boot: int = 1000, seed: int = 0) -> Path
             esc(r["model"]),
             esc(names[r["metric"]]),
             mean_sd((r["mean"], r["sd"])),
-            interval((r["min"], r["max"])),
+            span(r["min"], r["max"]),
         ]
         for repeat in record["runs"]:
             ci = interval((r[f"seed{repeat}_ci_low"], r[f"seed{repeat}_ci_high"]))
@@ -196,7 +201,7 @@ def write_repeats_comparison(folders: Sequence[Path], out_html: Path, n_boot: in
                     esc(r["model"]),
                     esc(names[r["metric"]]),
                     mean_sd((r["mean"], r["sd"])),
-                    interval((r["min"], r["max"])),
+                    span(r["min"], r["max"]),
                     str(r["n_repeats"]),
                 ]
                 for _, r in spread_table.iterrows()
@@ -236,7 +241,7 @@ def write_repeats_comparison(folders: Sequence[Path], out_html: Path, n_boot: in
                         for key in ("auc", "accuracy")
                         for cell in (
                             mean_sd((r[f"{key}_difference_mean"], r[f"{key}_difference_sd"])),
-                            interval((r[f"{key}_difference_min"], r[f"{key}_difference_max"])),
+                            span(r[f"{key}_difference_min"], r[f"{key}_difference_max"]),
                             f"in {r[f'{key}_established']} of {r['n_repeats']}",
                         )
                     ]
