@@ -144,6 +144,10 @@ def test_identical_runs_are_not_called_different_and_a_shuffled_label_run_is(run
     assert set(pairs["auc_test"]) == {"DeLong" if binary else "bootstrap"}
     assert ("DeLong's test for two correlated ROC curves" in text) == binary
     assert ("DeLong's test covers one AUC, not the macro mean" in text) == (not binary)
+    # The per-fold section faces the first two runs given (the demo's SDL and AlexNet), whichever are best.
+    assert "first two runs given, <b>alexnet: alexnet</b> and <b>alexnet-again: alexnet</b>" in text
+    reordered = write_comparison([made["shuffled"], made["alexnet"]], root / "reordered.html", n_boot=50)
+    assert "<b>shuffled: alexnet</b> and <b>alexnet: alexnet</b>" in reordered.read_text(encoding="utf-8")
     printed = comparison_text(out)
     assert "alexnet: alexnet vs shuffled: alexnet (72 patients)" in printed and "established" in printed
 

@@ -111,14 +111,16 @@ def _per_fold(metrics: dict, model: str, key: str) -> dict:
 
 
 def _paired(rows: pd.DataFrame, metrics_by_label: dict[str, dict]) -> list[str]:
-    """Per-fold differences in patient-level accuracy and AUC: the best model of the two best runs (one run: its two best)."""
+    """Per-fold differences in patient-level accuracy and AUC: the headline models of the first two runs given, the
+    first pair of the paired tests (one run: its two best models)."""
     cv = rows[(rows["set"] == "cv") & (rows["level"] == "patient") & (rows["n_folds"] > 1)]
     if len(cv) < 2:
         return ["<p>A paired comparison needs two models evaluated on at least two folds.</p>"]
-    ranked = cv.sort_values(["accuracy_mean", "macro_auc_mean"], ascending=False, na_position="last", kind="stable")
-    if ranked["run"].nunique() > 1:
-        ranked = ranked.drop_duplicates("run")  # several runs: the best model of each, so that runs face each other
-    best = ranked.head(2)
+    if cv["run"].nunique() > 1:  # rows keep the runs' and their models' order: a run's headline model is its last
+        best = cv.drop_duplicates("run", keep="last").head(2)
+    else:
+        ranked = cv.sort_values(["accuracy_mean", "macro_auc_mean"], ascending=False, na_position="last", kind="stable")
+        best = ranked.head(2)
     (a, b) = [(r["run"], r["model"]) for _, r in best.iterrows()]
     names = (f"{a[0]}: {a[1]}", f"{b[0]}: {b[1]}")
     header = ["Fold"]
@@ -159,9 +161,13 @@ def _paired(rows: pd.DataFrame, metrics_by_label: dict[str, dict]) -> list[str]:
             f'{mean_sd((float(valid.mean()) if len(valid) else None, sd))}<br><span class="ci">first better in {wins} of {len(valid)} folds, tied in {ties}</span>',
         ]
     body.append(summary)
-    chosen = "the best model of each of the two best runs" if cv["run"].nunique() > 1 else "the two best models"
+    chosen = (
+        "the headline models of the first two runs given"
+        if cv["run"].nunique() > 1
+        else "the two best models by mean patient-level accuracy"
+    )
     html = [
-        f"<p>Compared: {chosen} by mean patient-level accuracy, <b>{esc(names[0])}</b> and <b>{esc(names[1])}</b>. "
+        f"<p>Compared: {chosen}, <b>{esc(names[0])}</b> and <b>{esc(names[1])}</b>. "
         "Differences are first minus second, fold by fold (the same patients in both).</p>",
         table(header, body, "Paired comparison per fold, patient level."),
     ]

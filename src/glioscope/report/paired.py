@@ -131,8 +131,8 @@ def paired_html(frame: pd.DataFrame, reason: str | None, class_names: Sequence[s
     auc_test = (
         "DeLong's test for two correlated ROC curves (fast form of Sun &amp; Xu 2014)"
         if binary
-        else "a paired bootstrap p (DeLong's test covers one AUC, not the macro mean of one-vs-rest AUCs of "
-        f"{len(class_names)} classes)"
+        else "the same bootstrap, twice the share of resamples on the far side of zero (DeLong's test covers one "
+        f"AUC, not the macro mean of one-vs-rest AUCs of {len(class_names)} classes)"
     )
     adjusted = (
         f" With {len(frame)} pairs the p-values are Holm-adjusted within each test (shown under the raw p), and a "
@@ -158,7 +158,7 @@ def paired_html(frame: pd.DataFrame, reason: str | None, class_names: Sequence[s
     return [
         f"<p>Each pair of models scored on the same patients: the pooled out-of-fold patient predictions of "
         f"cross-validation. AUC is the {what}; its difference has a paired bootstrap interval (patients resampled "
-        f"once for both models) and the p of {auc_test}. Accuracy is compared with McNemar's exact test on the "
+        f"once for both models) and a p from {auc_test}. Accuracy is compared with McNemar's exact test on the "
         f"patients one model gets right and the other wrong.{adjusted}</p>",
         table(header, body, "Paired comparison, patient level, cross-validation pooled.", 2),
     ]
