@@ -34,7 +34,7 @@ LAYERS = [
     {"runner", "radiomics"},
     {"deepfeatures"},
     {"methods"},
-    {"trained", "model_card"},
+    {"trained", "model_card", "repeats"},
     {"predict", "batch", "external", "export"},
     {"serve"},
     {"honesty", "demo", "weights_cli", "auto"},

@@ -32,6 +32,15 @@ def add_parsers(verbs) -> None:
         runner.add_argument("--folds", type=int, default=None, help="number of folds (overrides cv.folds)")
         if verb == "train":
             runner.add_argument("--fold", type=int, nargs="+", default=[0], help="which folds to train (default: 0)")
+        else:
+            runner.add_argument(
+                "--seeds",
+                type=int,
+                nargs="+",
+                default=None,
+                help="repeat the run once per seed (split and training seed), one run folder each in --out, and "
+                "report the spread over repeats",
+            )
         runner.add_argument("-o", "--out", type=Path, default=None, help="run folder (default: runs/<recipe>)")
         runner.add_argument(
             "--set",
@@ -90,12 +99,26 @@ def _train(args) -> None:
             f"recipe's cv.mode {recipe.cv.mode}"
             + (f" (test fraction {recipe.cv.test_fraction:g})" if recipe.cv.test_fraction else "")
         )
-        method, recipe = load_recipe(args.recipe, overrides + ["cv.mode=kfold", "cv.test_fraction=0"], quick=args.quick)
+        overrides += ["cv.mode=kfold", "cv.test_fraction=0"]
+        method, recipe = load_recipe(args.recipe, overrides, quick=args.quick)
     if args.site_column:  # a column the cohort lacks is refused before any training
         from glioscope import cohort, sites
 
         sites.patient_sites(cohort.load(args.cohort), args.site_column, args.cohort)
     out = args.out or Path("runs") / recipe.name
+    if getattr(args, "seeds", None) is not None:
+        from glioscope.repeats import run_repeats
+
+        if args.splits:
+            raise GlioscopeError(
+                "--seeds varies the split with each seed; a fixed --splits folder cannot: give one of them"
+            )
+        if args.site_column:
+            raise GlioscopeError(
+                "--site-column is not passed to repeats: run them, then `glioscope evaluate OUT/seed<k> --site-column`"
+            )
+        run_repeats(args.recipe, args.cohort, out, args.seeds, overrides, args.quick, args.resume, not args.no_report)
+        return
     run_dir = method.run(
         recipe,
         args.cohort,
@@ -131,11 +154,12 @@ def _evaluate(args) -> None:
 
 
 def _compare(args) -> None:
-    from glioscope.report import comparison_rows, write_comparison
+    from glioscope.report import write_comparison
+    from glioscope.report.repeats import comparison_text
 
     out = args.out or args.runs[0].parent / "comparison.html"
     html = write_comparison(args.runs, out)
-    print(comparison_rows(args.runs).to_string(index=False))
+    print(comparison_text(html))
     print(f"Comparison: {html}")
 
 

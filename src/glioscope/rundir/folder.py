@@ -60,6 +60,7 @@ MODEL_CARD, METADATA, TORCHSCRIPT, MANIFEST = "README.md", "metadata.json", "mod
 DUPLICATES = "duplicates.csv"
 ATTENTION, ATTENTION_MODEL = "attention.csv", "attention.pt"  # a patient-level model's slice attention; its fold model
 ATTENTION_SLICES = "attention_slices.npz"  # thumbnails of each held-out patient's most attended slices
+REPEATS, REPEATS_TABLE, REPEATS_REPORT = "repeats.json", "repeats.csv", "repeats.html"  # `cv --seeds`: a folder of runs
 
 
 class RunFolder:
