@@ -31,7 +31,7 @@ DEFAULT_LEVEL = 0.90
 CAVEAT = (
     "the calibration scores came from single fold models on the patients they did not train on, while a new "
     "prediction is the mean of the fold models (less extreme where the folds disagree): the level is not guaranteed "
-    "for the mean, and `glioscope test` measures the coverage it reaches"
+    "for the mean; glioscope test measures the coverage it reaches"
 )
 
 NO_SETS = (

@@ -29,7 +29,7 @@ from glioscope.serve import pages, runs
 from glioscope.serve.guard import Guard, error_response, host_option
 from glioscope.evaluate.conformal import SetOptions
 from glioscope.serve.inference import ModelCache, ViewerStore, predict_study
-from glioscope.serve.verdict import verdict
+from glioscope.serve.verdict import cv_auc, verdict
 from glioscope.serve.uploads import MB, Limits, UploadError, save_upload
 
 STATIC = Path(__file__).parent / "static"
@@ -246,7 +246,7 @@ def create_app(
             input=", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else ""),
             viewer=None if viewer is None else viewer.meta,
         )
-        result["verdict"] = verdict(result, runs.headline(found))
+        result["verdict"] = verdict(result, cv_auc(found.path))
         result["timing"]["total_s"] = round(time.perf_counter() - started, 3)
         return result
 

@@ -1,16 +1,42 @@
 """What the result page says first: never a lone class, but the prediction set, how far the fold models
 disagree, and how good the run was in its own cross-validation.
 
-    result["verdict"] = verdict(result, runs.headline(entry))      # JSON
+    result["verdict"] = verdict(result, cv_auc(run_folder))        # JSON
     verdict_html(result)                                            # the page's heading and its facts
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from glioscope.errors import GlioscopeError
 from glioscope.report.conformal import set_text
 from glioscope.report.html import esc, interval, number
+from glioscope.rundir import METRICS, RunFolder
+
+
+def cv_auc(run_dir: Path) -> dict | None:
+    """The patient-level AUC (macro, one-vs-rest, for three or more classes) of a run's or package's
+    cross-validation, pooled over folds, with its 95% bootstrap interval; None when not evaluated."""
+    if not (Path(run_dir) / METRICS).is_file():
+        return None
+    try:
+        metrics = RunFolder(run_dir).metrics()
+        model = metrics["models"][-1]
+        level = metrics["cv"][model]["patient"]
+    except (GlioscopeError, KeyError, IndexError, TypeError):
+        return None
+    binary = len(metrics.get("class_names") or []) == 2
+    return {
+        "model": model,
+        "set": "cv",
+        "metric": "AUC" if binary else "macro AUC",
+        "value": (level.get("pooled") or {}).get("auc"),
+        "ci": list((level.get("ci") or {}).get("auc") or [None, None]),
+        "n_patients": level.get("n_patients"),
+    }
 
 
 def verdict(result: dict, cv: dict | None) -> dict:
@@ -55,7 +81,7 @@ def verdict_html(result: dict) -> str:
     )
     figure = (
         f"{esc(cv['metric'])} {number(cv['value'])} {interval(cv['ci'])}, patient level, "
-        f"{esc(cv['n_patients'])} patients ({esc(cv['set'])})"
+        f"{esc(cv['n_patients'])} patients, folds pooled"
         if cv and cv.get("value") is not None
         else "not evaluated"
     )
