@@ -127,7 +127,7 @@ def test_a_package_gives_the_same_sets_as_its_run(phantom, tmp_path):
     assert main(["predict", str(package), str(phantom["test"])]) == 2  # an altered calibration is refused
 
 
-def test_the_web_page_shows_the_set_the_fold_spread_and_the_cv_figure_never_a_lone_class(phantom):
+def test_the_web_page_shows_the_set_the_fold_spread_and_the_cv_figure_never_a_lone_class(phantom, capsys):
     from test_serve import TOKEN, signed_in
 
     from glioscope.serve import create_app
@@ -139,10 +139,15 @@ def test_the_web_page_shows_the_set_the_fold_spread_and_the_cv_figure_never_a_lo
         ("files", (row["path"].name, row["path"].read_bytes())),
         ("mask", (row["mask_path"].name, row["mask_path"].read_bytes())),
     ]
+    assert main(["predict", str(phantom["run"]), str(row["path"]), "--mask", str(row["mask_path"])]) == 0
+    printed = capsys.readouterr()
+    alone = json.loads(printed.out)["patients"][0]
+    assert f"set at 90%: {'uncertain: ' if alone['uncertain'] else ''}" in printed.err
     answer = client.post("/api/predict", data={"model": "radiomics"}, files=files)
     assert answer.status_code == 200, answer.text
     verdict = answer.json()["verdict"]
-    assert verdict["set"] == answer.json()["patients"][0]["prediction_set"] and verdict["level"] == 0.9
+    assert verdict["set"] == answer.json()["patients"][0]["prediction_set"] == alone["prediction_set"]
+    assert verdict["level"] == 0.9 and answer.json()["patients"][0]["probabilities"] == alone["probabilities"]
     assert verdict["folds"]["n"] == 4 and verdict["folds"]["min"] <= verdict["probability"] <= verdict["folds"]["max"]
     assert verdict["cv"]["metric"] == "AUC" and len(verdict["cv"]["ci"]) == 2
     page = client.post("/predict", data={"model": "radiomics"}, files=files).text

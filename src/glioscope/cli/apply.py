@@ -158,6 +158,8 @@ def _predict(args) -> None:
     )
     text = json.dumps(result, indent=2)
     for patient in result["patients"]:  # beside the JSON (stdout), the line a person reads
+        if "prediction_set" in patient:
+            print(f"{patient['patient_id']}:{set_words(patient, sets)}", file=sys.stderr)
         if "attention" in patient:
             print(
                 f"{patient['patient_id']}: slices that decided: {decided_text(patient['attention'])}", file=sys.stderr
