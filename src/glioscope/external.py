@@ -109,10 +109,10 @@ def predict_external(
     notes = list(run.notes) + notes + _notes(inputs, shared, duplicates, settings)
     statement = " ".join([*run.notes, _statement(shared, duplicates, checked)])
     folder = RunFolder(out)
+    folder.write_inputs(run.recipe, frame, split_table(frame), {"statement": statement}, inputs)
     calibration = run.calibration()  # kept with the test: its coverage is of sets made from this calibration
     if calibration is not None:
         atomic.write_json(out / CONFORMAL, calibration)
-    folder.write_inputs(run.recipe, frame, split_table(frame), {"statement": statement}, inputs)
     folder.write_record(
         run.record.derived(
             models=[headline, *[f"{headline} ({fold})" for fold in result.per_fold]],

@@ -47,13 +47,13 @@ def describe(run: TrainedRun, result: Prediction, folds: bool = False, sets: Set
     seen = seen_in_training(run, result)
     names = list(result.per_fold)
     entries = []
-    for p in patients:
+    for p, in_set in zip(patients, conformal.entries):
         entries.append(
             {
                 "patient_id": p.patient_id,
                 "n_samples": int(len(p.rows)),
                 **result.scores(p.probabilities),
-                **conformal.entries[len(entries)],
+                **in_set,
                 **seen.of(p.patient_id),
             }
         )
