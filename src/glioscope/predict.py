@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from glioscope.evaluate.conformal import SetOptions, set_fields
 from glioscope.trained import ATTENTION_NOTE, Prediction, TrainedRun, seen_in_training
 
 
@@ -19,31 +20,40 @@ def predict(
     mask: Path | None = None,
     run: TrainedRun | None = None,
     accept_altered: bool = False,
+    sets: SetOptions | None = None,
 ) -> dict:
     """JSON-ready result: per-sample and per-patient class probabilities (mean over fold models).
 
     `run`: the run already opened (the web app keeps its runs' fold models loaded); `accept_altered`: a package
-    altered since export is used anyway, and the notes say so.
+    altered since export is used anyway, and the notes say so; `sets`: the prediction sets' level (default 90%).
     """
     run = run or TrainedRun(run_dir, accept_altered)
     result = run.predict_study(input_path, mask)
-    return {"run": str(run_dir), "recipe": run.recipe.name, "input": str(input_path), **describe(run, result)}
+    return {
+        "run": str(run_dir),
+        "recipe": run.recipe.name,
+        "input": str(input_path),
+        **describe(run, result, sets=sets),
+    }
 
 
-def describe(run: TrainedRun, result: Prediction, folds: bool = False) -> dict:
+def describe(run: TrainedRun, result: Prediction, folds: bool = False, sets: SetOptions | None = None) -> dict:
     """What `predict` says of a study: classes, models, each patient (with `folds`, each fold model's probability
-    too; an attention model's: its most attended slices, `attention`), every input found and every sample, and
-    notes (a patient the run has seen is not an independent test; a package altered since export)."""
+    too; an attention model's: its most attended slices, `attention`; its conformal prediction set at `sets`' level,
+    glioscope.evaluate.conformal), every input found and every sample, and notes (a patient the run has seen is not
+    an independent test; a package altered since export; how the sets were calibrated)."""
     patients = result.patients()
+    conformal = set_fields(run.prediction_sets(sets), [p.probabilities for p in patients])
     seen = seen_in_training(run, result)
     names = list(result.per_fold)
     entries = []
-    for p in patients:
+    for p, in_set in zip(patients, conformal.entries):
         entries.append(
             {
                 "patient_id": p.patient_id,
                 "n_samples": int(len(p.rows)),
                 **result.scores(p.probabilities),
+                **in_set,
                 **seen.of(p.patient_id),
             }
         )
@@ -57,7 +67,8 @@ def describe(run: TrainedRun, result: Prediction, folds: bool = False) -> dict:
         "classes": run.class_names,
         "models": f"mean probability of {len(names)} fold model(s): {', '.join(names)}",
         "patients": entries,
+        "conformal": conformal.described,
         "inputs": result.by_input(),
         result.inputs.kind: result.samples(),
-        "notes": list(run.notes) + list(result.inputs.notes) + seen.notes + explained,
+        "notes": list(run.notes) + list(result.inputs.notes) + seen.notes + explained + conformal.notes,
     }

@@ -32,6 +32,7 @@ import pandas as pd
 
 import glioscope
 from glioscope.evaluate.aggregate import arrays, prob_columns, to_patients
+from glioscope.evaluate.conformal import evaluated_sets
 from glioscope.evaluate.bootstrap import bootstrap_intervals, fold_summary
 from glioscope.evaluate.metrics import classification_metrics, flat_metrics
 from glioscope.evaluate.operating_point import at_threshold
@@ -125,6 +126,9 @@ def evaluate_run(
                 for model, rows in patients[patients["set"] == "test"].groupby("model", sort=False)
             },
         }
+    sets = evaluated_sets(folder, info, names, patients)  # a run's calibration; an external test's coverage
+    if sets:
+        result["conformal"] = sets
     result = _json_safe(result)
     folder.write_metrics(result, _patient_table(patients, names))
     return result

@@ -13,6 +13,7 @@ from glioscope.evaluate.aggregate import arrays, to_patients
 from glioscope.evaluate.calibration import reliability
 from glioscope.evaluate.run import load_metrics
 from glioscope.report import figures
+from glioscope.report.conformal import coverage_section, selective_section
 from glioscope.report.html import esc, interval, mean_sd, number, page, table
 from glioscope.report.run_report import _confusion_and_roc, _Figures, _header
 from glioscope.report.sites import site_section
@@ -59,6 +60,9 @@ def write_external_report(out_dir: str | Path) -> Path:
     body.append(_calibration(patients, run, names, external["headline"], saver))
     body += _confusion_and_roc(metrics, "test", patients, saver, where="external cohort")
     body += site_section(metrics, "test", "external cohort")
+    body += coverage_section(metrics.get("conformal"), saver)
+    tested = patients[patients["set"] == "test"]
+    body += selective_section(tested, [external["headline"]], names, saver, "external cohort", "test_")
     notes = info.get("notes") or []
     body.append("<h2>Notes</h2>")
     body.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>" if notes else "<p>No notes.</p>")
