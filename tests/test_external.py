@@ -59,6 +59,29 @@ def test_an_external_test_is_a_run_like_folder_with_metrics_calibration_and_a_re
     assert "no patient of this cohort is in the run" in html
 
 
+def test_an_external_test_reports_each_site_of_its_cohort(tiny_2d_run, site_b, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("GLIOSCOPE_CACHE", str(tmp_path / "cache"))
+    shutil.copytree(site_b, tmp_path / "cohort")
+    frame = pd.read_csv(site_b / "cohort.csv", dtype=str, keep_default_na=False)
+    ward = {p: ("north", "south")[k % 2] for k, p in enumerate(sorted(frame["patient_id"].unique()))}
+    frame.assign(ward=frame["patient_id"].map(ward)).to_csv(tmp_path / "cohort" / "cohort.csv", index=False)
+    out = tmp_path / "external"
+    args = ["test", str(tiny_2d_run), "--cohort", str(tmp_path / "cohort"), "-o", str(out), "--bootstrap", "20"]
+    assert main(args) == 0
+    found = json.loads((out / "metrics.json").read_text())["sites"]  # one institution: one line, no table
+    assert found["source"] == "DICOM InstitutionName" and found["names"] == ["glioscope phantom site B"]
+    assert "<b>Sites:</b> one site" in (out / "report.html").read_text()
+    assert main([*args, "--site-column", "ward", "--overwrite"]) == 0
+    found = json.loads((out / "metrics.json").read_text())["sites"]
+    assert found["source"] == "column 'ward'" and found["names"] == ["north", "south"]
+    assert found["site_alone"] is None  # no folds to learn the sites on
+    per_site = found["per_site"]["test"]["sdl/mean"]
+    assert {s: e["n_patients"] for s, e in per_site.items()} == pd.Series(ward).value_counts().to_dict()
+    assert "Sites (external cohort)" in (out / "report.html").read_text()
+
+
 def test_shared_patients_are_refused_or_stamped(tiny_2d_run, sagittal_cohort, tmp_path, capsys):
     out = tmp_path / "own"
     assert main(["test", str(tiny_2d_run), "--cohort", str(sagittal_cohort), "-o", str(out)]) == 2

@@ -48,3 +48,24 @@ def test_site_a_is_the_phantom_as_before(two_sites, tiny_phantom):
     assert ours[["dicom_patient_id", "grade", "centre_x_mm"]].equals(
         theirs[["dicom_patient_id", "grade", "centre_x_mm"]]
     )
+
+
+def test_the_phantom_records_its_site_where_ingest_and_the_site_checks_find_it(two_sites):
+    from glioscope import split
+    from glioscope.evaluate.sites import site_alone
+    from glioscope.sites import patient_sites
+
+    truth = pd.concat([pd.read_csv(two_sites / s / "truth.csv", dtype=str) for s in "AB"])
+    assert set(truth["site"]) == {"A", "B"}
+    frame, _ = ingest([two_sites / s / "dicom" for s in "AB"], None, workers=1, progress=False, echo=None)
+    found = patient_sites(frame)
+    assert found.source == "DICOM InstitutionName"
+    expected = truth.dropna(subset=["dicom_patient_id"]).set_index("dicom_patient_id")["site"]
+    assert found.by_patient.to_dict() == {p: f"glioscope phantom site {expected[p]}" for p in found.by_patient.index}
+    # Site A's grade III patients beside site B's grade II: the site alone tells the grade, and is caught.
+    site = frame["patient_id"].map(found.by_patient).str[-1]
+    frame = frame[((site == "A") & (frame["grade"] == "III")) | ((site == "B") & (frame["grade"] == "II"))]
+    frame = frame.assign(label=frame["grade"]).reset_index(drop=True)
+    table, _ = split.make_splits(frame, folds=3, seed=0)
+    alone = site_alone(table, found, ["II", "III"], n_boot=200)
+    assert alone["auc"] == 1.0 and alone["ci"][0] > 0.5

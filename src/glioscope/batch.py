@@ -25,6 +25,7 @@ import pandas as pd
 from glioscope import cohort
 from glioscope.cohort import COHORT_FILE
 from glioscope.errors import InputError
+from glioscope.evaluate.conformal import SetOptions, set_fields
 from glioscope.ingest import ingest
 from glioscope.trained import ATTENTION_NOTE, TrainedRun, decided_text, seen_in_training
 from glioscope.typicality import assess, csv_columns
@@ -74,12 +75,18 @@ def _rows(path: Path, progress: bool) -> tuple[pd.DataFrame, list[dict], list[st
 
 
 def predict_batch(
-    run_dir: Path, inputs: list[Path], progress: bool = True, read=None, accept_altered: bool = False
+    run_dir: Path,
+    inputs: list[Path],
+    progress: bool = True,
+    read=None,
+    accept_altered: bool = False,
+    sets: SetOptions | None = None,
 ) -> dict:
-    """JSON-ready: one entry per patient (mean probability over its samples and the fold models), and the skips.
+    """JSON-ready: one entry per patient (mean probability over its samples and the fold models, its prediction
+    set), and the skips.
 
     `read`: the inputs already read (read_inputs), so that they are not read twice; `accept_altered`: a package
-    altered since export is used anyway, and the notes say so.
+    altered since export is used anyway, and the notes say so; `sets`: the prediction sets' level (default 90%).
     """
     run = TrainedRun(run_dir, accept_altered)
     frames, skipped, notes = read if read is not None else read_inputs(inputs, progress)
@@ -100,7 +107,8 @@ def predict_batch(
     skipped += [{"path": s.path, "reason": s.reason} for s in result.inputs.skipped]
     seen = seen_in_training(run, result)
     unlike = assess(run, result, progress)
-    patients = [{**p, **unlike.of(p["patient_id"])} for p in _patients(result, seen)]
+    conformal = set_fields(run.prediction_sets(sets), [p.probabilities for p in result.patients()])
+    patients = [{**p, **c, **unlike.of(p["patient_id"])} for p, c in zip(_patients(result, seen), conformal.entries)]
     if any("attention" in p for p in patients):
         notes.append(ATTENTION_NOTE)
     return {
@@ -108,8 +116,9 @@ def predict_batch(
         "recipe": run.recipe.name,
         "classes": run.class_names,
         "patients": patients,
+        "conformal": conformal.described,
         "skipped": skipped,
-        "notes": list(run.notes) + notes + list(result.inputs.notes) + seen.notes + unlike.notes,
+        "notes": list(run.notes) + notes + list(result.inputs.notes) + seen.notes + conformal.notes + unlike.notes,
     }
 
 
@@ -143,6 +152,8 @@ def write_batch(result: dict, out: Path) -> tuple[Path, Path]:
             "patient_id": p["patient_id"],
             "prediction": p["prediction"],
             **{f"prob_{n}": p["probabilities"][n] for n in result["classes"]},
+            "prediction_set": "; ".join(p["prediction_set"]) if "prediction_set" in p else None,
+            "uncertain": p.get("uncertain"),
             "n_samples": p["n_samples"],
             "n_inputs": p["n_inputs"],
             "seen_in_training": p["seen_in_training"],
@@ -156,6 +167,8 @@ def write_batch(result: dict, out: Path) -> tuple[Path, Path]:
         "patient_id",
         "prediction",
         *[f"prob_{n}" for n in result["classes"]],
+        "prediction_set",
+        "uncertain",
         "n_samples",
         "n_inputs",
         "seen_in_training",

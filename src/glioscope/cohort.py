@@ -47,6 +47,8 @@ COLUMNS = [
     "transfer_syntax",  # DICOM TransferSyntaxUID of the series' files; '' for other formats
     "source_format",
     "source_split",  # a split the source itself defines (Training/Testing...), else ''
+    "institution",  # DICOM InstitutionName of a series, else '' (glioscope.sites reads a site from it)
+    "scanner",  # DICOM ManufacturerModelName of a series, else ''
 ]
 
 KINDS = ("series", "volume", "image")
@@ -71,6 +73,8 @@ _DEFAULTS = {
     "modality": "",
     "transfer_syntax": "",
     "source_split": "",
+    "institution": "",
+    "scanner": "",
 }
 _STRING_COLUMNS = [c for c in COLUMNS if c not in ("slice_index", "n_slices", "rows", "cols")]
 

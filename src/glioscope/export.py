@@ -5,6 +5,7 @@
     PACKAGE/config.yaml        the recipe: preprocessing and model, as the run had them
     PACKAGE/run.json           the run record: classes, models, split statement, the CV operating point (binary)
     PACKAGE/metrics.json       the run's cross-validation metrics
+    PACKAGE/conformal.json     the run's calibration of prediction sets (glioscope.evaluate.conformal)
     PACKAGE/fold<k>/model.pt   a deep run's fold weights (tensors only: torch.load(weights_only=True)); with
                                torchscript=True also fold<k>/model.ts, checked against PyTorch
     PACKAGE/fold<k>/classifier.npz   a radiomics run's fold classifiers (plain arrays: allow_pickle=False)
@@ -34,6 +35,7 @@ import numpy as np
 from glioscope.evaluate.run import load_metrics
 from glioscope.model_card import PackageFacts, metadata, model_card
 from glioscope.rundir import (
+    CONFORMAL,
     FINGERPRINTS,
     METADATA,
     METRICS,
@@ -95,6 +97,9 @@ def export_run(
             )
         )
         atomic.write_json(tmp / METRICS, metrics)
+        calibration = run.calibration()  # the package's prediction sets are its run's
+        if calibration is not None:
+            atomic.write_json(tmp / CONFORMAL, calibration)
         facts = PackageFacts(
             run=run.folder,
             recipe=recipe,

@@ -32,9 +32,10 @@ import pandas as pd
 
 from glioscope import cohort, leakcheck, plan, typicality
 from glioscope.errors import InputError, PatientLeakError
+from glioscope.evaluate.conformal import SetOptions
 from glioscope.evaluate.run import evaluate_run
 from glioscope.report.external import write_external_report
-from glioscope.rundir import DUPLICATES, SKIPPED, UNLIKE, RunFolder, prediction_table
+from glioscope.rundir import CONFORMAL, DUPLICATES, SKIPPED, UNLIKE, RunFolder, prediction_table
 from glioscope.trained import NO_PATIENT_IDS, TrainedRun
 from glioscope.util import atomic
 
@@ -52,6 +53,8 @@ class ExternalSettings:
     allow_shared_patients: bool = False
     allow_duplicates: bool = False
     accept_altered_package: bool = False  # a package altered since export (or without a manifest), stamped
+    site_column: str | None = None  # the external cohort's column naming each patient's site (glioscope.sites)
+    sets: SetOptions = field(default_factory=SetOptions)  # the prediction sets' level, and Mondrian or not
 
 
 def external_test(
@@ -70,7 +73,7 @@ def external_test(
     out = Path(out)
     with atomic.atomic_dir(out, overwrite=overwrite) as tmp:
         predict_external(Path(run_dir), Path(cohort_path), tmp, settings, progress=progress, cache_dir=cache_dir)
-        evaluate_run(tmp, n_boot=n_boot, seed=seed, name=out.name)
+        evaluate_run(tmp, n_boot=n_boot, seed=seed, name=out.name, site_column=getattr(settings, "site_column", None))
         write_external_report(tmp)
     return out
 
@@ -109,6 +112,9 @@ def predict_external(
     statement = " ".join([*run.notes, _statement(shared, duplicates, checked)])
     folder = RunFolder(out)
     folder.write_inputs(run.recipe, frame, split_table(frame), {"statement": statement}, inputs)
+    calibration = run.calibration()  # kept with the test: its coverage is of sets made from this calibration
+    if calibration is not None:
+        atomic.write_json(out / CONFORMAL, calibration)
     folder.write_record(
         run.record.derived(
             models=[headline, *[f"{headline} ({fold})" for fold in result.per_fold]],
@@ -133,6 +139,7 @@ def predict_external(
                 "headline": headline,
                 "operating_point": run.operating_point(),
                 "unlike_training": typicality.summary(unlike),
+                "conformal": None if calibration is None else vars(settings.sets),
             },
         )
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from glioscope.evaluate.conformal import SetOptions, set_fields
 from glioscope.trained import ATTENTION_NOTE, Prediction, TrainedRun, seen_in_training
 from glioscope.typicality import assess
 
@@ -20,11 +21,12 @@ def predict(
     mask: Path | None = None,
     run: TrainedRun | None = None,
     accept_altered: bool = False,
+    sets: SetOptions | None = None,
 ) -> dict:
     """JSON-ready result: per-sample and per-patient class probabilities (mean over fold models).
 
     `run`: the run already opened (the web app keeps its runs' fold models loaded); `accept_altered`: a package
-    altered since export is used anyway, and the notes say so.
+    altered since export is used anyway, and the notes say so; `sets`: the prediction sets' level (default 90%).
     """
     run = run or TrainedRun(run_dir, accept_altered)
     result = run.predict_study(input_path, mask)
@@ -32,26 +34,31 @@ def predict(
         "run": str(run_dir),
         "recipe": run.recipe.name,
         "input": str(input_path),
-        **describe(run, result, progress=True),
+        **describe(run, result, sets=sets, progress=True),
     }
 
 
-def describe(run: TrainedRun, result: Prediction, folds: bool = False, progress: bool = False) -> dict:
+def describe(
+    run: TrainedRun, result: Prediction, folds: bool = False, sets: SetOptions | None = None, progress: bool = False
+) -> dict:
     """What `predict` says of a study: classes, models, each patient (with `folds`, each fold model's probability
-    too; an attention model's: its most attended slices, `attention`), every input found and every sample, and
-    notes (a patient the run has seen is not an independent test; a package altered since export); how unlike the
-    run's training data each patient is (glioscope.typicality; `progress`: while its calibration is made)."""
+    too; an attention model's: its most attended slices, `attention`; its conformal prediction set at `sets`' level,
+    glioscope.evaluate.conformal), every input found and every sample, and notes (a patient the run has seen is not
+    an independent test; a package altered since export; how the sets were calibrated); how unlike the run's
+    training data each patient is (glioscope.typicality; `progress`: while its calibration is made)."""
     patients = result.patients()
+    conformal = set_fields(run.prediction_sets(sets), [p.probabilities for p in patients])
     seen = seen_in_training(run, result)
     unlike = assess(run, result, progress)
     names = list(result.per_fold)
     entries = []
-    for p in patients:
+    for p, in_set in zip(patients, conformal.entries):
         entries.append(
             {
                 "patient_id": p.patient_id,
                 "n_samples": int(len(p.rows)),
                 **result.scores(p.probabilities),
+                **in_set,
                 **seen.of(p.patient_id),
                 **unlike.of(p.patient_id),
             }
@@ -66,7 +73,8 @@ def describe(run: TrainedRun, result: Prediction, folds: bool = False, progress:
         "classes": run.class_names,
         "models": f"mean probability of {len(names)} fold model(s): {', '.join(names)}",
         "patients": entries,
+        "conformal": conformal.described,
         "inputs": result.by_input(),
         result.inputs.kind: result.samples(),
-        "notes": list(run.notes) + list(result.inputs.notes) + seen.notes + explained + unlike.notes,
+        "notes": list(run.notes) + list(result.inputs.notes) + seen.notes + explained + conformal.notes + unlike.notes,
     }

@@ -27,6 +27,7 @@ import pandas as pd
 from glioscope import leakcheck, methods
 from glioscope.errors import InputError
 from glioscope.evaluate.aggregate import patient_mean
+from glioscope.evaluate.conformal import PredictionSets, SetOptions, stored_calibration
 from glioscope.evaluate.operating_point import cv_operating_point
 from glioscope.io.study import read_study
 from glioscope.leakcheck import SEEN_BY_ID, SEEN_BY_PIXELS
@@ -215,6 +216,15 @@ class TrainedRun:
     def operating_point(self) -> dict | None:
         """A binary run's threshold, chosen on its own cross-validation (a package: the one it carries)."""
         return cv_operating_point(self.folder, self.class_names, self.headline) or self.record.operating_point
+
+    def calibration(self) -> dict | None:
+        """The prediction sets' calibration on the run's own CV (glioscope.evaluate.conformal); None without one."""
+        return stored_calibration(self.folder, self.class_names, self.headline)
+
+    def prediction_sets(self, options: SetOptions | None = None) -> PredictionSets | None:
+        """Conformal prediction sets at `options`' level (default 90%, standard); None without a calibration."""
+        calibration = self.calibration()
+        return None if calibration is None else PredictionSets(calibration, options or SetOptions())
 
 
 ATTENTION_NOTE = (

@@ -19,13 +19,19 @@ from glioscope.util import atomic
 
 
 def finish(
-    run_dir: str | Path, n_boot: int = 1000, seed: int = 0, report: bool = True, name: str | None = None
+    run_dir: str | Path,
+    n_boot: int = 1000,
+    seed: int = 0,
+    report: bool = True,
+    name: str | None = None,
+    site_column: str | None = None,
 ) -> dict:
     """Evaluate a run (metrics.json) and, with `report`, write report.html; returns the metrics.
 
-    `name` is the run's name in metrics.json when the folder is a temporary one.
+    `name` is the run's name in metrics.json when the folder is a temporary one; `site_column` the cohort column
+    of the patients' sites (glioscope.evaluate.sites).
     """
-    metrics = evaluate_run(run_dir, n_boot=n_boot, seed=seed, name=name)
+    metrics = evaluate_run(run_dir, n_boot=n_boot, seed=seed, name=name, site_column=site_column)
     if report:
         write_report(run_dir, gradcam_panels=RunFolder(run_dir).gradcam_panels(), n_boot=n_boot, seed=seed)
     return metrics

@@ -12,21 +12,14 @@ patients per site when patient ids tell a site (TCGA's TCGA_<site>_<n>).
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import pandas as pd
 
 from glioscope.errors import InputError
+from glioscope.sites import site_of
 
-SITE = re.compile(r"^TCGA[-_]([A-Za-z0-9]{2})[-_]")  # TCGA_CS_4941 -> CS (the tissue source site)
 DIMS = {"image": "2d", "volume": "3d", "series": "3d"}
-
-
-def site_of(patient_id: str) -> str | None:
-    """The site a patient id tells (TCGA's tissue source site), else None."""
-    found = SITE.match(str(patient_id))
-    return found.group(1) if found else None
 
 
 def labelled(frame: pd.DataFrame, label: str, dims: str | None, source=None) -> tuple[pd.DataFrame, list[str]]:

@@ -8,7 +8,7 @@ import pandas as pd
 
 from glioscope.auto.execute import Clock, Layout, pieces
 from glioscope.auto.plan import Plan
-from glioscope.auto.fingerprint import site_of
+from glioscope.sites import site_of
 from glioscope.auto.select import Nested, auc, outer_predictions
 from glioscope.evaluate.run import evaluate_level
 from glioscope.report import html

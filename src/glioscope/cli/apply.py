@@ -40,6 +40,7 @@ def add_parsers(verbs) -> None:
         help="also write the patient's prediction as a DICOM Structured Report referencing the input series",
     )
     _accept_option(predict)
+    add_set_options(predict)
     predict.set_defaults(run=_predict)
 
     test = verbs.add_parser("test", help="external validation: apply a trained run, untouched, to a labelled cohort")
@@ -64,7 +65,9 @@ def add_parsers(verbs) -> None:
         help="test even when images are identical to images the run trained on",
     )
     _accept_option(test)
+    add_set_options(test)
     test.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of patients")
+    test.add_argument("--site-column", default=None, metavar="NAME", help="the cohort column naming each site")
     test.add_argument("--overwrite", action="store_true")
     test.set_defaults(run=_test)
 
@@ -87,6 +90,30 @@ def _accept_option(parser) -> None:
     )
 
 
+def add_set_options(parser) -> None:
+    """--level and --mondrian: the conformal prediction sets (glioscope.evaluate.conformal)."""
+    parser.add_argument(
+        "--level",
+        type=float,
+        default=0.9,
+        help="coverage of each patient's conformal prediction set, calibrated on the run's CV patients: "
+        "strictly between 0 and 1 (default 0.9)",
+    )
+    parser.add_argument(
+        "--mondrian",
+        action="store_true",
+        help="class-conditional (Mondrian) sets: the level holds within each true class, for imbalanced classes "
+        "(default: off, the level holds over all patients)",
+    )
+
+
+def set_options(args):
+    """The prediction sets' options of --level and --mondrian (a level outside (0, 1) is refused, naming it)."""
+    from glioscope.evaluate.conformal import SetOptions
+
+    return SetOptions(args.level, args.mondrian)
+
+
 def _predict(args) -> None:
     import json
     import sys
@@ -97,19 +124,24 @@ def _predict(args) -> None:
     from glioscope.rundir.seal import STAMPS
     from glioscope.trained import NO_PATIENT_IDS, decided_text
     from glioscope.typicality import CANNOT_TELL, warning_line
+    from glioscope.report.conformal import set_words
     from glioscope.util.atomic import check_output_file, write_text
 
+    sets = set_options(args)
     for path in filter(None, (args.out, args.dicom_sr)):  # before the work: a bad output is refused at once
         check_output_file(path, args.overwrite, inputs=[*args.inputs, args.run_dir])
     read = many_studies(args.inputs)
     if read is not None:
         if args.dicom_sr:
             raise GlioscopeError("--dicom-sr writes one study's report: give one study, not many")
-        result = predict_batch(args.run_dir, args.inputs, read=read, accept_altered=args.accept_altered_package)
+        result = predict_batch(
+            args.run_dir, args.inputs, read=read, accept_altered=args.accept_altered_package, sets=sets
+        )
         for patient in result["patients"]:
             print(
                 f"{patient['patient_id']}: {patient['prediction']} "
                 + " ".join(f"{k}={v:.3f}" for k, v in patient["probabilities"].items())
+                + set_words(patient, sets)
             )
             if "attention" in patient:
                 print(f"  slices that decided: {decided_text(patient['attention'])}")
@@ -125,9 +157,13 @@ def _predict(args) -> None:
         if args.out:
             print("Written: " + ", ".join(str(p) for p in write_batch(result, args.out)))
         return  # a batch with nothing to predict has raised an InputError already
-    result = predict(args.run_dir, args.inputs[0], mask=args.mask, accept_altered=args.accept_altered_package)
+    result = predict(
+        args.run_dir, args.inputs[0], mask=args.mask, accept_altered=args.accept_altered_package, sets=sets
+    )
     text = json.dumps(result, indent=2)
     for patient in result["patients"]:  # beside the JSON (stdout), the line a person reads
+        if "prediction_set" in patient:
+            print(f"{patient['patient_id']}:{set_words(patient, sets)}", file=sys.stderr)
         if warning_line(patient):
             print(f"{patient['patient_id']}: {warning_line(patient)}", file=sys.stderr)
         if "attention" in patient:
@@ -146,6 +182,7 @@ def _predict(args) -> None:
 def _test(args) -> None:
     from glioscope.rundir import REPORT, RunFolder
     from glioscope.external import ExternalSettings, external_test
+    from glioscope.report.conformal import coverage_lines
     from glioscope.report import headline_text
 
     mapping = {}
@@ -154,9 +191,18 @@ def _test(args) -> None:
             raise GlioscopeError(f"--map expects EXTERNAL=RUN pairs, got {pair!r}")
         external, ours = (part.strip() for part in pair.split("=", 1))
         mapping[external] = ours
-    settings = ExternalSettings(mapping, args.allow_shared_patients, args.allow_duplicates, args.accept_altered_package)
+    settings = ExternalSettings(
+        mapping,
+        args.allow_shared_patients,
+        args.allow_duplicates,
+        args.accept_altered_package,
+        site_column=args.site_column,
+        sets=set_options(args),
+    )
     out = external_test(args.run_dir, args.cohort, args.out, settings, overwrite=args.overwrite, n_boot=args.bootstrap)
     print(headline_text(out))
+    for line in coverage_lines(RunFolder(out).metrics().get("conformal")):
+        print(line)
     for line in _image_lines(RunFolder(out).record()):
         print(line)
     print(f"Report: {out / REPORT}")

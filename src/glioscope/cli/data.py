@@ -68,6 +68,12 @@ def add_parsers(verbs) -> None:
         action="store_true",
         help="split items, not patients (reproduces slice-level protocols; the output is stamped leaky)",
     )
+    split.add_argument(
+        "--by-site",
+        action="store_true",
+        help="folds of whole sites: leave-one-site-out when --folds is at least the number of sites",
+    )
+    split.add_argument("--site-column", default=None, metavar="NAME", help="the cohort column naming each site")
     split.add_argument("-o", "--out", type=Path, required=True, metavar="SPLITS")
     split.add_argument("--overwrite", action="store_true")
     split.set_defaults(run=_split)
@@ -115,21 +121,37 @@ def _ingest(args) -> None:
     print(f"Cohort written to {args.out}")
 
 
+def _by_site(args, frame):
+    from glioscope.errors import InputError
+    from glioscope.sites import make_site_splits
+
+    if args.test_fraction or args.leaky_slice_level:
+        given = "--test-fraction" if args.test_fraction else "--leaky-slice-level"
+        raise InputError(None, f"--by-site makes cross-validation folds of whole sites and takes no {given}")
+    return make_site_splits(frame, args.folds, args.seed, args.label_column, args.site_column, args.cohort)
+
+
 def _split(args) -> None:
-    from glioscope import cohort, split
+    from glioscope import cohort, sites, split
 
     frame = cohort.load(args.cohort)
     dropped = (frame[args.label_column].astype(str) == "") if args.label_column in frame else None
     if args.drop_unlabelled and dropped is not None and dropped.any():
         frame = frame[~dropped].reset_index(drop=True)
-    table, meta = split.make_splits(
-        frame,
-        folds=args.folds,
-        test_fraction=args.test_fraction,
-        seed=args.seed,
-        label_column=args.label_column,
-        leaky_slice_level=args.leaky_slice_level,
-    )
+    if args.by_site:
+        table, meta = _by_site(args, frame)
+    else:
+        table, meta = split.make_splits(
+            frame,
+            folds=args.folds,
+            test_fraction=args.test_fraction,
+            seed=args.seed,
+            label_column=args.label_column,
+            leaky_slice_level=args.leaky_slice_level,
+        )
+        if args.site_column:  # checked now, and kept for the evaluation of runs on these folds
+            sites.patient_sites(frame, args.site_column, args.cohort)
+            meta["site_column"] = args.site_column
     meta["cohort"] = str(args.cohort)
     if args.drop_unlabelled and dropped is not None and dropped.any():
         meta["notes"].append(

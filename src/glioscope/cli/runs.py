@@ -7,6 +7,8 @@ from pathlib import Path
 
 from glioscope.errors import GlioscopeError
 
+SITE_HELP = "the cohort column naming each patient's site, for the per-site metrics (default: found)"
+
 
 def add_parsers(verbs) -> None:
     """Add this module's verbs to the command's subparsers."""
@@ -30,6 +32,15 @@ def add_parsers(verbs) -> None:
         runner.add_argument("--folds", type=int, default=None, help="number of folds (overrides cv.folds)")
         if verb == "train":
             runner.add_argument("--fold", type=int, nargs="+", default=[0], help="which folds to train (default: 0)")
+        else:
+            runner.add_argument(
+                "--seeds",
+                type=int,
+                nargs="+",
+                default=None,
+                help="repeat the run once per seed (split and training seed), one run folder each in --out, and "
+                "report the spread over repeats",
+            )
         runner.add_argument("-o", "--out", type=Path, default=None, help="run folder (default: runs/<recipe>)")
         runner.add_argument(
             "--set",
@@ -42,12 +53,14 @@ def add_parsers(verbs) -> None:
         runner.add_argument("--quick", action="store_true", help="the recipe's short schedule, for a CPU")
         runner.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
         runner.add_argument("--no-report", action="store_true", help="skip evaluation and the HTML report")
+        runner.add_argument("--site-column", default=None, metavar="NAME", help=SITE_HELP)
         runner.set_defaults(run=_train)
 
     evaluate = verbs.add_parser("evaluate", help="metrics of a run: per patient and per image, folds and bootstrap")
     evaluate.add_argument("run_dir", type=Path, metavar="RUN")
     evaluate.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of patients")
     evaluate.add_argument("--no-report", action="store_true")
+    evaluate.add_argument("--site-column", default=None, metavar="NAME", help=SITE_HELP)
     evaluate.set_defaults(run=_evaluate)
 
     compare = verbs.add_parser("compare", help="one table of several runs on the same folds")
@@ -86,8 +99,26 @@ def _train(args) -> None:
             f"recipe's cv.mode {recipe.cv.mode}"
             + (f" (test fraction {recipe.cv.test_fraction:g})" if recipe.cv.test_fraction else "")
         )
-        method, recipe = load_recipe(args.recipe, overrides + ["cv.mode=kfold", "cv.test_fraction=0"], quick=args.quick)
+        overrides += ["cv.mode=kfold", "cv.test_fraction=0"]
+        method, recipe = load_recipe(args.recipe, overrides, quick=args.quick)
+    if args.site_column:  # a column the cohort lacks is refused before any training
+        from glioscope import cohort, sites
+
+        sites.patient_sites(cohort.load(args.cohort), args.site_column, args.cohort)
     out = args.out or Path("runs") / recipe.name
+    if getattr(args, "seeds", None) is not None:
+        from glioscope.repeats import run_repeats
+
+        if args.splits:
+            raise GlioscopeError(
+                "--seeds varies the split with each seed; a fixed --splits folder cannot: give one of them"
+            )
+        if args.site_column:
+            raise GlioscopeError(
+                "--site-column is not passed to repeats: run them, then `glioscope evaluate OUT/seed<k> --site-column`"
+            )
+        run_repeats(args.recipe, args.cohort, out, args.seeds, overrides, args.quick, args.resume, not args.no_report)
+        return
     run_dir = method.run(
         recipe,
         args.cohort,
@@ -95,10 +126,14 @@ def _train(args) -> None:
         splits=args.splits,
         folds=getattr(args, "fold", None),
         resume=args.resume,
-        report=not args.no_report,
+        report=not args.no_report and not args.site_column,
     )
     if os.environ.get("RANK", "0") != "0":  # under torchrun, the first process reports
         return
+    if args.site_column and not args.no_report:  # evaluated once the run is whole, with the sites named
+        from glioscope.workflows import finish
+
+        finish(run_dir, n_boot=recipe.evaluate.bootstrap, site_column=args.site_column)
     if not args.no_report:
         from glioscope.report import headline_text
 
@@ -112,18 +147,19 @@ def _evaluate(args) -> None:
     from glioscope.report import headline_text
     from glioscope.workflows import finish
 
-    finish(args.run_dir, n_boot=args.bootstrap, report=not args.no_report)
+    finish(args.run_dir, n_boot=args.bootstrap, report=not args.no_report, site_column=args.site_column)
     print(headline_text(args.run_dir))
     if not args.no_report:
         print(f"Report: {args.run_dir / REPORT}")
 
 
 def _compare(args) -> None:
-    from glioscope.report import comparison_rows, write_comparison
+    from glioscope.report import write_comparison
+    from glioscope.report.repeats import comparison_text
 
     out = args.out or args.runs[0].parent / "comparison.html"
     html = write_comparison(args.runs, out)
-    print(comparison_rows(args.runs).to_string(index=False))
+    print(comparison_text(html))
     print(f"Comparison: {html}")
 
 

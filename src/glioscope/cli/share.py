@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from glioscope.cli.apply import add_set_options, set_options
+
 
 def add_parsers(verbs) -> None:
     """Add this module's verbs to the command's subparsers."""
@@ -48,6 +50,7 @@ def add_parsers(verbs) -> None:
         "other computers open it by, with --host",
     )
     serve.add_argument("--api-docs", action="store_true", help="serve the OpenAPI schema at /openapi.json")
+    add_set_options(serve)
     serve.set_defaults(run=_serve)
 
     demo = verbs.add_parser("demo", help="the main job on a phantom cohort: synthesise, ingest, split, summarise")
@@ -75,6 +78,7 @@ def _export(args) -> None:
 def _serve(args) -> None:
     from glioscope.serve import serve
 
+    sets = set_options(args)  # a bad --level is refused before the app starts
     serve(
         args.runs_dir,
         host=args.host,
@@ -82,6 +86,7 @@ def _serve(args) -> None:
         max_upload_mb=args.max_upload_mb,
         allow_hosts=args.allow_host,
         api_docs=args.api_docs,
+        sets=sets,
     )
 
 

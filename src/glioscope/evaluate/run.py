@@ -16,6 +16,8 @@ metrics.json holds, besides the run's metadata:
              "pooled": classification_metrics(...) of all folds' rows,
              "ci": {<flat metric>: [low, high]}}              # 95%, patients resampled
 
+    sites: per-site metrics and the site-alone AUC, when the cohort tells sites apart (glioscope.evaluate.sites)
+
 NaN (e.g. an AUC where a fold lacks a class) is written as null.
 """
 
@@ -30,9 +32,11 @@ import pandas as pd
 
 import glioscope
 from glioscope.evaluate.aggregate import arrays, prob_columns, to_patients
+from glioscope.evaluate.conformal import evaluated_sets
 from glioscope.evaluate.bootstrap import bootstrap_intervals, fold_summary
 from glioscope.evaluate.metrics import classification_metrics, flat_metrics
 from glioscope.evaluate.operating_point import at_threshold
+from glioscope.evaluate.sites import site_checks
 from glioscope.rundir import RunFolder
 
 LEVELS = ("patient", "image")
@@ -67,10 +71,13 @@ def evaluate_level(frame: pd.DataFrame, class_names: list[str], n_boot: int = 10
     }
 
 
-def evaluate_run(run_dir: str | Path, n_boot: int = 1000, seed: int = 0, name: str | None = None) -> dict:
+def evaluate_run(
+    run_dir: str | Path, n_boot: int = 1000, seed: int = 0, name: str | None = None, site_column: str | None = None
+) -> dict:
     """Evaluate every model of a run at patient and image level; writes metrics.json and predictions_patients.csv.
 
-    `name` is the run's name in metrics.json (default: its folder's name).
+    `name` is the run's name in metrics.json (default: its folder's name); `site_column` names the cohort column of
+    the patients' sites (default: the one named last, else the split's, else found; glioscope.evaluate.sites).
     """
     run_dir = Path(run_dir)
     folder = RunFolder(run_dir)
@@ -109,6 +116,7 @@ def evaluate_run(run_dir: str | Path, n_boot: int = 1000, seed: int = 0, name: s
                 rows = table[(table["set"] == set_name) & (table["model"] == model)]
                 if len(rows):
                     result[set_name][model][level] = evaluate_level(rows, names, n_boot, seed)
+    result["sites"] = site_checks(folder, patients, names, models, site_column, n_boot, seed)
     point = (info.get("external") or {}).get("operating_point")
     if point:  # an external test of a binary run: each model at the threshold the run's CV chose
         result["operating_point"] = {
@@ -118,6 +126,9 @@ def evaluate_run(run_dir: str | Path, n_boot: int = 1000, seed: int = 0, name: s
                 for model, rows in patients[patients["set"] == "test"].groupby("model", sort=False)
             },
         }
+    sets = evaluated_sets(folder, info, names, patients)  # a run's calibration; an external test's coverage
+    if sets:
+        result["conformal"] = sets
     result = _json_safe(result)
     folder.write_metrics(result, _patient_table(patients, names))
     return result

@@ -117,6 +117,8 @@ def _header_fields(path: Path, ds, limits: InputLimits) -> dict | Skip:
         "instance_uid": str(ds.get("SOPInstanceUID", "") or ""),
         "series_description": str(ds.get("SeriesDescription", "") or ""),
         "protocol_name": str(ds.get("ProtocolName", "") or ""),
+        "institution": str(ds.get("InstitutionName", "") or "").strip(),  # the site, for glioscope.sites
+        "scanner": str(ds.get("ManufacturerModelName", "") or "").strip(),
         "contrast_agent": str(ds.get("ContrastBolusAgent", "") or ""),
         "inversion_time": _number(ds.get("InversionTime")),
         "repetition_time": _number(ds.get("RepetitionTime")),

@@ -119,6 +119,8 @@ def _series_row(headers: list[dict], skips: list[Skip], issues: dict, limits: In
         "spacing": geometry.format_spacing(dx, dy, spacing_z),
         "modality": first["modality"],
         "transfer_syntax": first["transfer_syntax"],
+        "institution": first.get("institution", ""),
+        "scanner": first.get("scanner", ""),
         "series_description": first["series_description"],
     }
 

@@ -1,4 +1,5 @@
-"""Compare runs evaluated on the same folds: one table, overlaid ROC curves, a paired per-fold comparison."""
+"""Compare runs evaluated on the same folds: one table, overlaid ROC curves, paired tests (glioscope.report.paired)
+and a per-fold comparison. Folders of repeats (`cv --seeds`) go to glioscope.report.repeats."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from glioscope.evaluate.aggregate import to_patients
 from glioscope.evaluate.run import load_metrics
 from glioscope.report import figures
 from glioscope.report.html import esc, image, interval, is_missing, mean_sd, number, page, table
+from glioscope.report.paired import no_pairs, paired_csv_path, paired_html, paired_rows
+from glioscope.report.repeats import is_repeats, write_repeats_comparison
 from glioscope.report.run_report import roc_panels
 from glioscope.rundir import SPLITS, RunFolder
 from glioscope.split import check_same_folds
@@ -108,14 +111,16 @@ def _per_fold(metrics: dict, model: str, key: str) -> dict:
 
 
 def _paired(rows: pd.DataFrame, metrics_by_label: dict[str, dict]) -> list[str]:
-    """Per-fold differences in patient-level accuracy and AUC: the best model of the two best runs (one run: its two best)."""
+    """Per-fold differences in patient-level accuracy and AUC: the headline models of the first two runs given, the
+    first pair of the paired tests (one run: its two best models)."""
     cv = rows[(rows["set"] == "cv") & (rows["level"] == "patient") & (rows["n_folds"] > 1)]
     if len(cv) < 2:
         return ["<p>A paired comparison needs two models evaluated on at least two folds.</p>"]
-    ranked = cv.sort_values(["accuracy_mean", "macro_auc_mean"], ascending=False, na_position="last", kind="stable")
-    if ranked["run"].nunique() > 1:
-        ranked = ranked.drop_duplicates("run")  # several runs: the best model of each, so that runs face each other
-    best = ranked.head(2)
+    if cv["run"].nunique() > 1:  # rows keep the runs' and their models' order: a run's headline model is its last
+        best = cv.drop_duplicates("run", keep="last").head(2)
+    else:
+        ranked = cv.sort_values(["accuracy_mean", "macro_auc_mean"], ascending=False, na_position="last", kind="stable")
+        best = ranked.head(2)
     (a, b) = [(r["run"], r["model"]) for _, r in best.iterrows()]
     names = (f"{a[0]}: {a[1]}", f"{b[0]}: {b[1]}")
     header = ["Fold"]
@@ -156,9 +161,13 @@ def _paired(rows: pd.DataFrame, metrics_by_label: dict[str, dict]) -> list[str]:
             f'{mean_sd((float(valid.mean()) if len(valid) else None, sd))}<br><span class="ci">first better in {wins} of {len(valid)} folds, tied in {ties}</span>',
         ]
     body.append(summary)
-    chosen = "the best model of each of the two best runs" if cv["run"].nunique() > 1 else "the two best models"
+    chosen = (
+        "the headline models of the first two runs given"
+        if cv["run"].nunique() > 1
+        else "the two best models by mean patient-level accuracy"
+    )
     html = [
-        f"<p>Compared: {chosen} by mean patient-level accuracy, <b>{esc(names[0])}</b> and <b>{esc(names[1])}</b>. "
+        f"<p>Compared: {chosen}, <b>{esc(names[0])}</b> and <b>{esc(names[1])}</b>. "
         "Differences are first minus second, fold by fold (the same patients in both).</p>",
         table(header, body, "Paired comparison per fold, patient level."),
     ]
@@ -176,9 +185,12 @@ def _paired(rows: pd.DataFrame, metrics_by_label: dict[str, dict]) -> list[str]:
 
 
 def write_comparison(run_dirs: Sequence[str | Path], out_html: str | Path, n_boot: int = 1000, seed: int = 0) -> Path:
-    """One HTML page (and a CSV of comparison_rows beside it) comparing every model of every run."""
+    """One HTML page comparing every model of every run, with a CSV of comparison_rows and one of the paired tests
+    (paired_csv_path) beside it."""
     run_dirs = [Path(r) for r in run_dirs]
     out_html = Path(out_html)
+    if any(is_repeats(d) for d in run_dirs):
+        return write_repeats_comparison(run_dirs, out_html, n_boot=n_boot, seed=seed)
     rows = comparison_rows(run_dirs, n_boot=n_boot, seed=seed)
     labels = _labels(run_dirs)
     metrics_by_label = {label: load_metrics(d) for label, d in zip(labels, run_dirs)}
@@ -227,10 +239,13 @@ def write_comparison(run_dirs: Sequence[str | Path], out_html: str | Path, n_boo
     curves = [(f"{c} vs rest" if len(class_names) > 2 else f"positive class {c}", panels[c]) for c in shown]
     body.append("<h2>ROC curves, patient level, cross-validation pooled</h2>")
     body.append(image(figures.png(figures.roc_curves(curves, "ROC curves, patient level")), "overlaid ROC curves"))
+    pairs, reason = paired_rows(run_dirs, labels, n_boot=n_boot, seed=seed)
+    body += ["<h2>Paired tests</h2>", *paired_html(pairs, reason, class_names)]
     body.append("<h2>Paired comparison per fold</h2>")
     body += _paired(rows, metrics_by_label)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     body.append(f"<footer>glioscope {esc(glioscope.__version__)} · comparison written {esc(now)}</footer>")
     atomic.write_text(out_html, page("glioscope comparison", body))
     atomic.write_csv(out_html.with_suffix(".csv"), rows)
+    atomic.write_csv(paired_csv_path(out_html), no_pairs(reason) if reason else pairs)
     return out_html

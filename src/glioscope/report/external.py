@@ -13,9 +13,11 @@ from glioscope.evaluate.aggregate import arrays, to_patients
 from glioscope.evaluate.calibration import reliability
 from glioscope.evaluate.run import load_metrics
 from glioscope.report import figures
+from glioscope.report.conformal import coverage_section, selective_section
 from glioscope.report.html import esc, interval, mean_sd, number, page, table
 from glioscope.report.run_report import _confusion_and_roc, _Figures, _header
 from glioscope.report.unlike import external_section
+from glioscope.report.sites import site_section
 from glioscope.leakcheck import NOT_CHECKED
 from glioscope.rundir import DUPLICATES, METRICS, REPORT, RunFolder
 from glioscope.util import atomic
@@ -58,6 +60,10 @@ def write_external_report(out_dir: str | Path) -> Path:
     body.append("<h2>Calibration</h2>")
     body.append(_calibration(patients, run, names, external["headline"], saver))
     body += _confusion_and_roc(metrics, "test", patients, saver, where="external cohort")
+    body += site_section(metrics, "test", "external cohort")
+    body += coverage_section(metrics.get("conformal"), saver)
+    tested = patients[patients["set"] == "test"]
+    body += selective_section(tested, [external["headline"]], names, saver, "external cohort", "test_")
     body += external_section(external.get("unlike_training"))
     notes = info.get("notes") or []
     body.append("<h2>Notes</h2>")

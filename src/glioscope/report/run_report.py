@@ -18,7 +18,9 @@ from glioscope.evaluate.run import load_metrics
 from glioscope.report import figures, gap, tables
 from glioscope.report.attention import attention_section
 from glioscope.report.unlike import run_section
+from glioscope.report.conformal import selective_section
 from glioscope.report.html import esc, image, page
+from glioscope.report.sites import site_banner, site_section
 from glioscope.rundir import CONFIG, HISTORY, REPORT, RunFolder
 from glioscope.split import LEAKY_WARNING
 from glioscope.util import atomic
@@ -218,7 +220,7 @@ def write_report(run_dir: str | Path, gradcam_panels=None, n_boot: int = 1000, s
     saver = _Figures(run_dir / "figures")
     histories = folder.histories(metrics.get("folds", []))
 
-    body = _header(info, metrics)
+    body = _header(info, metrics) + [site_banner(metrics)]
     body.append("<h2>Results: cross-validation</h2>")
     body += _metric_sections(metrics, "cv", histories)
     body += gap.section(histories, metrics, gap.train_settings(folder))
@@ -229,10 +231,15 @@ def write_report(run_dir: str | Path, gradcam_panels=None, n_boot: int = 1000, s
         fig = figures.learning_curves(history, f"Fold {fold}: {figures.line_words(history)}")
         body.append(saver.add(f"learning_curves_fold{fold}", fig, f"learning curves of fold {fold}"))
     body += _confusion_and_roc(metrics, "cv", patients, saver)
+    body += site_section(metrics)
+    cv, test = (patients[patients["set"] == s] for s in ("cv", "test"))
+    body += selective_section(cv, metrics["models"], metrics["class_names"], saver, "all folds pooled")
     if "test" in metrics.get("sets", []):
         body.append("<h2>Results: held-out test set</h2>")
         body += _metric_sections(metrics, "test", [])
         body += _confusion_and_roc(metrics, "test", patients, saver)
+        body += site_section(metrics, "test", "held-out test set")
+        body += selective_section(test, metrics["models"], metrics["class_names"], saver, "held-out test set", "test_")
     body += _gradcam(gradcam_panels, saver)
     body += attention_section(*folder.attention(), patients, metrics)
     body += run_section(folder, saver)

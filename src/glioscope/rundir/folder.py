@@ -16,6 +16,8 @@
     RUN/predictions.csv         every fold's held-out predictions (one row per sample and model; rundir.tables)
     RUN/validation_predictions.csv  every fold's inner-validation predictions (for fusion)
     RUN/metrics.json predictions_patients.csv report.html     evaluation and report
+    RUN/conformal.json          the headline's CV non-conformity scores, for prediction sets (evaluate.conformal;
+                                a package carries its run's; an external test, the one its sets were made with)
     RUN/fingerprints.npz        the training images' hashes (glioscope.leakcheck), written at the end of training
     RUN/typicality.npz          the fold models' feature-space calibration (glioscope.typicality), made on first use
     PACKAGE/README.md metadata.json fingerprints.npz fold<k>/model.ts   a model package's own files
@@ -60,10 +62,12 @@ PATIENT_DIGESTS, FINGERPRINTS = "patients.json", "fingerprints.npz"  # a package
 PATIENT_HASHES = "patients.sha256"  # a package's unsalted ids before patients.json, still read
 MODEL_CARD, METADATA, TORCHSCRIPT, MANIFEST = "README.md", "metadata.json", "model.ts", "manifest.json"
 DUPLICATES = "duplicates.csv"
+CONFORMAL = "conformal.json"  # the calibration of prediction sets (glioscope.evaluate.conformal)
 ATTENTION, ATTENTION_MODEL = "attention.csv", "attention.pt"  # a patient-level model's slice attention; its fold model
 ATTENTION_SLICES = "attention_slices.npz"  # thumbnails of each held-out patient's most attended slices
 TYPICALITY = "typicality.npz"  # how unlike the training data an input is: the run's calibration (a package's copy)
 UNLIKE = "unlike_training.csv"  # an external test's patients, each with how unlike the training data it is
+REPEATS, REPEATS_TABLE, REPEATS_REPORT = "repeats.json", "repeats.csv", "repeats.html"  # `cv --seeds`: a folder of runs
 
 
 class RunFolder:

@@ -25,11 +25,11 @@ from glioscope.serve.uploads import MB, Limits
 __all__ = ["create_app", "serve", "Limits"]
 
 
-def create_app(runs_dir, limits: Limits = Limits(), *, token: str, hosts=(), api_docs: bool = False):
+def create_app(runs_dir, limits: Limits = Limits(), *, token: str, hosts=(), api_docs: bool = False, sets=None):
     """The app (glioscope.serve.app.create_app): `token` is the secret every request must hold."""
     from glioscope.serve.app import create_app as make
 
-    return make(runs_dir, limits, token=token, hosts=hosts, api_docs=api_docs)
+    return make(runs_dir, limits, token=token, hosts=hosts, api_docs=api_docs, sets=sets)
 
 
 def is_loopback(host: str) -> bool:
@@ -65,6 +65,7 @@ def serve(
     max_upload_mb: int = 512,
     allow_hosts: tuple[str, ...] | list[str] = (),
     api_docs: bool = False,
+    sets=None,
 ) -> None:
     """Run the app until interrupted; prints its address with this launch's token, and who can reach it."""
     import uvicorn
@@ -74,7 +75,7 @@ def serve(
     limits = Limits(max_upload=max_upload_mb * MB, max_unzipped=max(4 * max_upload_mb, 2048) * MB)
     token = new_token()
     hosts = [*allow_hosts, *([] if is_loopback(host) else [host])]
-    app = create_app(runs_dir, limits, token=token, hosts=hosts, api_docs=api_docs)
+    app = create_app(runs_dir, limits, token=token, hosts=hosts, api_docs=api_docs, sets=sets)
     _check_port(host, port)
     shown = f"[{host}]" if ":" in host else host
     print(f"glioscope serve: runs in {runs_dir}, at http://{shown}:{port}/?token={token}  (Ctrl-C stops it)")

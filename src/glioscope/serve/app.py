@@ -27,7 +27,9 @@ from glioscope.errors import GlioscopeError
 from glioscope.rundir import METRICS
 from glioscope.serve import pages, runs
 from glioscope.serve.guard import Guard, error_response, host_option
+from glioscope.evaluate.conformal import SetOptions
 from glioscope.serve.inference import ModelCache, ViewerStore, predict_study
+from glioscope.serve.verdict import cv_auc, verdict
 from glioscope.serve.uploads import MB, Limits, UploadError, save_upload
 
 STATIC = Path(__file__).parent / "static"
@@ -79,11 +81,13 @@ def create_app(
     token: str,
     hosts: tuple[str, ...] | list[str] = (),
     api_docs: bool = False,
+    sets: SetOptions | None = None,
 ) -> FastAPI:
     """The app serving the runs under `runs_dir` (see glioscope.serve).
 
     token: the secret every request must hold (glioscope.serve.guard); hosts: names it answers to besides
-    localhost, 127.0.0.1 and [::1]; api_docs: serve the OpenAPI schema at /openapi.json.
+    localhost, 127.0.0.1 and [::1]; api_docs: serve the OpenAPI schema at /openapi.json; sets: the prediction sets'
+    level (default 90%, glioscope.evaluate.conformal).
     """
     root = Path(runs_dir).resolve()
     if not root.is_dir():
@@ -228,7 +232,7 @@ def create_app(
                         422,
                     )
                 try:
-                    result, viewer = predict_study(found.path, upload.input, upload.mask, models)
+                    result, viewer = predict_study(found.path, upload.input, upload.mask, models, sets)
                 except GlioscopeError as exc:
                     raise UploadError(upload.public(str(exc)), 422) from None
                 result = json.loads(upload.public(json.dumps(result)))
@@ -242,6 +246,7 @@ def create_app(
             input=", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else ""),
             viewer=None if viewer is None else viewer.meta,
         )
+        result["verdict"] = verdict(result, cv_auc(found.path))
         result["timing"]["total_s"] = round(time.perf_counter() - started, 3)
         return result
 

@@ -84,10 +84,10 @@ class ModelCache:
 
 
 def predict_study(
-    run_dir: Path, study: Path, mask: Path | None = None, models: ModelCache | None = None
+    run_dir: Path, study: Path, mask: Path | None = None, models: ModelCache | None = None, sets=None
 ) -> tuple[dict, Viewer | None]:
-    """(JSON-ready result: the ensemble as `glioscope predict` gives it, each fold's, notes, timing; viewer data,
-    None for a model whose input is not an image)."""
+    """(JSON-ready result: the ensemble as `glioscope predict` gives it (with its prediction sets at `sets`' level),
+    each fold's, notes, timing; viewer data, None for a model whose input is not an image)."""
     started = time.perf_counter()
     run = (models or ModelCache()).get(run_dir)
     prediction = run.predict_study(study, mask)
@@ -97,7 +97,7 @@ def predict_study(
         "classes": run.class_names,
         "task": run.record.task,
         "samples_kind": prediction.inputs.kind,
-        **describe(run, prediction, folds=True),
+        **describe(run, prediction, folds=True, sets=sets),
     }
     _thumbnails(result["patients"], prediction)
     viewer = None

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from glioscope import __version__
 from glioscope.report.html import esc, interval, number
 from glioscope.rundir import REPORT
+from glioscope.serve.verdict import verdict_html
 from glioscope.typicality import warning_line
 
 _NAV = (("/", "Runs"), ("/predict", "Predict"))
@@ -195,7 +196,7 @@ def _probability_table(result: dict) -> str:
     return (
         f'<table class="probs" id="probabilities"><caption>Patient {esc(patient["patient_id"])}: '
         f"{patient['n_samples']} sample(s); {esc(result['models'])}</caption><thead><tr>{head}</tr></thead>"
-        f'<tbody>{"".join(rows)}</tbody><tfoot><tr><th>prediction</th><th id="prediction">'
+        f'<tbody>{"".join(rows)}</tbody><tfoot><tr><th>most probable</th><th id="prediction">'
         f"{esc(patient['prediction'])}</th>{verdict}</tr></tfoot></table>"
     )
 
@@ -299,7 +300,7 @@ def result_page(result: dict) -> str:
     )
     body = [
         '<p class="crumbs"><a href="/predict">Predict</a> / result</p>',
-        f'<h1>{esc(patient["prediction"])} <span class="muted">for patient {esc(patient["patient_id"])}</span></h1>',
+        verdict_html(result),  # the set, the folds' spread and the run's CV figure: never a lone class
         f'<p class="meta"><b>Model:</b> {esc(result["run"])} (<code>{esc(result["recipe"])}</code>, {esc(result["task"] or "")}) · '
         f'<b>Upload:</b> {esc(result["input"])} · <b>Time:</b> <span id="timing">{result["timing"]["total_s"]:.2f} s</span></p>',
         seen,

@@ -47,6 +47,7 @@ def _study(record: Record, patient_id: str, rng: np.random.Generator, years: tup
         study_description=description,
         patient_sex=str(rng.choice(["M", "F"])),
         patient_age=f"{int(rng.integers(25, 80)):03d}Y",
+        institution=f"glioscope phantom site {record.site}",
     )
     return study, f"{month:02d}-{day:02d}-{year:04d}"
 

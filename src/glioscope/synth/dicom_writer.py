@@ -60,6 +60,7 @@ class Study:
     study_description: str
     patient_sex: str
     patient_age: str  # e.g. 054Y
+    institution: str = "glioscope phantom cohort"  # InstitutionName: tells the phantom's sites apart
 
 
 def instance_numbers(n: int, order: str, rng: np.random.Generator) -> np.ndarray:
@@ -161,7 +162,7 @@ def series_dataset(
     ds.Modality = "MR"
     ds.Manufacturer = "glioscope"
     ds.ManufacturerModelName = "phantom"
-    ds.InstitutionName = "glioscope phantom cohort"
+    ds.InstitutionName = study.institution
     ds.StudyDescription = study.study_description
     ds.SeriesDescription = description
     ds.PatientName = study.patient_name

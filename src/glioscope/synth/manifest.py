@@ -19,7 +19,7 @@ TRUTH_ID_COLUMNS = {
 
 def truth_row(subject: Subject, record: Record, layouts: list[str]) -> dict:
     """Ground truth of one subject: ids per layout, labels, tumour centre, volumes and parameters."""
-    row = {"subject": record.spec.index, "grade": record.grade}
+    row = {"subject": record.spec.index, "site": record.site, "grade": record.grade}
     row["mgmt"] = "" if record.spec.methylated is None else int(record.spec.methylated)
     for layout, column in TRUTH_ID_COLUMNS.items():
         row[column] = record.ids.get(layout, "") if layout in layouts else ""

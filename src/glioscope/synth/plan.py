@@ -24,6 +24,7 @@ class Record:
     ids: dict[str, str] = field(default_factory=dict)  # layout -> id ('' when absent)
     rsna_planes: dict[str, str] = field(default_factory=dict)  # RSNA folder -> plane
     rsna_missing: str = ""  # RSNA sequence folder left out, if any
+    site: str = "A"  # the scanner and hospital (presets.SITES), recorded in truth.csv and DICOM InstitutionName
 
     @property
     def grade(self) -> str:
@@ -39,7 +40,8 @@ def plan(preset: Preset, seed: int, site: Site = SITES["A"]) -> list[Record]:
     records = []
     for index, grade in enumerate(classes):
         methylated = bool(rng_for(seed, STREAM_MGMT, index).random() < 0.5) if grade == "IV" else None
-        records.append(Record(SubjectSpec(index=index, grade=str(grade), methylated=methylated, seed=seed)))
+        spec = SubjectSpec(index=index, grade=str(grade), methylated=methylated, seed=seed)
+        records.append(Record(spec, site=site.name))
     tumours = [r for r in records if r.grade != "healthy"]
     glioblastomas = [r for r in records if r.grade == "IV"]
     healthy = [r for r in records if r.grade == "healthy"]
