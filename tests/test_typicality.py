@@ -167,21 +167,29 @@ def test_an_external_test_reports_the_share_flagged(phantom_run, tmp_path):
 
 
 def test_the_web_app_shows_a_warning_beside_the_verdict_when_flagged(phantom_run, tmp_path):
-    from glioscope.serve.inference import predict_study
-    from glioscope.serve.pages import result_page
+    pytest.importorskip("fastapi", reason="glioscope serve needs fastapi (pip install -e .)")
+    from fastapi.testclient import TestClient
 
+    from glioscope.serve import Limits, create_app
+
+    shutil.copytree(phantom_run["run"], tmp_path / "runs" / "alex")
+    token, base = "a-launch-token-for-this-test-0123456789", "http://127.0.0.1:8000"
+    client = TestClient(create_app(tmp_path / "runs", Limits(), token=token), base_url=base, headers={"Origin": base})
+    assert client.get("/", params={"token": token}).status_code == 200
     fresh = sorted((phantom_run["root"] / "phantom1" / "imagefolder").rglob("*.png"))[0]
-    noise = tmp_path / "noise.png"
     shape = np.asarray(Image.open(fresh)).shape
+    noise = tmp_path / "noise.png"
     Image.fromarray(np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)).save(noise)
     pages = {}
-    for seed, image in {1: fresh, 3: noise}.items():
-        result, _ = predict_study(phantom_run["run"], image)
-        result.update(run=str(phantom_run["run"]), input=image.name, viewer=None)  # as the app adds them
-        result["timing"]["total_s"] = result["timing"]["predict_s"]
-        pages[seed] = (result["patients"][0]["unlike_training"], result_page(result))
-    assert pages[3][0]["warning"] and 'id="unlike-training"' in pages[3][1] and "banner warning" in pages[3][1]
-    assert not pages[1][0]["warning"] and 'id="unlike-training"' not in pages[1][1]
+    for name, image in {"fresh": fresh, "noise": noise}.items():
+        files = [("files", (image.name, image.read_bytes()))]
+        answer = client.post("/api/predict", data={"model": "alex"}, files=files).json()
+        page = client.post("/predict", data={"model": "alex"}, files=files)
+        assert page.status_code == 200
+        pages[name] = (answer["patients"][0]["unlike_training"], page.text)
+    assert pages["noise"][0]["warning"] and 'class="banner warning" id="unlike-training"' in pages["noise"][1]
+    assert not pages["fresh"][0]["warning"] and 'id="unlike-training"' not in pages["fresh"][1]
+    assert pages["noise"][1].index('id="unlike-training"') < pages["noise"][1].index('id="probabilities"')
 
 
 def test_a_run_with_too_few_held_out_patients_says_so(tiny_2d_run, sagittal_cohort):
