@@ -36,7 +36,7 @@ LAYERS = [
     {"trained", "model_card"},
     {"predict", "batch", "external", "export"},
     {"serve"},
-    {"honesty", "demo", "weights_cli", "auto"},
+    {"honesty", "demo", "weights_cli", "auto", "curve"},
     {"cli"},
     {"__main__"},
 ]
