@@ -81,7 +81,10 @@ def _done(result: dict) -> str:
         "fold's held-out patients, the same for every f. Its own settings (inner CV, validation) ran inside the "
         "share only. The held-out predictions of every fold are pooled per fraction: the patient AUC and accuracy, "
         f"with 95% intervals from {result['n_boot']} bootstrap resamples of patients, and the mean ± SD over folds. "
-        "Whether the curve rises is read from paired bootstrap differences of the AUC on the same held-out patients."
+        "Whether the curve rises is read from paired bootstrap differences of the AUC on the same held-out patients: "
+        "of the last step (the two largest fractions) and of the whole curve (the smallest to the largest). These "
+        "intervals resample the held-out patients only, not which patients a share drew: run the curve again with "
+        "other <code>--seed</code> values to see that spread, which on a few dozen patients can be as large."
     )
 
 

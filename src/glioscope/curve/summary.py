@@ -121,10 +121,18 @@ def verdict(curve: pd.DataFrame, found: dict[str, dict]) -> str:
     held_out = int(curve["held_out_patients"].max())
     if not (math.isfinite(last["low"]) and math.isfinite(last["high"])):
         return f"The AUC differences could not be bootstrapped on these {held_out} held-out patients."
-    if last["low"] > 0:
+    same = whole["from"] == last["from"]
+    if last["low"] > 0 and (same or whole["low"] > 0):
         return (
             f"The curve still rises: {_step_words(last, rows)} (paired bootstrap over the same {held_out} held-out "
             "patients), so more patients would likely help."
+        )
+    if (last["low"] > 0 or last["high"] < 0) and not same and whole["low"] <= 0 <= whole["high"]:
+        moved = "rose" if last["low"] > 0 else "fell"
+        return (
+            f"The curve is noisy: its last step {moved} ({_step_words(last, rows)}), but the whole curve did not "
+            f"move beyond noise ({_step_words(whole, rows)}) with {held_out} held-out patients; it cannot tell "
+            "whether more patients would help."
         )
     if last["high"] < 0:
         return (
