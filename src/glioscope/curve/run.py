@@ -32,7 +32,7 @@ from glioscope.errors import InputError
 from glioscope.evaluate.aggregate import to_patients
 from glioscope.evaluate.fusion_inputs import headline_model
 from glioscope.rundir import PREDICTIONS, REPORT, SPLITS, RunFolder
-from glioscope.util import atomic
+from glioscope.util import atomic, csvfiles
 
 STATE, LOG = "state.json", "curve.log"
 
@@ -109,7 +109,7 @@ def _held_out_predictions(run_dir: Path, trained: list[str], held_out: list[str]
     test = images[images["set"] == "test"]
     model = headline_model(run_dir, info, set(test["model"]))
     patients = to_patients(test[test["model"] == model])
-    recorded = pd.read_csv(folder / SPLITS, dtype={"patient_id": str})
+    recorded = csvfiles.read(folder / SPLITS)
     ran_on = sorted(set(recorded.loc[recorded["partition"] == "cv", "patient_id"]))
     if not set(ran_on) <= set(trained):
         raise InputError(folder / SPLITS, "trained on patients outside its subsample")
