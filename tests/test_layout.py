@@ -37,7 +37,7 @@ LAYERS = [
     {"trained", "model_card", "repeats", "typicality"},
     {"predict", "batch", "external", "export"},
     {"serve"},
-    {"honesty", "demo", "weights_cli", "auto"},
+    {"honesty", "demo", "weights_cli", "auto", "curve"},
     {"cli"},
     {"__main__"},
 ]

@@ -7,6 +7,7 @@ import sys
 
 from glioscope import __version__, weights_cli
 from glioscope.cli import apply, auto, data, runs, share
+from glioscope.cli import curve
 from glioscope.errors import GlioscopeError
 from glioscope.pretrain import command as pretrain_command
 from glioscope.util.terminal import escaped_stdout, printable
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     weights_cli.add_parser(verbs)  # weights [fetch NAME]
     share.add_parsers(verbs)  # export, serve, demo
     auto.add_parser(verbs)  # auto
+    curve.add_parser(verbs)  # curve
     return parser
 
 
