@@ -192,3 +192,22 @@ def reliability_diagram(curves: Sequence[tuple[str, dict]], title: str) -> Figur
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     return fig
+
+
+def paired_differences(pairs: pd.DataFrame, title: str) -> Figure:
+    """Each pair's AUC and accuracy difference (A − B) with its paired 95% interval; filled where established."""
+    fig = new_figure(9, 0.55 * len(pairs) + 1.5)
+    axes = fig.subplots(1, 2, sharey=True)
+    where = np.arange(len(pairs))[::-1]
+    for ax, key, name in zip(axes, ("auc", "accuracy"), ("AUC", "accuracy")):
+        for y, (_, r) in zip(where, pairs.iterrows()):
+            x = float(r[f"{key}_difference"])
+            spread = [[x - float(r[f"{key}_ci_low"])], [float(r[f"{key}_ci_high"]) - x]]
+            face = "#2b6cb0" if bool(r[f"{key}_established"]) else "white"
+            ax.errorbar(x, y, xerr=spread, fmt="o", color="#2b6cb0", markerfacecolor=face, capsize=3)
+        ax.axvline(0, color="grey", linewidth=0.8, linestyle="--")
+        ax.set_xlabel(f"{name} difference A − B, 95% paired interval", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0].set_yticks(where, [f"{a}\nvs {b}" for a, b in zip(pairs["a"], pairs["b"])], fontsize=7)
+    fig.suptitle(f"{title} (filled: established at 95%; open: not)", fontsize=9)
+    return fig

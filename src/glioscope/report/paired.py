@@ -17,7 +17,8 @@ import pandas as pd
 from glioscope.errors import GlioscopeError
 from glioscope.evaluate.aggregate import to_patients
 from glioscope.evaluate.paired import compare_pair, holm
-from glioscope.report.html import esc, interval, is_missing, number, table
+from glioscope.report import figures
+from glioscope.report.html import esc, image, interval, is_missing, number, table
 from glioscope.rundir import RunFolder
 from glioscope.split import check_same_folds
 
@@ -161,6 +162,7 @@ def paired_html(frame: pd.DataFrame, reason: str | None, class_names: Sequence[s
         f"once for both models) and a p from {auc_test}. Accuracy is compared with McNemar's exact test on the "
         f"patients one model gets right and the other wrong.{adjusted}</p>",
         table(header, body, "Paired comparison, patient level, cross-validation pooled.", 2),
+        image(figures.png(figures.paired_differences(frame, "Paired differences")), "paired differences"),
     ]
 
 

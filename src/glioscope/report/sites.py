@@ -4,7 +4,11 @@ glioscope.evaluate.sites)."""
 
 from __future__ import annotations
 
-from glioscope.report.html import esc, interval, number, table
+import numpy as np
+from matplotlib.ticker import MaxNLocator
+
+from glioscope.report import figures
+from glioscope.report.html import esc, image, interval, number, table
 
 
 def site_section(metrics: dict, set_name: str = "cv", where: str = "cross-validation") -> list[str]:
@@ -54,6 +58,8 @@ def site_section(metrics: dict, set_name: str = "cv", where: str = "cross-valida
                     number(entry["accuracy"]),
                 ]
             )
+    if rows and found.get("patients"):
+        body.append(image(figures.png(site_figure(metrics, set_name)), "patients per site and AUC within each site"))
     if rows:
         body.append(
             table(
@@ -87,3 +93,41 @@ def site_banner(metrics: dict) -> str:
         "cross-validate by site (glioscope split --by-site)."
     )
     return f'<div class="banner warning">{said} {advice}</div>'
+
+
+def site_figure(metrics: dict, set_name: str = "cv"):
+    """Patients per class of each site, and the headline model's AUC: over all patients (with its interval), within
+    each site, and that of the site alone (with its interval)."""
+    found, names = metrics["sites"], metrics["class_names"]
+    model = metrics["models"][-1]
+    fig = figures.new_figure(8.5, 3.0)
+    counts, aucs = fig.subplots(1, 2, width_ratios=[1, 1.4])
+    bottom = np.zeros(len(found["names"]))
+    for k, name in enumerate(names):
+        heights = np.array([found["patients"][s].get(name, 0) for s in found["names"]], float)
+        counts.bar(found["names"], heights, bottom=bottom, label=name, color=f"C{k}")
+        bottom += heights
+    counts.yaxis.set_major_locator(MaxNLocator(integer=True))
+    counts.set_ylabel("patients")
+    counts.set_title("Patients per class of each site", fontsize=9)
+    counts.legend(fontsize=7)
+    entry = (metrics.get(set_name) or {}).get(model, {}).get("patient", {})
+    by_site = (found.get("per_site") or {}).get(set_name, {}).get(model, {})
+    bars = [("all patients", entry.get("pooled", {}).get("macro_auc"), entry.get("ci", {}).get("macro_auc"))]
+    bars += [(f"within {site}", by_site[site]["auc"], None) for site in found["names"] if site in by_site]
+    alone = found.get("site_alone") if set_name == "cv" else None
+    if alone:
+        bars.append(("site alone", alone["auc"], alone["ci"]))
+    for y, (label, value, ci) in enumerate(bars[::-1]):
+        if value is None:
+            continue
+        colour = "#c53030" if label == "site alone" else "#2b6cb0"
+        aucs.barh(y, value, color=colour, alpha=0.35 if ci is None else 0.8)
+        if ci and None not in ci:
+            aucs.errorbar(value, y, xerr=[[value - ci[0]], [ci[1] - value]], color="black", capsize=3)
+    aucs.set_yticks(range(len(bars)), [b[0] for b in bars[::-1]], fontsize=8)
+    aucs.axvline(0.5, color="grey", linestyle="--", linewidth=0.8)
+    aucs.set_xlim(0, 1)
+    aucs.set_xlabel("patient AUC (95% bootstrap interval where drawn)", fontsize=8)
+    aucs.set_title(f"{model}: overall, within each site, and the site alone", fontsize=9)
+    return fig
