@@ -101,3 +101,43 @@ def tiny_2d_run(sagittal_cohort, tmp_path_factory) -> Path:
         args = [arg for item in FAST_2D for arg in ("--set", item)]
         assert main(["cv", "sdl", "--cohort", str(sagittal_cohort), "-o", str(root / "run"), *args]) == 0
     return root / "run"
+
+
+def _mgmt_cohort(root: Path, name: str, n: int, seed: int, effect: float):
+    """An MGMT phantom of `n` subjects at MGMT effect `effect` (0: no signal): each subject's T1c volume and tumour
+    mask, labelled by its status, ingested from a manifest; returns (cohort folder, manifest rows)."""
+    import json
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from glioscope.cli import main
+    from glioscope.synth import synthesize
+    from glioscope.synth.presets import PRESETS
+
+    phantom = root / f"phantom-{name}"
+    preset = replace(PRESETS["mgmt"], n_grade_iv=n, montage_per_class=1)
+    synthesize(phantom, preset, seed=seed, mgmt_effect=effect, layouts=["brats"], progress=False)
+    truth = pd.read_csv(phantom / "truth.csv", dtype=str, keep_default_na=False)
+    brats = phantom / json.loads((phantom / "synth.json").read_text())["layouts"]["brats"]
+    rows = [
+        {
+            "path": brats / s.brats_id / f"{s.brats_id}_t1ce.nii.gz",
+            "patient_id": f"{name}-{s.subject}",  # two seeds reuse BraTS ids: these are other patients
+            "label": s.mgmt,
+            "sequence": "T1c",
+            "mask_path": brats / s.brats_id / f"{s.brats_id}_seg.nii.gz",
+        }
+        for s in truth.itertuples()
+    ]
+    pd.DataFrame(rows).to_csv(root / f"{name}.csv", index=False)
+    args = ["ingest", str(root / f"{name}.csv"), "--format", "manifest", "--workers", "1", "-o"]
+    assert main([*args, str(root / f"cohort-{name}")]) == 0
+    return root / f"cohort-{name}", rows
+
+
+@pytest.fixture(scope="session")
+def mgmt_cohort():
+    """mgmt_cohort(root, name, n, seed, effect) -> (cohort folder, manifest rows): an MGMT phantom's T1c volumes
+    and tumour masks, whose MGMT signal is known (effect 0: none)."""
+    return _mgmt_cohort

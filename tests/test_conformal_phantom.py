@@ -6,47 +6,21 @@ them with the fold models' spread and the run's CV figure; a bad --level is refu
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pandas as pd
 import pytest
 
 from glioscope.cli import main
-from glioscope.synth import synthesize
-from glioscope.synth.presets import PRESETS
 
 N_TRAIN, N_TEST = 20, 40
 
 
-def _cohort(root, name: str, n: int, seed: int):
-    """An MGMT phantom without MGMT signal: each subject's T1c volume and tumour mask, labelled by its status."""
-    phantom = root / f"phantom-{name}"
-    preset = replace(PRESETS["mgmt"], n_grade_iv=n, montage_per_class=1)
-    synthesize(phantom, preset, seed=seed, mgmt_effect=0.0, layouts=["brats"], progress=False)
-    truth = pd.read_csv(phantom / "truth.csv", dtype=str, keep_default_na=False)
-    brats = phantom / json.loads((phantom / "synth.json").read_text())["layouts"]["brats"]
-    rows = [
-        {
-            "path": brats / s.brats_id / f"{s.brats_id}_t1ce.nii.gz",
-            "patient_id": f"{name}-{s.subject}",  # the two seeds reuse BraTS ids: these are other patients
-            "label": s.mgmt,
-            "sequence": "T1c",
-            "mask_path": brats / s.brats_id / f"{s.brats_id}_seg.nii.gz",
-        }
-        for s in truth.itertuples()
-    ]
-    pd.DataFrame(rows).to_csv(root / f"{name}.csv", index=False)
-    args = ["ingest", str(root / f"{name}.csv"), "--format", "manifest", "--workers", "1", "-o"]
-    assert main([*args, str(root / f"cohort-{name}")]) == 0
-    return root / f"cohort-{name}", rows
-
-
 @pytest.fixture(scope="module")
-def phantom(module_tmp, monkeypatch_module):
+def phantom(module_tmp, monkeypatch_module, mgmt_cohort):
     root = module_tmp
     monkeypatch_module.setenv("GLIOSCOPE_CACHE", str(root / "cache"))
-    train, _ = _cohort(root, "train", N_TRAIN, seed=0)
-    test, rows = _cohort(root, "test", N_TEST, seed=1)
+    train, _ = mgmt_cohort(root, "train", N_TRAIN, seed=0, effect=0.0)
+    test, rows = mgmt_cohort(root, "test", N_TEST, seed=1, effect=0.0)
     run = root / "runs" / "radiomics"
     settings = ["--set", "cv.folds=4", "--set", "evaluate.bootstrap=20"]
     assert main(["cv", "radiomics", "--quick", "--cohort", str(train), "-o", str(run), *settings]) == 0

@@ -73,7 +73,7 @@ def test_comparison_page_and_csv(runs):
         assert f'<td class="label">{model}</td>' in text
     assert text.index("<h3>Patient level</h3>") < text.index("<h3>Image level</h3>")
     assert "Paired comparison per fold" in text and "difference" in text
-    assert text.count('src="data:image/png;base64,') == 2  # overlaid ROC, paired folds
+    assert text.count('src="data:image/png;base64,') == 3  # overlaid ROC, paired differences, paired folds
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text, re.IGNORECASE)
     table = pd.read_csv(out.with_suffix(".csv"))
     assert len(table) == 8 and {"run", "model", "level", "accuracy_mean", "accuracy_ci_low"} <= set(table.columns)

@@ -18,6 +18,8 @@ from glioscope.evaluate.typicality import ALPHA, MIN_CALIBRATION, Calibration, R
 from glioscope.ingest import ingest
 from glioscope.rundir import COHORT, REPORT, TYPICALITY, UNLIKE
 from glioscope.synth import PRESETS, synthesize
+from glioscope.trained import TrainedRun
+from glioscope.typicality import _patient_vectors
 
 PRESET = replace(PRESETS["tiny"], name="tiny24", n_per_grade=8, n_healthy=0)  # 24 held-out patients: p down to 1/25
 FAST = [
@@ -193,15 +195,17 @@ def test_the_web_app_shows_a_warning_beside_the_verdict_when_flagged(phantom_run
 
 
 def test_a_run_with_too_few_held_out_patients_says_so(tiny_2d_run, sagittal_cohort):
-    """The tiny SDL run (9 patients): its members' features are measured, but no p-value can fall below 0.05."""
+    """The tiny SDL run (9 patients): no p-value could fall below 0.05, so its cohort is not measured; its members'
+    features are there to measure."""
     result = predict_batch(tiny_2d_run, [sagittal_cohort], progress=False)
     assert all(p["unlike_training"] is None for p in result["patients"])
     assert any(f"at least {MIN_CALIBRATION} are needed" in n for n in result["notes"])
-    made = Calibration.load(tiny_2d_run / TYPICALITY)
+    assert not (tiny_2d_run / TYPICALITY).exists()  # told before its cohort was decoded for nothing
+    run = TrainedRun(tiny_2d_run)
+    inputs = run.rows_inputs(run.folder.cohort(), None, False)
+    vectors = _patient_vectors(run, inputs, False)  # an SDL run's members' features, side by side
     patients = pd.read_csv(tiny_2d_run / COHORT)["patient_id"].nunique()
-    assert len(made.held_out) == patients < MIN_CALIBRATION and all(
-        r.vectors.shape[1] == 2 * 256 for r in made.references.values()
-    )
+    assert all(v.shape == (patients, 2 * 256) for v in vectors.values()) and patients < MIN_CALIBRATION
 
 
 def test_conformal_p_values_flag_about_alpha_of_exchangeable_patients_and_most_shifted_ones():

@@ -114,6 +114,11 @@ def _calibrate(run, key: str, progress: bool) -> Calibration:
     splits = csvfiles.read(run.folder / SPLITS)
     splits = splits[splits["partition"].astype(str) == "cv"]
     fold_of = splits.groupby(splits["patient_id"].astype(str))["fold"].first().astype(int)
+    if len(fold_of) < MIN_CALIBRATION:  # before decoding a whole cohort for a calibration that could flag nothing
+        raise Untold(
+            f"the run has {len(fold_of)} held-out patient(s); at least {MIN_CALIBRATION} are needed for a "
+            f"p-value below {ALPHA}"
+        )
     cohort = run.folder.cohort()
     frame = cohort[cohort["patient_id"].astype(str).isin(fold_of.index)].reset_index(drop=True)
     if progress:
