@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from glioscope.errors import GlioscopeError
-from glioscope.evaluate.aggregate import to_patients
-from glioscope.rundir import CONFORMAL, PREDICTIONS, RunFolder
+from glioscope.evaluate.operating_point import cv_patients
+from glioscope.rundir import CONFORMAL, RunFolder
 from glioscope.util import atomic
 
 DEFAULT_LEVEL = 0.90
@@ -57,13 +57,9 @@ class SetOptions:
 def cv_calibration(folder: RunFolder, names: list[str], headline: str) -> dict | None:
     """The calibration of a run's headline model from its cross-validation predictions (patient level, folds
     pooled); None without cross-validation predictions of it (a package, an external test)."""
-    if not (folder / PREDICTIONS).is_file():
+    patients = cv_patients(folder, names, headline)
+    if patients is None:
         return None
-    cv = folder.predictions(names)
-    cv = cv[(cv["set"] == "cv") & (cv["model"] == headline)]
-    if cv.empty:
-        return None
-    patients = to_patients(cv, by=("fold",))
     probs = patients[[f"prob_{n}" for n in names]].to_numpy(float)
     target = patients["target"].to_numpy(int)
     scores = 1.0 - probs[np.arange(len(target)), target]

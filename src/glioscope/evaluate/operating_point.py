@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from glioscope.evaluate.aggregate import to_patients
 from glioscope.rundir import PREDICTIONS, RunFolder
@@ -37,16 +38,22 @@ def at_threshold(y_true: np.ndarray, positive: np.ndarray, threshold: float) -> 
     }
 
 
-def cv_operating_point(folder: RunFolder, names: list[str], headline: str) -> dict | None:
-    """A binary run's threshold, chosen on its own cross-validation predictions (patient level, pooled) by Youden's
-    J; None for more than two classes, or a folder without cross-validation predictions (a model package)."""
-    if len(names) != 2 or not (folder / PREDICTIONS).is_file():
+def cv_patients(folder: RunFolder, names: list[str], headline: str) -> pd.DataFrame | None:
+    """The headline model's cross-validation predictions per patient (each patient's mean within its fold, all folds
+    pooled), what a run's operating point and conformal calibration are chosen on; None without them (a package)."""
+    if not (folder / PREDICTIONS).is_file():
         return None
     cv = folder.predictions(names)
     cv = cv[(cv["set"] == "cv") & (cv["model"] == headline)]
-    if cv.empty:
+    return None if cv.empty else to_patients(cv, by=("fold",))
+
+
+def cv_operating_point(folder: RunFolder, names: list[str], headline: str) -> dict | None:
+    """A binary run's threshold, chosen on its own cross-validation predictions (patient level, pooled) by Youden's
+    J; None for more than two classes, or a folder without cross-validation predictions (a model package)."""
+    patients = cv_patients(folder, names, headline) if len(names) == 2 else None
+    if patients is None:
         return None
-    patients = to_patients(cv, by=("fold",))
     threshold = youden_threshold(patients["target"].to_numpy(), patients[f"prob_{names[1]}"].to_numpy())
     return {
         "threshold": threshold,

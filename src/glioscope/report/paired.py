@@ -15,7 +15,7 @@ from typing import Sequence
 import pandas as pd
 
 from glioscope.errors import GlioscopeError
-from glioscope.evaluate.aggregate import to_patients
+from glioscope.evaluate.operating_point import cv_patients
 from glioscope.evaluate.paired import compare_pair, holm
 from glioscope.report import figures
 from glioscope.report.html import esc, image, interval, is_missing, number, table
@@ -27,9 +27,10 @@ ALPHA = 0.05
 
 def _cv_patients(run_dir: Path, class_names: list[str], model: str) -> pd.DataFrame:
     """One row per cross-validated patient of `model`: patient_id, target, prob_<class>, indexed by patient."""
-    images = RunFolder(run_dir).predictions(class_names)
-    images = images[(images["set"] == "cv") & (images["model"] == model)]
-    return to_patients(images, by=("model",)).set_index("patient_id").sort_index()
+    patients = cv_patients(RunFolder(run_dir), class_names, model)
+    if patients is None:  # a run without cross-validation: no patient to pair (refusal says so)
+        return pd.DataFrame(columns=["target", *(f"prob_{c}" for c in class_names)]).rename_axis("patient_id")
+    return patients.set_index("patient_id").sort_index()
 
 
 def _contenders(run_dirs: Sequence[Path], labels: Sequence[str]) -> tuple[list[tuple[str, str, Path]], list[str]]:
