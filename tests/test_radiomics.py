@@ -321,3 +321,50 @@ def test_a_class_of_one_training_patient_leaves_an_inner_part_with_one_class_and
         assert fitted.validation.shape == (6, 2) and np.allclose(fitted.validation.sum(axis=1), 1.0)
         # the part trained without class 1 predicts the class frequencies of its training patients: all class 0
         assert (fitted.validation[y == 1, 0] == 1.0).all()
+
+
+def test_the_inner_cv_never_chooses_a_setting_whose_model_keeps_no_feature():
+    from glioscope.radiomics.classifier import fit_with_inner_cv
+
+    settings = load_recipe("radiomics", ["classifier.penalties=[l1]", "classifier.C=[0.001,0.01,1.0]"])[1].classifier
+    ids, names = [f"p{k}" for k in range(24)], [f"f{j}" for j in range(12)]
+    y = np.repeat([0, 1], 12)
+    would_have_chosen_none = 0
+    for seed in range(8):  # pure noise: the weak-signal case where a constant model can win the inner CV
+        X = np.random.default_rng(seed).normal(size=(len(y), len(names)))
+        fitted = fit_with_inner_cv(X, y, ids, names, 2, settings)
+        grid = fitted.grid
+        assert (grid.loc[grid["C"] == 0.001, "fewest_features_kept"] == 0).all()  # the strong penalty keeps none
+        assert len(fitted.weights) > 0 and fitted.params["C"] != 0.001
+        best = grid["inner_macro_auc"].fillna(-1).idxmax()
+        if grid.at[best, "fewest_features_kept"] == 0:
+            would_have_chosen_none += 1
+            assert "kept no feature" in fitted.note
+        else:
+            assert fitted.note == "" and fitted.params["C"] == grid.at[best, "C"]
+    assert would_have_chosen_none > 0  # the rule mattered on some of these seeds
+    only_none = load_recipe("radiomics", ["classifier.penalties=[l1]", "classifier.C=[0.0001]"])[1].classifier
+    fitted = fit_with_inner_cv(X, y, ids, names, 2, only_none)
+    assert len(fitted.weights) == 0 and "every setting of the grid kept no feature" in fitted.note
+
+
+def test_a_recipe_forced_to_keep_no_feature_is_named_degenerate_in_metrics_terminal_and_report(
+    radiomics_run, phantom, capsys
+):
+    out = phantom["root"] / "runs" / "no-feature"
+    forced = ["--set", "classifier.penalties=[l1]", "--set", "classifier.C=[0.00001]"]
+    args = ["cv", "radiomics", "--cohort", str(phantom["masks"]), "--splits", str(phantom["splits"]), "-o", str(out)]
+    assert main([*args, *FAST, *forced]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    found = {(d["set"], d["fold"]): d["finding"] for d in metrics["degenerate"]}
+    assert found == {("cv", k): "one score" for k in range(3)}
+    for k in range(3):
+        assert f"warning: radiomics, fold {k}: every patient gets the same probabilities" in printed
+    assert "every setting of the grid kept no feature" in printed and "uses 0 of" in printed
+    (row,) = metrics["pooled_vs_folds"]
+    assert row["fold_mean"] == 0.5 and row["fold_sd"] == 0.0 and row["differs"] == (row["pooled"] != 0.5)
+    report = (out / "report.html").read_text()
+    assert report.count("every patient gets the same probabilities") == 3
+    # the normal run of the same folds is not flagged
+    assert json.loads((radiomics_run / "metrics.json").read_text())["degenerate"] == []

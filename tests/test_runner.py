@@ -94,8 +94,17 @@ def test_evaluate_rewrites_metrics(sdl_and_alexnet_runs, capsys):
     _, alexnet = sdl_and_alexnet_runs
     (alexnet / "metrics.json").unlink()
     assert main(["evaluate", str(alexnet), "--bootstrap", "20", "--no-report"]) == 0
-    assert "patient level" in capsys.readouterr().out
-    assert (alexnet / "metrics.json").is_file()
+    printed = capsys.readouterr().out.splitlines()
+    metrics = json.loads((alexnet / "metrics.json").read_text())
+    level = metrics["cv"]["alexnet"]["patient"]
+    # the pooled value with its own interval, and the folds' mean ± SD on a line of its own: never one bracket for both
+    at = printed.index(
+        "cv set, patient level: pooled over folds [95% bootstrap CI over patients]; below it, mean ± SD of the 2 folds' values"
+    )
+    pooled, low, high = level["pooled"]["macro_auc"], *level["ci"]["macro_auc"]
+    assert printed[at + 2].split()[0] == "alexnet" and printed[at + 2].endswith(f"{pooled:.3f} [{low:.3f}, {high:.3f}]")
+    mean, sd = level["summary"]["macro_auc"]
+    assert printed[at + 3].split()[0] == "folds" and printed[at + 3].endswith(f"folds {mean:.3f} ± {sd:.3f}")
 
 
 def test_predict_prints_valid_json_for_a_dicom_study(sdl_and_alexnet_runs, tiny_phantom, capsys, tmp_path):

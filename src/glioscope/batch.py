@@ -20,12 +20,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from glioscope import cohort
 from glioscope.cohort import COHORT_FILE
 from glioscope.errors import InputError
 from glioscope.evaluate.conformal import SetOptions, set_fields
+from glioscope.evaluate.degenerate import assess as same_for_all
 from glioscope.ingest import ingest
 from glioscope.trained import ATTENTION_NOTE, TrainedRun, decided_text, seen_in_training
 from glioscope.typicality import assess, csv_columns
@@ -111,6 +113,7 @@ def predict_batch(
     patients = [{**p, **c, **unlike.of(p["patient_id"])} for p, c in zip(_patients(result, seen), conformal.entries)]
     if any("attention" in p for p in patients):
         notes.append(ATTENTION_NOTE)
+    notes += one_answer(patients, run.class_names)
     return {
         "run": str(run_dir),
         "recipe": run.recipe.name,
@@ -120,6 +123,23 @@ def predict_batch(
         "skipped": skipped,
         "notes": list(run.notes) + notes + list(result.inputs.notes) + seen.notes + conformal.notes + unlike.notes,
     }
+
+
+def one_answer(patients: list[dict], names: list[str]) -> list[str]:
+    """A note when every patient of the batch gets one score or one class (glioscope.evaluate.degenerate)."""
+    probabilities = np.array([[p["probabilities"][n] for n in names] for p in patients], dtype=float)
+    finding = same_for_all(probabilities, None, names)
+    if not finding:
+        return []
+    if finding["finding"] == "one score":
+        same = finding["detail"].split("(", 1)[1].rstrip(")")
+        return [
+            f"warning: the model gives all {len(patients)} patients the same probabilities ({same}): it does not tell them apart"
+        ]
+    return [
+        f"{finding['detail'][0].upper()}{finding['detail'][1:]} ({len(patients)} patients): if they are not all of "
+        f"one class, check the run's report for fold models that predict one class"
+    ]
 
 
 def _patients(result, seen) -> list[dict]:

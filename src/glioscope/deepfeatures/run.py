@@ -126,6 +126,7 @@ def _write_fold(folder: RunFolder, job: plan.Job, bags: EmbeddingSet, y: np.ndar
     }
     if settings.model != "attention":
         record["features_used"] = int(len(fitted.weights))
+        record["note"] = fitted.note
     return record, attention
 
 
@@ -192,7 +193,8 @@ def run_deepfeatures(
             records[job.name], weights = _write_fold(staged, job, bags, y, names, recipe)
             attention += weights
             print(f"note: {job.name}: the inner CV chose {records[job.name]['chosen']} "
-                  f"(inner macro AUC {records[job.name]['inner_macro_auc']:.2f})")  # fmt: skip
+                  f"(inner macro AUC {records[job.name]['inner_macro_auc']:.2f})"
+                  + (f"; {records[job.name]['note']}" if records[job.name].get("note") else ""))  # fmt: skip
         if attention:
             attention = pd.concat(attention, ignore_index=True)
             atomic.write_csv(staged / ATTENTION, attention)

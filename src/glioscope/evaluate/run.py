@@ -16,6 +16,8 @@ metrics.json holds, besides the run's metadata:
              "pooled": classification_metrics(...) of all folds' rows,
              "ci": {<flat metric>: [low, high]}}              # 95%, patients resampled
 
+    degenerate: folds whose model gives every patient one score or one class (glioscope.evaluate.degenerate)
+    pooled_vs_folds: per model, the pooled patient AUC beside the fold mean ± SD, and whether they part
     sites: per-site metrics and the site-alone AUC, when the cohort tells sites apart (glioscope.evaluate.sites)
 
 NaN (e.g. an AUC where a fold lacks a class) is written as null.
@@ -33,6 +35,7 @@ import pandas as pd
 import glioscope
 from glioscope.evaluate.aggregate import arrays, prob_columns, to_patients
 from glioscope.evaluate.conformal import evaluated_sets
+from glioscope.evaluate.degenerate import degenerate_folds, pooled_vs_folds
 from glioscope.evaluate.bootstrap import bootstrap_intervals, fold_summary
 from glioscope.evaluate.metrics import classification_metrics, flat_metrics
 from glioscope.evaluate.operating_point import at_threshold
@@ -116,6 +119,8 @@ def evaluate_run(
                 rows = table[(table["set"] == set_name) & (table["model"] == model)]
                 if len(rows):
                     result[set_name][model][level] = evaluate_level(rows, names, n_boot, seed)
+    result["degenerate"] = degenerate_folds(patients, names)
+    result["pooled_vs_folds"] = pooled_vs_folds(result)
     result["sites"] = site_checks(folder, patients, names, models, site_column, n_boot, seed)
     point = (info.get("external") or {}).get("operating_point")
     if point:  # an external test of a binary run: each model at the threshold the run's CV chose

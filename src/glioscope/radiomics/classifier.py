@@ -15,8 +15,14 @@ The inner CV splits the training patients (one row each, so by patient) into str
 seeded folds, fits every setting of the grid on each inner training part, pools the
 out-of-fold probabilities and scores them by macro one-vs-rest AUC; the best setting (ties:
 the first in grid order, the strongest regularisation first) is refit on all training
-patients. The chosen setting's out-of-fold probabilities are the fold's validation
-predictions (glioscope fuse fits its combiners on them).
+patients. A setting whose model keeps no feature in some inner part (a strong L1 penalty
+zeroes every coefficient) is not chosen: such a model gives every patient of a part one
+score, the part's training prevalence, and pooled over stratified parts those constants rank
+patients against their labels, which can win an inner CV on a weak signal. Only when every
+setting is so is the best of them kept, and the fold says so (`Fitted.note`); likewise when the
+refit on all training patients keeps no feature and no other setting's refit does. The chosen
+setting's out-of-fold probabilities are the fold's validation predictions (glioscope fuse fits
+its combiners on them).
 """
 
 from __future__ import annotations
@@ -163,6 +169,7 @@ class Fitted:
     model: Pipeline
     validation: np.ndarray  # (n_train, n_classes): the chosen setting's inner out-of-fold probabilities
     weights: pd.Series  # per feature used: |coefficient| (mean over classes) or forest importance, largest first
+    note: str = ""  # why the chosen setting is not the inner CV's best, or why it keeps no feature
 
 
 def fit_with_inner_cv(
@@ -189,30 +196,49 @@ def fit_with_inner_cv(
     ids = np.asarray(patients)
     for inner_train, inner_validation in parts:
         assert_disjoint({"inner training": ids[inner_train], "inner validation": ids[inner_validation]})
-    rows, best, best_oof = [], None, None
+    rows, oofs = [], []
     for params in grid(settings):
         oof = np.zeros((len(y), n_classes))
+        kept = []
         for inner_train, inner_validation in parts:
             if len(np.unique(y[inner_train])) < 2:  # a class of one patient: this part's training holds one class
                 oof[inner_validation] = class_prior(y[inner_train], n_classes)
                 continue
             model = _fit(make_model(params, settings, workers), X[inner_train], y[inner_train])
             oof[inner_validation] = probabilities(model, X[inner_validation], n_classes)
-        score = macro_auc(y, oof)
-        rows.append({**params, "inner_macro_auc": score})
-        if best is None or (np.isfinite(score) and not score <= rows[best]["inner_macro_auc"]):
-            best, best_oof = len(rows) - 1, oof
-    chosen = {k: v for k, v in rows[best].items() if k != "inner_macro_auc"}
-    model = _fit(make_model(chosen, settings, workers), X, y)
-    return Fitted(
-        chosen,
-        rows[best]["inner_macro_auc"],
-        folds,
-        pd.DataFrame(rows),
-        model,
-        best_oof,
-        feature_weights(model, features),
-    )
+            kept.append(len(feature_weights(model, features)))
+        rows.append({**params, "inner_macro_auc": macro_auc(y, oof), "fewest_features_kept": min(kept, default=0)})
+        oofs.append(oof)
+    table = pd.DataFrame(rows)
+    order = _ranked(table)
+    keeping = [i for i in order if table.at[i, "fewest_features_kept"] > 0]
+    note = ""
+    if not keeping:
+        note = "every setting of the grid kept no feature in some inner part; the best of them is used"
+    for best in keeping or order[:1]:
+        chosen = {k: v for k, v in rows[best].items() if k not in ("inner_macro_auc", "fewest_features_kept")}
+        model = _fit(make_model(chosen, settings, workers), X, y)
+        weights = feature_weights(model, features)
+        if len(weights):
+            break
+    if not len(weights):
+        note = note or "no setting's refit on the training patients keeps a feature: every patient gets one score"
+    elif best != order[0]:
+        note = (
+            f"the inner CV's best setting ({_setting(rows[order[0]])}) kept no feature in some inner part or in "
+            f"its refit; the best setting that keeps features is used"
+        )
+    return Fitted(chosen, rows[best]["inner_macro_auc"], folds, table, model, oofs[best], weights, note)
+
+
+def _ranked(table: pd.DataFrame) -> list[int]:
+    """Grid positions by inner AUC, best first; ties (and NaN, last) keep grid order."""
+    score = table["inner_macro_auc"].fillna(-np.inf).to_numpy()
+    return [int(i) for i in np.argsort(-score, kind="stable")]
+
+
+def _setting(row: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in row.items() if k not in ("inner_macro_auc", "fewest_features_kept"))
 
 
 def feature_weights(model: Pipeline, features: list[str]) -> pd.Series:

@@ -116,6 +116,7 @@ def _write_fold(
         "training_patients": len(train),
         "features_used": int(len(fitted.weights)),
         "top_features": list(fitted.weights.index[:5]),
+        "note": fitted.note,
     }
 
 
@@ -151,7 +152,9 @@ def _describe(name: str, record: dict, total: int) -> str:
     return (
         f"{name}: the inner {record['inner_folds']}-fold CV on its {record['training_patients']} training "
         f"patients chose {chosen} (inner macro AUC {record['inner_macro_auc']:.2f}); the model uses "
-        f"{record['features_used']} of {total} features (first: {', '.join(record['top_features'][:3])})"
+        f"{record['features_used']} of {total} features"
+        + (f" (first: {', '.join(record['top_features'][:3])})" if record["top_features"] else "")
+        + (f"; note: {record['note']}" if record.get("note") else "")
     )
 
 

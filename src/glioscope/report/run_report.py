@@ -20,6 +20,7 @@ from glioscope.report.attention import attention_section
 from glioscope.report.unlike import run_section
 from glioscope.report.conformal import selective_section
 from glioscope.report.html import esc, image, page
+from glioscope.evaluate.degenerate import lines as degenerate_lines
 from glioscope.report.sites import site_banner, site_section
 from glioscope.rundir import CONFIG, HISTORY, REPORT, RunFolder
 from glioscope.split import LEAKY_WARNING
@@ -105,6 +106,16 @@ def _header(info: dict, metrics: dict) -> list[str]:
     statement = info.get("split_statement") or "No split statement was recorded for this run."
     body.append(f'<div class="statement">{esc(statement)}</div>')
     return body
+
+
+def findings(metrics: dict) -> list[str]:
+    """Banners for degenerate fold models and for pooled figures that part from their folds' mean."""
+    out = []
+    for line in degenerate_lines(metrics):
+        kind = "warning" if line.startswith("warning") else "note"
+        text = line.split(": ", 1)[1]
+        out.append(f'<div class="banner warning">{esc(kind.capitalize())}: {esc(text)}</div>')
+    return out
 
 
 def _weights(record: dict | None) -> str | None:
@@ -220,7 +231,7 @@ def write_report(run_dir: str | Path, gradcam_panels=None, n_boot: int = 1000, s
     saver = _Figures(run_dir / "figures")
     histories = folder.histories(metrics.get("folds", []))
 
-    body = _header(info, metrics) + [site_banner(metrics)]
+    body = _header(info, metrics) + [site_banner(metrics)] + findings(metrics)
     body.append("<h2>Results: cross-validation</h2>")
     body += _metric_sections(metrics, "cv", histories)
     body += gap.section(histories, metrics, gap.train_settings(folder))
