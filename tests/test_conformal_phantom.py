@@ -22,7 +22,7 @@ def phantom(module_tmp, monkeypatch_module, mgmt_cohort):
     train, _ = mgmt_cohort(root, "train", N_TRAIN, seed=0, effect=0.0)
     test, rows = mgmt_cohort(root, "test", N_TEST, seed=1, effect=0.0)
     run = root / "runs" / "radiomics"
-    settings = ["--set", "cv.folds=4", "--set", "evaluate.bootstrap=20"]
+    settings = ["--set", "cv.folds=4", "--set", "evaluate.bootstrap=20", "--permutations", "0"]
     assert main(["cv", "radiomics", "--quick", "--cohort", str(train), "-o", str(run), *settings]) == 0
     return {"root": root, "run": run, "test": test, "rows": rows}
 

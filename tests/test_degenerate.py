@@ -54,6 +54,8 @@ def test_a_pooled_auc_further_from_the_fold_mean_than_the_sd_is_explained():
         {"model": "m", "pooled": 0.42, "fold_mean": 0.48, "fold_sd": 0.03, "differs": True}
     ]
     assert not pooled_vs_folds(_metrics(0.46, 0.48, 0.03))[0]["differs"]
+    assert not pooled_vs_folds(_metrics(0.985, 1.0, 0.0))[0]["differs"]  # no spread, yet a small gap is no news
+    assert pooled_vs_folds(_metrics(0.3, 0.5, 0.0))[0]["differs"]  # constant folds pooled against their labels
     assert pooled_vs_folds(_metrics(0.46, 0.48, 0.03, folds=1)) == []  # one evaluation set: nothing to compare
     assert not pooled_vs_folds({**_metrics(0.4, 0.5, 0.1), "cv": {"m": {"patient": {
         "n_folds": 3, "pooled": {"macro_auc": None}, "summary": {"macro_auc": [0.5, 0.1]}}}}})[0]["differs"]  # fmt: skip

@@ -34,7 +34,7 @@ LAYERS = [
     {"runner", "radiomics"},
     {"deepfeatures"},
     {"methods"},
-    {"trained", "model_card", "repeats", "typicality"},
+    {"trained", "model_card", "repeats", "typicality", "permutation"},
     {"predict", "batch", "external", "export"},
     {"serve"},
     {"honesty", "demo", "weights_cli", "auto", "curve"},

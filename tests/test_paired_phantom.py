@@ -5,6 +5,7 @@ identical runs must not be called different; each against the shuffled-label run
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 from glioscope.cli import main
 from glioscope.cohort import COHORT_FILE
 from glioscope.report.paired import paired_csv_path
-from glioscope.rundir import PREDICTIONS, RunFolder
+from glioscope.rundir import PERMUTATION, PREDICTIONS, RunFolder
 from glioscope.rundir.tables import read_predictions
 from glioscope.util import atomic
 
@@ -39,7 +40,8 @@ def runs(module_tmp, monkeypatch_module, mgmt_cohort):
     for name, source in (("a", cohort), ("b", cohort), ("shuffled", shuffled)):
         made[name] = root / "runs" / name
         args = ["cv", "radiomics", "--quick", "--cohort", str(source), "--splits", str(root / "splits")]
-        assert main([*args, "-o", str(made[name]), "--set", "evaluate.bootstrap=20"]) == 0
+        chance = [] if name == "a" else ["--permutations", "0"]  # run a: the radiomics recipe's own permutation test
+        assert main([*args, "-o", str(made[name]), "--set", "evaluate.bootstrap=20", *chance]) == 0
     predictions = read_predictions(made["shuffled"] / PREDICTIONS)
     names = RunFolder(made["shuffled"]).info()["class_names"]
     predictions["target"] = [names.index(labels[p]) for p in predictions["patient_id"]]  # scored on the truth
@@ -61,3 +63,12 @@ def test_identical_runs_are_not_called_different_and_a_shuffled_label_run_is(run
         assert against["auc_difference"] > 0 and against["auc_ci_low"] > 0
         assert against["auc_established"], against
     assert "established" in capsys.readouterr().out
+
+
+def test_with_a_strong_signal_the_recipes_own_permutation_test_calls_it_better_than_chance(runs):
+    record = json.loads((runs["a"] / PERMUTATION).read_text())
+    assert record["done"] == 20  # the radiomics recipes' default: on without asking
+    assert record["p_pooled"] == pytest.approx(1 / 21) and record["p_fold_mean"] == pytest.approx(1 / 21)
+    null = np.array([v["pooled"] for v in record["null"].values()])
+    assert record["observed"]["pooled"] > null.max() and np.median(null) < 0.65
+    assert not (runs["b"] / PERMUTATION).exists()  # --permutations 0

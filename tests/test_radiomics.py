@@ -18,7 +18,7 @@ from glioscope.ingest import ingest
 from glioscope.methods import find, load_recipe
 from glioscope.report import comparison_rows
 
-FAST = ["--set", "evaluate.bootstrap=30", "--set", "classifier.trees=25"]
+FAST = ["--set", "evaluate.bootstrap=30", "--set", "classifier.trees=25", "--set", "evaluate.permutations=0"]
 SHAPE, PER_CHANNEL = 14, 18 + 24 + 16 + 16  # firstorder, glcm, glrlm, glszm per channel; shape once
 
 

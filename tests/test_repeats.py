@@ -12,7 +12,7 @@ from glioscope.demo import _radiomics_cohort
 from glioscope.rundir import METRICS, PREDICTIONS, REPEATS, REPEATS_REPORT, REPEATS_TABLE
 from glioscope.split import SPLITS
 
-FAST = ["--set", "evaluate.bootstrap=30", "--set", "classifier.trees=25", "--folds", "3"]
+FAST = ["--set", "evaluate.bootstrap=30", "--set", "classifier.trees=25", "--folds", "3", "--permutations", "0"]
 
 
 @pytest.fixture(scope="module")

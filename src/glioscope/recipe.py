@@ -74,11 +74,13 @@ class CVSettings:
 @dataclass(frozen=True)
 class EvaluateSettings:
     """bootstrap: resamples of patients for the intervals; gradcam_per_class: held-out patients per
-    class shown with Grad-CAM; tables: result tables in the layout of these papers."""
+    class shown with Grad-CAM; tables: result tables in the layout of these papers; permutations: retrainings
+    with shuffled labels after `cv` (glioscope.permutation), 0 for none."""
 
     bootstrap: Annotated[int, at_least(1)] = _evaluate("bootstrap")
     gradcam_per_class: Annotated[int, at_least(0)] = _evaluate("gradcam_per_class")
     tables: tuple[Literal["seed000", "seed002", "seed004"], ...] = _evaluate("tables")
+    permutations: Annotated[int, at_least(0)] = _evaluate("permutations")
 
     def __post_init__(self):
         schema.check(self, "evaluate")

@@ -24,7 +24,7 @@ from glioscope.models import model_entry, tta
 from glioscope.pretrain import provenance
 from glioscope.pretrain.leaks import check_run as check_pretrained
 from glioscope.recipe import Recipe
-from glioscope.rundir import COHORT, FINGERPRINTS, SKIPPED, RunFolder, RunRecord, prediction_table
+from glioscope.rundir import COHORT, FINGERPRINTS, SKIPPED, RunFolder, RunRecord, joined, prediction_table
 from glioscope.samples import SampleSet, build_samples
 from glioscope.train import ddp, trainer_class
 from glioscope.train.weights import class_weights
@@ -176,7 +176,7 @@ def _run_job(
                 recipe.evaluate.gradcam_per_class,
             )
     if context.is_main:
-        folder.write_fold_predictions(job.name, pd.concat(frames, ignore_index=True))
+        folder.write_fold_predictions(job.name, joined(frames, names))
         folder.finish_fold(job.name, best_is_kept=settings.keep_best)
     ddp.barrier(context)
 

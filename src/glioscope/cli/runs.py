@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from glioscope.errors import GlioscopeError
@@ -40,6 +41,15 @@ def add_parsers(verbs) -> None:
                 default=None,
                 help="repeat the run once per seed (split and training seed), one run folder each in --out, and "
                 "report the spread over repeats",
+            )
+            runner.add_argument(
+                "--permutations",
+                type=int,
+                default=None,
+                metavar="N",
+                help="after the run, retrain N times on its folds with labels shuffled by patient (within site when "
+                "sites are known) and report the permutation p-value of its AUC (default: the recipe's "
+                "evaluate.permutations: 20 for radiomics recipes, 0 for deep ones)",
             )
         runner.add_argument("-o", "--out", type=Path, default=None, help="run folder (default: runs/<recipe>)")
         runner.add_argument(
@@ -106,6 +116,7 @@ def _train(args) -> None:
 
         sites.patient_sites(cohort.load(args.cohort), args.site_column, args.cohort)
     out = args.out or Path("runs") / recipe.name
+    permutations = _permutations(args, recipe)
     if getattr(args, "seeds", None) is not None:
         from glioscope.repeats import run_repeats
 
@@ -119,6 +130,11 @@ def _train(args) -> None:
             )
         run_repeats(args.recipe, args.cohort, out, args.seeds, overrides, args.quick, args.resume, not args.no_report)
         return
+    start = time.perf_counter()
+    if permutations and args.resume:
+        from glioscope.permutation import kept
+
+        tested = kept(out)
     run_dir = method.run(
         recipe,
         args.cohort,
@@ -126,11 +142,20 @@ def _train(args) -> None:
         splits=args.splits,
         folds=getattr(args, "fold", None),
         resume=args.resume,
-        report=not args.no_report and not args.site_column,
+        report=not args.no_report and not args.site_column and not permutations,
     )
     if os.environ.get("RANK", "0") != "0":  # under torchrun, the first process reports
         return
-    if args.site_column and not args.no_report:  # evaluated once the run is whole, with the sites named
+    if permutations:
+        from glioscope.permutation import restore, run_permutations
+
+        seconds = time.perf_counter() - start
+        if args.resume:
+            restore(run_dir, tested)
+        record = run_permutations(
+            method, recipe, args.cohort, run_dir, permutations, args.site_column, args.resume, seconds
+        )
+    if (args.site_column or permutations) and not args.no_report:  # evaluated once the run is whole
         from glioscope.workflows import finish
 
         finish(run_dir, n_boot=recipe.evaluate.bootstrap, site_column=args.site_column)
@@ -138,8 +163,38 @@ def _train(args) -> None:
         from glioscope.report import headline_text
 
         print(headline_text(run_dir))
+    if permutations:
+        from glioscope.report.permutation import summary_text
+
+        print(summary_text(record)[0].upper() + summary_text(record)[1:])
+    if not args.no_report:
         print(f"Report: {run_dir / REPORT}")
     print(f"Run folder: {run_dir}")
+
+
+def _permutations(args, recipe) -> int:
+    """How many permutations `cv` runs after the run: --permutations, else the recipe's; 0 where they cannot be."""
+    asked = getattr(args, "permutations", None)
+    n = recipe.evaluate.permutations if asked is None else asked
+    if asked is not None and asked < 0:
+        raise GlioscopeError(f"--permutations must be at least 0, got {asked}")
+    if not n or not hasattr(args, "permutations"):
+        return 0
+    why = None
+    if args.seeds is not None:
+        why = "--seeds repeats the run; test one run of them: `glioscope cv ... --splits OUT/seed<k> --permutations N`"
+    elif recipe.cv.mode != "kfold" and not args.splits:
+        why = f"recipe {recipe.name} trains once (cv.mode {recipe.cv.mode}); the test needs cross-validation folds"
+    if why and asked is not None:
+        raise GlioscopeError(f"--permutations: {why}")
+    if why:
+        print(f"note: no permutation test ({recipe.name} asks for {n}): {why}")
+        return 0
+    from glioscope.permutation import check_cohort, check_count
+
+    check_count(n)
+    check_cohort(recipe, args.cohort, n, args.site_column)  # before the run: a cohort too small is refused at once
+    return n
 
 
 def _evaluate(args) -> None:

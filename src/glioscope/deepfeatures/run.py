@@ -45,6 +45,7 @@ from glioscope.rundir import (
     INNER_CV,
     RunFolder,
     RunRecord,
+    joined,
     prediction_table,
 )
 from glioscope.samples import build_samples
@@ -113,7 +114,7 @@ def _write_fold(folder: RunFolder, job: plan.Job, bags: EmbeddingSet, y: np.ndar
         else:
             probs = probabilities(fitted.model, bags.matrix.iloc[where].to_numpy(float), len(names))
         frames.append(_table(probs, held_out, y[where], label, names, recipe.name))
-    folder.write_fold_predictions(job.name, pd.concat(frames, ignore_index=True))
+    folder.write_fold_predictions(job.name, joined(frames, names))
     folder.write_fold_predictions(
         job.name, _table(fitted.validation, train, y[at], fold_label, names, recipe.name), validation=True
     )

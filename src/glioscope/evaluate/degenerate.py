@@ -12,7 +12,7 @@ a fold that holds several is the milder form. Both are named, never averaged awa
 
 The pooled patient AUC ranks every fold's held-out patients against each other; the mean of the
 per-fold AUCs ranks them only within their fold. `pooled_vs_folds` flags a model whose pooled
-value lies further from the fold mean than the folds' SD: then fold models differ in calibration
+value lies further from the fold mean than the folds' SD (and than MIN_GAP): then fold models differ in calibration
 (a shifted score scale ranks well within its fold and badly across folds), and the fold mean is
 the figure of how well one such model ranks patients (Forman and Scholz, SIGKDD Explorations
 2010), while the pooled value shows what miscalibration between folds costs a single threshold.
@@ -26,13 +26,13 @@ import numpy as np
 import pandas as pd
 
 SCORE_SPREAD = 1e-3  # probabilities that span less than this over a fold's patients are "one score"
+MIN_GAP = 0.02  # a pooled AUC within this of the fold mean is not called apart, whatever the folds' SD
 METRIC = "macro_auc"
 WHY_THEY_DIFFER = (
-    "the pooled value ranks every fold's patients against each other, the fold mean ranks them only within a fold; "
-    "they part when the fold models' scores are on different scales (per-fold calibration offsets, e.g. a fold "
-    "model that gives everyone its training prevalence), which stratified folds on a weak signal turn against the "
-    "labels. Quote the fold mean ± SD for how well one model ranks patients; the pooled value is what a single "
-    "threshold across fold models would see"
+    "pooling ranks patients of different folds against each other, so fold models whose scores sit on different "
+    "scales (per-fold calibration offsets; stratified folds on a weak signal turn them against the labels) pull it "
+    "from the fold mean. Quote the fold mean ± SD for how well one model ranks patients; the pooled value is what "
+    "one threshold across the fold models would see"
 )
 
 
@@ -74,7 +74,7 @@ def pooled_vs_folds(metrics: dict, set_name: str = "cv", level: str = "patient")
             continue
         pooled = _number(entry["pooled"].get(METRIC))
         mean, sd = (_number(v) for v in (entry.get("summary", {}).get(METRIC) or [None, None]))
-        differs = all(map(math.isfinite, (pooled, mean, sd))) and abs(pooled - mean) > sd
+        differs = all(map(math.isfinite, (pooled, mean, sd))) and abs(pooled - mean) > max(sd, MIN_GAP)
         rows.append({"model": model, "pooled": pooled, "fold_mean": mean, "fold_sd": sd, "differs": bool(differs)})
     return rows
 

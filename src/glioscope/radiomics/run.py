@@ -39,6 +39,7 @@ from glioscope.rundir import (
     INNER_CV,
     RunFolder,
     RunRecord,
+    joined,
     prediction_table,
 )
 from glioscope.util import atomic
@@ -99,7 +100,7 @@ def _write_fold(
         if held_out:
             probs = probabilities(fitted.model, matrix.loc[held_out, features].to_numpy(dtype=float), len(names))
             frames.append(_table(probs, held_out, labels.loc[held_out].to_numpy(), label, names, recipe.name))
-    folder.write_fold_predictions(job.name, pd.concat(frames, ignore_index=True))
+    folder.write_fold_predictions(job.name, joined(frames, names))
     folder.write_fold_predictions(
         job.name, _table(fitted.validation, train, y, fold_label, names, recipe.name), validation=True
     )

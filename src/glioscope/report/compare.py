@@ -14,7 +14,7 @@ import glioscope
 from glioscope.errors import GlioscopeError
 from glioscope.evaluate.aggregate import to_patients
 from glioscope.evaluate.run import load_metrics
-from glioscope.report import figures
+from glioscope.report import figures, permutation
 from glioscope.report.html import esc, image, interval, is_missing, mean_sd, number, page, table
 from glioscope.report.paired import no_pairs, paired_csv_path, paired_html, paired_rows
 from glioscope.report.repeats import is_repeats, write_repeats_comparison
@@ -45,6 +45,7 @@ def comparison_rows(run_dirs: Sequence[str | Path], n_boot: int = 1000, seed: in
     rows = []
     for run_index, (run_dir, label) in enumerate(zip(run_dirs, _labels(run_dirs))):
         metrics = load_metrics(run_dir, evaluate_if_missing=True, n_boot=n_boot, seed=seed)
+        tested = permutation.load(run_dir)
         for set_name in metrics.get("sets", ["cv"]):
             for model_index, model in enumerate(metrics["models"]):
                 for level, entry in metrics.get(set_name, {}).get(model, {}).items():
@@ -69,6 +70,9 @@ def comparison_rows(run_dirs: Sequence[str | Path], n_boot: int = 1000, seed: in
                                 f"{key}_ci_high": high,
                             }
                         )
+                    chance = tested and (set_name, level, model) == ("cv", "patient", tested["model"])
+                    row["permutation_p"] = tested.get("p_pooled") if chance else None
+                    row["permutations"] = tested.get("done") if chance else None
                     row["_order"] = (set_name != "cv", level != "patient", run_index, model_index)
                     row["_dir"] = str(run_dir)
                     rows.append(row)
@@ -78,8 +82,18 @@ def comparison_rows(run_dirs: Sequence[str | Path], n_boot: int = 1000, seed: in
     ).reset_index(drop=True)
 
 
+def _chance(row) -> str:
+    p = row.get("permutation_p")
+    return (
+        "—"
+        if p is None or p != p
+        else f'{number(p)}<br><span class="ci">{int(row["permutations"])} permutations</span>'
+    )
+
+
 def _table(rows: pd.DataFrame, set_name: str, level: str) -> str:
     chosen = rows[(rows["set"] == set_name) & (rows["level"] == level)]
+    tested = "permutation_p" in chosen and chosen["permutation_p"].notna().any()
     body = []
     for _, r in chosen.iterrows():
         cells = []
@@ -93,15 +107,21 @@ def _table(rows: pd.DataFrame, set_name: str, level: str) -> str:
             else:
                 cells.append(f'{number(r[f"{key}_pooled"])}<br><span class="ci">{ci}</span>')
         count = str(r["n"]) if r["n"] == r["n_patients"] else f"{r['n']} ({r['n_patients']} patients)"
-        body.append([esc(r["run"]), esc(r["model"]), count] + cells)
+        chance = [] if not tested else [_chance(r)]
+        body.append([esc(r["run"]), esc(r["model"]), count] + cells + chance)
     where = (
         "cross-validation: mean ± SD over folds; below, pooled value and 95% bootstrap interval"
         if set_name == "cv"
         else "held-out test set: value and 95% bootstrap interval"
     )
     unit = "patients" if level == "patient" else "images"
+    where += "; permutation p: is the pooled AUC better than chance (cv --permutations)" if tested else ""
+    chance = ["Permutation p"] if tested else []
     return table(
-        ["Run", "Model", unit] + [name for _, name in METRICS], body, f"{esc(level.capitalize())} level, {where}.", 2
+        ["Run", "Model", unit] + [name for _, name in METRICS] + chance,
+        body,
+        f"{esc(level.capitalize())} level, {where}.",
+        2,
     )
 
 

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 import glioscope
 from glioscope.evaluate.aggregate import to_patients
 from glioscope.evaluate.run import load_metrics
-from glioscope.report import figures, gap, tables
+from glioscope.report import figures, gap, permutation, tables
 from glioscope.report.attention import attention_section
 from glioscope.report.unlike import run_section
 from glioscope.report.conformal import selective_section
@@ -242,6 +242,7 @@ def write_report(run_dir: str | Path, gradcam_panels=None, n_boot: int = 1000, s
         fig = figures.learning_curves(history, f"Fold {fold}: {figures.line_words(history)}")
         body.append(saver.add(f"learning_curves_fold{fold}", fig, f"learning curves of fold {fold}"))
     body += _confusion_and_roc(metrics, "cv", patients, saver)
+    body += permutation.section(run_dir, saver)
     body += site_section(metrics)
     cv, test = (patients[patients["set"] == s] for s in ("cv", "test"))
     body += selective_section(cv, metrics["models"], metrics["class_names"], saver, "all folds pooled")

@@ -35,6 +35,9 @@ from glioscope.rundir.folder import (
     PATIENT_HASHES,
     PATIENTS,
     PREDICTIONS,
+    PERMUTATION,
+    PERMUTATION_LOG,
+    PERMUTATIONS,
     REPEATS,
     REPEATS_REPORT,
     REPEATS_TABLE,
@@ -51,7 +54,7 @@ from glioscope.rundir.folder import (
 from glioscope.rundir.patients import PatientDigests, hash_patient
 from glioscope.rundir.record import RunRecord
 from glioscope.rundir.seal import ACCEPT_OPTION, check_package, stamp, write_manifest
-from glioscope.rundir.tables import prediction_table, prob_columns
+from glioscope.rundir.tables import joined, prediction_table, prob_columns
 
 __all__ = [
     "ATTENTION",
@@ -81,6 +84,9 @@ __all__ = [
     "PATIENT_HASHES",
     "PATIENTS",
     "PREDICTIONS",
+    "PERMUTATION",
+    "PERMUTATION_LOG",
+    "PERMUTATIONS",
     "REPEATS",
     "REPEATS_REPORT",
     "REPEATS_TABLE",
@@ -98,6 +104,7 @@ __all__ = [
     "RunRecord",
     "check_package",
     "hash_patient",
+    "joined",
     "prediction_table",
     "prob_columns",
     "stamp",

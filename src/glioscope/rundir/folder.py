@@ -68,6 +68,8 @@ ATTENTION_SLICES = "attention_slices.npz"  # thumbnails of each held-out patient
 TYPICALITY = "typicality.npz"  # how unlike the training data an input is: the run's calibration (a package's copy)
 UNLIKE = "unlike_training.csv"  # an external test's patients, each with how unlike the training data it is
 REPEATS, REPEATS_TABLE, REPEATS_REPORT = "repeats.json", "repeats.csv", "repeats.html"  # `cv --seeds`: a folder of runs
+# `cv --permutations`: the test's record, its log, and the scratch folder of the permuted run being trained
+PERMUTATION, PERMUTATION_LOG, PERMUTATIONS = "permutation.json", "permutations.log", "permutations"
 
 
 class RunFolder:

@@ -25,6 +25,15 @@ def prob_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c.startswith("prob_")]
 
 
+def joined(frames: list[pd.DataFrame], names: list[str]) -> pd.DataFrame:
+    """A fold's prediction tables as one; a fold with nothing held out (the final model of `train --all`) gets an
+    empty table with the columns, so that the fold reads as finished."""
+    if frames:
+        return pd.concat(frames, ignore_index=True)
+    columns = ["fold", "model", "slice_id", "item_id", "patient_id", "target", *(f"prob_{n}" for n in names)]
+    return pd.DataFrame(columns=columns)
+
+
 def prediction_table(
     probs: dict[str, np.ndarray], keys: pd.DataFrame, targets: np.ndarray, fold: str, names: list[str]
 ) -> pd.DataFrame:
