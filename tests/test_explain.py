@@ -180,7 +180,7 @@ def test_the_nifti_files_keep_the_studys_geometry(oblique_nifti, tmp_path):
 def write_oblique_series(folder, data: np.ndarray, spacing, patient="P9"):
     """A DICOM series of (X, Y, Z) voxels: slice k is data[:, :, k], rows along Y, on an oblique plane."""
     folder.mkdir(parents=True)
-    study_uid, series_uid = generate_uid(), generate_uid()
+    study_uid, series_uid, frame_uid = generate_uid(), generate_uid(), generate_uid()
     angle = np.deg2rad(20)
     orientation = (0.0, np.cos(angle), np.sin(angle), 0.0, -np.sin(angle), np.cos(angle))  # a tilted sagittal
     row_dir, col_dir = np.array(orientation[:3]), np.array(orientation[3:])
@@ -192,6 +192,7 @@ def write_oblique_series(folder, data: np.ndarray, spacing, patient="P9"):
         ds.ImageOrientationPatient = list(orientation)
         ds.ImagePositionPatient = [float(v) for v in np.array([-20.0, 30.0, 5.0]) + normal * spacing[2] * k]
         ds.SliceThickness = spacing[2]
+        ds.FrameOfReferenceUID = frame_uid
         ds.RescaleSlope, ds.RescaleIntercept = 1, 0
         ds.PixelData = np.ascontiguousarray(data[:, :, k].T.astype(np.uint16)).tobytes()
         path = folder / f"IM{data.shape[2] - k:04d}.dcm"  # names in reverse: the slice order must come from positions
