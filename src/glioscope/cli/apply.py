@@ -31,7 +31,11 @@ def add_parsers(verbs) -> None:
         default=None,
         help="also write the JSON to this file (many studies: a CSV, one row per patient, and a JSON beside)",
     )
-    predict.add_argument("--overwrite", action="store_true", help="replace an existing --out or --dicom-sr file")
+    predict.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out, --dicom-sr, --dicom-gradcam or --explain file",
+    )
     predict.add_argument(
         "--dicom-sr",
         type=Path,
