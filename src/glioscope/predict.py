@@ -36,13 +36,18 @@ def predict(
 
 
 def predict_explained(
-    run: TrainedRun, study: Study, sets: SetOptions | None = None, class_name: str | None = None
+    run: TrainedRun,
+    study: Study,
+    sets: SetOptions | None = None,
+    class_name: str | None = None,
+    run_dir: Path | None = None,
 ) -> tuple[dict, list[StudyMap]]:
     """`predict`'s result and the study's explanation maps (glioscope.explain) of class `class_name` (None: each
-    patient's predicted class); the result's "explained" lists each map's class and focus."""
+    patient's predicted class); the result's "explained" lists each map's class and focus. `run_dir`: the run
+    as the user named it (default: its folder)."""
     inputs = run.method.study_inputs(run.recipe, run.record, study)
     prediction = run.apply(inputs)
-    result = _described(run, run.path, study.path, prediction, sets)
+    result = _described(run, run_dir or run.path, study.path, prediction, sets)
     class_index = None if class_name is None else run.class_names.index(class_name)
     maps = study_maps(run, inputs, class_index, study=study, prediction=prediction, notes=result["notes"])
     result["explained"] = [

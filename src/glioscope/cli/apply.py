@@ -255,7 +255,7 @@ def _explained(args, sets):
             "is not a DICOM series: --dicom-gradcam writes a Parametric Map over the input's DICOM series "
             "(use --explain for NIfTI files)",
         )
-    return predict_explained(run, study, sets, args.explain_class)
+    return predict_explained(run, study, sets, args.explain_class, run_dir=args.run_dir)
 
 
 def _write_explained(args, maps, recipe: str) -> list[Path]:
