@@ -285,3 +285,25 @@ def test_the_nifti_bytes_of_a_model_without_map_are_refused():
     assert nib.Nifti1Image.from_bytes(__import__("gzip").decompress(to_nifti_bytes(empty))).shape == (4, 4, 4)
     with pytest.raises(GlioscopeError, match="no map"):
         to_nifti_bytes(empty, "cam")
+
+
+def test_an_attention_models_slices_are_ranked_as_slices_of_the_study(oblique_nifti):
+    path, _, data, blob, _ = oblique_nifti
+    slices = slices_from_file(path, SliceSettings(size=32, channels="single", axis="axial", min_foreground=0.0))
+    brightest = int(slices.table["slice_index"].iloc[int(np.argmax(slices.images.reshape(len(slices), -1).sum(1)))])
+    patient = str(slices.table["patient_id"].iloc[0])
+    table = slices.table.drop_duplicates("patient_id").reset_index(drop=True)
+    bags = SimpleNamespace(samples=slices, table=table, skipped=[], vote_weights=lambda: None)
+    attended = [
+        {"rank": 1, "attention": 0.7, "slice_index": brightest, "source_path": str(path), "slice_id": "a"},
+        {"rank": 2, "attention": 0.3, "slice_index": 0, "source_path": str(path), "slice_id": "b"},
+    ]
+    prediction = Prediction(bags, {"fold_0": np.array([[0.3, 0.7]])}, FakeRun.class_names, {patient: attended})
+    (found,) = study_maps(FakeRun(2), bags, prediction=prediction, study=read_study(path))
+    assert found.cam is None and found.cam_class == "blob" and found.image.shape == data.shape
+    first, second = found.ranked_slices
+    assert (first["weight"], second["weight"]) == (0.7, 0.3)
+    # Axial slices of the study run along its voxel axis 1 (stored I->S, turned 20 degrees): the most attended
+    # slice, the brightest, goes through the blob.
+    assert first["axis"] == 1 and abs(first["slice"] - VOLUME["blob_at"][1]) <= 2
+    assert blob.take(first["slice"], axis=1).any() and not blob.take(second["slice"], axis=1).any()
