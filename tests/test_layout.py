@@ -35,6 +35,7 @@ LAYERS = [
     {"deepfeatures"},
     {"methods"},
     {"trained", "model_card", "repeats", "typicality", "permutation"},
+    {"explain"},
     {"predict", "batch", "external", "export"},
     {"serve"},
     {"honesty", "demo", "weights_cli", "auto", "curve"},
