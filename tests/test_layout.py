@@ -34,7 +34,7 @@ LAYERS = [
     {"runner", "radiomics"},
     {"deepfeatures"},
     {"methods"},
-    {"trained", "model_card", "repeats", "typicality", "permutation"},
+    {"trained", "model_card", "repeats", "typicality", "permutation", "final"},
     {"explain"},
     {"predict", "batch", "external", "export"},
     {"serve"},

@@ -123,6 +123,8 @@ def plan_jobs(
     `mode` is the splits' own (split.json's, "kfold" for given k-fold splits), which wins over the
     recipe's cv.mode: k-fold splits given with --splits run every fold even for a holdout recipe.
     """
+    if mode == "all":  # the final model after a cross-validation: every patient trains, nothing is evaluated
+        return [Job("all", table[table["partition"] == "cv"], None, {})]
     test = table[table["partition"] == "test"]
     folds = sorted(int(k) for k in table.loc[table["partition"] == "cv", "fold"].unique())
     once = mode in ("source", "holdout")  # one training, tested on `test`

@@ -256,6 +256,18 @@ def _is_leaky(table: pd.DataFrame) -> bool:
 # --- files -------------------------------------------------------------------
 
 
+def make_all(cohort: pd.DataFrame, statement: str) -> tuple[pd.DataFrame, dict]:
+    """Every item in one training part (mode "all": the final model after a cross-validation); nothing held out."""
+    table = pd.DataFrame(
+        {"item_id": cohort["item_id"], "patient_id": cohort["patient_id"], "label": cohort["label"].astype(str)}
+    )
+    table["partition"], table["fold"], table["leaky"] = "cv", 0, False
+    check_splits(table)
+    meta = {"folds": 1, "mode": "all", "leaky": False, "statement": statement, "counts": fold_counts(table),
+            "notes": [], "test_fraction": None, "seed": None}  # fmt: skip
+    return table, meta
+
+
 def save(out_dir: Path, table: pd.DataFrame, meta: dict, overwrite: bool = False) -> Path:
     """Write splits.csv, split.json and summary.txt into a new folder, atomically."""
     with atomic.atomic_dir(out_dir, overwrite=overwrite) as tmp:

@@ -33,6 +33,19 @@ def add_parsers(verbs) -> None:
         runner.add_argument("--folds", type=int, default=None, help="number of folds (overrides cv.folds)")
         if verb == "train":
             runner.add_argument("--fold", type=int, nargs="+", default=[0], help="which folds to train (default: 0)")
+            runner.add_argument(
+                "--all",
+                action="store_true",
+                help="train one final model on every patient, with the settings the cross-validation --from-cv "
+                "chose; its run carries that CV's figures, operating point and calibration",
+            )
+            runner.add_argument(
+                "--from-cv",
+                type=Path,
+                default=None,
+                metavar="RUN",
+                help="with --all: the `glioscope cv` run of the same recipe whose settings and figures it takes",
+            )
         else:
             runner.add_argument(
                 "--seeds",
@@ -98,6 +111,9 @@ def add_parsers(verbs) -> None:
 def _train(args) -> None:
     from glioscope.rundir import REPORT
     from glioscope.methods import load_recipe
+
+    if getattr(args, "all", False) or getattr(args, "from_cv", None):
+        return _train_all(args)
 
     overrides = list(args.overrides) + ([f"cv.folds={args.folds}"] if args.folds else [])
     method, recipe = load_recipe(args.recipe, overrides, quick=args.quick)  # every value checked before any output
@@ -230,3 +246,33 @@ def _fuse(args) -> None:
     print(headline_text(out))
     print(f"Report: {out / REPORT}")
     print(f"Run folder: {out}")
+
+
+def _train_all(args) -> None:
+    """`train RECIPE --all --from-cv RUN`: the final model on every patient (glioscope.final)."""
+    from glioscope.final import train_final
+    from glioscope.report import headline_text
+    from glioscope.rundir import REPORT, RunFolder
+    from glioscope.workflows import finish
+
+    if not (args.all and args.from_cv):
+        raise GlioscopeError("--all and --from-cv go together: a final model takes its settings from a CV run")
+    given = [name for name, on in (("--set", args.overrides), ("--quick", args.quick), ("--splits", args.splits),
+             ("--folds", args.folds), ("--fold", args.fold != [0])) if on]  # fmt: skip
+    if given:
+        raise GlioscopeError(
+            f"--all takes every setting from --from-cv {args.from_cv}; {', '.join(given)} would train a model its "
+            "cross-validation did not test"
+        )
+    out = args.out or Path("runs") / f"{args.recipe}-all"
+    run_dir = train_final(args.recipe, args.from_cv, out, args.cohort, resume=args.resume)
+    finish(run_dir, n_boot=RunFolder(args.from_cv).metrics().get("n_boot", 1000), report=not args.no_report,
+           site_column=args.site_column)  # fmt: skip
+    final = RunFolder(run_dir).info()["final"]
+    if final.get("epochs"):
+        print(f"note: {final['epochs']}")
+    print(f"note: {final['statement']}")
+    print(headline_text(run_dir))
+    if not args.no_report:
+        print(f"Report: {run_dir / REPORT}")
+    print(f"Run folder: {run_dir}")

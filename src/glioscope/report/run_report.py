@@ -103,6 +103,9 @@ def _header(info: dict, metrics: dict) -> list[str]:
         body.append(f'<div class="banner warning">Warning: {esc(NO_PATIENT_IDS)}.</div>')
     if info.get("caveat"):
         body.append(f'<div class="banner warning">{esc(info["caveat"])}</div>')
+    if info.get("final"):  # a final model on every patient: the figures below are its cross-validation's
+        statement = info["final"]["statement"]
+        body.append(f'<div class="banner warning">{esc(statement[0].upper() + statement[1:])}.</div>')
     statement = info.get("split_statement") or "No split statement was recorded for this run."
     body.append(f'<div class="statement">{esc(statement)}</div>')
     return body

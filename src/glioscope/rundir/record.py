@@ -11,6 +11,8 @@ the rest:
     external    an external test: the run applied, the cohort, the leak checks, the operating point
     package     a model package (or an ensemble member in one): where it was exported from, its checks, the
                 operating point it carries
+    final       a final model on every patient (`train --all --from-cv RUN`): the CV it takes its figures from,
+                the epochs it chose, and the statement that it has no held-out figure of its own
 
 A run folder written by an earlier version (precision and weights at the top, a fused run's
 inputs at the top, a package's operating point at the top) reads into the same record.
@@ -25,7 +27,7 @@ import pandas as pd
 
 from glioscope import __version__
 
-BLOCKS = ("training", "radiomics", "deepfeatures", "fusion", "ensemble", "external", "package")
+BLOCKS = ("training", "radiomics", "deepfeatures", "fusion", "ensemble", "external", "package", "final")
 
 
 def _now() -> str:
@@ -60,6 +62,7 @@ class RunRecord:
     ensemble: dict | None = None
     external: dict | None = None
     package: dict | None = None
+    final: dict | None = None
 
     @classmethod
     def of_recipe(
