@@ -28,6 +28,7 @@ from glioscope.report.figures import grey_png
 from glioscope.report.html import data_uri
 from glioscope.rundir import stamp
 from glioscope.samples import SampleSet
+from glioscope.serve.study import StudyView, study_view
 from glioscope.trained import TrainedRun
 
 MAX_CAM_SAMPLES = 256  # Grad-CAM needs a backward pass per sample: a longer series is shown without it
@@ -36,11 +37,13 @@ _CAM_BATCH = 16
 
 @dataclass
 class Viewer:
-    """What the browser's viewer draws: uint8 images (channels, *shape) and an optional uint8 map (*shape)."""
+    """What the canvas viewer draws (uint8 images (channels, *shape), an optional uint8 map (*shape); empty for a model
+    whose input is no image), and the study at its own resolution for NiiVue (glioscope.serve.study)."""
 
     meta: dict
     image: bytes
     cam: bytes | None
+    study: StudyView | None = None
 
 
 class ViewerStore:
@@ -100,9 +103,8 @@ def predict_study(
         **describe(run, prediction, folds=True, sets=sets),
     }
     _thumbnails(result["patients"], prediction)
-    viewer = None
+    viewer, cam, first = None, None, result["patients"][0]["prediction"]
     if isinstance(prediction.inputs, SampleSet):
-        first = result["patients"][0]["prediction"]
         cam, cam_note = _ensemble_cam(
             run.folds(prediction.inputs),
             prediction.inputs,
@@ -112,11 +114,30 @@ def predict_study(
         if cam_note:
             result["notes"].append(cam_note)
         viewer = _viewer(prediction.inputs, cam, first)
+    if result["samples_kind"] != "radiomics":
+        study, study_note = _study(run, prediction.inputs, run.class_names.index(first), cam, first)
+        if study_note:
+            result["notes"].append(study_note)
+        if study is not None:
+            viewer = viewer or Viewer({"layout": None}, b"", None)
+            viewer.study, viewer.meta["study"] = study, study.meta
     result["timing"] = {
         "predict_s": round(predicted - started, 3),
         "gradcam_s": round(time.perf_counter() - predicted, 3),
     }
     return result, viewer
+
+
+def _study(run, samples, class_index: int, cam, cam_class: str) -> tuple[StudyView | None, str | None]:
+    """The first study at its own resolution with the map on its grid (glioscope.explain); or (None, why not)."""
+    # TEMPORARY: glioscope.serve.explain_adapter stands in for glioscope.explain until that package is merged
+    from glioscope.serve.explain_adapter import study_maps, to_nifti_bytes
+
+    try:
+        found = study_maps(run, samples, class_index, model_cam=cam, cam_class=cam_class)
+    except GlioscopeError as exc:
+        return None, f"the study cannot be shown at its own resolution: {exc}"
+    return (study_view(found[0], to_nifti_bytes), None) if found else (None, None)
 
 
 def _thumbnails(entries: list[dict], prediction) -> None:

@@ -1,0 +1,148 @@
+// The uploaded study at its own resolution in NiiVue (fetched by `make viewer`, served by the app, never a CDN),
+// with the Grad-CAM resampled onto its grid as a colour overlay: three planes and a 3D render for a volume, the
+// image at full size for a 2D input. Without WebGL 2, or when NiiVue fails, static/viewer.js's canvas viewer shows
+// the model's input instead.
+import { DRAG_MODE, MULTIPLANAR_TYPE, Niivue, SHOW_RENDER, SLICE_TYPE } from "./vendor/niivue/niivue.js";
+
+window.glioscopeNiivueLoaded = true;
+
+const root = document.getElementById("viewer");
+const metaEl = document.getElementById("viewer-meta");
+
+function webgl2() {
+  try { return !!document.createElement("canvas").getContext("webgl2"); } catch (error) { return false; }
+}
+
+function el(tag, attrs = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "text") node.textContent = v; else node.setAttribute(k, v);
+  }
+  for (const child of children) node.appendChild(child);
+  return node;
+}
+
+function slider(name, label, min, max, step, value) {
+  const input = el("input", { type: "range", min, max, step, value, id: `niivue-${name}`, name });
+  const out = el("output", { for: `niivue-${name}`, id: `niivue-${name}-value` });
+  return { input, out, wrap: el("label", { class: "control" }, [el("span", { text: label }), input, out]) };
+}
+
+const round = (v) => (Math.abs(v) >= 100 ? v.toFixed(0) : Number(v).toPrecision(3));
+
+async function start(meta) {
+  const study = meta.study, volume = study.kind === "volume";
+  const canvas = el("canvas", { id: "niivue-canvas", class: volume ? "niivue volume" : "niivue image" });
+  const controls = el("div", { class: "viewer-controls" });
+  const location = el("p", { class: "niivue-location", id: "niivue-location", text: " " });
+  root.append(controls, el("div", { class: "niivue-frame" }, [canvas]), location);
+  const nv = new Niivue({
+    backColor: [0, 0, 0, 1],
+    crosshairColor: [1, 0.84, 0.04, 0.8],
+    show3Dcrosshair: true,
+    isColorbar: study.cam,
+    isOrientationTextVisible: volume, // a 2D picture has no left or right
+    multiplanarShowRender: SHOW_RENDER.ALWAYS,
+    multiplanarLayout: MULTIPLANAR_TYPE.GRID, // axial, coronal, sagittal and the 3D render, two by two
+    dragMode: DRAG_MODE.contrast,
+    loadingText: "loading the study...",
+  });
+  window.glioscopeNiivue = nv; // for tests and the console
+  await nv.attachToCanvas(canvas);
+  const gl = nv.gl;
+  if (!gl || gl.isContextLost()) throw new Error("the WebGL 2 context was lost");
+  const url = (part) => `/api/viewer/${encodeURIComponent(meta.token)}/${part}`;
+  const volumes = [{ url: url("study.nii.gz"), name: "study.nii.gz", colormap: "gray" }];
+  const colormap = nv.colormaps().includes("jet") ? "jet" : "warm";
+  if (study.cam) {
+    volumes.push({ url: url("cam.nii.gz"), name: "cam.nii.gz", colormap, opacity: 0.45, cal_min: 0.2, cal_max: 1 });
+  }
+  await nv.loadVolumes(volumes);
+  const [image, cam] = nv.volumes;
+  image.colorbarVisible = false; // the one colour bar is the map's
+  nv.setSliceType(volume ? SLICE_TYPE.MULTIPLANAR : SLICE_TYPE.AXIAL);
+  if (study.focus_voxel) nv.scene.crosshairPos = nv.vox2frac(study.focus_voxel);
+  nv.updateGLVolume();
+
+  // Window and level of the study, in its own units (the file's values).
+  const low = image.global_min ?? image.cal_min, high = image.global_max ?? image.cal_max;
+  const span = Math.max(high - low, 1e-6), step = span / 500;
+  const window0 = image.cal_max - image.cal_min, level0 = (image.cal_max + image.cal_min) / 2;
+  const w = slider("window", "Window", step, span, step, window0);
+  const l = slider("level", "Level", low, high, step, level0);
+  const z = slider("zoom", "Zoom", 1, 8, 0.25, 1);
+  const o = slider("opacity", "Grad-CAM opacity", 0, 1, 0.05, 0.45);
+  const drag = el("select", { id: "niivue-drag" }, [
+    el("option", { value: "contrast", text: "window and level" }),
+    el("option", { value: "pan", text: "pan and zoom" }),
+  ]);
+  const reset = el("button", { type: "button", id: "niivue-reset", text: "Reset" });
+  controls.append(w.wrap, l.wrap, z.wrap, el("label", { class: "control" }, [el("span", { text: "Right-drag" }), drag]));
+  if (cam) controls.append(o.wrap, el("span", { class: "muted", text: `Grad-CAM of ${study.cam_class} (0 to 1)` }));
+  else controls.append(el("p", { class: "muted", text: "No Grad-CAM for this study." }));
+  controls.append(reset);
+
+  function contrast() {
+    const width = Number(w.input.value), centre = Number(l.input.value);
+    image.cal_min = centre - width / 2;
+    image.cal_max = centre + width / 2;
+    w.out.textContent = round(width);
+    l.out.textContent = round(centre);
+    nv.updateGLVolume();
+  }
+  function zoom() {
+    const pan = nv.scene.pan2Dxyzmm;
+    nv.setPan2Dxyzmm([pan[0], pan[1], pan[2], Number(z.input.value)]);
+    z.out.textContent = `${z.input.value}×`;
+  }
+  function opacity() {
+    if (cam) nv.setOpacity(1, Number(o.input.value));
+    o.out.textContent = `${Math.round(Number(o.input.value) * 100)}%`;
+  }
+  w.input.addEventListener("input", contrast);
+  l.input.addEventListener("input", contrast);
+  z.input.addEventListener("input", zoom);
+  o.input.addEventListener("input", opacity);
+  drag.addEventListener("change", () => { nv.opts.dragMode = DRAG_MODE[drag.value]; });
+  reset.addEventListener("click", () => {
+    w.input.value = window0; l.input.value = level0; z.input.value = 1;
+    nv.setPan2Dxyzmm([0, 0, 0, 1]);
+    contrast(); zoom();
+  });
+  nv.onIntensityChange = () => { // right-drag changed the window: the sliders follow
+    w.input.value = image.cal_max - image.cal_min; l.input.value = (image.cal_max + image.cal_min) / 2;
+    w.out.textContent = round(Number(w.input.value)); l.out.textContent = round(Number(l.input.value));
+  };
+  nv.onLocationChange = (data) => { // the crosshair in mm (the study's world space) and the values under it
+    const mm = Array.from(data.mm).slice(0, volume ? 3 : 2).map((v) => v.toFixed(1)).join(", ");
+    const vox = Array.from(data.vox).slice(0, volume ? 3 : 2).join(", ");
+    const values = data.values || [];
+    const value = values[0] ? round(values[0].value) : "–";
+    const map = values[1] ? `; Grad-CAM ${values[1].value.toFixed(2)}` : "";
+    location.textContent = `${volume ? "" : "pixel "}${vox} · ${mm} mm · ${study.sequence || "intensity"} ${value}${map}`;
+    location.dataset.vox = vox;
+  };
+  for (const button of document.querySelectorAll("button.ranked-slice")) { // an attention model's slices
+    button.addEventListener("click", () => {
+      const at = nv.frac2vox(nv.scene.crosshairPos);
+      at[2] = Number(button.dataset.slice);
+      nv.scene.crosshairPos = nv.vox2frac(at);
+      nv.createOnLocationChange();
+      nv.drawScene();
+    });
+  }
+  contrast(); zoom(); opacity();
+  nv.createOnLocationChange();
+  nv.drawScene();
+  if (gl.isContextLost()) throw new Error("the WebGL 2 context was lost while drawing");
+  root.dataset.viewer = "niivue";
+  root.dataset.niivueReady = String(Math.round(performance.now())); // for tests: ms from the page's start to drawn
+}
+
+if (root && metaEl && root.dataset.niivue === "1" && webgl2()) {
+  start(JSON.parse(metaEl.textContent)).catch((error) => {
+    root.replaceChildren();
+    root.dataset.niivueError = String(error);
+    window.glioscopeCanvas?.(`NiiVue could not show the study (${error}): the model's input is shown instead.`);
+  });
+}
