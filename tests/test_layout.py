@@ -35,6 +35,7 @@ LAYERS = [
     {"deepfeatures"},
     {"methods"},
     {"trained", "model_card", "repeats", "typicality"},
+    {"explain"},
     {"predict", "batch", "external", "export"},
     {"serve"},
     {"honesty", "demo", "weights_cli", "auto", "curve"},

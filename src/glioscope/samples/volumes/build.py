@@ -52,7 +52,8 @@ def build_volumes(
     notes += _notes(usable)
     volumes = np.stack([entry["volume"] for _, entry in usable]).astype(np.float16, copy=False)
     rows = [{**item.meta, **{k: entry["meta"][k] for k in ("skull_stripped", "skull_strip")}} for item, entry in usable]
-    return VolumeSet(volumes, pd.DataFrame(rows, columns=TABLE_COLUMNS), settings, skipped, notes)
+    grids = np.array([entry["meta"]["grid"] for _, entry in usable], float).reshape(-1, 4, 4)
+    return VolumeSet(volumes, pd.DataFrame(rows, columns=TABLE_COLUMNS), settings, skipped, notes, grids)
 
 
 def _notes(usable: list[tuple[Planned, dict]]) -> list[str]:

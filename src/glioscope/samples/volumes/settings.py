@@ -17,7 +17,7 @@ from glioscope.util import schema
 from glioscope.util.schema import Range, at_least
 
 # Bump when the cached arrays change meaning (pipeline, registration, axis order): old cache folders are then ignored.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: an entry's meta holds its grid's affine
 
 _default = defaults.of("data.volumes")
 

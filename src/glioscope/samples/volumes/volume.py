@@ -13,6 +13,9 @@ The steps, per volume:
 The scaling comes before the crop, unlike the usual order, so that a crop smaller than the
 brain does not change the percentiles. Finally the RAS (x, y, z) tensor becomes (C, D, H, W):
 D = z (inferior to superior), H = -y (anterior to posterior), W = -x (right to left).
+The entry's meta keeps that final grid's affine, (D, H, W) indices to RAS mm ("grid", `grid_affine`):
+TorchIO carries the affine through reorientation, resampling and CropOrPad, and the transposition
+and flips are folded in, so a map on the model's grid can be put back on the study's own voxels.
 """
 
 from __future__ import annotations
@@ -82,7 +85,7 @@ def process(task: VolumeTask) -> dict | Skip:
 def _process(task: VolumeTask) -> dict:
     images = [load_channel(source) for source in task.sources]
     subject, meta = preprocess(images, task.settings, [s.sequence for s in task.sources], task.source_format)
-    return {"volume": to_array(subject).astype(np.float16), "meta": meta}
+    return {"volume": to_array(subject).astype(np.float16), "meta": {**meta, "grid": grid_affine(subject).tolist()}}
 
 
 def load_channel(source: ChannelSource) -> tio.ScalarImage:
@@ -194,6 +197,15 @@ def to_array(subject: tio.Subject) -> np.ndarray:
     """The channels as float32 (C, D, H, W) in the axis order of `VolumeSet` (see the module docstring)."""
     tensor = torch.cat([subject[name].data for name in _channels(subject)]).float()
     return np.ascontiguousarray(tensor.numpy()[:, ::-1, ::-1, :].transpose(0, 3, 2, 1))
+
+
+def grid_affine(subject: tio.Subject) -> np.ndarray:
+    """The 4 x 4 matrix from (D, H, W) indices of `to_array(subject)` to RAS mm."""
+    affine = np.asarray(subject["c0"].affine, float)
+    nx, ny, _ = subject["c0"].spatial_shape
+    # to_array's [d, h, w] is the tensor's [nx - 1 - w, ny - 1 - h, d].
+    to_xyz = np.array([[0, 0, -1, nx - 1], [0, -1, 0, ny - 1], [1, 0, 0, 0], [0, 0, 0, 1]], float)
+    return affine @ to_xyz
 
 
 def scale_intensities(array: np.ndarray, mask: np.ndarray | None, percentiles: tuple[float, float]) -> np.ndarray:

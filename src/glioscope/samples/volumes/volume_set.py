@@ -22,6 +22,8 @@ class VolumeSet(SampleSet):
     volumes: float16 (N, C, D, H, W) in [0, 1]; C follows settings.channels; D runs inferior to
         superior (axial slices), H anterior to posterior, W the patient's right to left, so
         `volumes[n, c, d]` shows an axial slice in radiological convention (see `array_affine`).
+    grids: (N, 4, 4) each volume's (D, H, W) indices to RAS mm in its study's world coordinates
+        (None for volumes made without them).
     """
 
     kind = "volumes"
@@ -36,6 +38,7 @@ class VolumeSet(SampleSet):
     settings: VolumeSettings
     skipped: list[Skip] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    grids: np.ndarray | None = None
 
     @property
     def arrays(self) -> np.ndarray:
