@@ -60,7 +60,9 @@ def study_view(found, to_nifti_bytes) -> StudyView:
         "cam_max": None if cam is None else float(cam.max()),
         "focus_voxel": None if focus is None else [int(i) for i in focus],
         "ranked_slices": [
-            {"slice": int(s["slice"]), "weight": float(s["weight"])} for s in (shown.ranked_slices or [])
+            {"slice": int(s["slice"]), "axis": s.get("axis"), "weight": float(s["weight"])}
+            for s in (shown.ranked_slices or [])
+            if s.get("slice") is not None
         ],
         "rgb": image.dtype == np.uint8 and image.ndim == 4,
     }
@@ -84,7 +86,7 @@ def study_panel(viewer: dict, niivue_missing: str | None, attended: str = "") ->
         )
         if study["ranked_slices"]:
             buttons = "".join(
-                f'<li><button type="button" class="ranked-slice" data-slice="{s["slice"]}">slice #{s["slice"]} · '
+                f'<li><button type="button" class="ranked-slice" data-slice="{s["slice"]}" data-axis="{esc(s["axis"] if s["axis"] is not None else 2)}">slice #{s["slice"]} · '
                 f"{s['weight']:.3f}</button></li>"
                 for s in study["ranked_slices"]
             )

@@ -45,11 +45,11 @@ class VendorError(Exception):
     """The tarball or the file taken from it is not the pinned one; nothing is written."""
 
 
-def module_path(folder: Path = VENDOR) -> Path:
-    return folder / MODULE
+def module_path(folder: Path | None = None) -> Path:
+    return (folder or VENDOR) / MODULE
 
 
-def missing(folder: Path = VENDOR) -> str | None:
+def missing(folder: Path | None = None) -> str | None:
     """Why the app cannot serve NiiVue (absent, or not the pinned file); None when it can."""
     path = module_path(folder)
     try:
@@ -111,8 +111,9 @@ def _write(path: Path, data: bytes) -> None:
         raise
 
 
-def fetch(folder: Path = VENDOR, timeout: float = 120) -> Path:
-    """Download, check and write NiiVue into `folder`; the module's path. Nothing is written on any failure."""
+def fetch(folder: Path | None = None, timeout: float = 120) -> Path:
+    """Download, check and write NiiVue into `folder` (VENDOR); the module's path. Nothing is written on a failure."""
+    folder = folder or VENDOR
     with urllib.request.urlopen(TARBALL, timeout=timeout) as response:
         data = response.read()
     verify_tarball(data)

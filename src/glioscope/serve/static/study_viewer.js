@@ -28,6 +28,20 @@ function slider(name, label, min, max, step, value) {
   return { input, out, wrap: el("label", { class: "control" }, [el("span", { text: label }), input, out]) };
 }
 
+// NiiVue's voxel coordinates (frac2vox, vox2frac, the location's vox) run in RAS order; the study's own voxels (the
+// focus, the ranked slices, what the page shows) go through the file's affine and millimetres instead.
+function voxelToMm(affine, v) {
+  return [0, 1, 2].map((r) => affine[r][0] * v[0] + affine[r][1] * v[1] + affine[r][2] * v[2] + affine[r][3]);
+}
+
+function mmToVoxel(affine, mm) {
+  const m = [0, 1, 2].map((r) => [affine[r][0], affine[r][1], affine[r][2]]), d = [0, 1, 2].map((r) => mm[r] - affine[r][3]);
+  const det = (a) => a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1]) - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
+    + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0]);
+  const whole = det(m); // Cramer's rule: the affine's 3x3 part is small and well conditioned
+  return [0, 1, 2].map((c) => Math.round(det(m.map((row, r) => row.map((x, k) => (k === c ? d[r] : x)))) / whole));
+}
+
 const round = (v) => (Math.abs(v) >= 100 ? v.toFixed(0) : Number(v).toPrecision(3));
 
 async function start(meta) {
@@ -35,7 +49,7 @@ async function start(meta) {
   const canvas = el("canvas", { id: "niivue-canvas", class: volume ? "niivue volume" : "niivue image" });
   const controls = el("div", { class: "viewer-controls" });
   const location = el("p", { class: "niivue-location", id: "niivue-location", text: " " });
-  root.append(controls, el("div", { class: "niivue-frame" }, [canvas]), location);
+  root.append(controls, el("div", { class: volume ? "niivue-frame" : "niivue-frame image" }, [canvas]), location);
   const nv = new Niivue({
     backColor: [0, 0, 0, 1],
     crosshairColor: [1, 0.84, 0.04, 0.8],
@@ -61,7 +75,9 @@ async function start(meta) {
   const [image, cam] = nv.volumes;
   image.colorbarVisible = false; // the one colour bar is the map's
   nv.setSliceType(volume ? SLICE_TYPE.MULTIPLANAR : SLICE_TYPE.AXIAL);
-  if (study.focus_voxel) nv.scene.crosshairPos = nv.vox2frac(study.focus_voxel);
+  const affine = image.hdr.affine;
+  const moveTo = (voxel) => { nv.scene.crosshairPos = nv.mm2frac(voxelToMm(affine, voxel)); };
+  if (study.focus_voxel) moveTo(study.focus_voxel);
   nv.updateGLVolume();
 
   // Window and level of the study, in its own units (the file's values).
@@ -114,19 +130,22 @@ async function start(meta) {
     w.out.textContent = round(Number(w.input.value)); l.out.textContent = round(Number(l.input.value));
   };
   nv.onLocationChange = (data) => { // the crosshair in mm (the study's world space) and the values under it
-    const mm = Array.from(data.mm).slice(0, volume ? 3 : 2).map((v) => v.toFixed(1)).join(", ");
-    const vox = Array.from(data.vox).slice(0, volume ? 3 : 2).join(", ");
+    const mm = Array.from(data.mm).slice(0, 3);
+    const vox = mmToVoxel(affine, mm).slice(0, volume ? 3 : 2).join(", ");
     const values = data.values || [];
     const value = values[0] ? round(values[0].value) : "–";
     const map = values[1] ? `; Grad-CAM ${values[1].value.toFixed(2)}` : "";
-    location.textContent = `${volume ? "" : "pixel "}${vox} · ${mm} mm · ${study.sequence || "intensity"} ${value}${map}`;
-    location.dataset.vox = vox;
+    const what = study.sequence && study.sequence !== "unknown" ? study.sequence : "intensity";
+    const at = mm.map((v) => v.toFixed(1)).join(", ");
+    const where = volume ? `voxel ${vox} · ${at} mm` : `pixel ${vox}`; // a 2D picture's pixels have no size here
+    location.textContent = `${where} · ${what} ${value}${map}`;
+    location.dataset.voxel = vox;
   };
   for (const button of document.querySelectorAll("button.ranked-slice")) { // an attention model's slices
     button.addEventListener("click", () => {
-      const at = nv.frac2vox(nv.scene.crosshairPos);
-      at[2] = Number(button.dataset.slice);
-      nv.scene.crosshairPos = nv.vox2frac(at);
+      const at = mmToVoxel(affine, nv.frac2mm(nv.scene.crosshairPos));
+      at[Number(button.dataset.axis)] = Number(button.dataset.slice); // its index along that axis of the study
+      moveTo(at);
       nv.createOnLocationChange();
       nv.drawScene();
     });
