@@ -180,7 +180,7 @@ def test_the_nifti_files_keep_the_studys_geometry(oblique_nifti, tmp_path):
 def write_oblique_series(folder, data: np.ndarray, spacing, patient="P9"):
     """A DICOM series of (X, Y, Z) voxels: slice k is data[:, :, k], rows along Y, on an oblique plane."""
     folder.mkdir(parents=True)
-    study_uid, series_uid = generate_uid(), generate_uid()
+    study_uid, series_uid, frame_uid = generate_uid(), generate_uid(), generate_uid()
     angle = np.deg2rad(20)
     orientation = (0.0, np.cos(angle), np.sin(angle), 0.0, -np.sin(angle), np.cos(angle))  # a tilted sagittal
     row_dir, col_dir = np.array(orientation[:3]), np.array(orientation[3:])
@@ -192,6 +192,7 @@ def write_oblique_series(folder, data: np.ndarray, spacing, patient="P9"):
         ds.ImageOrientationPatient = list(orientation)
         ds.ImagePositionPatient = [float(v) for v in np.array([-20.0, 30.0, 5.0]) + normal * spacing[2] * k]
         ds.SliceThickness = spacing[2]
+        ds.FrameOfReferenceUID = frame_uid
         ds.RescaleSlope, ds.RescaleIntercept = 1, 0
         ds.PixelData = np.ascontiguousarray(data[:, :, k].T.astype(np.uint16)).tobytes()
         path = folder / f"IM{data.shape[2] - k:04d}.dcm"  # names in reverse: the slice order must come from positions
@@ -284,3 +285,25 @@ def test_the_nifti_bytes_of_a_model_without_map_are_refused():
     assert nib.Nifti1Image.from_bytes(__import__("gzip").decompress(to_nifti_bytes(empty))).shape == (4, 4, 4)
     with pytest.raises(GlioscopeError, match="no map"):
         to_nifti_bytes(empty, "cam")
+
+
+def test_an_attention_models_slices_are_ranked_as_slices_of_the_study(oblique_nifti):
+    path, _, data, blob, _ = oblique_nifti
+    slices = slices_from_file(path, SliceSettings(size=32, channels="single", axis="axial", min_foreground=0.0))
+    brightest = int(slices.table["slice_index"].iloc[int(np.argmax(slices.images.reshape(len(slices), -1).sum(1)))])
+    patient = str(slices.table["patient_id"].iloc[0])
+    table = slices.table.drop_duplicates("patient_id").reset_index(drop=True)
+    bags = SimpleNamespace(samples=slices, table=table, skipped=[], vote_weights=lambda: None)
+    attended = [
+        {"rank": 1, "attention": 0.7, "slice_index": brightest, "source_path": str(path), "slice_id": "a"},
+        {"rank": 2, "attention": 0.3, "slice_index": 0, "source_path": str(path), "slice_id": "b"},
+    ]
+    prediction = Prediction(bags, {"fold_0": np.array([[0.3, 0.7]])}, FakeRun.class_names, {patient: attended})
+    (found,) = study_maps(FakeRun(2), bags, prediction=prediction, study=read_study(path))
+    assert found.cam is None and found.cam_class == "blob" and found.image.shape == data.shape
+    first, second = found.ranked_slices
+    assert (first["weight"], second["weight"]) == (0.7, 0.3)
+    # Axial slices of the study run along its voxel axis 1 (stored I->S, turned 20 degrees): the most attended
+    # slice, the brightest, goes through the blob.
+    assert first["axis"] == 1 and abs(first["slice"] - VOLUME["blob_at"][1]) <= 2
+    assert blob.take(first["slice"], axis=1).any() and not blob.take(second["slice"], axis=1).any()

@@ -46,7 +46,7 @@ def evidence_of(inputs: list[dict]) -> list[pydicom.Dataset]:
             for path in walk_files(Path(folder)):
                 header = read_header(path)
                 if isinstance(header, dict) and (not series or header["series_uid"] in series):
-                    datasets.append(_with_type2(pydicom.dcmread(path, stop_before_pixels=True, force=True)))
+                    datasets.append(with_type2(pydicom.dcmread(path, stop_before_pixels=True, force=True)))
     if not datasets:
         raise InputError(None, "a DICOM SR references DICOM images; this input holds none (NIfTI or a 2D image)")
     return datasets
@@ -65,7 +65,7 @@ _TYPE2 = (
 )
 
 
-def _with_type2(dataset: pydicom.Dataset) -> pydicom.Dataset:
+def with_type2(dataset: pydicom.Dataset) -> pydicom.Dataset:
     for keyword in _TYPE2:
         if keyword not in dataset:
             setattr(dataset, keyword, "")

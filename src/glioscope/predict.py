@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from glioscope.evaluate.conformal import SetOptions, set_fields
+from glioscope.explain import StudyMap, study_maps
+from glioscope.io.study import Study
 from glioscope.trained import ATTENTION_NOTE, Prediction, TrainedRun, seen_in_training
 from glioscope.typicality import assess
 
@@ -30,6 +32,39 @@ def predict(
     """
     run = run or TrainedRun(run_dir, accept_altered)
     result = run.predict_study(input_path, mask)
+    return _described(run, run_dir, input_path, result, sets)
+
+
+def predict_explained(
+    run: TrainedRun,
+    study: Study,
+    sets: SetOptions | None = None,
+    class_name: str | None = None,
+    run_dir: Path | None = None,
+) -> tuple[dict, list[StudyMap]]:
+    """`predict`'s result and the study's explanation maps (glioscope.explain) of class `class_name` (None: each
+    patient's predicted class); the result's "explained" lists each map's class and focus. `run_dir`: the run
+    as the user named it (default: its folder)."""
+    inputs = run.method.study_inputs(run.recipe, run.record, study)
+    prediction = run.apply(inputs)
+    result = _described(run, run_dir or run.path, study.path, prediction, sets)
+    class_index = None if class_name is None else run.class_names.index(class_name)
+    maps = study_maps(run, inputs, class_index, study=study, prediction=prediction, notes=result["notes"])
+    result["explained"] = [
+        {
+            "patient_id": m.patient_id,
+            "class": m.cam_class if m.cam is not None else None,
+            "sequence": m.sequence,
+            "shape": list(m.image.shape),
+            "focus_voxel": None if m.focus_voxel is None else list(m.focus_voxel),
+            "ranked_slices": m.ranked_slices,
+        }
+        for m in maps
+    ]
+    return result, maps
+
+
+def _described(run: TrainedRun, run_dir, input_path, result: Prediction, sets: SetOptions | None) -> dict:
     return {
         "run": str(run_dir),
         "recipe": run.recipe.name,

@@ -31,13 +31,38 @@ def add_parsers(verbs) -> None:
         default=None,
         help="also write the JSON to this file (many studies: a CSV, one row per patient, and a JSON beside)",
     )
-    predict.add_argument("--overwrite", action="store_true", help="replace an existing --out or --dicom-sr file")
+    predict.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out, --dicom-sr, --dicom-gradcam or --explain file",
+    )
     predict.add_argument(
         "--dicom-sr",
         type=Path,
         default=None,
         metavar="FILE",
         help="also write the patient's prediction as a DICOM Structured Report referencing the input series",
+    )
+    predict.add_argument(
+        "--explain",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also write the study image and the Grad-CAM in the study's own geometry as NIfTI files into DIR "
+        "(<patient>_image.nii.gz, <patient>_gradcam-<class>.nii.gz), for 3D Slicer, ITK-SNAP or NiiVue",
+    )
+    predict.add_argument(
+        "--dicom-gradcam",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write the Grad-CAM as a DICOM Parametric Map over the input series (a DICOM series input)",
+    )
+    predict.add_argument(
+        "--explain-class",
+        default=None,
+        metavar="CLASS",
+        help="the class --explain and --dicom-gradcam map (default: the predicted class)",
     )
     _accept_option(predict)
     add_set_options(predict)
@@ -128,12 +153,20 @@ def _predict(args) -> None:
     from glioscope.util.atomic import check_output_file, write_text
 
     sets = set_options(args)
-    for path in filter(None, (args.out, args.dicom_sr)):  # before the work: a bad output is refused at once
+    for path in filter(None, (args.out, args.dicom_sr, args.dicom_gradcam)):  # before the work: refused at once
         check_output_file(path, args.overwrite, inputs=[*args.inputs, args.run_dir])
+    explaining = args.explain is not None or args.dicom_gradcam is not None
+    if args.explain is not None:
+        check_output_folder(args.explain, inputs=[*args.inputs, args.run_dir])
     read = many_studies(args.inputs)
     if read is not None:
-        if args.dicom_sr:
-            raise GlioscopeError("--dicom-sr writes one study's report: give one study, not many")
+        for option, given in (
+            ("--dicom-sr", args.dicom_sr),
+            ("--explain", args.explain),
+            ("--dicom-gradcam", args.dicom_gradcam),
+        ):
+            if given:
+                raise GlioscopeError(f"{option} writes one study's outputs: give one study, not many")
         result = predict_batch(
             args.run_dir, args.inputs, read=read, accept_altered=args.accept_altered_package, sets=sets
         )
@@ -157,9 +190,12 @@ def _predict(args) -> None:
         if args.out:
             print("Written: " + ", ".join(str(p) for p in write_batch(result, args.out)))
         return  # a batch with nothing to predict has raised an InputError already
-    result = predict(
-        args.run_dir, args.inputs[0], mask=args.mask, accept_altered=args.accept_altered_package, sets=sets
-    )
+    if explaining:
+        result, maps = _explained(args, sets)
+    else:
+        result = predict(
+            args.run_dir, args.inputs[0], mask=args.mask, accept_altered=args.accept_altered_package, sets=sets
+        )
     text = json.dumps(result, indent=2)
     for patient in result["patients"]:  # beside the JSON (stdout), the line a person reads
         if "prediction_set" in patient:
@@ -176,7 +212,75 @@ def _predict(args) -> None:
         from glioscope.dicom_sr import write_structured_report
 
         write_structured_report(result, args.dicom_sr, overwrite=args.overwrite)
+    if explaining:
+        for written in _write_explained(args, maps, result["recipe"]):
+            print(f"Written: {written}", file=sys.stderr)
     print(text)
+
+
+def check_output_folder(folder: Path, inputs=()) -> None:
+    """Refuse an output folder that is a file or lies inside an input folder."""
+    from glioscope.errors import InputError
+    from glioscope.util.paths import inside
+
+    if folder.exists() and not folder.is_dir():
+        raise InputError(folder, "is a file; give a folder to write the explanation files into")
+    for given in inputs:
+        if Path(given).is_dir() and inside(folder, given):
+            raise InputError(folder, f"is inside the input {given}; write it elsewhere")
+
+
+def _explained(args, sets):
+    """(predict's result, the study's maps), refused at once for a run whose model gives no image map."""
+    from glioscope.errors import InputError
+    from glioscope.io.study import read_study
+    from glioscope.predict import predict_explained
+    from glioscope.trained import TrainedRun
+
+    run = TrainedRun(args.run_dir, args.accept_altered_package)
+    option = "--explain" if args.explain is not None else "--dicom-gradcam"
+    if run.kind not in ("slices", "volumes"):
+        raise InputError(
+            args.run_dir,
+            f"is a {run.kind} model: its input is not an image, so there is no Grad-CAM for {option} to write",
+        )
+    if args.explain_class is not None and args.explain_class not in run.class_names:
+        raise GlioscopeError(
+            f"--explain-class {args.explain_class!r}: the run's classes are {', '.join(run.class_names)}"
+        )
+    study = read_study(args.inputs[0], args.mask)
+    if args.dicom_gradcam is not None and not (study.frame["kind"] == "series").any():
+        raise InputError(
+            args.inputs[0],
+            "is not a DICOM series: --dicom-gradcam writes a Parametric Map over the input's DICOM series "
+            "(use --explain for NIfTI files)",
+        )
+    return predict_explained(run, study, sets, args.explain_class, run_dir=args.run_dir)
+
+
+def _write_explained(args, maps, recipe: str) -> list[Path]:
+    """The NIfTI files of --explain and the Parametric Map of --dicom-gradcam; the files written."""
+    from glioscope.errors import InputError
+    from glioscope.explain import write_study_maps
+    from glioscope.explain.nifti import planned_files
+    from glioscope.util.atomic import check_output_file
+
+    if not maps:
+        raise InputError(args.inputs[0], "gave no image to explain")
+    if args.explain is not None:
+        for _, _, path in planned_files(maps, args.explain):
+            check_output_file(path, args.overwrite)
+    written = []
+    if args.dicom_gradcam is not None:
+        from glioscope.explain.dicom import write_parametric_map
+
+        mapped = [m for m in maps if m.cam is not None]
+        if not mapped:
+            raise InputError(args.run_dir, "gives no Grad-CAM (its model ranks slices): no Parametric Map to write")
+        written.append(write_parametric_map(mapped[0], args.dicom_gradcam, recipe=recipe))
+    if args.explain is not None:
+        written += write_study_maps(maps, args.explain)
+    return written
 
 
 def _test(args) -> None:

@@ -43,20 +43,24 @@ def file_names(study_map: StudyMap, stem: str) -> dict[str, str]:
     return names
 
 
-def write_study_maps(maps: list[StudyMap], folder: Path) -> list[Path]:
-    """Each map's image and Grad-CAM as NIfTI files in `folder`, written atomically; the files written.
-
-    Files are named by patient (with _2, _3 ... for a patient's further studies).
-    """
-    folder = Path(folder)
+def planned_files(maps: list[StudyMap], folder: Path) -> list[tuple[StudyMap, str, Path]]:
+    """(map, "image" or "cam", file) of every file `write_study_maps` writes: named by patient, with _2, _3 ...
+    for a patient's further studies."""
     seen: dict[str, int] = {}
-    written = []
+    planned = []
     for study_map in maps:
         patient = study_map.patient_id or "study"
         seen[patient] = seen.get(patient, 0) + 1
         stem = patient if seen[patient] == 1 else f"{patient}_{seen[patient]}"
-        for which, name in file_names(study_map, stem).items():
-            with atomic_path(folder / name) as partial:
-                partial.write_bytes(to_nifti_bytes(study_map, which))  # type: ignore[arg-type]
-            written.append(folder / name)
+        planned += [(study_map, which, Path(folder) / name) for which, name in file_names(study_map, stem).items()]
+    return planned
+
+
+def write_study_maps(maps: list[StudyMap], folder: Path) -> list[Path]:
+    """Each map's image and Grad-CAM as NIfTI files in `folder` (see `planned_files`), written atomically."""
+    written = []
+    for study_map, which, path in planned_files(maps, folder):
+        with atomic_path(path) as partial:
+            partial.write_bytes(to_nifti_bytes(study_map, which))  # type: ignore[arg-type]
+        written.append(path)
     return written
