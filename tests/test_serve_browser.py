@@ -338,6 +338,36 @@ def test_an_uploaded_study_shows_the_probabilities_of_glioscope_predict(
     (tmp_path / "timing.json").write_text(json.dumps({"kind": kind, "seconds": seconds, "server": timing}))
 
 
+def test_the_predict_page_shows_the_study_as_acquired_in_niivue(server, driver, opened, tmp_path):
+    """The real Grad-CAM of the phantom study on the 3D run, in NiiVue over the study's own voxels."""
+    import nibabel as nib
+
+    if vendor.missing() is not None:
+        if os.environ.get("GLIOSCOPE_BROWSER_TESTS") == "required":
+            pytest.fail(f"NiiVue is required here, but {vendor.missing()}")
+        pytest.skip(vendor.missing())
+    path = server["studies"]["nifti"]
+    upload(driver, server, "st3d", path)
+    wait_for(driver, "#viewer[data-viewer]")
+    state = driver.execute_script(
+        "const r = document.getElementById('viewer'), nv = window.glioscopeNiivue; return [r.dataset.viewer, "
+        "r.dataset.niivueError || '', nv && nv.gl instanceof WebGL2RenderingContext && !nv.gl.isContextLost(), "
+        "nv && Array.from(nv.volumes[0].dims), nv && nv.volumes.length]"
+    )
+    assert state == ["niivue", "", True, [3, *nib.load(path).shape[:3]], 2], state
+    only_local_requests(driver, server)
+    shot = tmp_path / "predict-niivue.png"
+    driver.set_window_size(1360, 1240)
+    driver.execute_script("document.getElementById('images').scrollIntoView()")
+    driver.execute_script("window.glioscopeNiivue.drawScene()")
+    driver.save_screenshot(str(shot))
+    driver.set_window_size(1360, 940)
+    if os.environ.get("GLIOSCOPE_UPDATE_SCREENSHOT") == "1":
+        from PIL import Image
+
+        Image.open(shot).convert("RGB").quantize(colors=192).save(REPO / "docs" / "serve_niivue.png", optimize=True)
+
+
 def test_a_bad_upload_shows_its_reason_in_the_page(server, driver, opened, tmp_path):
     from glioscope.io.testing import write_dicom_series
 

@@ -52,7 +52,8 @@ async function start(meta) {
   root.append(controls, el("div", { class: volume ? "niivue-frame" : "niivue-frame image" }, [canvas]), location);
   const nv = new Niivue({
     backColor: [0, 0, 0, 1],
-    crosshairColor: [1, 0.84, 0.04, 0.8],
+    crosshairColor: [1, 0.84, 0.04, 0.6],
+    crosshairWidth: 0.5,
     show3Dcrosshair: true,
     isColorbar: study.cam,
     isOrientationTextVisible: volume, // a 2D picture has no left or right
@@ -66,19 +67,19 @@ async function start(meta) {
   const gl = nv.gl;
   if (!gl || gl.isContextLost()) throw new Error("the WebGL 2 context was lost");
   const url = (part) => `/api/viewer/${encodeURIComponent(meta.token)}/${part}`;
-  const volumes = [{ url: url("study.nii.gz"), name: "study.nii.gz", colormap: "gray" }];
+  // The one colour bar is the map's: the study's grey bar is hidden from the start.
+  const volumes = [{ url: url("study.nii.gz"), name: "study.nii.gz", colormap: "gray", colorbarVisible: false }];
   const colormap = nv.colormaps().includes("jet") ? "jet" : "warm";
   if (study.cam) {
     volumes.push({ url: url("cam.nii.gz"), name: "cam.nii.gz", colormap, opacity: 0.45, cal_min: 0.2, cal_max: 1 });
   }
   await nv.loadVolumes(volumes);
   const [image, cam] = nv.volumes;
-  image.colorbarVisible = false; // the one colour bar is the map's
+  image.colorbarVisible = false;
   nv.setSliceType(volume ? SLICE_TYPE.MULTIPLANAR : SLICE_TYPE.AXIAL);
   const affine = image.hdr.affine;
   const moveTo = (voxel) => { nv.scene.crosshairPos = nv.mm2frac(voxelToMm(affine, voxel)); };
   if (study.focus_voxel) moveTo(study.focus_voxel);
-  nv.updateGLVolume();
 
   // Window and level of the study, in its own units (the file's values).
   const low = image.global_min ?? image.cal_min, high = image.global_max ?? image.cal_max;
@@ -98,22 +99,28 @@ async function start(meta) {
   else controls.append(el("p", { class: "muted", text: "No Grad-CAM for this study." }));
   controls.append(reset);
 
+  // Each control redraws only when moved: a volume's every update costs a full pass over its voxels.
+  function shown() {
+    w.out.textContent = round(Number(w.input.value));
+    l.out.textContent = round(Number(l.input.value));
+    z.out.textContent = `${z.input.value}×`;
+    o.out.textContent = `${Math.round(Number(o.input.value) * 100)}%`;
+  }
   function contrast() {
     const width = Number(w.input.value), centre = Number(l.input.value);
     image.cal_min = centre - width / 2;
     image.cal_max = centre + width / 2;
-    w.out.textContent = round(width);
-    l.out.textContent = round(centre);
+    shown();
     nv.updateGLVolume();
   }
   function zoom() {
     const pan = nv.scene.pan2Dxyzmm;
     nv.setPan2Dxyzmm([pan[0], pan[1], pan[2], Number(z.input.value)]);
-    z.out.textContent = `${z.input.value}×`;
+    shown();
   }
   function opacity() {
     if (cam) nv.setOpacity(1, Number(o.input.value));
-    o.out.textContent = `${Math.round(Number(o.input.value) * 100)}%`;
+    shown();
   }
   w.input.addEventListener("input", contrast);
   l.input.addEventListener("input", contrast);
@@ -150,7 +157,7 @@ async function start(meta) {
       nv.drawScene();
     });
   }
-  contrast(); zoom(); opacity();
+  shown();
   nv.createOnLocationChange();
   nv.drawScene();
   if (gl.isContextLost()) throw new Error("the WebGL 2 context was lost while drawing");
