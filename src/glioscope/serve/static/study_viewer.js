@@ -79,7 +79,13 @@ async function start(meta) {
   nv.setSliceType(volume ? SLICE_TYPE.MULTIPLANAR : SLICE_TYPE.AXIAL);
   const affine = image.hdr.affine;
   const moveTo = (voxel) => { nv.scene.crosshairPos = nv.mm2frac(voxelToMm(affine, voxel)); };
+  const [top] = study.ranked_slices;
   if (study.focus_voxel) moveTo(study.focus_voxel);
+  else if (top) { // an attention model without a map: its most attended slice, through the middle of the others
+    const middle = study.shape.map((n) => Math.floor(n / 2));
+    middle[top.axis ?? 2] = top.slice;
+    moveTo(middle);
+  }
 
   // Window and level of the study, in its own units (the file's values).
   const low = image.global_min ?? image.cal_min, high = image.global_max ?? image.cal_max;
