@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_DIR ?= demo-output
 
-.PHONY: venv test lint format demo bench clean browser
+.PHONY: venv test lint format demo bench clean browser viewer
 
 venv: $(STAMP)
 
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,imagenet]'
 	touch $(STAMP)
 
-test: $(STAMP) browser lint
+test: $(STAMP) browser viewer lint
 	$(BIN)/python -m pytest -q
 
 # The code is as `ruff format` writes it (pyproject's [tool.ruff]; `make format` rewrites it so), and pyflakes
@@ -41,7 +41,13 @@ browser:
 	    || echo "note: chromium could not be installed; the browser tests will skip"; \
 	else echo "note: no chromium/chromedriver (apt-get install chromium chromium-driver); the browser tests will skip"; fi
 
-demo: $(STAMP)
+# NiiVue for `glioscope serve`'s Predict page: npm's tarball of @niivue/niivue, checked against its pinned sha512,
+# its one bundle written to src/glioscope/serve/static/vendor/niivue/ (git-ignored). The standard library only, so
+# `pip install -e .` users run it too; offline, it says so and the app keeps its canvas viewer.
+viewer:
+	$(PYTHON) src/glioscope/serve/vendor.py --if-reachable
+
+demo: $(STAMP) viewer
 	$(BIN)/glioscope demo --out $(DEMO_DIR)
 
 bench: $(STAMP)

@@ -26,6 +26,8 @@ import pytest
 
 from test_serve import build_serve_runs, cli_predict
 
+from glioscope.serve import vendor
+
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -138,8 +140,8 @@ fetch("/api/runs").then(r => r.text()).then(t => {
 """
 
 
-@pytest.fixture(scope="module")
-def driver(browser_ready, tmp_path_factory):
+def start_browser(tmp_path_factory, *flags: str):
+    """Headless Chromium through chromedriver; WebGL 2 in software (SwiftShader), unless a flag turns WebGL off."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -150,6 +152,8 @@ def driver(browser_ready, tmp_path_factory):
         "--headless=new",
         "--no-sandbox",
         "--disable-gpu",
+        "--use-angle=swiftshader",
+        "--enable-unsafe-swiftshader",  # NiiVue's WebGL 2 without a GPU; Chromium no longer falls back to it alone
         "--disable-dev-shm-usage",
         "--no-first-run",
         "--disable-background-networking",
@@ -159,10 +163,25 @@ def driver(browser_ready, tmp_path_factory):
         f"--user-data-dir={profile}",
         "--window-size=1360,940",
         "--force-device-scale-factor=1",
+        *flags,
     ):
         options.add_argument(flag)
     browser = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     browser.set_page_load_timeout(120)
+    return browser
+
+
+@pytest.fixture(scope="module")
+def driver(browser_ready, tmp_path_factory):
+    browser = start_browser(tmp_path_factory)
+    yield browser
+    browser.quit()
+
+
+@pytest.fixture(scope="module")
+def canvas_driver(browser_ready, tmp_path_factory):
+    """A browser without WebGL: the result page falls back to the canvas viewer over the model's input."""
+    browser = start_browser(tmp_path_factory, "--disable-webgl", "--disable-3d-apis")
     yield browser
     browser.quit()
 
@@ -275,11 +294,16 @@ def test_the_runs_page_and_a_comparison_refused_then_shown(server, driver, opene
 
 @pytest.mark.parametrize("kind, model", [("png", "sdl"), ("nifti", "st3d")])
 def test_an_uploaded_study_shows_the_probabilities_of_glioscope_predict(
-    server, driver, opened, kind, model, capsys, tmp_path
+    server, canvas_driver, kind, model, capsys, tmp_path
 ):
+    """In a browser without WebGL: the canvas viewer over the model's input, saying why NiiVue is not used."""
+    driver = canvas_driver
+    driver.get(server["address"])
     path = server["studies"][kind]
     seconds = upload(driver, server, model, path)
     wait_for(driver, "#viewer[data-ready]")
+    assert driver.execute_script("return document.getElementById('viewer').dataset.viewer") == "canvas"
+    assert driver.execute_script("return !document.createElement('canvas').getContext('webgl2')")
     shown = shown_probabilities(driver)
     expected = cli_predict(server["root"] / model, path, capsys)["patients"][0]
     assert shown.pop("ensemble") == expected["probabilities"]  # the same numbers as `glioscope predict` prints
@@ -303,6 +327,8 @@ def test_an_uploaded_study_shows_the_probabilities_of_glioscope_predict(
     only_local_requests(driver, server)
     shot = tmp_path / f"predict-{kind}.png"
     driver.save_screenshot(str(shot))
+    if vendor.missing() is None:  # NiiVue is there: the page says why it is not used here
+        assert "no WebGL 2" in driver.find_element(By.ID, "canvas-why").text
     if kind == "nifti" and os.environ.get("GLIOSCOPE_UPDATE_SCREENSHOT") == "1":
         from PIL import Image
 
@@ -310,6 +336,36 @@ def test_an_uploaded_study_shows_the_probabilities_of_glioscope_predict(
     timing = driver.find_element(By.ID, "timing").text
     print(f"{kind} on {model}: result page in {seconds:.2f} s (server: {timing})")
     (tmp_path / "timing.json").write_text(json.dumps({"kind": kind, "seconds": seconds, "server": timing}))
+
+
+def test_the_predict_page_shows_the_study_as_acquired_in_niivue(server, driver, opened, tmp_path):
+    """The real Grad-CAM of the phantom study on the 3D run, in NiiVue over the study's own voxels."""
+    import nibabel as nib
+
+    if vendor.missing() is not None:
+        if os.environ.get("GLIOSCOPE_BROWSER_TESTS") == "required":
+            pytest.fail(f"NiiVue is required here, but {vendor.missing()}")
+        pytest.skip(vendor.missing())
+    path = server["studies"]["nifti"]
+    upload(driver, server, "st3d", path)
+    wait_for(driver, "#viewer[data-viewer]")
+    state = driver.execute_script(
+        "const r = document.getElementById('viewer'), nv = window.glioscopeNiivue; return [r.dataset.viewer, "
+        "r.dataset.niivueError || '', nv && nv.gl instanceof WebGL2RenderingContext && !nv.gl.isContextLost(), "
+        "nv && Array.from(nv.volumes[0].dims), nv && nv.volumes.length]"
+    )
+    assert state == ["niivue", "", True, [3, *nib.load(path).shape[:3]], 2], state
+    only_local_requests(driver, server)
+    shot = tmp_path / "predict-niivue.png"
+    driver.set_window_size(1360, 1240)
+    driver.execute_script("document.getElementById('images').scrollIntoView()")
+    driver.execute_script("window.glioscopeNiivue.drawScene()")
+    driver.save_screenshot(str(shot))
+    driver.set_window_size(1360, 940)
+    if os.environ.get("GLIOSCOPE_UPDATE_SCREENSHOT") == "1":
+        from PIL import Image
+
+        Image.open(shot).convert("RGB").quantize(colors=192).save(REPO / "docs" / "serve_niivue.png", optimize=True)
 
 
 def test_a_bad_upload_shows_its_reason_in_the_page(server, driver, opened, tmp_path):

@@ -277,8 +277,13 @@ def create_app(
 
     @app.get("/api/viewer/{token}/{part}")
     def viewer_data(token: str, part: str):
+        """The canvas viewer's arrays ("image", "cam"), or NiiVue's gzip NIfTI ("study.nii.gz", "cam.nii.gz")."""
         found = viewers.get(token)
-        data = None if found is None else {"image": found.image, "cam": found.cam}.get(part)
+        study = None if found is None else found.study
+        parts = {} if found is None else {"image": found.image or None, "cam": found.cam}
+        if study is not None:
+            parts.update({"study.nii.gz": study.image, "cam.nii.gz": study.cam})
+        data = parts.get(part)
         if data is None:
             raise UploadError("no such image (the app keeps the last few studies only)", 404)
         return Response(data, media_type="application/octet-stream", headers={"Cache-Control": "no-store"})

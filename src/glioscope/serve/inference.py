@@ -21,26 +21,26 @@ from pathlib import Path
 import numpy as np
 
 from glioscope.errors import GlioscopeError
-from glioscope.evaluate.gradcam import grad_cam
-from glioscope.models.build import input_normalisation
+from glioscope.explain import study_maps, to_nifti_bytes
+from glioscope.explain.cam import ensemble_cam
 from glioscope.predict import describe
 from glioscope.report.figures import grey_png
 from glioscope.report.html import data_uri
 from glioscope.rundir import stamp
 from glioscope.samples import SampleSet
+from glioscope.serve.study import StudyView, study_view
 from glioscope.trained import TrainedRun
-
-MAX_CAM_SAMPLES = 256  # Grad-CAM needs a backward pass per sample: a longer series is shown without it
-_CAM_BATCH = 16
 
 
 @dataclass
 class Viewer:
-    """What the browser's viewer draws: uint8 images (channels, *shape) and an optional uint8 map (*shape)."""
+    """What the canvas viewer draws (uint8 images (channels, *shape), an optional uint8 map (*shape); empty for a model
+    whose input is no image), and the study at its own resolution for NiiVue (glioscope.serve.study)."""
 
     meta: dict
     image: bytes
     cam: bytes | None
+    study: StudyView | None = None
 
 
 class ViewerStore:
@@ -100,23 +100,36 @@ def predict_study(
         **describe(run, prediction, folds=True, sets=sets),
     }
     _thumbnails(result["patients"], prediction)
-    viewer = None
+    viewer, first = None, result["patients"][0]["prediction"]
     if isinstance(prediction.inputs, SampleSet):
-        first = result["patients"][0]["prediction"]
-        cam, cam_note = _ensemble_cam(
-            run.folds(prediction.inputs),
-            prediction.inputs,
-            input_normalisation(run.recipe.model, run.recipe.data.normalize),
-            run.class_names.index(first),
-        )
+        classes = np.full(len(prediction.inputs), run.class_names.index(first), np.int64)
+        cam, cam_note = ensemble_cam(run, prediction.inputs, classes)
+        if cam is not None and cam.max() <= 0:
+            cam_note = "the Grad-CAM is flat (zero everywhere): the overlay shows nothing"
         if cam_note:
             result["notes"].append(cam_note)
         viewer = _viewer(prediction.inputs, cam, first)
+    if result["samples_kind"] != "radiomics":
+        study, study_notes = _study(run, prediction, run.class_names.index(first))
+        result["notes"] += [n for n in study_notes if n not in result["notes"]]
+        if study is not None:
+            viewer = viewer or Viewer({"layout": None}, b"", None)
+            viewer.study, viewer.meta["study"] = study, study.meta
     result["timing"] = {
         "predict_s": round(predicted - started, 3),
         "gradcam_s": round(time.perf_counter() - predicted, 3),
     }
     return result, viewer
+
+
+def _study(run, prediction, class_index: int) -> tuple[StudyView | None, list[str]]:
+    """The first study at its own resolution with the map on its grid (glioscope.explain), and notes on why not."""
+    notes: list[str] = []
+    try:
+        found = study_maps(run, prediction.inputs, class_index, prediction=prediction, notes=notes)
+    except GlioscopeError as exc:
+        return None, [f"the study cannot be shown at its own resolution: {exc}"]
+    return (study_view(found[0], to_nifti_bytes) if found else None), notes
 
 
 def _thumbnails(entries: list[dict], prediction) -> None:
@@ -125,26 +138,6 @@ def _thumbnails(entries: list[dict], prediction) -> None:
         for shown, found in zip(entry.get("attention") or [], patient.attention or []):
             if found.get("image") is not None:
                 shown["thumbnail"] = data_uri(grey_png(found["image"]))
-
-
-def _ensemble_cam(fold_list, samples, normalisation: str, class_index: int) -> tuple[np.ndarray | None, str | None]:
-    """The fold models' Grad-CAM maps of one class, averaged and scaled to [0, 1] per sample; or (None, why not)."""
-    if len(samples) > MAX_CAM_SAMPLES:
-        return None, f"Grad-CAM not computed: {len(samples)} samples, more than {MAX_CAM_SAMPLES}"
-    dataset = samples.dataset(np.ones(len(samples), bool), np.zeros(len(samples), np.int64), None, normalisation)
-    total = None
-    try:
-        for start in range(0, len(samples), _CAM_BATCH):
-            inputs = dataset.inputs(range(start, min(start + _CAM_BATCH, len(samples))))
-            chunk = sum(grad_cam(model, inputs, class_index=class_index) for _, model in fold_list)
-            total = chunk if total is None else np.concatenate([total, chunk])
-    except GlioscopeError as exc:
-        return None, f"Grad-CAM not available for this model: {exc}"
-    flat = total.reshape(len(total), -1)
-    high = flat.max(axis=1, keepdims=True)
-    flat = np.where(high > 0, flat / np.maximum(high, 1e-12), 0.0)
-    note = None if flat.max() > 0 else "the Grad-CAM is flat (zero everywhere): the overlay shows nothing"
-    return flat.reshape(total.shape), note
 
 
 def _to_uint8(array: np.ndarray) -> tuple[np.ndarray, list[float]]:

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-import json
 from urllib.parse import urlencode
 
 from glioscope import __version__
 from glioscope.report.html import esc, interval, number
 from glioscope.rundir import REPORT
+from glioscope.serve.study import study_panel
+from glioscope.serve.vendor import missing
 from glioscope.serve.verdict import verdict_html
 from glioscope.typicality import warning_line
 
 _NAV = (("/", "Runs"), ("/predict", "Predict"))
 
 
-def layout(title: str, body: list[str], active: str = "", scripts: tuple[str, ...] = ()) -> str:
+def layout(
+    title: str, body: list[str], active: str = "", scripts: tuple[str, ...] = (), modules: tuple[str, ...] = ()
+) -> str:
     nav = "".join(f'<a href="{href}"{" class=active" if href == active else ""}>{esc(text)}</a>' for href, text in _NAV)
-    tags = "".join(f'<script src="/static/{esc(s)}" defer></script>' for s in ("app.js", *scripts))
+    tags = "".join(f'<script src="/static/{esc(s)}" defer></script>' for s in ("app.js", *scripts)) + "".join(
+        f'<script type="module" src="/static/{esc(s)}"></script>' for s in modules
+    )
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{esc(title)} · glioscope</title>\n'
@@ -288,10 +293,9 @@ def result_page(result: dict) -> str:
         )
     )
     notes = [_samples_text(result), *map(esc, result["notes"])]
-    meta = json.dumps(result["viewer"]).replace("<", "\\u003c")
+    niivue_missing = missing() if (result["viewer"] or {}).get("study") else None
     images = (
-        '<section class="viewer-panel"><h2>Images</h2><div id="viewer"></div>'
-        f'<script type="application/json" id="viewer-meta">{meta}</script></section>'
+        study_panel(result["viewer"], niivue_missing, _attended(patient) if patient.get("attention") else "")
         if result["viewer"]
         else _attended(patient)
         if patient.get("attention")
@@ -314,7 +318,10 @@ def result_page(result: dict) -> str:
         _inputs_table(result),
         "</section></div>",
     ]
-    return layout("Prediction", body, "/predict", scripts=("viewer.js",))
+    niivue = (result["viewer"] or {}).get("study") and niivue_missing is None
+    return layout(
+        "Prediction", body, "/predict", scripts=("viewer.js",), modules=("study_viewer.js",) if niivue else ()
+    )
 
 
 def error_page(status: int, message: str, back: str = "/") -> str:

@@ -193,12 +193,31 @@
     window.glioscopeViewer = { state, draw, meta };
   }
 
-  document.addEventListener("DOMContentLoaded", () => {
+  function webgl2() {
+    try { return !!document.createElement("canvas").getContext("webgl2"); } catch (error) { return false; }
+  }
+
+  // The canvas viewer over the model's input: the page's viewer, or NiiVue's fall-back (static/study_viewer.js).
+  window.glioscopeCanvas = (why) => {
     const root = document.getElementById("viewer"), metaEl = document.getElementById("viewer-meta");
-    if (!root || !metaEl) return;
-    start(root, JSON.parse(metaEl.textContent)).catch((error) => {
+    const meta = JSON.parse(metaEl.textContent);
+    if (why) root.before(el("p", { class: "muted", id: "canvas-why", text: why }));
+    root.dataset.viewer = "canvas";
+    if (!meta.layout) return; // a model whose input is no image: nothing to draw here
+    start(root, meta).catch((error) => {
       root.textContent = `The images could not be shown: ${error}`;
       root.dataset.error = String(error);
     });
+  };
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const root = document.getElementById("viewer"), metaEl = document.getElementById("viewer-meta");
+    if (!root || !metaEl) return;
+    if (root.dataset.niivue !== "1") { window.glioscopeCanvas(); return; }
+    if (!webgl2()) {
+      window.glioscopeCanvas("This browser has no WebGL 2, which NiiVue needs: the model's input, after preprocessing, is shown instead.");
+    } else if (!window.glioscopeNiivueLoaded) { // its module (static/study_viewer.js) did not load
+      window.glioscopeCanvas("NiiVue could not be loaded: the model's input, after preprocessing, is shown instead.");
+    }
   });
 })();
