@@ -21,7 +21,7 @@ def test_the_p_value_counts_the_observed_run_among_the_null():
     assert p_value(0.5, [0.5] * 19) == 1.0  # ties count against the model
     assert p_value(0.7, [0.8, 0.6, 0.75, 0.2]) == pytest.approx(3 / 5)
     assert p_value(0.7, [0.8, None, float("nan"), 0.2]) == pytest.approx(2 / 3)  # undefined null values left out
-    assert np.isnan(p_value(float("nan"), [0.5])) and np.isnan(p_value(0.5, []))
+    assert np.isnan(p_value(float("nan"), [0.5])) and np.isnan(p_value(0.5, [])) and np.isnan(p_value(None, [0.5]))
 
 
 def test_labels_are_shuffled_by_patient_within_each_group_the_same_way_each_time():
@@ -59,6 +59,7 @@ def test_without_signal_the_model_is_not_called_better_than_chance(no_signal, mo
     assert main([*args, "--set", "evaluate.bootstrap=20", "--permutations", "19"]) == 0
     printed = capsys.readouterr().out
     assert "Permutation test: 19 permutation(s) of 19 to run, each retraining radiomics" in printed
+    assert "at most about" in printed and "19 times the run's" in printed  # said before the first starts
     assert "permutation 19 (19/19)" in printed and "Better than chance? permutation p = " in printed
     record = json.loads((out / PERMUTATION).read_text())
     assert record["done"] == 19 and record["within"] is None  # the phantom's ids tell no site

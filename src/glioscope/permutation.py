@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -59,6 +60,15 @@ def check_count(n: int) -> None:
         )
 
 
+def _strict(values: dict) -> dict:
+    """NaN (an AUC a fold cannot have) as None: permutation.json is strict JSON."""
+    return {k: None if v is None or math.isnan(v) else v for k, v in values.items()}
+
+
+def _auc(value) -> str:
+    return "undefined" if value is None else f"{value:.3f}"
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
@@ -77,7 +87,7 @@ def run_permutations(
     names = list(info["class_names"])
     model = info["models"][-1]  # the headline model: the last of a run's models
     images = folder.predictions(names)
-    observed = statistics(images, model, names)
+    observed = _strict(statistics(images, model, names))
     frame, _ = load_cohort(cohort, recipe.task, recipe.data)
     table, meta = split.load(run_dir)
     groups, site_words = _groups(frame, table, site_column, cohort)
@@ -87,7 +97,12 @@ def run_permutations(
     scratch = run_dir / PERMUTATIONS
     todo = [k for k in range(1, n + 1) if str(k) not in record["null"]]
     if todo:
-        estimate = f"about {_duration(run_seconds * len(todo))}" if run_seconds else "time unknown until one ends"
+        estimate = (
+            f"at most about {_duration(run_seconds * len(todo))} ({len(todo)} times the run's {_duration(run_seconds)}; "
+            "a permuted run reuses the cached features or images, and each line below updates the estimate)"
+            if run_seconds
+            else "the time is estimated once the first ends"
+        )
         print(
             f"Permutation test: {len(todo)} permutation(s) of {n} to run, each retraining {recipe.name} on the run's "
             f"folds with labels shuffled by patient{' within ' + site_words if site_words else ''}: {estimate}"
@@ -105,7 +120,7 @@ def run_permutations(
             print(f"permutation {k}: training {recipe.name} into {work / 'run'}")
             method.run(recipe, work / "cohort", work / "run", splits=work / "splits", progress=False, report=False)
         permuted = RunFolder(work / "run")
-        value = statistics(permuted.predictions(names), model, names)
+        value = _strict(statistics(permuted.predictions(names), model, names))
         shutil.rmtree(work)
         record["null"][str(k)] = value
         record["seconds"] = record.get("seconds", 0.0) + time.perf_counter() - start
@@ -113,9 +128,9 @@ def run_permutations(
         atomic.write_json(path, record)
         elapsed = time.perf_counter() - start
         with open(log, "a", encoding="utf-8") as stream:
-            stream.write(f"permutation {k}: pooled AUC {value['pooled']:.3f}, fold mean {value['fold_mean']:.3f}\n")
+            stream.write(f"permutation {k}: pooled AUC {_auc(value['pooled'])}, fold mean {_auc(value['fold_mean'])}\n")
         print(
-            f"  permutation {k} ({done}/{len(todo)}): pooled AUC {value['pooled']:.3f} "
+            f"  permutation {k} ({done}/{len(todo)}): pooled AUC {_auc(value['pooled'])} "
             f"({_duration(elapsed)}; about {_duration(elapsed * (len(todo) - done))} left)"
         )
     if scratch.is_dir() and not any(scratch.iterdir()):
@@ -189,7 +204,8 @@ def _finish(record: dict) -> None:
     """The p-values and the null's summary from the permutations done so far."""
     for key in ("pooled", "fold_mean"):
         null = [v[key] for v in record["null"].values()]
-        record[f"p_{key}"] = p_value(record["observed"][key], null)
+        p = p_value(record["observed"][key], null)
+        record[f"p_{key}"] = None if math.isnan(p) else p  # strict JSON: undefined is null
     record["done"] = len(record["null"])
 
 

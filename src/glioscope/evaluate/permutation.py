@@ -42,7 +42,7 @@ def statistics(images: pd.DataFrame, model: str, names: list[str]) -> dict:
 def p_value(observed: float, null) -> float:
     """(1 + null values at least the observed one) / (1 + valid null values); NaN when either is undefined."""
     null = np.asarray([v for v in null if v is not None and math.isfinite(v)], dtype=float)
-    if not math.isfinite(observed) or not len(null):
+    if observed is None or not math.isfinite(observed) or not len(null):
         return float("nan")
     return float((1 + np.sum(null >= observed - 1e-12)) / (1 + len(null)))
 

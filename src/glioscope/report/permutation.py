@@ -24,6 +24,10 @@ def null_values(record: dict, key: str = "pooled") -> np.ndarray:
     return np.asarray([v for v in values if np.isfinite(v)], dtype=float)
 
 
+def _p(value) -> str:
+    return "undefined" if value is None else f"{value:.3f}"
+
+
 def summary_text(record: dict) -> str:
     """One sentence: p-value, observed AUC, the null's centre and 95th percentile, how many permutations, time."""
     null = null_values(record)
@@ -33,10 +37,10 @@ def summary_text(record: dict) -> str:
     seconds = record.get("seconds", 0.0)
     took = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
     return (
-        f"better than chance? permutation p = {record['p_pooled']:.3f} for the pooled patient AUC "
-        f"{record['observed']['pooled']:.3f} of {record['model']} (null: mean {null.mean():.3f}, 95th percentile "
+        f"better than chance? permutation p = {_p(record['p_pooled'])} for the pooled patient AUC "
+        f"{_p(record['observed']['pooled'])} of {record['model']} (null: mean {null.mean():.3f}, 95th percentile "
         f"{np.quantile(null, 0.95):.3f}; {len(null)} permutations of labels by patient{within}, {took}); "
-        f"fold-mean AUC {record['observed']['fold_mean']:.3f}, p = {record['p_fold_mean']:.3f}"
+        f"fold-mean AUC {_p(record['observed']['fold_mean'])}, p = {_p(record['p_fold_mean'])}"
     )
 
 
@@ -47,7 +51,10 @@ def null_figure(record: dict):
     ax = fig.add_subplot()
     ax.hist(null, bins=np.linspace(0, 1, 41), color="#a0aec0", label=f"shuffled labels ({len(null)} runs)")
     observed = record["observed"]["pooled"]
-    ax.axvline(observed, color="#c53030", linewidth=2, label=f"observed {observed:.3f} (p = {record['p_pooled']:.3f})")
+    if observed is not None:
+        ax.axvline(
+            observed, color="#c53030", linewidth=2, label=f"observed {observed:.3f} (p = {_p(record['p_pooled'])})"
+        )
     ax.axvline(0.5, color="#4a5568", linestyle=":", linewidth=1, label="chance (0.5)")
     ax.set_xlim(0, 1)
     ax.set_xlabel("pooled patient AUC of the cross-validation")
