@@ -133,6 +133,10 @@ def test_an_archive_holding_more_than_tensors_is_refused(tmp_path):
 
 
 def _check_mask(mask: np.ndarray, subject, bound: float) -> float:
+    """The skull and scalp are gone and the brain is kept; Dice with the phantom's brain above `bound`.
+
+    Measured on two phantom heads (seeds 11 and 5, 4 mm): deepbet 0.983, 0.984; HD-BET 0.987, 0.984.
+    """
     far = (ndimage.distance_transform_edt(~subject.brain) * 4 > 8) & subject.head  # skull and scalp, 8 mm out
     bright = far & (subject.images["T1"] > np.percentile(subject.images["T1"][subject.brain], 75))
     assert bright.sum() > 1000  # the scalp is there to remove
@@ -148,6 +152,7 @@ def _canonical(subject) -> np.ndarray:
     )
 
 
+@pytest.mark.slow
 def test_deepbet_strips_a_phantom_head_and_gives_the_same_mask_twice(head):
     _installed("deepbet")
     from glioscope.samples.volumes import net_deepbet
@@ -158,7 +163,7 @@ def test_deepbet_strips_a_phantom_head_and_gives_the_same_mask_twice(head):
     first, second = net_deepbet.brain_mask(data), net_deepbet.brain_mask(data.copy())
     assert torch.equal(state, torch.random.get_rng_state())  # the caller's random stream is left alone
     assert np.array_equal(first, second)
-    _check_mask(first, head, bound=0.90)
+    _check_mask(first, head, bound=0.95)
 
 
 @pytest.mark.slow
@@ -172,7 +177,7 @@ def test_hdbet_strips_a_phantom_head_and_gives_the_same_mask_twice(head):
     first, second = net_hdbet.brain_mask(data, 4.0), net_hdbet.brain_mask(data.copy(), 4.0)
     assert torch.equal(state, torch.random.get_rng_state())  # the caller's random stream is left alone
     assert np.array_equal(first, second)
-    _check_mask(first, head, bound=0.90)
+    _check_mask(first, head, bound=0.95)
 
 
 def test_a_volume_is_stripped_by_the_network_chosen_and_says_so(head, tmp_path):
