@@ -27,6 +27,17 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def auto_strip_is_mni() -> Iterator[None]:
+    """skull_strip "auto" keeps to the MNI152 registration, as without the optional networks (HD-BET takes about
+    40 s a head on 2 cores): the suite's times and results do not depend on the extras installed. Workers inherit it."""
+    from glioscope.samples.volumes import brain_nets
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(brain_nets.AUTO_ORDER_VARIABLE, "mni")
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory) -> Iterator[Path]:
     """Tests never write into the user's ~/.cache/glioscope: the session's decoded slices, volumes and radiomics
     features go in a temporary folder (a module may set its own with monkeypatch_module)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from glioscope.samples.volumes import cache
+from glioscope.samples.volumes import brain_nets, cache
 from glioscope.samples.volumes.plan import Planned, plan_volumes
 from glioscope.samples.volumes.settings import TABLE_COLUMNS, VolumeSettings
 from glioscope.samples.volumes.volume import process
@@ -30,6 +30,8 @@ def build_volumes(
     With `cache_dir`, each volume is preprocessed once per settings (see glioscope.samples.volumes.cache);
     `workers` processes preprocess the others (None: one per CPU core).
     """
+    if settings.skull_strip in brain_nets.PACKAGES:
+        brain_nets.require(settings.skull_strip)  # before any volume is decoded
     frame = checked(frame, "to build volumes from")
     planned, skipped, notes = plan_volumes(frame, settings)
     usable, more_skips = build_entries(
@@ -67,6 +69,9 @@ def _notes(usable: list[tuple[Planned, dict]]) -> list[str]:
     how = pd.Series([entry["meta"]["skull_strip"] for _, entry in usable]).value_counts().to_dict()
     if how.get("mni"):
         notes.append(f"{how['mni']} volume(s) skull-stripped here by registration to the MNI152 template")
+    for tool in brain_nets.PACKAGES:
+        if how.get(tool):
+            notes.append(f"{how[tool]} volume(s) skull-stripped here by {tool} ({brain_nets.cache_tag(tool)})")
     if how.get("none") and len(how) > 1:
         notes.append(
             f"{how['none']} volume(s) keep their skull while {len(usable) - how['none']} have none: "

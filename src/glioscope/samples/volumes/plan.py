@@ -103,6 +103,8 @@ def _planned(volume_id: str, chosen: list[tuple[dict, str]], settings: VolumeSet
         "source_split": str(first.get("source_split", "") or ""),
         "mask_path": next((str(r["mask_path"]) for r in rows if r.get("mask_path")), ""),
     }
-    registers = settings.skull_strip == "mni" or (settings.skull_strip == "auto" and source_format != "brats")
+    registers = settings.skull_strip not in ("auto", "none") or (
+        settings.skull_strip == "auto" and source_format != "brats"
+    )
     seconds = sum(_voxels(r) for r in rows) * _SECONDS_PER_VOXEL + 0.3 + _SECONDS_PER_REGISTRATION * registers
     return Planned(VolumeTask(volume_id, sources, settings, source_format, seconds=seconds), meta)

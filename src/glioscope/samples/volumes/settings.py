@@ -13,6 +13,7 @@ from glioscope import defaults
 from glioscope.errors import InputError
 from glioscope.io import limits
 from glioscope.io.sequences import normalise_sequence
+from glioscope.samples.volumes import brain_nets
 from glioscope.util import schema
 from glioscope.util.schema import Range, at_least
 
@@ -32,7 +33,9 @@ class VolumeSettings:
         (("T1c", "T1"),) lets a T1c model take a healthy IXI subject's T1, as seed 002 does (BraTS
         T1ce vs IXI T1); the table's `fallback` column says where it was used. A dict is accepted.
     skull_strip: "none", "mni" (every volume: affine registration of nilearn's MNI152 template and
-        its brain mask, see `skullstrip`) or "auto" (strip the volumes that still have a skull: IXI
+        its brain mask, see `skullstrip`), "hdbet", "hdbet-accurate" or "deepbet" (every volume: a
+        brain-extraction network, an optional package, see `brain_nets`) or "auto" (strip the volumes
+        that still have a skull, with HD-BET, else deepbet, else mni, whichever is installed first: IXI
         always, others when their foreground is head-sized, see `skullstrip.looks_stripped`; BraTS
         volumes, stripped at the source, come out brain-sized and are left as they are).
     percentiles: each channel is clipped at these percentiles of its brain voxels (head voxels when
@@ -47,7 +50,7 @@ class VolumeSettings:
 
     channels: str | tuple[str, ...] = _default("channels")
     fallback: tuple[tuple[str, str], ...] | Mapping[str, str] | None = _default("fallback", metadata={"plain": dict})
-    skull_strip: Literal["auto", "mni", "none"] = _default("skull_strip")
+    skull_strip: Literal["auto", "mni", "none", "hdbet", "hdbet-accurate", "deepbet"] = _default("skull_strip")
     percentiles: tuple[float, float] = _default("percentiles")
     spacing: Annotated[float, Range(0.25, 16.0)] = _default("spacing")
     shape: Annotated[int, at_least(8)] | tuple[Annotated[int, at_least(8)], ...] = _default("shape")
@@ -85,6 +88,9 @@ class VolumeSettings:
         """Stable hash of everything that changes the cached arrays."""
         fields = asdict(self)
         fields["version"] = CACHE_VERSION
+        tool = brain_nets.cache_tag(self.skull_strip)
+        if tool:  # the network "auto" resolves to, and its version: another install is another cache
+            fields["strip_tool"] = tool
         text = json.dumps(fields, sort_keys=True, default=list)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -115,5 +121,6 @@ TABLE_COLUMNS = [
     "source_split",
     "mask_path",  # the tumour mask of the source, when it has one (not resampled)
     "skull_stripped",  # True when the volume has no skull: stripped at the source or by registration
-    "skull_strip",  # what was done: "source" (already stripped), "mni" (registered here), "none" (skull kept)
+    "skull_strip",  # what was done: "source" (already stripped), "mni", "hdbet", "hdbet-accurate", "deepbet"
+    # (stripped here by that tool), "none" (skull kept)
 ]

@@ -217,7 +217,12 @@ def _block_mean(volume: np.ndarray, factor: int) -> np.ndarray:
 
 
 def _largest(mask: np.ndarray) -> np.ndarray:
-    labels, count = ndimage.label(mask)
+    return largest_part(mask, connectivity=1)
+
+
+def largest_part(mask: np.ndarray, connectivity: int = 3) -> np.ndarray:
+    """The largest connected part of a 3D mask (connectivity 3: voxels touching at a corner are connected)."""
+    labels, count = ndimage.label(mask, structure=ndimage.generate_binary_structure(3, connectivity))
     if count <= 1:
         return mask
     sizes = np.bincount(labels.ravel())

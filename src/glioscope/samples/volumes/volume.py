@@ -5,8 +5,8 @@ The steps, per volume:
 2. ToCanonical (RAS), then Resample the first channel to `spacing` mm isotropic (antialiased)
    and the other channels onto its grid (co-registered sequences share world coordinates); a grid
    that would be over the input limits (glioscope.io.limits) is refused before it is allocated;
-3. the brain: the source's own foreground when it is skull-stripped, a registered MNI152 mask
-   when the skull is stripped here (`skullstrip`), the head's foreground when the skull is kept;
+3. the brain: the source's own foreground when it is skull-stripped, a registered MNI152 mask or
+   a network's (`brain_nets`) when the skull is stripped here, the head's foreground when it is kept;
 4. RescaleIntensity per channel: clip at `percentiles` of the brain (or head) voxels, scale to
    [0, 1]; a stripped volume is then set to exactly 0 outside the brain;
 5. CropOrPad to `shape`, centred on the bounding box of the brain, padding with 0.
@@ -31,7 +31,7 @@ import torchio as tio
 from glioscope.cohort import Skip
 from glioscope.errors import InputError
 from glioscope.io import dicom, limits, nifti
-from glioscope.samples.volumes import cache, skullstrip
+from glioscope.samples.volumes import brain_nets, cache, skullstrip
 from glioscope.samples.volumes.settings import VolumeSettings
 from glioscope.samples.entry_cache import reason_of, store
 
@@ -116,7 +116,8 @@ def preprocess(
     looked_stripped, volume_ml = skullstrip.looks_stripped(original.data[0].numpy(), original.spacing)
     subject = _resample(subject, settings.spacing)
     meta = {"foreground_ml": round(volume_ml, 1), "looked_stripped": looked_stripped}
-    brain, meta = _brain(subject, reference, settings, source_format, meta)
+    sequence = sequences[reference] if sequences and reference < len(sequences) else ""
+    brain, meta = _brain(subject, reference, settings, source_format, meta, sequence)
     subject.add_image(
         tio.LabelMap(tensor=torch.from_numpy(brain)[None].to(torch.uint8), affine=subject["c0"].affine), BRAIN
     )
@@ -155,7 +156,7 @@ def _resample(subject: tio.Subject, spacing: float) -> tio.Subject:
     return tio.Resample("c0", antialias=True)(others)
 
 
-def _brain(subject: tio.Subject, reference: int, settings: VolumeSettings, source_format: str, meta: dict):
+def _brain(subject: tio.Subject, reference: int, settings: VolumeSettings, source_format: str, meta: dict, sequence=""):
     """The brain mask on the subject's grid and how it was found: (mask, meta)."""
     image = subject[f"c{reference}"]
     data = image.data[0].numpy()
@@ -165,9 +166,10 @@ def _brain(subject: tio.Subject, reference: int, settings: VolumeSettings, sourc
         raise InputError(
             None, f"channel(s) {', '.join(empty)} hold no signal on the first channel's grid (not co-registered?)"
         )
-    if settings.skull_strip == "mni" or (settings.skull_strip == "auto" and not stripped):
-        brain = skullstrip.brain_mask(image, has_skull=not stripped)
-        return brain, {**meta, "skull_stripped": True, "skull_strip": "mni"}
+    tool = brain_nets.tool_of(settings.skull_strip, stripped, sequence)
+    if tool is not None:
+        brain = brain_nets.brain_mask(tool, image, not stripped, sequence)
+        return brain, {**meta, "skull_stripped": True, "skull_strip": tool}
     mask = np.zeros(data.shape, bool)
     for name in _channels(subject):  # any channel's signal counts: sequences differ at the brain's edge
         mask |= skullstrip.foreground(subject[name].data[0].numpy())
