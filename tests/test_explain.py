@@ -307,3 +307,25 @@ def test_an_attention_models_slices_are_ranked_as_slices_of_the_study(oblique_ni
     # slice, the brightest, goes through the blob.
     assert first["axis"] == 1 and abs(first["slice"] - VOLUME["blob_at"][1]) <= 2
     assert blob.take(first["slice"], axis=1).any() and not blob.take(second["slice"], axis=1).any()
+
+
+@pytest.mark.parametrize("background", [0.0, -1.2, 35.0])  # stripped, z-scored, raw with an offset
+def test_the_focus_without_a_mask_is_the_maps_peak_inside_the_head_not_in_the_air(background):
+    from glioscope.explain.geometry import foreground, peak
+
+    rng = np.random.default_rng(0)
+    image = background + rng.normal(0, 0.01, size=(40, 40, 30)).astype(np.float32)
+    zz, yy, xx = np.mgrid[:40, :40, :30]
+    head = (zz - 20) ** 2 + (yy - 20) ** 2 + (xx - 15) ** 2 < 12**2
+    image[head] += 100.0
+    cam = np.zeros(image.shape, np.float32)
+    cam[0:4, 0:4, 0:4] = 1.0  # Grad-CAM upsampled over the model's whole box peaks in the air
+    cam[24, 22, 15] = 0.6  # and, lower, inside the head
+    assert peak(cam) == (0, 0, 0)
+    assert peak(cam, foreground(image)) == (24, 22, 15)
+    shown = foreground(image)
+    assert shown[head].mean() > 0.99 and shown[~head].mean() < 0.01
+    brain = np.zeros(image.shape, bool)
+    brain[15:30, 15:30, 10:20] = True
+    assert (foreground(image, brain) == (head & brain)).all()  # inside the model's brain where the two meet
+    assert (foreground(image, np.zeros(image.shape, bool)) == shown).all()  # an empty brain is no constraint

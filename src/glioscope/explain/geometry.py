@@ -97,6 +97,18 @@ def mask_centroid(path: str, shape: tuple[int, ...], affine: np.ndarray) -> tupl
     return _voxel((np.linalg.inv(affine) @ world)[:3], shape)
 
 
+def foreground(image: np.ndarray, inside: np.ndarray | None = None) -> np.ndarray:
+    """The study's voxels a reader would look at: above a tenth of its 1st-99th percentile range (so not the air
+    around a head, whatever its offset: raw, z-scored or stripped to 0), and inside `inside` (the model's brain)
+    where the two meet."""
+    grey = np.asarray(image, np.float32)
+    low, high = np.percentile(grey, [1, 99]) if grey.size else (0.0, 0.0)
+    shown = grey > low + 0.1 * (high - low)
+    if inside is not None and inside.shape == shown.shape and np.any(shown & inside):
+        shown &= inside
+    return shown
+
+
 def peak(cam: np.ndarray | None, within: np.ndarray | None = None) -> tuple[int, ...] | None:
     """The voxel of the map's maximum (inside `within` when it holds any of the map); None for a flat map."""
     if cam is None or not np.any(cam > 0):

@@ -104,7 +104,7 @@ def _volume_maps(samples: VolumeSet, cams, classes, names, rows, ranked) -> list
                 affine,
                 cam,
                 names[int(classes[n])],
-                _focus(mask, cam, brain, image.shape, affine),
+                _focus(mask, cam, geometry.foreground(image, brain), image.shape, affine),
                 ranked.get(patient, []),
                 str(row["sequences"]).split("+")[0],
                 files,
@@ -143,7 +143,7 @@ def _slice_maps(samples: SliceSet, cams, classes, names, rows, ranked) -> list[S
                 affine,
                 cam,
                 names[int(classes[group.index[0]])],
-                _focus(source.get("mask_path") or "", cam, None, image.shape, affine),
+                _focus(source.get("mask_path") or "", cam, _grey_foreground(image, cam), image.shape, affine),
                 [a for a in attended if a["source_path"] in ("", str(first["source_path"]))],
                 str(first["sequence"]),
                 files,
@@ -173,6 +173,12 @@ def _attended(entry: dict, grid: np.ndarray, shape: tuple[int, ...], affine: np.
     else:
         where = geometry.study_slice(grid, int(index), shape, affine)
     return {**where, "weight": entry.get("attention"), **entry, "source_path": str(entry.get("source_path", ""))}
+
+
+def _grey_foreground(image: np.ndarray, cam) -> np.ndarray | None:
+    """A slice study's foreground on the map's grid (a colour picture reduced to grey)."""
+    grey = image.mean(axis=-1) if cam is not None and image.ndim == cam.ndim + 1 else image
+    return geometry.foreground(grey) if cam is not None and grey.shape == cam.shape else None
 
 
 def _focus(mask: str, cam, within, shape, affine) -> tuple[int, ...] | None:
