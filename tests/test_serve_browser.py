@@ -22,6 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from test_serve import build_serve_runs, cli_predict
@@ -356,6 +357,11 @@ def test_the_predict_page_shows_the_study_as_acquired_in_niivue(server, driver, 
     )
     assert state == ["niivue", "", True, [3, *nib.load(path).shape[:3]], 2], state
     only_local_requests(driver, server)
+    # it opens where a reader looks: on the head (no mask: the map's peak inside the study's foreground), not the air
+    voxel = driver.execute_script("return document.getElementById('niivue-location').dataset.voxel")
+    study = np.asarray(nib.load(path).dataobj)
+    at = tuple(int(v) for v in str(voxel).split(","))
+    assert study[at] > np.percentile(study, 1) + 0.1 * (np.percentile(study, 99) - np.percentile(study, 1)), voxel
     shot = tmp_path / "predict-niivue.png"
     driver.set_window_size(1360, 1240)
     driver.execute_script("document.getElementById('images').scrollIntoView()")
