@@ -13,20 +13,8 @@ function webgl2() {
   try { return !!document.createElement("canvas").getContext("webgl2"); } catch (error) { return false; }
 }
 
-function el(tag, attrs = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "text") node.textContent = v; else node.setAttribute(k, v);
-  }
-  for (const child of children) node.appendChild(child);
-  return node;
-}
-
-function slider(name, label, min, max, step, value) {
-  const input = el("input", { type: "range", min, max, step, value, id: `niivue-${name}`, name });
-  const out = el("output", { for: `niivue-${name}`, id: `niivue-${name}-value` });
-  return { input, out, wrap: el("label", { class: "control" }, [el("span", { text: label }), input, out]) };
-}
+const el = window.glioscopeUi.el; // app.js, which runs before this module
+const slider = (...args) => window.glioscopeUi.slider("niivue", ...args);
 
 // NiiVue's voxel coordinates (frac2vox, vox2frac, the location's vox) run in RAS order; the study's own voxels (the
 // focus, the ranked slices, what the page shows) go through the file's affine and millimetres instead.

@@ -11,20 +11,8 @@
   }
   const JET = Array.from({ length: 256 }, (_, i) => jet(i / 255).map((v) => v * 255));
 
-  function el(tag, attrs = {}, children = []) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs)) {
-      if (k === "text") node.textContent = v; else node.setAttribute(k, v);
-    }
-    for (const child of children) node.appendChild(child);
-    return node;
-  }
-
-  function slider(name, label, min, max, step, value) {
-    const input = el("input", { type: "range", min, max, step, value, id: `viewer-${name}`, name });
-    const out = el("output", { for: `viewer-${name}`, id: `viewer-${name}-value` });
-    return { input, out, wrap: el("label", { class: "control" }, [el("span", { text: label }), input, out]) };
-  }
+  const el = window.glioscopeUi.el;
+  const slider = (...args) => window.glioscopeUi.slider("viewer", ...args);
 
   function planes(meta) {
     if (meta.layout === "volume") {
