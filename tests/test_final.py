@@ -66,6 +66,9 @@ def test_the_final_models_accuracy_on_other_patients_lies_in_its_cvs_interval(ru
     # exported and applied like any run
     package = runs["root"] / "package"
     assert main(["export", str(runs["final"]), "-o", str(package)]) == 0
+    assert "Final model: trained on every patient of the cross-validation cv" in (package / "README.md").read_text()
+    packaged = json.loads((package / "run.json").read_text())["final"]
+    assert packaged["from_cv"] == "cv" and "cv_path" not in packaged  # no path of this machine in a package
     volume = pd.read_csv(runs["other"] / "cohort.csv").iloc[0]
     capsys.readouterr()
     assert main(["predict", str(package), volume["path"], "--mask", volume["mask_path"]]) == 0

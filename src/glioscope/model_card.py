@@ -87,6 +87,9 @@ def _caveats(recipe, record, cohort: pd.DataFrame, counts: dict[str, int], patie
             f"{min(counts.values(), default=0)}): the intervals above are wide, and performance on "
             "another site is unknown until it is tested there (`glioscope test`)."
         )
+    if record.final:  # a final model on every patient: the figures above are its cross-validation's
+        statement = record.final["statement"]
+        caveats.append(f"{statement[0].upper()}{statement[1:]}.")
     if record.leaky:
         caveats.append("The cross-validation split was leaky (slice level): its metrics overestimate performance.")
     if not record.patient_ids:

@@ -101,11 +101,13 @@ class RunRecord:
 
     def packaged(self, package: dict, notes: list[str] = ()) -> RunRecord:
         """The record of this run in a model package (an ensemble member's too): no cohort path, the training block
-        reduced to each fold's precision, `notes` added, and the package block (`package` and this version)."""
+        reduced to each fold's precision, a final model's block without its CV's path, `notes` added, and the package
+        block (`package` and this version)."""
         return self.derived(
             notes=list(self.notes) + list(notes),
             cohort="",
             training={"precision": self.precision} if self.training is not None else None,
+            final={k: v for k, v in self.final.items() if k != "cv_path"} if self.final else None,
             package={**package, "glioscope_version": __version__},
         )
 
