@@ -290,7 +290,11 @@ def load_recipe(name_or_path: str | Path, overrides: Sequence[str] = (), quick: 
     """A deep recipe, resolved and checked (every kind of method: glioscope.methods.load_recipe)."""
     path = DEEP.find(name_or_path)
     if path is None or not DEEP.owns(path):
-        raise InputError(name_or_path, f"no such deep recipe; give a YAML file or one of: {', '.join(DEEP.names())}")
+        shipped = [name for name in DEEP.names() if name != DEEP.schema.stem]  # base.yaml: the schema, no recipe
+        raise InputError(
+            name_or_path,
+            f"is not a deep recipe (one that trains a network); give a YAML file or one of: {', '.join(shipped)}",
+        )
     return DEEP.load(path, overrides, quick)
 
 

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from glioscope.errors import InputError
-from glioscope.methods.base import Method
+from glioscope.methods.base import SCHEMAS_ONLY, Method
 from glioscope.methods.deep import DeepMethod
 from glioscope.methods.deepfeatures import DeepFeatureMethod
 from glioscope.methods.ensemble import EnsembleMethod
@@ -37,8 +37,9 @@ __all__ = ["METHODS", "Method", "find", "load_recipe", "method_of_config", "reci
 
 
 def recipe_names() -> list[str]:
-    """Every recipe shipped with glioscope, of every kind."""
-    return sorted({name for method in METHODS.values() for name in method.recipes.names()})
+    """Every recipe shipped with glioscope, of every kind (not the schemas that are no recipe: SCHEMAS_ONLY)."""
+    names = {name for method in METHODS.values() for name in method.recipes.names()}
+    return sorted(names - set(SCHEMAS_ONLY))
 
 
 def find(name_or_path: str | Path) -> tuple[Method, Path]:

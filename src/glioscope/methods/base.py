@@ -21,6 +21,10 @@ from glioscope.recipe import RecipeKind
 from glioscope.rundir import CONFIG, RunFolder, RunRecord
 from glioscope.util import atomic
 
+# Schema files that hold every default but are no recipe to run: base.yaml chooses no task of its own (every deep
+# recipe extends it) and ensemble.yaml names no members. They stay loadable by name (leakcheck's --recipe base).
+SCHEMAS_ONLY = ("base", "ensemble")
+
 
 class Method(ABC):
     """One kind of method (see the module docstring)."""

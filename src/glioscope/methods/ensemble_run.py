@@ -32,7 +32,7 @@ from glioscope.errors import InputError
 from glioscope.evaluate.aggregate import to_patients
 from glioscope.evaluate.combiners import LOGISTIC_C
 from glioscope.evaluate.fusion_inputs import headline_model
-from glioscope.methods.base import Method
+from glioscope.methods.base import SCHEMAS_ONLY, Method
 from glioscope.methods.stacking import fit_combiner, stack
 from glioscope.radiomics.run import patient_splits
 from glioscope.rundir import COHORT, COMBINER, CONFIG, FINGERPRINTS, INFO, MEMBERS, PREDICTIONS, VALIDATION, RunFolder
@@ -59,7 +59,7 @@ def find_recipe(name: str, kinds: dict[str, Method]) -> tuple[Method, Path]:
             if method.kind == "ensemble":
                 raise InputError(name, "is an ensemble recipe: an ensemble's members are recipes of another kind")
             return method, path
-    shipped = sorted({n for m in kinds.values() if m.kind != "ensemble" for n in m.recipes.names()})
+    shipped = sorted({n for m in kinds.values() if m.kind != "ensemble" for n in m.recipes.names()} - set(SCHEMAS_ONLY))
     raise InputError(None, f"members: no such recipe {name!r}; give a YAML file or one of: {', '.join(shipped)}")
 
 
