@@ -35,10 +35,9 @@ def load_cohort(cohort_path: Path, task, data) -> tuple[pd.DataFrame, list[str]]
     """The cohort rows a recipe uses (`task`: TaskSettings, `data`: DataSettings), and notes on those left out."""
     frame = cohort.load(cohort_path)
     total, notes = len(frame), []
-    if data.select:
-        frame = cohort.select(frame, data.selection())
-        if len(frame) < total:
-            notes.append(f"{total - len(frame)} of {total} cohort row(s) are not in data.select {dict(data.select)}")
+    frame = select_rows(frame, data, cohort_path)
+    if len(frame) < total:
+        notes.append(f"{total - len(frame)} of {total} cohort row(s) are not in data.select {dict(data.select)}")
     column = task.label
     if column not in frame:
         raise InputError(cohort_path, f"cohort has no column {column!r} (task.label)")
@@ -46,12 +45,50 @@ def load_cohort(cohort_path: Path, task, data) -> tuple[pd.DataFrame, list[str]]
     if unlabelled.any():
         examples = ", ".join(frame.loc[unlabelled, "item_id"].head(3))
         notes.append(f"{int(unlabelled.sum())} cohort row(s) have no {column!r} and are left out (e.g. {examples})")
+    if unlabelled.all():
+        raise InputError(cohort_path, f"{unlabelled_words(len(frame), column, data)} (task.label)")
     frame = frame[~unlabelled].reset_index(drop=True)
-    if frame.empty:
-        raise InputError(cohort_path, f"no labelled rows left after data.select {dict(data.select)}")
     if column != "label":
         frame["label"] = frame[column]
     return frame, notes
+
+
+def select_rows(frame: pd.DataFrame, data, where: Path | str | None) -> pd.DataFrame:
+    """The cohort rows `data.select` keeps. A selection that keeps none, or names a column the cohort lacks, is
+    refused naming the setting and what the cohort has (the recipe's selection, not the user's, may be at fault)."""
+    if not data.select:
+        return frame
+    selection = data.selection()
+    setting = f"data.select {selection}"
+    missing = [key for key in selection if key not in frame]
+    if missing:
+        raise InputError(
+            where,
+            f"{setting} names {', '.join(missing)}, which the cohort has no column for; its columns are "
+            f"{', '.join(frame.columns)} (--set 'data.select={{}}' keeps every row)",
+        )
+    kept = cohort.select(frame, selection)
+    if kept.empty:
+        has = "; ".join(f"{key}: {_values(frame[key])}" for key in selection)
+        raise InputError(
+            where,
+            f"{setting} left no row of the {len(frame):,}: the cohort has {has} "
+            "(--set 'data.select={...}' chooses others, --set 'data.select={}' keeps every row)",
+        )
+    return kept
+
+
+def unlabelled_words(rows: int, column: str, data) -> str:
+    """Why no labelled row is left: none of the rows (that data.select kept) has a label in `column`."""
+    which = f"that data.select {data.selection()} keeps" if data.select else "of the cohort"
+    return f"no labelled rows: none of the {rows:,} row(s) {which} has a value in column {column!r}"
+
+
+def _values(column: pd.Series, at_most: int = 10) -> str:
+    """A column's distinct values in words, the first `at_most` of them."""
+    values = sorted({str(v) for v in column})
+    words = ", ".join(v if v else "(empty)" for v in values[:at_most])
+    return words + (f" and {len(values) - at_most} more" if len(values) > at_most else "")
 
 
 def class_names(task, frame: pd.DataFrame, notes: list[str] | None = None) -> list[str]:

@@ -11,6 +11,7 @@ import pandas as pd
 
 from glioscope import cohort
 from glioscope.errors import GlioscopeError, InputError
+from glioscope.plan import select_rows, unlabelled_words
 
 
 @dataclass
@@ -76,19 +77,17 @@ def load_data(cohorts: list[Path], data, label: str | None, progress: bool = Tru
     frames, sets, notes = [], [], []
     for k, path in enumerate(cohorts):
         path = Path(path)
-        frame = cohort.load(path)
-        if data.select:
-            frame = cohort.select(frame, data.selection())
+        frame = select_rows(cohort.load(path), data, path)  # a recipe's selection that empties it is named
         if label is not None:
             if label not in frame:
                 raise InputError(path, f"cohort has no column {label!r} (task.label) to pretrain on")
             unlabelled = frame[label].astype(str) == ""
+            if unlabelled.all():
+                raise InputError(path, f"{unlabelled_words(len(frame), label, data)} (task.label) to pretrain on")
             if unlabelled.any():
                 notes.append(f"{path.name}: {int(unlabelled.sum())} row(s) without {label!r} left out")
             frame = frame[~unlabelled].reset_index(drop=True)
             frame["label"] = frame[label]
-        if frame.empty:
-            raise InputError(path, "no rows left to pretrain on (data.select, labels)")
         samples = build_samples(frame, data, data.cache_dir(), progress)
         notes += [f"{path.name}: {n}" for n in samples.notes]
         if samples.skipped:
