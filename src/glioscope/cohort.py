@@ -81,8 +81,15 @@ _STRING_COLUMNS = [c for c in COLUMNS if c not in ("slice_index", "n_slices", "r
 
 COHORT_FILE = "cohort.csv"  # a cohort folder's table (and a run folder's copy of the rows it used)
 
-# What a reader notes when its source names no patients (glioscope.io.formats.imagefolder without a regex).
+# What a reader notes when its source names no patients (glioscope.io.formats.imagefolder without a regex). The
+# note is read by ingest and by predict and test on a folder, and only ingest takes --patient-regex.
 NO_PATIENT_IDS = (
+    "no patient ids: each image is treated as its own patient, so patient-level separation "
+    "cannot be guaranteed (`glioscope ingest --format imagefolder --patient-regex REGEX` takes them from the file "
+    "names; predict and test take the cohort folder it writes)"
+)
+# The same note as cohorts ingested by earlier versions recorded it.
+EARLIER_NO_PATIENT_IDS = (
     "no patient ids: each image is treated as its own patient, so patient-level separation "
     "cannot be guaranteed (give --patient-regex to extract them from file names)"
 )
@@ -307,4 +314,5 @@ def has_patient_ids(path: str | Path) -> bool:
     found = json.loads(summary.read_text(encoding="utf-8"))
     if "patient_ids" in found:
         return bool(found["patient_ids"])
-    return NO_PATIENT_IDS not in found.get("notes", [])  # a cohort ingested before the summary had the field
+    notes = found.get("notes", [])  # a cohort ingested before the summary had the field
+    return NO_PATIENT_IDS not in notes and EARLIER_NO_PATIENT_IDS not in notes
