@@ -7,7 +7,7 @@ import sys
 
 from glioscope import __version__, weights_cli
 from glioscope.cli import apply, auto, data, runs, share
-from glioscope.cli import curve
+from glioscope.cli import curve, recipes
 from glioscope.errors import GlioscopeError
 from glioscope.pretrain import command as pretrain_command
 from glioscope.util.terminal import escaped_stdout, printable
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     share.add_parsers(verbs)  # export, serve, demo
     auto.add_parser(verbs)  # auto
     curve.add_parser(verbs)  # curve
+    recipes.add_parser(verbs)  # recipes [show NAME]
     return parser
 
 
