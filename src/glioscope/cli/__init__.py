@@ -8,13 +8,14 @@ import sys
 from glioscope import __version__, weights_cli
 from glioscope.cli import apply, auto, data, runs, share
 from glioscope.cli import curve, recipes
+from glioscope.cli.helptext import Parser
 from glioscope.errors import GlioscopeError
 from glioscope.pretrain import command as pretrain_command
 from glioscope.util.terminal import escaped_stdout, printable
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="glioscope",
         description="Deep-learning classification of brain tumours in MRI, evaluated by patient.",
     )

@@ -12,7 +12,9 @@ def add_parsers(verbs) -> None:
     predict = verbs.add_parser(
         "predict", help="apply a trained run to a study (prints JSON) or to many (one row per patient)"
     )
-    predict.add_argument("run_dir", type=Path, metavar="RUN")
+    predict.add_argument(
+        "run_dir", type=Path, metavar="RUN", help="a run folder or a model package (`glioscope export`)"
+    )
     predict.add_argument(
         "inputs",
         type=Path,
@@ -69,7 +71,7 @@ def add_parsers(verbs) -> None:
     predict.set_defaults(run=_predict)
 
     test = verbs.add_parser("test", help="external validation: apply a trained run, untouched, to a labelled cohort")
-    test.add_argument("run_dir", type=Path, metavar="RUN")
+    test.add_argument("run_dir", type=Path, metavar="RUN", help="a run folder or a model package (`glioscope export`)")
     test.add_argument("--cohort", type=Path, required=True, help="the external cohort (from `glioscope ingest`)")
     test.add_argument("-o", "--out", type=Path, required=True, metavar="OUT", help="the external test's folder")
     test.add_argument(
@@ -93,13 +95,15 @@ def add_parsers(verbs) -> None:
     add_set_options(test)
     test.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of patients")
     test.add_argument("--site-column", default=None, metavar="NAME", help="the cohort column naming each site")
-    test.add_argument("--overwrite", action="store_true")
+    test.add_argument("--overwrite", action="store_true", help="replace an existing OUT folder")
     test.set_defaults(run=_test)
 
     leaks = verbs.add_parser(
         "leakcheck", help="patients and images two cohorts share (ids, identical and near-identical images)"
     )
-    leaks.add_argument("cohorts", type=Path, nargs=2, metavar="COHORT")
+    leaks.add_argument(
+        "cohorts", type=Path, nargs=2, metavar="COHORT", help="two cohort folders from `glioscope ingest`"
+    )
     leaks.add_argument(
         "--recipe", default="base", help="whose slice or volume settings make the images compared (default: base)"
     )

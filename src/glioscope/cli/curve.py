@@ -14,7 +14,9 @@ def add_parser(verbs) -> None:
         "share); plot the pooled held-out patient AUC against the number of training patients, with intervals.",
     )
     parser.add_argument(
-        "recipe", metavar="RECIPE", help="a recipe name (radiomics-rf, alexnet-tumour, ...) or YAML file"
+        "recipe",
+        metavar="RECIPE",
+        help="a recipe name (radiomics-rf, alexnet-tumour, ...: `glioscope recipes` lists them) or YAML file",
     )
     parser.add_argument("--cohort", type=Path, required=True, help="cohort folder from `glioscope ingest`")
     parser.add_argument(

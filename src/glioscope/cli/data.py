@@ -12,13 +12,30 @@ def add_parsers(verbs) -> None:
     """Add this module's verbs to the command's subparsers."""
     synth = verbs.add_parser("synth", help="write a phantom cohort in real file layouts")
     synth.add_argument("out", type=Path, help="output folder (must not exist, or use --overwrite)")
-    synth.add_argument("--preset", default="demo", choices=("tiny", "demo", "mgmt", "study"))
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--difficulty", type=float, default=None, help="0 = grades well apart, 1 = heavy overlap")
     synth.add_argument(
-        "--mgmt-effect", type=float, default=None, help="strength of the MGMT imaging correlate; 0 = none"
+        "--preset",
+        default="demo",
+        choices=("tiny", "demo", "mgmt", "study"),
+        help="tiny: 12 subjects on a 4 mm grid, for tests; demo: 44 subjects (grade II / III / IV and healthy) on "
+        "a 2 mm grid; mgmt: 60 grade IV subjects, about half methylated; study: 140 subjects on a 2 mm grid",
     )
-    synth.add_argument("--layouts", nargs="+", default=None, help="subset of: dicom rsna-miccai brats ixi imagefolder")
+    synth.add_argument("--seed", type=int, default=0, help="the phantom's random seed: the same seed, the same files")
+    # The phantom's own defaults (glioscope.synth.presets), written out: importing it here would load the synthesiser.
+    synth.add_argument(
+        "--difficulty", type=float, default=None, help="0 = grades well apart, 1 = heavy overlap (default: 0.35)"
+    )
+    synth.add_argument(
+        "--mgmt-effect",
+        type=float,
+        default=None,
+        help="strength of the MGMT imaging correlate; 0 = none (default: 0.5)",
+    )
+    synth.add_argument(
+        "--layouts",
+        nargs="+",
+        default=None,
+        help="subset of: dicom rsna-miccai brats ixi imagefolder (default: every one)",
+    )
     synth.add_argument(
         "--site",
         default="A",
@@ -26,12 +43,14 @@ def add_parsers(verbs) -> None:
         help="the scanner and hospital: B is a second site (other intensities, noise, bias, "
         "slices, subjects and ids) for external validation",
     )
-    synth.add_argument("--overwrite", action="store_true")
+    synth.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     synth.set_defaults(run=_synth)
 
     ingest = verbs.add_parser("ingest", help="read a data folder into a cohort table")
     ingest.add_argument("sources", type=Path, nargs="+", metavar="SOURCE", help="data folder(s) or a manifest CSV")
-    ingest.add_argument("--format", default="auto", choices=FORMAT_CHOICES)
+    ingest.add_argument(
+        "--format", default="auto", choices=FORMAT_CHOICES, help="the sources' layout; auto: recognised from the files"
+    )
     ingest.add_argument("--labels", type=Path, default=None, help="CSV of labels joined by patient id")
     ingest.add_argument("--id-column", default=None, help="patient id column of --labels")
     ingest.add_argument("--label-column", default=None, help="label column of --labels")
@@ -49,15 +68,20 @@ def add_parsers(verbs) -> None:
         help="DICOM modalities to keep (default MR; 'any' keeps every one); others are skipped",
     )
     ingest.add_argument("-o", "--out", type=Path, required=True, metavar="COHORT", help="output cohort folder")
-    ingest.add_argument("--overwrite", action="store_true")
+    ingest.add_argument("--overwrite", action="store_true", help="replace an existing output cohort folder")
     ingest.set_defaults(run=_ingest)
 
     split = verbs.add_parser("split", help="patient-level stratified folds of a cohort")
-    split.add_argument("cohort", type=Path, metavar="COHORT")
-    split.add_argument("--folds", type=int, default=5)
-    split.add_argument("--test-fraction", type=float, default=0.0)
-    split.add_argument("--seed", type=int, default=0)
-    split.add_argument("--label-column", default="label")
+    split.add_argument("cohort", type=Path, metavar="COHORT", help="cohort folder from `glioscope ingest`")
+    split.add_argument("--folds", type=int, default=5, help="number of cross-validation folds")
+    split.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.0,
+        help="share of the patients held out as a test set that no fold trains on",
+    )
+    split.add_argument("--seed", type=int, default=0, help="seed of the shuffle: the same seed, the same folds")
+    split.add_argument("--label-column", default="label", help="the cohort column the folds are stratified by")
     split.add_argument(
         "--drop-unlabelled",
         action="store_true",
@@ -74,8 +98,8 @@ def add_parsers(verbs) -> None:
         help="folds of whole sites: leave-one-site-out when --folds is at least the number of sites",
     )
     split.add_argument("--site-column", default=None, metavar="NAME", help="the cohort column naming each site")
-    split.add_argument("-o", "--out", type=Path, required=True, metavar="SPLITS")
-    split.add_argument("--overwrite", action="store_true")
+    split.add_argument("-o", "--out", type=Path, required=True, metavar="SPLITS", help="output split folder")
+    split.add_argument("--overwrite", action="store_true", help="replace an existing output split folder")
     split.set_defaults(run=_split)
 
 

@@ -21,7 +21,7 @@ def add_parsers(verbs) -> None:
         runner.add_argument(
             "recipe",
             metavar="RECIPE",
-            help="a recipe name (sdl, sdl-n, r18, axt, alexnet, radiomics, ...) or YAML file",
+            help="a recipe name (sdl, alexnet, radiomics, ...: `glioscope recipes` lists them) or YAML file",
         )
         runner.add_argument("--cohort", type=Path, required=True, help="cohort folder from `glioscope ingest`")
         runner.add_argument(
@@ -80,14 +80,14 @@ def add_parsers(verbs) -> None:
         runner.set_defaults(run=_train)
 
     evaluate = verbs.add_parser("evaluate", help="metrics of a run: per patient and per image, folds and bootstrap")
-    evaluate.add_argument("run_dir", type=Path, metavar="RUN")
+    evaluate.add_argument("run_dir", type=Path, metavar="RUN", help="a run folder from `glioscope cv` or `train`")
     evaluate.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of patients")
-    evaluate.add_argument("--no-report", action="store_true")
+    evaluate.add_argument("--no-report", action="store_true", help="write the metrics only, not the HTML report")
     evaluate.add_argument("--site-column", default=None, metavar="NAME", help=SITE_HELP)
     evaluate.set_defaults(run=_evaluate)
 
     compare = verbs.add_parser("compare", help="one table of several runs on the same folds")
-    compare.add_argument("runs", type=Path, nargs="+", metavar="RUN")
+    compare.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run folders trained on the same folds")
     compare.add_argument(
         "-o", "--out", type=Path, default=None, help="HTML file (default: comparison.html beside the first run)"
     )
@@ -104,7 +104,7 @@ def add_parsers(verbs) -> None:
         help="mean of the patient probabilities; logistic regression fit on each fold's validation patients",
     )
     fuse.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of patients")
-    fuse.add_argument("--overwrite", action="store_true")
+    fuse.add_argument("--overwrite", action="store_true", help="replace an existing fused run folder")
     fuse.set_defaults(run=_fuse)
 
 

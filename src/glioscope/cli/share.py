@@ -10,8 +10,8 @@ from glioscope.cli.apply import add_set_options, set_options
 def add_parsers(verbs) -> None:
     """Add this module's verbs to the command's subparsers."""
     export = verbs.add_parser("export", help="a self-contained model package: weights, settings, model card, metadata")
-    export.add_argument("run_dir", type=Path, metavar="RUN")
-    export.add_argument("-o", "--out", type=Path, required=True, metavar="PACKAGE")
+    export.add_argument("run_dir", type=Path, metavar="RUN", help="a run folder from `glioscope cv` or `train`")
+    export.add_argument("-o", "--out", type=Path, required=True, metavar="PACKAGE", help="the package folder to write")
     export.add_argument(
         "--torchscript",
         action="store_true",
@@ -22,7 +22,7 @@ def add_parsers(verbs) -> None:
         action="store_true",
         help="leave the training patients' hashed ids out: predict and test then cannot tell a patient it trained on",
     )
-    export.add_argument("--overwrite", action="store_true")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing package folder")
     export.set_defaults(run=_export)
 
     serve = verbs.add_parser(
@@ -39,7 +39,7 @@ def add_parsers(verbs) -> None:
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer only)"
     )
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
     serve.add_argument("--max-upload-mb", type=int, default=512, help="the largest upload accepted, in MB")
     serve.add_argument(
         "--allow-host",
@@ -53,9 +53,17 @@ def add_parsers(verbs) -> None:
     add_set_options(serve)
     serve.set_defaults(run=_serve)
 
-    demo = verbs.add_parser("demo", help="the main job on a phantom cohort: synthesise, ingest, split, summarise")
-    demo.add_argument("--out", type=Path, default=Path("demo-output"))
-    demo.add_argument("--seed", type=int, default=0)
+    demo = verbs.add_parser(
+        "demo",
+        help="the main job on a phantom cohort: synthesise, ingest, split, train SDL and AlexNet, fit the radiomics "
+        "baselines, compare them, report",
+        description="Synthesise the demo phantom (grade II / III / IV), ingest its axial T1c slices, split its "
+        "patients into 3 stratified folds, train SDL (an AlexNet pair) and a single AlexNet on them with a short "
+        "schedule, fit the radiomics baselines on the same folds, and write each run's report and a comparison "
+        "with paired tests. Minutes on a CPU; an existing phantom with the same seed is reused.",
+    )
+    demo.add_argument("--out", type=Path, default=Path("demo-output"), help="the folder every output goes into")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the phantom, the folds and the training")
     demo.set_defaults(run=_demo)
 
 
