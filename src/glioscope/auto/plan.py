@@ -133,7 +133,12 @@ def propose(
         candidates.append(Candidate(name, recipe, quick, [*task_set, *extra], why))
 
     lite0 = _weights_on_disk("efficientnet_lite0")
-    if masks:
+    if masks and not extras.installed("radiomics"):
+        for recipe in ("radiomics-rf", "radiomics"):
+            not_proposed.append(
+                {"recipe": recipe, "why": f"PyRadiomics is not installed ({extras.install_hint('radiomics')})"}
+            )
+    elif masks:
         add(
             "radiomics-rf",
             "radiomics-rf",
