@@ -18,7 +18,7 @@ from glioscope.errors import GlioscopeError
 @dataclass(frozen=True)
 class OptionalPackage:
     """An optional package: its import name, its name on PyPI, its extra, and how to install it where pip's
-    plain `pip install 'glioscope[extra]'` is not enough ("" where it is)."""
+    plain install of the extra is not enough ("" where it is)."""
 
     module: str
     distribution: str
@@ -58,7 +58,7 @@ class MissingExtra(GlioscopeError):
     def __init__(self, module: str, needed_for: str):
         self.optional = OPTIONAL[module]
         name = NAMES.get(module, self.optional.distribution)
-        super().__init__(f"{name} is not installed, and {needed_for} need it: {install_hint(module)}")
+        super().__init__(f"{name} is not installed (needed by {needed_for}): {install_hint(module)}")
 
 
 def install_command(extra: str) -> str:
@@ -84,7 +84,7 @@ def installed(module: str) -> bool:
 
 def require(module: str, needed_for: str):
     """An optional package's module, imported; MissingExtra naming its extra when it does not import.
-    `needed_for` completes "... and {needed_for} need it", e.g. "the radiomics recipes"."""
+    `needed_for` says what needs it, e.g. "the radiomics recipes"."""
     try:
         return importlib.import_module(module)
     except ImportError:
