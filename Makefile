@@ -12,11 +12,11 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-# PyRadiomics (the radiomics recipes) builds from its source package against numpy and versioneer,
-# which it does not declare: install those first, then it without build isolation.
+# PyRadiomics (the radiomics extra) builds from its source package against numpy and versioneer,
+# which it does not declare: install those first, then it, at the extra's pin, without build isolation.
 	$(BIN)/python -m pip install --quiet 'numpy>=1.26' versioneer setuptools wheel
-	$(BIN)/python -m pip install --quiet --no-build-isolation pyradiomics
-	$(BIN)/python -m pip install --quiet -e '.[test,imagenet]'
+	$(BIN)/python -m pip install --quiet --no-build-isolation 'pyradiomics==3.0.1'
+	$(BIN)/python -m pip install --quiet -e '.[radiomics,test,imagenet]'
 	touch $(STAMP)
 
 test: $(STAMP) browser viewer lint

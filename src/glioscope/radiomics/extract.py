@@ -18,17 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from glioscope.errors import GlioscopeError, InputError
+from glioscope.errors import InputError
 from glioscope.io import nifti
 from glioscope.io.parallel import map_files
 from glioscope.radiomics.inputs import Channel, PatientInput
-from glioscope.util import atomic
+from glioscope.util import atomic, extras
 
-INSTALL = (
-    "PyRadiomics is not installed, and the radiomics recipes need it. Its source package builds against "
-    "numpy, so install it without build isolation: `pip install numpy versioneer setuptools wheel` then "
-    "`pip install --no-build-isolation pyradiomics` (`make venv` does both)"
-)
 CACHE_VERSION = 2
 # Starting worker processes costs a few seconds; a patient takes about 0.2 s per channel on the phantom.
 PARALLEL_MIN_PATIENTS = 24
@@ -36,12 +31,8 @@ CROP_MARGIN = 4  # voxels kept around the mask's box (texture matrices and resam
 
 
 def require_pyradiomics() -> str:
-    """PyRadiomics' version; a GlioscopeError saying how to install it when it is missing."""
-    try:
-        import radiomics
-    except ImportError:
-        raise GlioscopeError(INSTALL) from None
-    return str(radiomics.__version__)
+    """PyRadiomics' version; MissingExtra saying how to install it when it is missing."""
+    return str(extras.require("radiomics", "the radiomics recipes").__version__)
 
 
 def extraction_settings(features, data) -> dict:

