@@ -121,3 +121,29 @@ def test_a_stage_log_waits_for_its_file_carries_an_earlier_one_and_keeps_notes_a
     silent = StageLog(tmp_path / "rank1.txt", enabled=False)
     silent("started")
     assert not (tmp_path / "rank1.txt").exists()
+
+
+def test_serve_logs_each_request_without_its_token_or_query(tmp_path, capsys):
+    pytest.importorskip("fastapi", reason="glioscope serve needs fastapi")
+    from fastapi.testclient import TestClient
+
+    from glioscope.serve import create_app
+
+    token, key = "s3cret-launch-token", "viewer-key-0123"
+    client = TestClient(create_app(tmp_path, token=token), base_url="http://127.0.0.1:8000")
+    capsys.readouterr()
+    client.get("/", params={"token": token})  # sets the cookie, then redirected to /
+    client.get(f"/api/viewer/{key}/image", params={"x": "1"})  # no such study: 404
+    TestClient(client.app, base_url="http://127.0.0.1:8000").get("/api/health", params={"token": "wrong"})
+    logged = capsys.readouterr().out.splitlines()
+    pattern = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (GET|POST) (/\S*) (\d{3}) \d+ ms"
+    assert all(re.fullmatch(pattern, line) for line in logged), logged
+    requests = [re.fullmatch(pattern, line).group(1, 2, 3) for line in logged]
+    assert requests == [  # one line per request, the redirect and a refusal by the guard included
+        ("GET", "/", "303"),
+        ("GET", "/", "200"),
+        ("GET", "/api/viewer/.../image", "404"),
+        ("GET", "/api/health", "403"),
+    ]
+    text = "\n".join(logged)
+    assert token not in text and key not in text and "?" not in text and "wrong" not in text
