@@ -45,6 +45,9 @@ class Trainer(Resumable):
     fold: the fold this trainer trains, in words ("fold 2/5"), named on each epoch line; None for none.
     """
 
+    # Without a progress bar (a log file), a line this often during an epoch: a long one is seen to progress.
+    progress_every_s = 30.0
+
     def __init__(
         self,
         model: torch.nn.Module,
@@ -272,8 +275,9 @@ class Trainer(Resumable):
             desc=f"{self.name} {self.fold + ' ' if self.fold else ''}epoch {epoch + 1}/{self.settings.epochs}",
             unit="batch",
             disable=not (self.progress and self.context.is_main),
-            summary=False,
-        )  # _log says it
+            summary=False,  # the epoch line says it
+            every_s=self.progress_every_s,
+        )
         self.optimizer.zero_grad(set_to_none=True)
         for batch in bar:
             out = self.train_step(batch)
