@@ -147,3 +147,17 @@ def test_serve_logs_each_request_without_its_token_or_query(tmp_path, capsys):
     ]
     text = "\n".join(logged)
     assert token not in text and key not in text and "?" not in text and "wrong" not in text
+
+
+@pytest.mark.parametrize("options", [["--out"], ["--dicom-sr"], ["--out", "--dicom-sr"]])
+def test_predict_names_each_file_it_writes_once(tiny_2d_run, tiny_phantom, tmp_path, capsys, options):
+    study = sorted((tiny_phantom / "dicom" / "REMBRANDT").iterdir())[0]
+    files = {option: tmp_path / f"written{k}{'.dcm' if option == '--dicom-sr' else '.json'}" for k, option in
+             enumerate(options)}  # fmt: skip
+    capsys.readouterr()
+    given = [str(arg) for option, path in files.items() for arg in (option, path)]
+    assert main(["predict", str(tiny_2d_run), str(study), *given]) == 0
+    printed = capsys.readouterr()
+    for path in files.values():
+        assert path.is_file() and printed.err.count(f"Written: {path}") == 1, printed.err
+    assert "Written" not in printed.out  # stdout stays the JSON alone
