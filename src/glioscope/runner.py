@@ -11,6 +11,7 @@ only its own section of the recipe.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,8 @@ def run(
 
 
 def _run(recipe, cohort_path, folder, log, splits_path, folds, resume, progress, cache_dir, report) -> Path:
+    """`run`'s stages, each a line of `log`."""
+    start = time.perf_counter()
     frame, notes = plan.load_cohort(cohort_path, recipe.task, recipe.data)
     names = plan.class_names(recipe.task, frame, notes)
     log(f"cohort read: {len(frame)} row(s), {frame['patient_id'].nunique()} patient(s), classes {', '.join(names)}")
@@ -130,7 +133,7 @@ def _run(recipe, cohort_path, folder, log, splits_path, folds, resume, progress,
                 finish(folder.path, n_boot=recipe.evaluate.bootstrap)
             log("report written")
     ddp.barrier(context)
-    log("finished")
+    log(f"finished in {time.perf_counter() - start:.1f} s")
     return folder.path
 
 
