@@ -3,6 +3,8 @@ model, a classifier per fold chosen by an inner CV, and a run folder that every 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,7 +18,7 @@ from glioscope.demo import GRADES, PATIENT_REGEX, _radiomics_cohort
 from glioscope.errors import InputError
 from glioscope.ingest import ingest
 from glioscope.methods import load_recipe
-from glioscope.rundir import ATTENTION, ATTENTION_MODEL, CLASSIFIER, INNER_CV, RunFolder
+from glioscope.rundir import ATTENTION, ATTENTION_MODEL, CLASSIFIER, INNER_CV, RUN_LOG, RunFolder
 from glioscope.trained import TrainedRun
 from glioscope.util.schema import SettingError
 
@@ -174,3 +176,15 @@ def test_taps_embed_a_slice_by_inner_modules_outputs_pooled_and_an_unknown_tap_i
     bad = load_recipe("deepfeatures", ["backbone.name=smallcnn", "backbone.weights=none", "backbone.taps=[nope]"])[1]
     with pytest.raises(InputError, match="backbone.taps.*nope"):
         Backbone(bad.backbone, 3, "none")
+
+
+def test_a_deep_feature_run_log_has_a_line_per_stage(pooled_run):
+    logged = [line.split(" ", 1)[1] for line in (pooled_run / RUN_LOG).read_text(encoding="utf-8").splitlines()]
+    assert logged[0].startswith("started: recipe deepfeatures") and logged[1].startswith("cohort read: ")
+    assert logged[2].startswith("slices embedded: ")
+    started = [line for line in logged if re.fullmatch(r"fold\d+ \(\d of \d\) started", line)]
+    finished = [line for line in logged if re.fullmatch(r"fold\d+ \(\d of \d\) finished in \d+\.\d s", line)]
+    splits = pd.read_csv(pooled_run / "splits.csv")
+    assert len(started) == len(finished) == splits.loc[splits["partition"] == "cv", "fold"].nunique()
+    ended = next(k for k, line in enumerate(logged) if line.startswith("finished in "))
+    assert logged.index(finished[-1]) < logged.index("report written") < ended

@@ -29,7 +29,9 @@ def test_the_report_holds_the_prediction_and_references_the_series_it_came_from(
     study = sorted((tiny_phantom / "dicom" / "REMBRANDT").iterdir())[0]
     capsys.readouterr()
     assert main(["predict", str(tiny_2d_run), str(study), "--dicom-sr", str(tmp_path / "sr.dcm")]) == 0
-    result = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    result = json.loads(printed.out)
+    assert printed.err.count(f"Written: {tmp_path / 'sr.dcm'}") == 1  # the file named once, beside the JSON
     report = pydicom.dcmread(tmp_path / "sr.dcm")
     assert report.SOPClassUID == pydicom.uid.ComprehensiveSRStorage and report.Modality == "SR"
     headers = [h for h in map(read_header, sorted(study.rglob("*.dcm"))) if isinstance(h, dict)]

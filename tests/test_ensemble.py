@@ -22,7 +22,7 @@ from glioscope.methods import METHODS, load_recipe, stacking
 from glioscope.methods.ensemble_run import resolve_members
 from glioscope.methods.radiomics import RadiomicsMethod
 from glioscope.predict import predict
-from glioscope.rundir import RunFolder
+from glioscope.rundir import RUN_LOG, RunFolder
 from glioscope.trained import TrainedRun
 from glioscope.util.schema import SettingError
 
@@ -228,6 +228,18 @@ def test_a_resumed_run_reuses_finished_members(stacked, tmp_path, monkeypatch):
     assert np.allclose(_rows(run, "stack").filter(like="prob_"), _rows(stacked["run"], "stack").filter(like="prob_"))
     info = json.loads((run / "run.json").read_text())
     assert [m["reused"] for m in info["ensemble"]["members"]] == [True, False]
+    logged = [line.split(" ", 1)[1] for line in (run / RUN_LOG).read_text(encoding="utf-8").splitlines()]
+    first = [line.split(" ", 1)[1] for line in (stacked["run"] / RUN_LOG).read_text(encoding="utf-8").splitlines()]
+    assert logged[: len(first)] == first and logged[len(first)].startswith("resumed: ")  # the run's log goes on
+    resumed = logged[len(first) :]
+    assert "member rf-a reused" in resumed and "member rf-b started" in resumed and "member rf-b finished" in resumed
+    assert [line for line in first if line.startswith("member ")] == [
+        "member rf-a started",
+        "member rf-a finished",
+        "member rf-b started",
+        "member rf-b finished",
+    ]
+    assert sum(line.endswith("combiner started") for line in resumed) == 2 and "report written" in resumed
 
 
 def test_a_mean_of_two_identical_members_is_the_member(stacked, tmp_path):

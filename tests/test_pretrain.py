@@ -224,3 +224,27 @@ def test_a_killed_pretraining_leaves_no_weights_and_resumes_to_the_same_result(c
     record = json.loads((out / provenance.PROVENANCE).read_text())
     assert record["epochs"] == 2 and len(record["loss"]) == 2
     assert (out / "metrics.csv").read_text().startswith(first_epoch.strip())  # epoch 1 was not trained again
+
+
+def test_pretraining_in_a_log_prints_lines_during_an_epoch(cohorts, tmp_path, monkeypatch, capsys):
+    from glioscope.train.loop import Trainer
+
+    monkeypatch.setenv("GLIOSCOPE_PROGRESS", "lines")  # as in a log file: no progress bar
+    monkeypatch.setattr(Trainer, "progress_every_s", 0.0)  # a line after every batch, instead of every 30 s
+    assert _pretrain(cohorts["pretraining"], tmp_path / "out") == 0
+    err = capsys.readouterr().err
+    found = re.findall(
+        r"^pretrain-supervised-resnet18 epoch 1/1: (\d+)/(\d+) batch\(s\), \d+ s, ~\d+ s left", err, re.M
+    )
+    assert found, err
+    assert [int(n) for n, _ in found] == list(range(1, int(found[0][1]) + 1))  # every batch of the epoch, in order
+    assert "\r" not in err  # lines, not a bar's rewrites
+
+
+def test_a_stage_line_is_silent_during_a_stage_unless_asked(capsys):
+    from glioscope.util.progress import StageLine
+
+    list(StageLine(range(5), total=5, desc="decoding", unit="file", summary=False))
+    assert capsys.readouterr().err == ""
+    list(StageLine(range(3), total=3, desc="decoding", unit="file", summary=False, every_s=0.0))
+    assert re.findall(r"^decoding: (\d)/3 file\(s\)", capsys.readouterr().err, re.M) == ["1", "2", "3"]

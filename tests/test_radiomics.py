@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import nibabel as nib
@@ -17,6 +18,7 @@ from glioscope.demo import GRADES, PATIENT_REGEX, _radiomics_cohort
 from glioscope.ingest import ingest
 from glioscope.methods import find, load_recipe
 from glioscope.report import comparison_rows
+from glioscope.rundir import RUN_LOG
 
 FAST = ["--set", "evaluate.bootstrap=30", "--set", "classifier.trees=25", "--set", "evaluate.permutations=0"]
 SHAPE, PER_CHANNEL = 14, 18 + 24 + 16 + 16  # firstorder, glcm, glrlm, glszm per channel; shape once
@@ -368,3 +370,16 @@ def test_a_recipe_forced_to_keep_no_feature_is_named_degenerate_in_metrics_termi
     assert report.count("every patient gets the same probabilities") == 3
     # the normal run of the same folds is not flagged
     assert json.loads((radiomics_run / "metrics.json").read_text())["degenerate"] == []
+
+
+def test_a_radiomics_run_log_has_a_line_per_stage_and_its_notes(radiomics_run):
+    logged = [line.split(" ", 1)[1] for line in (radiomics_run / RUN_LOG).read_text(encoding="utf-8").splitlines()]
+    assert logged[0].startswith("started: recipe radiomics") and logged[1].startswith("cohort read: ")
+    assert any(line.startswith("features extracted: ") for line in logged)
+    folds = sorted({line.split(" ")[0] for line in logged if re.match(r"fold\d+ \(\d+ of \d+\) started$", line)})
+    splits = pd.read_csv(radiomics_run / "splits.csv")
+    assert folds == sorted(f"fold{k}" for k in splits.loc[splits["partition"] == "cv", "fold"].unique())
+    for fold in folds:  # each fold timed, then the note naming what its inner CV chose
+        finished = next(k for k, line in enumerate(logged) if re.match(rf"{fold} \(.*\) finished in \d", line))
+        assert logged[finished + 1].startswith(f"note: {fold}: the inner ")
+    assert logged.index("report written") < logged.index(next(line for line in logged if line.startswith("finished")))

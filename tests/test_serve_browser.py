@@ -73,7 +73,7 @@ def server(browser_ready, tmp_path_factory, tiny_2d_run, tiny_phantom):
         )
     try:
         address = _wait_for_address(process, printed, port)
-        yield {"url": f"http://127.0.0.1:{port}", "address": address, "port": port, **runs}
+        yield {"url": f"http://127.0.0.1:{port}", "address": address, "port": port, "console": printed, **runs}
     finally:
         process.terminate()
         try:
@@ -96,6 +96,20 @@ def _wait_for_address(process, printed: Path, port: int) -> str:
             pass
         time.sleep(0.2)
     raise AssertionError(f"glioscope serve did not start: {printed.read_text()}")
+
+
+def test_the_console_has_a_line_per_request_and_never_the_token(server):
+    token = server["address"].split("token=", 1)[1]
+    asked = urllib.request.Request(f"{server['url']}/api/health?page=2", headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(asked, timeout=30) as answer:  # a script's request: the token in its header
+        assert answer.status == 200
+    deadline = time.monotonic() + 10
+    while "GET /api/health 200" not in server["console"].read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    console = server["console"].read_text()
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d GET /api/health 200 \d+ ms$", console, re.M), console
+    assert re.search(r"^\S+ \S+ GET /static/app.css 200 \d+ ms$", console, re.M)  # the start-up probe
+    assert console.count(token) == 1 and "page=2" not in console  # the address printed at start; no query shown
 
 
 @pytest.fixture(scope="module")

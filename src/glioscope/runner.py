@@ -10,6 +10,8 @@ only its own section of the recipe.
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +26,11 @@ from glioscope.models import model_entry, tta
 from glioscope.pretrain import provenance
 from glioscope.pretrain.leaks import check_run as check_pretrained
 from glioscope.recipe import Recipe
-from glioscope.rundir import COHORT, FINGERPRINTS, SKIPPED, RunFolder, RunRecord, joined, prediction_table
+from glioscope.rundir import COHORT, FINGERPRINTS, RUN_LOG, SKIPPED, RunFolder, RunRecord, joined, prediction_table
 from glioscope.samples import SampleSet, build_samples
 from glioscope.train import ddp, trainer_class
 from glioscope.train.weights import class_weights
+from glioscope.util.stagelog import StageLog
 
 
 def run(
@@ -46,12 +49,25 @@ def run(
     `cache_dir` overrides the recipe's data.cache, where decoded samples are kept.
     """
     folder = RunFolder(out)
-    if folder.check_start(recipe, resume):
+    resumed = folder.check_start(recipe, resume)
+    if resumed:
         splits_path = splits_path or folder.path  # the folds the run started with
+    # Under torchrun every process trains; the first one writes the files (and the log).
+    log = StageLog(enabled=int(os.environ.get("RANK", "0")) == 0)
+    log(f"{'resumed' if resumed else 'started'}: recipe {recipe.name}, cohort {cohort_path}, run folder {folder.path}")
+    with log.notes():
+        return _run(recipe, cohort_path, folder, log, splits_path, folds, resume, progress, cache_dir, report)
+
+
+def _run(recipe, cohort_path, folder, log, splits_path, folds, resume, progress, cache_dir, report) -> Path:
+    """`run`'s stages, each a line of `log`."""
+    start = time.perf_counter()
     frame, notes = plan.load_cohort(cohort_path, recipe.task, recipe.data)
     names = plan.class_names(recipe.task, frame, notes)
+    log(f"cohort read: {len(frame)} row(s), {frame['patient_id'].nunique()} patient(s), classes {', '.join(names)}")
     table, meta = plan.make_or_load_splits(recipe.cv, frame, splits_path)
     samples = build_samples(frame, recipe.data, Path(cache_dir) if cache_dir else recipe.data.cache_dir(), progress)
+    log(f"samples decoded: {len(samples.table)} {samples.kind}, {len(samples.skipped)} skipped")
     if samples.skipped:
         first = samples.skipped[0]
         notes.append(
@@ -69,14 +85,25 @@ def run(
     notes += check_pretrained(recipe.model.weights, jobs, samples)  # and pretrained weights that saw these patients
     if tta.note(recipe.evaluate.tta):
         notes.append(tta.note(recipe.evaluate.tta))
-    # Under torchrun every process trains; the first one writes the files.
     context = ddp.init_distributed(recipe.train.device)
     if context.is_main:
         folder.write_inputs(recipe, frame, table, meta, samples)
+        log.to(folder / RUN_LOG)  # now that the run can no longer refuse its inputs
     for k, job in enumerate(jobs):
-        _run_job(
-            recipe, job, samples, names, folder, resume, progress and context.is_main, notes, context, gradcam=k == 0
-        )
+        with log.timed(f"{job.name} ({k + 1} of {len(jobs)})"):
+            _run_job(
+                recipe,
+                job,
+                samples,
+                names,
+                folder,
+                resume,
+                progress and context.is_main,
+                notes,
+                context,
+                gradcam=k == 0,
+                fold=_job_words(job, table),
+            )
     if context.is_main:
         # The training images' fingerprints, so that predict and test need not decode the cohort again.
         leakcheck.Fingerprints.of(samples).save(folder / FINGERPRINTS)
@@ -98,12 +125,25 @@ def run(
             )
         )  # named, or what it was pretrained on
         folder.merge_predictions([job.name for job in jobs])
+        log(f"predictions of {len(jobs)} job(s) merged")
         if report:
             from glioscope.workflows import finish  # evaluation and the report, composed there
 
-            finish(folder.path, n_boot=recipe.evaluate.bootstrap)
+            with log.timed("evaluation and report"):
+                finish(folder.path, n_boot=recipe.evaluate.bootstrap)
+            log("report written")
     ddp.barrier(context)
+    log(f"finished in {time.perf_counter() - start:.1f} s")
     return folder.path
+
+
+def _job_words(job: plan.Job, table: pd.DataFrame) -> str:
+    """A job as the epoch lines name it: "fold 2/5" (its place among the folds, counted from 1 whatever the folds'
+    numbers), or "train" for a holdout's or a source split's one training."""
+    numbers = sorted(int(k) for k in table.loc[table["partition"] == "cv", "fold"].unique())
+    if not job.name.startswith("fold") or int(job.name[len("fold") :]) not in numbers:
+        return job.name
+    return f"fold {numbers.index(int(job.name[len('fold') :])) + 1}/{len(numbers)}"
 
 
 def _run_job(
@@ -117,7 +157,9 @@ def _run_job(
     notes: list[str],
     context: ddp.DistContext,
     gradcam: bool = False,
+    fold: str | None = None,
 ) -> None:
+    """Train, keep and apply one job; `fold`, the job in words for the epoch lines ("fold 2/5")."""
     if folder.fold_finished(job.name):
         print(f"{job.name}: already finished, skipped")
         return
@@ -149,6 +191,7 @@ def _run_job(
         train_set,
         val_set,
         resume,
+        fold,
     )
     if context.is_main:
         folder.save_model(job.name, trainer.raw_model.state_dict(), trainer.best_epoch, trainer.precision_record)
@@ -182,7 +225,18 @@ def _run_job(
 
 
 def _train_phases(
-    recipe: Recipe, settings, model, names, job_dir: Path, weights, progress, context, train_set, val_set, resume
+    recipe: Recipe,
+    settings,
+    model,
+    names,
+    job_dir: Path,
+    weights,
+    progress,
+    context,
+    train_set,
+    val_set,
+    resume,
+    fold=None,
 ):
     """Fit each phase of `settings` in turn; the fold's metrics.csv joins their histories."""
     variant = trainer_class(model_entry(recipe.model.name).variant)
@@ -201,6 +255,7 @@ def _train_phases(
             progress=progress,
             context=context,
             loss=loss,
+            fold=fold,
         )
         history = trainer.fit(train_set, val_set, resume=resume)
         model = trainer.raw_model  # the phase's kept weights go on to the next phase

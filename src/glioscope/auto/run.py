@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 from glioscope import cohort as cohort_table
@@ -32,13 +31,15 @@ from glioscope.auto.select import choose
 from glioscope.errors import InputError
 from glioscope.rundir import RunFolder
 from glioscope.util import atomic
+from glioscope.util.stagelog import StageLog
 
 
 def _logger(layout: Layout):
+    written = StageLog(layout.log)
+
     def log(line: str) -> None:
         print(f"auto: {line}", flush=True)
-        with open(layout.log, "a", encoding="utf-8") as handle:
-            handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+        written(line)
 
     return log
 

@@ -212,10 +212,12 @@ def _predict(args) -> None:
             )
     if args.out:
         write_text(args.out, text + "\n")
+        print(f"Written: {args.out}", file=sys.stderr)  # stderr: stdout is the JSON
     if args.dicom_sr:
         from glioscope.dicom_sr import write_structured_report
 
         write_structured_report(result, args.dicom_sr, overwrite=args.overwrite)
+        print(f"Written: {args.dicom_sr}", file=sys.stderr)
     if explaining:
         for written in _write_explained(args, maps, result["recipe"]):
             print(f"Written: {written}", file=sys.stderr)
@@ -314,6 +316,7 @@ def _test(args) -> None:
     for line in _image_lines(RunFolder(out).record()):
         print(line)
     print(f"Report: {out / REPORT}")
+    print(f"Test folder: {out}")
 
 
 def _image_lines(record) -> list[str]:

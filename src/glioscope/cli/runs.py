@@ -109,7 +109,8 @@ def add_parsers(verbs) -> None:
 
 
 def _train(args) -> None:
-    from glioscope.rundir import REPORT
+    from glioscope.rundir import REPORT, RUN_LOG
+    from glioscope.util.stagelog import StageLog
     from glioscope.methods import load_recipe
 
     if getattr(args, "all", False) or getattr(args, "from_cv", None):
@@ -178,7 +179,8 @@ def _train(args) -> None:
     if not args.no_report:
         from glioscope.report import headline_text
 
-        print(headline_text(run_dir))
+        with StageLog(run_dir / RUN_LOG).notes():  # the summary's warnings go into the run's log too
+            print(headline_text(run_dir))
     if permutations:
         from glioscope.report.permutation import summary_text
 

@@ -33,6 +33,7 @@ from glioscope.evaluate.aggregate import to_patients
 from glioscope.evaluate.fusion_inputs import headline_model
 from glioscope.rundir import PREDICTIONS, REPORT, SPLITS, RunFolder
 from glioscope.util import atomic, csvfiles
+from glioscope.util.stagelog import StageLog
 
 STATE, LOG = "state.json", "curve.log"
 
@@ -59,10 +60,10 @@ class Layout:
 
 
 def _logger(layout: Layout, echo: bool):
+    written = StageLog(layout.log)
+
     def log(line: str) -> None:
-        stamped = f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} {line}"
-        with open(layout.log, "a", encoding="utf-8") as handle:
-            handle.write(stamped + "\n")
+        written(line)
         if echo:
             print(f"curve: {line}", flush=True)
 

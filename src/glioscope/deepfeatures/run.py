@@ -43,6 +43,7 @@ from glioscope.rundir import (
     FEATURES_USED,
     FINGERPRINTS,
     INNER_CV,
+    RUN_LOG,
     RunFolder,
     RunRecord,
     joined,
@@ -50,6 +51,7 @@ from glioscope.rundir import (
 )
 from glioscope.samples import build_samples
 from glioscope.util import atomic
+from glioscope.util.stagelog import StageLog
 
 
 def featurise(frame: pd.DataFrame, recipe: DeepFeatureRecipe, cache_dir: Path | None, progress: bool) -> EmbeddingSet:
@@ -164,12 +166,21 @@ def run_deepfeatures(
     cache_dir: Path | None = None,
 ) -> Path:
     """Embed, fit and predict every fold (or `folds`), evaluate and report; returns the run folder."""
-    start = time.perf_counter()
     folder = RunFolder(out)
-    if folder.check_start(recipe, resume):
+    resumed = folder.check_start(recipe, resume)
+    if resumed:
         splits_path = splits_path or folder.path  # the folds the run started with
+    log = StageLog()  # in memory until the run is staged: a run refused leaves no folder
+    log(f"{'resumed' if resumed else 'started'}: recipe {recipe.name}, cohort {cohort_path}, run folder {folder.path}")
+    with log.notes():
+        return _run(recipe, cohort_path, folder, log, splits_path, folds, progress, report, cache_dir)
+
+
+def _run(recipe, cohort_path, folder: RunFolder, log: StageLog, splits_path, folds, progress, report, cache_dir):
+    start = time.perf_counter()
     frame, notes = plan.load_cohort(cohort_path, recipe.task, recipe.data)
     names = plan.class_names(recipe.task, frame, notes)
+    log(f"cohort read: {len(frame)} row(s), {frame['patient_id'].nunique()} patient(s), classes {', '.join(names)}")
     if splits_path is not None:
         table, meta = patient_splits(Path(splits_path), frame, notes)
     else:
@@ -177,6 +188,7 @@ def run_deepfeatures(
     jobs = plan.plan_jobs(table, meta.get("mode") or recipe.cv.mode, None, folds)  # before any output: it can refuse
     bags = featurise(frame, recipe, cache_dir or recipe.data.cache_dir(), progress)
     y = np.array([names.index(label) for label in bags.table["label"]])
+    log(f"slices embedded: {len(bags.slice_table)} slice(s) of {len(bags)} patient(s), {len(bags.skipped)} skipped")
     notes = [_what(recipe, bags), *notes, *bags.notes]
     if bags.skipped:
         notes.append(f"{len(bags.skipped)} slice source(s) skipped (e.g. {bags.skipped[0].reason})")
@@ -187,11 +199,13 @@ def run_deepfeatures(
         print(f"note: {note}")
     with atomic.atomic_dir(folder.path, overwrite=True) as tmp:
         staged = RunFolder(tmp)
+        log.to(staged / RUN_LOG, earlier=folder / RUN_LOG)  # a resumed run's log goes on
         staged.write_inputs(recipe, frame, table, meta)
         leakcheck.Fingerprints.of(bags.samples).save(staged / FINGERPRINTS)  # what predict's leak check reads
         records, attention = {}, []
-        for job in jobs:
-            records[job.name], weights = _write_fold(staged, job, bags, y, names, recipe)
+        for k, job in enumerate(jobs):
+            with log.timed(f"{job.name} ({k + 1} of {len(jobs)})"):
+                records[job.name], weights = _write_fold(staged, job, bags, y, names, recipe)
             attention += weights
             print(f"note: {job.name}: the inner CV chose {records[job.name]['chosen']} "
                   f"(inner macro AUC {records[job.name]['inner_macro_auc']:.2f})"
@@ -227,6 +241,10 @@ def run_deepfeatures(
         if report:
             from glioscope.workflows import finish  # evaluation and the report, composed there
 
-            finish(tmp, n_boot=recipe.evaluate.bootstrap, name=folder.path.name)
+            with log.timed("evaluation and report"):
+                finish(tmp, n_boot=recipe.evaluate.bootstrap, name=folder.path.name)
+            log("report written")
+    log.to(folder / RUN_LOG)  # the staged folder is now the run folder
     print(f"deep-feature run finished in {time.perf_counter() - start:.1f} s")
+    log(f"finished in {time.perf_counter() - start:.1f} s")
     return folder.path

@@ -35,10 +35,11 @@ from glioscope.evaluate.fusion_inputs import headline_model
 from glioscope.methods.base import SCHEMAS_ONLY, Method
 from glioscope.methods.stacking import fit_combiner, stack
 from glioscope.radiomics.run import patient_splits
-from glioscope.rundir import COHORT, COMBINER, CONFIG, FINGERPRINTS, INFO, MEMBERS, PREDICTIONS, VALIDATION, RunFolder
-from glioscope.rundir import RunRecord
+from glioscope.rundir import COHORT, COMBINER, CONFIG, FINGERPRINTS, INFO, MEMBERS, PREDICTIONS, RUN_LOG, VALIDATION
+from glioscope.rundir import RunFolder, RunRecord
 from glioscope.rundir.tables import read_table
 from glioscope.util.schema import SettingError
+from glioscope.util.stagelog import StageLog
 
 
 @dataclass
@@ -195,13 +196,22 @@ def run_ensemble(
     cache_dir=None,
 ) -> Path:
     """Run every member on the same folds, fit and apply each fold's combiner, evaluate and report; returns `out`."""
-    start = time.perf_counter()
     members = resolve_members(recipe, kinds)  # before any output
     folder = RunFolder(out)
-    if folder.check_start(recipe, resume):
+    resumed = folder.check_start(recipe, resume)
+    if resumed:
         splits_path = folder.path  # the folds the run started with
+    log = StageLog()  # in memory until the inputs are written: a run refused leaves no folder
+    log(f"{'resumed' if resumed else 'started'}: recipe {recipe.name}, cohort {cohort_path}, run folder {folder.path}")
+    with log.notes():
+        return _run(recipe, members, cohort_path, folder, log, splits_path, folds, resume, progress, report, cache_dir)
+
+
+def _run(recipe, members, cohort_path, folder, log, splits_path, folds, resume, progress, report, cache_dir) -> Path:
+    start = time.perf_counter()
     frame, notes = plan.load_cohort(cohort_path, recipe.task, recipe.data)
     names = plan.class_names(recipe.task, frame, notes)
+    log(f"cohort read: {len(frame)} row(s), {frame['patient_id'].nunique()} patient(s), classes {', '.join(names)}")
     if splits_path is not None:
         table, meta = patient_splits(Path(splits_path), frame, notes)  # by patient; a leaky split is refused
     elif recipe.cv.leaky_slice_level:
@@ -210,12 +220,14 @@ def run_ensemble(
         table, meta = plan.make_or_load_splits(recipe.cv, frame, None)
     jobs = plan.plan_jobs(table, meta.get("mode") or recipe.cv.mode, None, folds)  # before any output: it can refuse
     folder.write_inputs(recipe, frame, table, meta)  # the folds every member takes; config.yaml: a stop resumes
+    log.to(folder / RUN_LOG)
     record = []
     for member in members:
         where = RunFolder(folder / MEMBERS / member.name)
         reused = _finished(where, member, jobs)
         print(f"note: member {member.name}: " + ("finished before, reused" if reused else "running"))
         if not reused:
+            log(f"member {member.name} started")
             member.method.run(
                 member.recipe,
                 cohort_path,
@@ -227,6 +239,7 @@ def run_ensemble(
                 report=False,
                 cache_dir=cache_dir,
             )
+        log(f"member {member.name} {'reused' if reused else 'finished'}")
         got = where.record()
         if list(got.class_names) != names:
             raise InputError(where / INFO, f"member {member.name} predicts {got.class_names}, the ensemble {names}")
@@ -243,10 +256,11 @@ def run_ensemble(
         )
     test = set(table.loc[table["partition"] == "test", "patient_id"])
     summaries = {}
-    for job in jobs:
-        predictions, combiner, summaries[job.name] = _combine(recipe, members, folder, job, names, test)
-        folder.write_fold_predictions(job.name, predictions)
-        combiner.save(folder.fold(job.name) / COMBINER)
+    for k, job in enumerate(jobs):
+        with log.timed(f"{job.name} ({k + 1} of {len(jobs)}): combiner"):
+            predictions, combiner, summaries[job.name] = _combine(recipe, members, folder, job, names, test)
+            folder.write_fold_predictions(job.name, predictions)
+            combiner.save(folder.fold(job.name) / COMBINER)
     printed = next((m.name for m in members if (folder / MEMBERS / m.name / FINGERPRINTS).is_file()), None)
     if printed is not None:  # what predict and test compare new images with: this member's inputs
         shutil.copyfile(folder / MEMBERS / printed / FINGERPRINTS, folder / FINGERPRINTS)
@@ -283,8 +297,11 @@ def run_ensemble(
     if report:
         from glioscope.workflows import finish  # evaluation and the report, composed there
 
-        finish(folder.path, n_boot=recipe.evaluate.bootstrap)
+        with log.timed("evaluation and report"):
+            finish(folder.path, n_boot=recipe.evaluate.bootstrap)
+        log("report written")
     print(f"ensemble run finished in {time.perf_counter() - start:.1f} s")
+    log(f"finished in {time.perf_counter() - start:.1f} s")
     return folder.path
 
 

@@ -37,12 +37,14 @@ from glioscope.rundir import (
     FEATURES_USED,
     FINGERPRINTS,
     INNER_CV,
+    RUN_LOG,
     RunFolder,
     RunRecord,
     joined,
     prediction_table,
 )
 from glioscope.util import atomic
+from glioscope.util.stagelog import StageLog
 
 
 def patient_splits(splits_path: Path, frame: pd.DataFrame, notes: list[str]) -> tuple[pd.DataFrame, dict]:
@@ -170,12 +172,21 @@ def run_radiomics(
     report: bool = True,
 ) -> Path:
     """Featurise, fit and predict every fold (or `folds`), evaluate and report; returns the run folder."""
-    start = time.perf_counter()
     folder = RunFolder(out)
-    if folder.check_start(recipe, resume):
+    resumed = folder.check_start(recipe, resume)
+    if resumed:
         splits_path = splits_path or folder.path  # the folds the run started with
+    log = StageLog()  # in memory until the run is staged: a run refused leaves no folder
+    log(f"{'resumed' if resumed else 'started'}: recipe {recipe.name}, cohort {cohort_path}, run folder {folder.path}")
+    with log.notes():
+        return _run(recipe, cohort_path, folder, log, splits_path, folds, progress, report)
+
+
+def _run(recipe, cohort_path, folder: RunFolder, log: StageLog, splits_path, folds, progress, report) -> Path:
+    start = time.perf_counter()
     frame, notes = plan.load_cohort(cohort_path, recipe.task, recipe.data)
     names = plan.class_names(recipe.task, frame, notes)
+    log(f"cohort read: {len(frame)} row(s), {frame['patient_id'].nunique()} patient(s), classes {', '.join(names)}")
     inputs = patient_inputs(frame, recipe.data, cohort_path)
     if splits_path is not None:
         table, meta = patient_splits(Path(splits_path), frame, notes)
@@ -189,6 +200,7 @@ def run_radiomics(
     if not values:
         first = skipped[0] if skipped else {"patient_id": "-", "reason": "no patients"}
         raise InputError(cohort_path, f"no patient could be featurised (e.g. {first['patient_id']}: {first['reason']})")
+    log(f"features extracted: {len(values)} patient(s), {counts['cached']} from the cache, {len(skipped)} skipped")
     matrix = pd.DataFrame.from_dict(values, orient="index").sort_index().replace([np.inf, -np.inf], np.nan)
     labels = {p.patient_id: p.label for p in inputs.patients}
     matrix.insert(0, "target", [names.index(labels[p]) for p in matrix.index])
@@ -207,6 +219,7 @@ def run_radiomics(
     workers = recipe.data.workers or default_workers()
     with atomic.atomic_dir(folder.path, overwrite=True) as tmp:
         staged = RunFolder(tmp)
+        log.to(staged / RUN_LOG, earlier=folder / RUN_LOG)  # a resumed run's log goes on
         staged.write_inputs(recipe, frame, table, meta)
         features = matrix.drop(columns="target")
         atomic.write_csv(
@@ -226,8 +239,9 @@ def run_radiomics(
             staged / FINGERPRINTS
         )
         records = {}
-        for job in jobs:
-            records[job.name] = _write_fold(staged, job, matrix, names, recipe, workers)
+        for k, job in enumerate(jobs):
+            with log.timed(f"{job.name} ({k + 1} of {len(jobs)})"):
+                records[job.name] = _write_fold(staged, job, matrix, names, recipe, workers)
             notes.append(_describe(job.name, records[job.name], features.shape[1]))
             print(f"note: {notes[-1]}")
         staged.write_record(
@@ -258,6 +272,10 @@ def run_radiomics(
         if report:
             from glioscope.workflows import finish  # evaluation and the report, composed there
 
-            finish(tmp, n_boot=recipe.evaluate.bootstrap, name=folder.path.name)
+            with log.timed("evaluation and report"):
+                finish(tmp, n_boot=recipe.evaluate.bootstrap, name=folder.path.name)
+            log("report written")
+    log.to(folder / RUN_LOG)  # the staged folder is now the run folder
     print(f"radiomics run finished in {time.perf_counter() - start:.1f} s")
+    log(f"finished in {time.perf_counter() - start:.1f} s")
     return folder.path

@@ -1,6 +1,8 @@
 """A run folder: every file in it is named here, and written and read through `RunFolder`.
 
     RUN/config.yaml             the resolved recipe (its `dump()`)
+    RUN/run.log                 one timestamped line per stage, and every note and warning printed (a resumed run
+                                appends; glioscope.util.stagelog)
     RUN/run.json                the run record (glioscope.rundir.record.RunRecord)
     RUN/cohort.csv splits.csv split.json      the inputs: cohort rows used, their folds
     RUN/slices.csv | volumes.csv              the samples (SampleSet.table_file); samples_skipped.csv
@@ -51,6 +53,7 @@ from glioscope.train.checkpoint import BEST, HISTORY, LAST, load_checkpoint, sav
 from glioscope.util import atomic, csvfiles
 
 CONFIG, INFO, METRICS, REPORT = "config.yaml", "run.json", "metrics.json", "report.html"
+RUN_LOG = "run.log"  # the run's stages and notes, appended (glioscope.util.stagelog)
 SKIPPED = "samples_skipped.csv"
 PREDICTIONS, VALIDATION, PATIENTS = "predictions.csv", "validation_predictions.csv", "predictions_patients.csv"
 MODEL, GRADCAM = "model.pt", "gradcam"

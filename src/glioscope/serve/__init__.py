@@ -107,4 +107,5 @@ def serve(
     if api_docs:
         print("  the OpenAPI schema is at /openapi.json (with the token)")
     print(f"  uploads: at most {max_upload_mb} MB, kept in a temporary folder and deleted after each prediction")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # access_log off: its lines would carry the query string, which holds the token (the app logs each request)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

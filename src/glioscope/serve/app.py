@@ -1,6 +1,8 @@
 """The FastAPI app: pages under /, JSON under /api, the viewer's code under /static (never a CDN).
 
-Every request passes glioscope.serve.guard first (its Host, this launch's token, the origin of a change).
+Every request passes glioscope.serve.guard first (its Host, this launch's token, the origin of a change),
+and leaves one line on the terminal (RequestLog: uvicorn's own access log is off, as it would print the query
+string that holds the token).
 A run's HTML (its report, a comparison) is served in a Content-Security-Policy sandbox: a report someone
 else made cannot run scripts, nor reach the app's other pages or its cookie.
 """
@@ -31,6 +33,7 @@ from glioscope.evaluate.conformal import SetOptions
 from glioscope.serve.inference import ModelCache, ViewerStore, predict_study
 from glioscope.serve.verdict import cv_auc, verdict
 from glioscope.serve.uploads import MB, Limits, UploadError, save_upload
+from glioscope.util.terminal import printable
 
 STATIC = Path(__file__).parent / "static"
 _CSP = (
@@ -74,6 +77,45 @@ def _error_response(scope, error: Exception) -> Response:
     return error_response(scope.get("path", ""), status, str(error))
 
 
+class RequestLog:
+    """ASGI middleware: one line per request on standard output: time, method, path, status and milliseconds.
+
+    The path only: its query string can hold the token, and a viewer's key in the path is shown as "...".
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start, status = time.perf_counter(), [500]  # 500 unless a response starts: the request failed
+
+        async def sending(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            milliseconds = (time.perf_counter() - start) * 1000
+            print(
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')} {scope['method']} {printable(shown_path(scope['path']))} "
+                f"{status[0]} {milliseconds:.0f} ms",
+                flush=True,
+            )
+
+
+def shown_path(path: str) -> str:
+    """A request's path as the log shows it: a viewer's key (/api/viewer/KEY/part) hidden."""
+    parts = path.split("/")
+    if parts[1:3] == ["api", "viewer"] and len(parts) > 3:
+        parts[3] = "..."
+    return "/".join(parts)
+
+
 def create_app(
     runs_dir: str | Path,
     limits: Limits = Limits(),
@@ -113,6 +155,8 @@ def create_app(
         sandboxed = request.url.path in SANDBOXED and html
         response.headers.setdefault("Content-Security-Policy", SANDBOX if sandboxed else _CSP)
         return response
+
+    app.add_middleware(RequestLog)  # the outermost: a request the guard refuses is logged too
 
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, exc: UploadError):

@@ -42,7 +42,11 @@ class Trainer(Resumable):
     of glioscope.models.outputs.probabilities (default: [name]; see the model registry).
     loss: "ce", cross-entropy over the classes' logits, or "bce", binary cross-entropy on one
     sigmoid unit for the second class (glioscope.models.build.loss_kind of the recipe's model).
+    fold: the fold this trainer trains, in words ("fold 2/5"), named on each epoch line; None for none.
     """
+
+    # Without a progress bar (a log file), a line this often during an epoch: a long one is seen to progress.
+    progress_every_s = 30.0
 
     def __init__(
         self,
@@ -56,6 +60,7 @@ class Trainer(Resumable):
         context: ddp.DistContext | None = None,
         reported: list[str] | None = None,
         loss: str = "ce",
+        fold: str | None = None,
     ):
         if loss not in losses.KINDS:
             raise GlioscopeError(f"Trainer(loss=...): expected one of {', '.join(losses.KINDS)}, got {loss!r}")
@@ -63,6 +68,7 @@ class Trainer(Resumable):
         self.class_names = list(class_names)
         self.out_dir = Path(out_dir)
         self.name = name
+        self.fold = fold
         self.progress = progress
         self.context = context or ddp.init_distributed(settings.device)
         self.device = self.context.device
@@ -234,16 +240,20 @@ class Trainer(Resumable):
         if resume and (self.out_dir / LAST).is_file():
             self._resume(self.out_dir / LAST)
         self._setup_precision(train_set)
-        epoch_log = EpochLog(self.out_dir, self.name, self.context.is_main and self.settings.tensorboard)
+        epoch_log = EpochLog(
+            self.out_dir, self.name, self.context.is_main and self.settings.tensorboard, fold=self.fold
+        )
         epochs = self.settings.epochs
+        seconds: list[float] = []  # this process's epochs: what the time left is estimated from
         try:
             while self.epoch < epochs and not self.stopper.should_stop:
                 row = self._run_epoch(train_set, val_set, self.epoch)
                 self.history.append(row)
+                seconds.append(row["seconds"])
                 self.epoch += 1
                 self._remember_best(row)
                 if self.context.is_main:
-                    epoch_log.write(self.history)
+                    epoch_log.write(self.history, epochs, seconds)
                     self._save(self.out_dir / LAST)
         finally:
             epoch_log.close()
@@ -262,11 +272,12 @@ class Trainer(Resumable):
         bar = progress_bar(
             self.device_batches(batches),
             total=len(batches) if hasattr(batches, "__len__") else None,
-            desc=f"{self.name} epoch {epoch + 1}/{self.settings.epochs}",
+            desc=f"{self.name} {self.fold + ' ' if self.fold else ''}epoch {epoch + 1}/{self.settings.epochs}",
             unit="batch",
             disable=not (self.progress and self.context.is_main),
-            summary=False,
-        )  # _log says it
+            summary=False,  # the epoch line says it
+            every_s=self.progress_every_s,
+        )
         self.optimizer.zero_grad(set_to_none=True)
         for batch in bar:
             out = self.train_step(batch)
