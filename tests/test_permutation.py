@@ -102,3 +102,23 @@ def test_bad_permutation_requests_are_clear_errors(no_signal, module_tmp, tmp_pa
     args = ["cv", "radiomics", "--quick", "--cohort", str(small), "--folds", "2", "-o", str(tmp_path / "c")]
     assert main([*args, "--set", "classifier.inner_folds=2", "--permutations", "19"]) == 2
     assert "allow only 10 distinct labelling(s)" in capsys.readouterr().err and not (tmp_path / "c").exists()
+
+
+def test_a_labelling_that_leaves_a_folds_training_patients_one_class_is_drawn_again():
+    from glioscope.evaluate.permutation import trainable
+    from glioscope.permutation import _draw
+
+    # 6 patients, 2 of class III, 3 folds of 2: a labelling that puts both III in one fold leaves that fold's
+    # training patients (the other two folds) all II, which no classifier can be trained on
+    patients = pd.DataFrame(
+        {"patient_id": [f"p{k}" for k in range(6)], "label": ["III", "III", "II", "II", "II", "II"],
+         "fold": [0, 0, 1, 1, 2, 2], "group": "all"}
+    )  # fmt: skip
+    identity = pd.Series({p: p for p in patients["patient_id"]})
+    assert not trainable(patients, identity)  # fold 0 holds both III: its training part is all II
+    swapped = identity.copy()
+    swapped["p1"], swapped["p2"] = "p2", "p1"  # p1 takes II, p2 takes III: every training part has both
+    assert trainable(patients, swapped)
+    for k in range(1, 40):
+        donor = _draw(patients, seed=0, k=k)
+        assert trainable(patients, donor) and donor.equals(_draw(patients, seed=0, k=k))

@@ -137,6 +137,8 @@ def radiomics(tiny_phantom, module_tmp, monkeypatch_module):
                 "--set",
                 "evaluate.bootstrap=20",
                 "--quick",
+                "--permutations",
+                "0",
             ]
         )
         == 0

@@ -28,7 +28,7 @@ from glioscope import cohort as cohorts
 from glioscope import sites as site_lookup
 from glioscope import split
 from glioscope.errors import GlioscopeError, InputError
-from glioscope.evaluate.permutation import SMALLEST_USEFUL, labellings, p_value, shuffled, statistics
+from glioscope.evaluate.permutation import SMALLEST_USEFUL, labellings, p_value, shuffled, statistics, trainable
 from glioscope.plan import load_cohort
 from glioscope.rundir import PERMUTATION, PERMUTATION_LOG, PERMUTATIONS, RunFolder
 from glioscope.util import atomic
@@ -111,7 +111,7 @@ def run_permutations(
     log = run_dir / PERMUTATION_LOG
     for done, k in enumerate(todo, 1):
         start = time.perf_counter()
-        donor = shuffled(groups, int(recipe.cv.seed), k)
+        donor = _draw(groups, int(recipe.cv.seed), k)
         work = scratch / f"perm{k}"
         if work.exists():
             shutil.rmtree(work)  # a permutation killed half-way: start it again
@@ -143,14 +143,30 @@ def run_permutations(
 def check_cohort(recipe, cohort: Path, n: int, site_column: str | None = None) -> None:
     """Before the run: refuse a permutation test that the cohort's labelled patients cannot support."""
     frame, _ = load_cohort(cohort, recipe.task, recipe.data)
-    table = pd.DataFrame({"patient_id": frame["patient_id"], "label": frame["label"], "partition": "cv"})
+    table = pd.DataFrame({"patient_id": frame["patient_id"], "label": frame["label"], "partition": "cv", "fold": 0})
     _check_groups(_groups(frame, table, site_column, cohort)[0], n)
+
+
+DRAWS = 100  # labellings tried for one permutation before the folds are called too small for the test
+
+
+def _draw(groups: pd.DataFrame, seed: int, k: int) -> pd.Series:
+    """Permutation k's labelling: the first draw that leaves two classes in every fold's training patients."""
+    for draw in range(DRAWS):
+        donor = shuffled(groups, seed, k, draw)
+        if trainable(groups, donor):
+            return donor
+    raise GlioscopeError(
+        f"permutation {k}: none of {DRAWS} labellings left two classes in every fold's training patients; the folds "
+        "are too small for a permutation test"
+    )
 
 
 def _groups(frame: pd.DataFrame, table: pd.DataFrame, site_column, cohort) -> tuple[pd.DataFrame, str | None]:
     """The run's cross-validation patients, each with its group (site, or one group) and label."""
     used = table[table["partition"] == "cv"]
-    patients = used.groupby("patient_id")["label"].first().astype(str).rename("label").reset_index()
+    patients = used.groupby("patient_id")[["label", "fold"]].first().reset_index()
+    patients["label"] = patients["label"].astype(str)
     found = site_lookup.patient_sites(frame, site_column, cohort)
     if found is not None and found.by_patient.nunique() > 1:
         patients["group"] = found.of(patients["patient_id"]).fillna("?").astype(str).to_numpy()

@@ -57,16 +57,30 @@ def labellings(groups: dict[str, list[str]]) -> float:
     return total
 
 
-def shuffled(patients: pd.DataFrame, seed: int, permutation: int) -> pd.Series:
+def shuffled(patients: pd.DataFrame, seed: int, permutation: int, draw: int = 0) -> pd.Series:
     """patient_id -> the patient whose labels it takes in this permutation, within its group.
 
     `patients`: one row per patient, columns patient_id and group (the site, or one group for all).
-    Permutation k of seed s is the same on every machine (numpy's PCG64 seeded with [s, k]).
+    Permutation k of seed s is the same on every machine (numpy's PCG64 seeded with [s, k], and the draw when an
+    earlier draw was refused; see `trainable`).
     """
-    rng = np.random.default_rng([int(seed), int(permutation)])
+    rng = np.random.default_rng([int(seed), int(permutation), *([int(draw)] if draw else [])])
     donor = {}
     for _, rows in patients.sort_values("patient_id").groupby("group", sort=True):
         ids = rows["patient_id"].to_numpy()
         for patient, other in zip(ids, ids[rng.permutation(len(ids))]):
             donor[patient] = other
     return pd.Series(donor)
+
+
+def trainable(patients: pd.DataFrame, donor: pd.Series) -> bool:
+    """Whether every fold's training patients hold two classes or more under this labelling.
+
+    `patients`: one row per patient with its label and fold. A labelling that leaves a fold's training part with
+    one class cannot be trained; it is drawn again. The test is then conditional on that event, which the observed
+    labelling meets too, so its p-value stays valid (the labellings it draws from are equally likely under the null).
+    """
+    table = patients.set_index("patient_id")
+    moved = table["label"].loc[donor.loc[table.index].to_numpy()].to_numpy()
+    folds = table["fold"].to_numpy()
+    return all(len(set(moved[folds != k])) > 1 for k in np.unique(folds))
