@@ -136,7 +136,9 @@ def test_serve_logs_each_request_without_its_token_or_query(tmp_path, capsys):
     client.get("/", params={"token": token})  # sets the cookie, then redirected to /
     client.get(f"/api/viewer/{key}/image", params={"x": "1"})  # no such study: 404
     TestClient(client.app, base_url="http://127.0.0.1:8000").get("/api/health", params={"token": "wrong"})
-    logged = capsys.readouterr().out.splitlines()
+    printed = capsys.readouterr()
+    assert printed.out == ""  # the log goes to stderr: stdout stays for what a command answers
+    logged = printed.err.splitlines()
     pattern = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (GET|POST) (/\S*) (\d{3}) \d+ ms"
     assert all(re.fullmatch(pattern, line) for line in logged), logged
     requests = [re.fullmatch(pattern, line).group(1, 2, 3) for line in logged]

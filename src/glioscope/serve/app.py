@@ -13,6 +13,7 @@ import json
 import logging
 import tempfile
 import threading
+import sys
 import time
 from pathlib import Path
 
@@ -104,6 +105,7 @@ class RequestLog:
             print(
                 f"{time.strftime('%Y-%m-%d %H:%M:%S')} {scope['method']} {printable(shown_path(scope['path']))} "
                 f"{status[0]} {milliseconds:.0f} ms",
+                file=sys.stderr,  # a log, like uvicorn's: stdout stays for what a command answers
                 flush=True,
             )
 
