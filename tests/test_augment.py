@@ -1,4 +1,4 @@
-"""2D augmentation: seed 004's fixed SVHN AutoAugment expansion, brightness on any channel count."""
+"""2D augmentation: the AutoAugment paper's fixed SVHN AutoAugment expansion, brightness on any channel count."""
 
 from __future__ import annotations
 

@@ -88,3 +88,13 @@ def test_the_card_says_what_a_task_is_known_to_be():
     caveats = model_card._caveats(recipe, RunRecord("r", ["0", "1"], ["r"], leaky=True), cohort, {"0": 1, "1": 1})
     assert any("MGMT" in c for c in caveats) and any("leaky" in c for c in caveats)
     assert not any("phantom" in c for c in caveats)
+
+
+def test_the_card_cites_the_papers_of_its_method(package):
+    card = (package / "README.md").read_text()
+    cited = card[card.index("## References") :]
+    assert "Chopra" in cited and "Development of Synergic Deep Learning Model for Glioma Tumor Grading" in cited
+    assert "Medical image classification using synergic deep learning" in cited and "2019" in cited
+    meta = json.loads((package / "metadata.json").read_text())
+    assert [r["year"] for r in meta["references"]] == [None, 2019]
+    assert meta["references"][1]["authors"][0] == "Jianpeng Zhang"

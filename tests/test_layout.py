@@ -19,7 +19,7 @@ MAX_LINES = 400
 # the methods that run recipes, the trained runs they leave, and what applies them; the command line is last.
 LAYERS = [
     {"errors"},
-    {"util", "defaults"},
+    {"util", "defaults", "references"},
     {"cohort", "split", "synth"},
     {"sites"},
     {"io"},

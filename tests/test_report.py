@@ -62,9 +62,9 @@ def test_report_order_patient_first_then_sections(sdl_report):
         "<h3>Patient level</h3>",
         "<h3>Image level</h3>",
         "Per class (patient level)",
-        "seed 000's Table 2",
-        "seed 000's Table 3",
-        "seed 004",
+        "Table 2 of the SDL paper",
+        "Table 3 of the SDL paper",
+        "the AutoAugment paper",
         "Learning curves",
         "Confusion matrices",
         "ROC curves",
@@ -100,3 +100,26 @@ def test_warning_without_patient_ids(tmp_path):
     text = write_report(run, n_boot=20).read_text(encoding="utf-8")
     assert "no patient ids: results are per image and may overestimate" in text
     assert 'class="banner leaky"' not in text
+
+
+def test_the_report_cites_what_it_shows_after_its_notes(sdl_report):
+    _, out = sdl_report
+    text = out.read_text(encoding="utf-8")
+    cited = text[text.index("<h2>References</h2>") :]
+    assert text.index("<h2>Notes</h2>") < text.index("<h2>References</h2>")
+    # the method (sdl), the three table layouts shown, Grad-CAM; no permutation test was run
+    for words in ("Chopra", "Zhang", "Harkude", "Lo, Yu-Chih Chen", "Selvaraju"):
+        assert words in cited, words
+    assert "Ojala" not in cited and not re.search(r"[Ss]eed[ -]00\d", text)
+
+
+def test_a_run_written_before_the_papers_were_named_keeps_its_tables(tmp_path):
+    import json
+
+    run = fake_run(tmp_path / "old", n_patients=12, folds=2, epochs=2)
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "seed_tables": ["seed002"]}))
+    evaluate_run(run, n_boot=20)
+    text = write_report(run).read_text(encoding="utf-8")
+    assert "Tables 2-5 of the spatio-spatial paper" in text and "Table 2 of the SDL paper" not in text
+    assert "Harkude" in text[text.index("<h2>References</h2>") :]

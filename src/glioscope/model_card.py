@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from glioscope import __version__
+from glioscope import __version__, references
 from glioscope.rundir import MANIFEST, METADATA, PATIENT_DIGESTS, TORCHSCRIPT
 
 INTENDED_USE = (
@@ -163,7 +163,8 @@ def model_card(facts: PackageFacts) -> str:
         "```",
         "",
     ]
-    return "\n".join(lines)
+    cited = references.for_run(recipe.name)
+    return "\n".join(lines) + ("\n" + references.markdown(cited) if cited else "")
 
 
 def _tta_lines(recipe) -> list[str]:
@@ -243,4 +244,5 @@ def metadata(facts: PackageFacts) -> dict:
             }
         },
         "torchscript": torchscript,
+        "references": references.as_json(references.for_run(recipe.name)),
     }

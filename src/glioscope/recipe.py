@@ -27,7 +27,7 @@ from typing import Annotated, Literal
 
 import yaml
 
-from glioscope import defaults
+from glioscope import defaults, references
 from glioscope.augment.settings import AugmentSettings
 from glioscope.errors import InputError
 from glioscope.io import limits
@@ -79,7 +79,7 @@ class EvaluateSettings:
 
     bootstrap: Annotated[int, at_least(1)] = _evaluate("bootstrap")
     gradcam_per_class: Annotated[int, at_least(0)] = _evaluate("gradcam_per_class")
-    tables: tuple[Literal["seed000", "seed002", "seed004"], ...] = _evaluate("tables")
+    tables: tuple[Literal["sdl", "spatiospatial", "autoaugment"], ...] = _evaluate("tables")
     permutations: Annotated[int, at_least(0)] = _evaluate("permutations")
 
     def __post_init__(self):
@@ -100,7 +100,11 @@ class ResolvedRecipe:
 
     @classmethod
     def from_dict(cls, data: Mapping):
-        """The recipe from a resolved mapping (a config.yaml); unknown keys and bad values are SettingErrors."""
+        """The recipe from a resolved mapping (a config.yaml); unknown keys and bad values are SettingErrors.
+        evaluate.tables' earlier names (seed000, ...) are read as the names they have now."""
+        evaluate = data.get("evaluate")
+        if isinstance(evaluate, Mapping) and isinstance(evaluate.get("tables"), (list, tuple)):
+            data = {**data, "evaluate": {**evaluate, "tables": references.table_names(evaluate["tables"])}}
         return schema.build(cls, data)
 
     def to_dict(self) -> dict:

@@ -42,13 +42,13 @@ def build_train_transform(augment: AugmentSettings | Mapping) -> v2.Compose | No
     blur = augment.gaussian_blur
     if blur:
         sizes = blur if isinstance(blur, tuple) else (blur,)
-        # seed 000's optional filter: one of the kernel sizes, sigma as OpenCV derives it from the size
+        # the SDL paper's optional filter: one of the kernel sizes, sigma as OpenCV derives it from the size
         steps.append(v2.RandomChoice([v2.GaussianBlur(s, sigma=0.3 * ((s - 1) * 0.5 - 1) + 0.8) for s in sizes]))
     return v2.Compose(steps) if steps else None
 
 
 def fixed_expansion(name: str | None) -> list:
-    """Offline expansions a recipe may name: "svhn" (seed 004's 56 variants), or none."""
+    """Offline expansions a recipe may name: "svhn" (the AutoAugment paper's 56 variants), or none."""
     return [AnyChannels(variant) for variant in expansion()] if name == "svhn" else []
 
 

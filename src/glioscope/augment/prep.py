@@ -11,7 +11,7 @@ class BatchPrep:
     Runs on whole batches, which is where vectorised work is cheapest: in the DataLoader's
     collate step on a CPU, on the GPU after the uint8 batch is copied there on CUDA
     (train.batch_on_device; glioscope.train.data_path). `channels` > 1 repeats a single grey channel
-    (seed 000's 1-to-3 stacking) as a view, after augmenting the one channel.
+    (the SDL paper's 1-to-3 stacking) as a view, after augmenting the one channel.
     """
 
     def __init__(self, norm=None, channels: int | None = None, affine=None):

@@ -19,7 +19,7 @@ class AugmentSettings:
 
     rotation: degrees, +-; zoom: a scale range; shift: a fraction of the side; hflip, vflip:
     probabilities; brightness: a factor range; gaussian_blur: kernel size(s), one drawn per image;
-    autoaugment: "svhn", the random AutoAugment SVHN policy; expand: "svhn", seed 004's fixed
+    autoaugment: "svhn", the random AutoAugment SVHN policy; expand: "svhn", the AutoAugment paper's fixed
     56-variant expansion; volume: the 3D preset, none | light | heavy.
     """
 

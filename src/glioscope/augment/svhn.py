@@ -1,4 +1,4 @@
-"""Seed 004's fixed AutoAugment expansion of the SVHN policy.
+"""The AutoAugment paper's fixed AutoAugment expansion of the SVHN policy.
 
 Every SVHN sub-policy (op1, op2) is split into op1, op2 and op1+op2, the
 probabilities are ignored and duplicates dropped. Duplicates are judged on the

@@ -1,9 +1,9 @@
-"""3D augmentation presets (TorchIO) for (C, D, H, W) volumes, after seed 002.
+"""3D augmentation presets (TorchIO) for (C, D, H, W) volumes, after the spatio-spatial paper.
 
     transform = augmentation("light", spacing=2.0)
     augmented = transform(volume)          # a (C, D, H, W) tensor or array in, a tensor of the same dtype out
 
-"light" is seed 002's: RandomAffine(scales=(0.9, 1.2), degrees=10) (per axis, linear
+"light" is the spatio-spatial paper's: RandomAffine(scales=(0.9, 1.2), degrees=10) (per axis, linear
 interpolation, padding with the minimum) and RandomFlip(axes=("LR",), flip_probability=0.25).
 "heavy" adds, each with its own probability so that most volumes get one or two of them:
 RandomElasticDeformation (7 control points, up to 5 mm, p 0.5), RandomMotion (up to 5 degrees
@@ -49,7 +49,7 @@ class VolumeAugmentation(tio.Compose):
 
 
 def light_transforms() -> list[tio.Transform]:
-    """Seed 002's light augmentation."""
+    """The spatio-spatial paper's light augmentation."""
     return [tio.RandomAffine(scales=(0.9, 1.2), degrees=10), tio.RandomFlip(axes=("LR",), flip_probability=0.25)]
 
 

@@ -1,6 +1,6 @@
 """Late fusion of runs on the same patients and folds, e.g. one run per MRI sequence.
 
-Seed 003 trains one EfficientNet per sequence (FLAIR, T1w, T1wCE, T2w) and asks,
+The MGMT paper trains one EfficientNet per sequence (FLAIR, T1w, T1wCE, T2w) and asks,
 as future work, for the four to be fused. `fuse` does it after training, from the
 run folders alone:
 
@@ -53,6 +53,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression  # the fitted combiner's type
 
+from glioscope import references
 from glioscope.errors import GlioscopeError
 from glioscope.evaluate.combiners import LOGISTIC_C, Stack, fit_logistic, fuse_mean
 from glioscope.evaluate.fusion_inputs import (
@@ -318,7 +319,7 @@ def fuse_runs(run_dirs: Sequence[Path], methods: Sequence[str], n_boot: int = 10
         folds=sorted(int(f) for f in summary.folds if f != "test"),
         leaky=leaky,
         split_statement=LEAKY_WARNING if leaky else first.get("split_statement", ""),
-        seed_tables=first.get("seed_tables"),
+        paper_tables=references.table_names(first.get("paper_tables", first.get("seed_tables"))),
         caveat=first.get("caveat"),
         patient_ids=all(i.info.get("patient_ids", True) for i in inputs),
         notes=_notes(inputs, used, summary, n_partial, leaky),

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 import glioscope
+from glioscope import references
 from glioscope.evaluate.aggregate import arrays, prob_columns, to_patients
 from glioscope.evaluate.conformal import evaluated_sets
 from glioscope.evaluate.degenerate import degenerate_folds, pooled_vs_folds
@@ -102,7 +103,7 @@ def evaluate_run(
         "leaky": bool(info.get("leaky")),
         "patient_ids": bool(info.get("patient_ids", True)),
         "split_statement": info.get("split_statement", ""),
-        "seed_tables": info.get("seed_tables"),
+        "paper_tables": references.table_names(info.get("paper_tables", info.get("seed_tables"))),
         "levels": list(LEVELS),
         "sets": sets,
         "n_boot": int(n_boot),

@@ -29,12 +29,12 @@ class Classifier(nn.Module):
 
 
 def hidden_neck(in_features: int, hidden: int = 256, dropout: float = 0.5) -> tuple[nn.Module, int]:
-    """Seed 000's head: one hidden layer of neurons before the output layer."""
+    """The SDL paper's head: one hidden layer of neurons before the output layer."""
     return nn.Sequential(nn.Dropout(dropout), nn.Linear(in_features, hidden), nn.ReLU(inplace=True)), hidden
 
 
 def efficientnet_neck(in_features: int, hidden: int = 32, dropout: float = 0.4) -> tuple[nn.Module, int]:
-    """Seed 003's head after global pooling: BN, Dropout, Dense 32 ReLU, BN, Dropout (then Dense 1)."""
+    """The MGMT paper's head after global pooling: BN, Dropout, Dense 32 ReLU, BN, Dropout (then Dense 1)."""
     neck = nn.Sequential(
         nn.BatchNorm1d(in_features),
         nn.Dropout(dropout),

@@ -1,4 +1,4 @@
-"""3D "spatio-spatial" classifiers from torchvision's video ResNets (seed 002).
+"""3D "spatio-spatial" classifiers from torchvision's video ResNets (Chatterjee et al., 2022).
 
 The volume's slice axis plays the part of time: inputs are (N, C, D, H, W) with D
 the axial (superior-inferior) axis, which torchvision's video models read as T.

@@ -13,6 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 import glioscope
+from glioscope import references
 from glioscope.evaluate.aggregate import to_patients
 from glioscope.evaluate.run import load_metrics
 from glioscope.report import figures, gap, permutation, tables
@@ -22,7 +23,7 @@ from glioscope.report.conformal import selective_section
 from glioscope.report.html import esc, image, page
 from glioscope.evaluate.degenerate import lines as degenerate_lines
 from glioscope.report.sites import site_banner, site_section
-from glioscope.rundir import CONFIG, HISTORY, REPORT, RunFolder
+from glioscope.rundir import CONFIG, HISTORY, PERMUTATION, REPORT, RunFolder
 from glioscope.split import LEAKY_WARNING
 from glioscope.util import atomic
 
@@ -141,13 +142,10 @@ def _precision(by_fold: dict | None) -> str | None:
     return "; ".join(words)
 
 
-SEED_TABLES = {  # name -> the tables in that paper's layout (recipes choose with evaluate.tables)
-    "seed000": lambda m, s, level, train: [
-        tables.seed000_models(m, s, level, train),
-        tables.seed000_classes(m, s, level),
-    ],
-    "seed002": lambda m, s, level, train: [tables.seed002_f1(m, s, level)],
-    "seed004": lambda m, s, level, train: [tables.seed004_classes(m, s, level)],
+PAPER_TABLES = {  # evaluate.tables' names -> the tables laid out as in that paper (references.PAPER_TABLES)
+    "sdl": lambda m, s, level, train: [tables.sdl_models(m, s, level, train), tables.sdl_classes(m, s, level)],
+    "spatiospatial": lambda m, s, level, train: [tables.spatiospatial_f1(m, s, level)],
+    "autoaugment": lambda m, s, level, train: [tables.autoaugment_classes(m, s, level)],
 }
 
 
@@ -162,13 +160,13 @@ def _metric_sections(metrics: dict, set_name: str, histories) -> list[str]:
         tables.per_class(metrics, set_name, "patient"),
     ]
     train = training_accuracy(histories, metrics["models"]) if set_name == "cv" else {}
-    wanted = metrics.get("seed_tables")
-    wanted = list(SEED_TABLES) if wanted is None else wanted
+    wanted = references.table_names(metrics.get("paper_tables", metrics.get("seed_tables")))
+    wanted = list(PAPER_TABLES) if wanted is None else wanted
     if not wanted:
         return body
-    body.append("<h3>As in the seed papers</h3>")
+    body.append("<h3>As in the papers</h3>")
     for index, level in enumerate(levels):
-        parts = [part for name in wanted for part in SEED_TABLES[name](metrics, set_name, level, train)]
+        parts = [part for name in wanted for part in PAPER_TABLES[name](metrics, set_name, level, train)]
         if index == 0:
             body += parts
         else:
@@ -220,6 +218,18 @@ def _gradcam(panels, saver: _Figures) -> list[str]:
     return body
 
 
+def cited(info: dict, metrics: dict, gradcam: bool, permutation: bool) -> list[str]:
+    """The references a run's report cites (glioscope.references.for_run)."""
+    tables = references.table_names(metrics.get("paper_tables", metrics.get("seed_tables")))
+    return references.for_run(
+        info.get("recipe") or "",
+        tables=list(PAPER_TABLES) if tables is None else tables,
+        gradcam=gradcam,
+        permutation=permutation,
+        pooled_note=any(row.get("differs") for row in metrics.get("pooled_vs_folds") or []),
+    )
+
+
 def write_report(run_dir: str | Path, gradcam_panels=None, n_boot: int = 1000, seed: int = 0) -> Path:
     """Write RUN/report.html (and RUN/figures/*.png); evaluates the run first when metrics.json is missing or stale.
 
@@ -261,6 +271,7 @@ def write_report(run_dir: str | Path, gradcam_panels=None, n_boot: int = 1000, s
     notes = list(info.get("notes") or [])
     body.append("<h2>Notes</h2>")
     body.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>" if notes else "<p>No notes.</p>")
+    body.append(references.html_section(cited(info, metrics, bool(gradcam_panels), (run_dir / PERMUTATION).is_file())))
     config = run_dir / CONFIG
     if config.is_file():
         body.append(

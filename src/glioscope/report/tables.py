@@ -74,8 +74,8 @@ def per_class(metrics: dict, set_name: str, level: str = "patient") -> str:
     return table(["Model", "Class", "n"] + [name for _, name in keys], rows, caption, label_columns=2)
 
 
-def seed000_models(metrics: dict, set_name: str, level: str, training_accuracy: dict[str, float] | None = None) -> str:
-    """Seed 000's Table 2: one row per model, macro averages, in percent, pooled over folds."""
+def sdl_models(metrics: dict, set_name: str, level: str, training_accuracy: dict[str, float] | None = None) -> str:
+    """Table 2 of the SDL paper (Chopra et al.): one row per model, macro averages, in percent, pooled over folds."""
     training_accuracy = training_accuracy or {}
     keys = ("accuracy", "macro_precision", "macro_sensitivity", "macro_specificity", "macro_sensitivity", "macro_f1")
     rows = []
@@ -83,7 +83,7 @@ def seed000_models(metrics: dict, set_name: str, level: str, training_accuracy: 
         train = number(training_accuracy.get(model), 2, 100.0)
         rows.append([esc(model), train] + [number(pooled_value(entry, k), 2, 100.0) for k in keys])
     caption = (
-        f"Layout of seed 000's Table 2, {esc(LEVEL_NAMES[level])}, {esc(_folds_phrase(metrics, set_name))}, predictions pooled; "
+        f"Layout of Table 2 of the SDL paper (Chopra et al.), {esc(LEVEL_NAMES[level])}, {esc(_folds_phrase(metrics, set_name))}, predictions pooled; "
         "percent; precision, recall, specificity, sensitivity and F1 are macro averages over classes; "
         "training accuracy = last epoch, mean over folds."
     )
@@ -100,23 +100,23 @@ def seed000_models(metrics: dict, set_name: str, level: str, training_accuracy: 
     return table(header, rows, caption)
 
 
-def seed000_classes(metrics: dict, set_name: str, level: str) -> str:
-    """Seed 000's Table 3: per class (one-vs-rest accuracy), per model, in percent, pooled over folds."""
+def sdl_classes(metrics: dict, set_name: str, level: str) -> str:
+    """Table 3 of the SDL paper (Chopra et al.): per class (one-vs-rest accuracy), per model, in percent, pooled over folds."""
     keys = ("accuracy_ovr", "precision", "sensitivity", "specificity", "sensitivity", "f1")
     rows = []
     for model, entry in _levels(metrics, set_name, level):
         for name in metrics["class_names"]:
             rows.append([esc(model), esc(name)] + [number(pooled_value(entry, f"{k}/{name}"), 2, 100.0) for k in keys])
     caption = (
-        f"Layout of seed 000's Table 3, {esc(LEVEL_NAMES[level])}, {esc(_folds_phrase(metrics, set_name))}, predictions pooled; "
+        f"Layout of Table 3 of the SDL paper (Chopra et al.), {esc(LEVEL_NAMES[level])}, {esc(_folds_phrase(metrics, set_name))}, predictions pooled; "
         "percent; accuracy is one-vs-rest."
     )
     header = ["Model", "Class", "Accuracy", "Precision", "Recall", "Specificity", "Sensitivity", "F1 score"]
     return table(header, rows, caption, label_columns=2)
 
 
-def seed004_classes(metrics: dict, set_name: str, level: str) -> str:
-    """Seed 004's results: per class one-vs-rest accuracy, sensitivity, specificity (%) and Az, mean ± SD over folds."""
+def autoaugment_classes(metrics: dict, set_name: str, level: str) -> str:
+    """The results of the AutoAugment paper (Lo et al., 2019): per class one-vs-rest accuracy, sensitivity, specificity (%) and Az, mean ± SD over folds."""
     keys = (("accuracy_ovr", 1, 100.0), ("sensitivity", 1, 100.0), ("specificity", 1, 100.0), ("auc", 4, 1.0))
     rows = []
     for model, entry in _levels(metrics, set_name, level):
@@ -138,7 +138,7 @@ def seed004_classes(metrics: dict, set_name: str, level: str) -> str:
         rows.append([esc(model), "all classes (accuracy, macro Az)", acc, "", "", az])
     spread = "mean ± SD over folds" if set_name == "cv" else "one test set"
     caption = (
-        f"Layout of seed 004's results, {esc(LEVEL_NAMES[level])}, {esc(_folds_phrase(metrics, set_name))}: one-vs-rest "
+        f"Layout of the results of the AutoAugment paper (Lo et al., 2019), {esc(LEVEL_NAMES[level])}, {esc(_folds_phrase(metrics, set_name))}: one-vs-rest "
         f"classifiers per class, {spread}; accuracy, sensitivity, specificity in percent; Az = area under the ROC curve."
     )
     return table(
@@ -146,8 +146,8 @@ def seed004_classes(metrics: dict, set_name: str, level: str) -> str:
     )
 
 
-def seed002_f1(metrics: dict, set_name: str, level: str) -> str:
-    """Seed 002's Tables 2-5: F1 per class, macro and weighted F1 per model, mean ± SD over folds."""
+def spatiospatial_f1(metrics: dict, set_name: str, level: str) -> str:
+    """Tables 2-5 of the spatio-spatial paper (Harkude): F1 per class, macro and weighted F1 per model, mean ± SD over folds."""
     names = metrics["class_names"]
     keys = [f"f1/{name}" for name in names] + ["macro_f1", "weighted_f1"]
     rows = []
@@ -158,7 +158,7 @@ def seed002_f1(metrics: dict, set_name: str, level: str) -> str:
             rows.append([esc(model)] + [number(pooled_value(entry, k), 3) for k in keys])
     spread = "mean ± SD over folds" if set_name == "cv" else "one test set"
     caption = (
-        f"Layout of seed 002's Tables 2-5, {esc(LEVEL_NAMES[level])}, {esc(_folds_phrase(metrics, set_name))}: "
+        f"Layout of Tables 2-5 of the spatio-spatial paper (Harkude), {esc(LEVEL_NAMES[level])}, {esc(_folds_phrase(metrics, set_name))}: "
         f"F1 per class and its macro and weighted averages, {spread}."
     )
     return table(["Model"] + [f"F1 {esc(n)}" for n in names] + ["Macro F1", "Weighted F1"], rows, caption)

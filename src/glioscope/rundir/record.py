@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 import pandas as pd
 
-from glioscope import __version__
+from glioscope import __version__, references
 
 BLOCKS = ("training", "radiomics", "deepfeatures", "fusion", "ensemble", "external", "package", "final")
 
@@ -46,7 +46,7 @@ class RunRecord:
     folds: list[int] = field(default_factory=list)
     leaky: bool = False
     split_statement: str = ""
-    seed_tables: list[str] | None = None
+    paper_tables: list[str] | None = None
     caveat: str | None = None
     patient_ids: bool = True
     notes: list[str] = field(default_factory=list)
@@ -81,7 +81,7 @@ class RunRecord:
             models=list(models),
             task=recipe.task_name,
             label=recipe.task.label,
-            seed_tables=list(recipe.evaluate.tables),
+            paper_tables=list(recipe.evaluate.tables),
             caveat=recipe.task.caveat,
             **rest,
         )
@@ -154,6 +154,8 @@ class RunRecord:
             data["fusion"] = {**(data.get("fusion") or {}), "inputs": data.pop("inputs")}
         if "operating_point" in data and "package" in data:
             data["package"] = {**data["package"], "operating_point": data.pop("operating_point")}
+        if "seed_tables" in data:  # the name before the papers were named (and their tables with it)
+            data["paper_tables"] = references.table_names(data.pop("seed_tables"))
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values.setdefault("recipe", default_recipe)

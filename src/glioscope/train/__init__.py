@@ -3,7 +3,7 @@
 loop.py      epochs, validation, schedules, early stopping, checkpoints, resume, DDP
 sdl.py       the synergic variant (SDL): member networks, pairs, synergic layers
 losses.py    cross-entropy over classes, or binary cross-entropy on one sigmoid unit
-pairs.py     seed 000's synergic pairs
+pairs.py     the SDL paper's synergic pairs
 settings.py  TrainSettings (a recipe's `train` section) and its phases
 """
 

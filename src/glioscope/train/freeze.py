@@ -11,7 +11,7 @@ def apply_freeze(model: torch.nn.Module, what: str) -> list[torch.nn.Module]:
     """Stop training part of a model; returns the modules to keep in evaluation mode.
 
     none: train everything. backbone: only the head (neck and output layer) learns,
-    the backbone is fixed, BatchNorm statistics included (seed 003's first phase).
+    the backbone is fixed, BatchNorm statistics included (the MGMT paper's first phase).
     batchnorm: everything learns except the BatchNorm layers (its second phase).
     """
     for parameter in model.parameters():

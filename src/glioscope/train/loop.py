@@ -76,7 +76,7 @@ class Trainer(Resumable):
         self.model = self.raw_model  # wrapped for DDP once the precision is known
         self.class_weights = class_weights.to(self.device) if class_weights is not None else None
         self.loss_kind = loss
-        self.binary = loss == "bce"  # one sigmoid unit (seed 003's Dense 1) for the second class
+        self.binary = loss == "bce"  # one sigmoid unit (the MGMT paper's Dense 1) for the second class
         self.criterion = self.build_loss()
         self.frozen = apply_freeze(self.raw_model, settings.freeze)  # before the optimiser: it takes what still learns
         self.optimizer = self.build_optimizer()

@@ -30,7 +30,7 @@ def build_schedule(
 ):
     """Schedules step once per epoch; 'plateau' steps on the validation loss (by `factor`, Keras' default).
 
-    inverse_decay is seed 000's lr / (1 + decay * epoch); step is seed 001's StepLR(7, 0.1).
+    inverse_decay is the SDL paper's lr / (1 + decay * epoch); step is the ResNet18 paper's StepLR(7, 0.1).
     """
     if name == "none":
         return None

@@ -1,4 +1,4 @@
-"""Seed 000's synergic pairs (and SDL-n's tuples), and the dataset that serves them."""
+"""The SDL paper's synergic pairs (and SDL-n's tuples), and the dataset that serves them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from glioscope.samples.datasets import SliceDataset
 
 
 def make_pairs(targets, rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
-    """Seed 000's pairs: per class, shuffle; the first half is paired within the class
+    """The SDL paper's pairs: per class, shuffle; the first half is paired within the class
     (synergic label 1); the rest is paired with images of another class (label 0).
 
     Returns (pairs as an (M, 3) array of index_a, index_b, same, leftovers) — the
@@ -43,7 +43,7 @@ def make_pairs(targets, rng: np.random.Generator) -> tuple[np.ndarray, list[int]
 
 
 def make_tuples(targets, members: int, rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
-    """Index tuples for SDL-n: nets 1 and 2 get seed 000's pairs; each further net an image
+    """Index tuples for SDL-n: nets 1 and 2 get the SDL paper's pairs; each further net an image
     of the anchor's class or of another class with equal chance."""
     targets = np.asarray(targets)
     pairs, leftovers = make_pairs(targets, rng)

@@ -18,7 +18,7 @@ _FREEZE = Literal["none", "backbone", "batchnorm"]
 
 @dataclass(frozen=True)
 class FinetuneSettings:
-    """A second phase from the first one's best weights, when epochs > 0 (seed 003)."""
+    """A second phase from the first one's best weights, when epochs > 0 (Spoorthy et al.)."""
 
     epochs: Annotated[int, at_least(0)] = _finetune("epochs")
     lr: Annotated[float, at_least(0.0)] = _finetune("lr")
@@ -92,7 +92,7 @@ class TrainSettings:
     def phases(self) -> list[tuple[str, "TrainSettings"]]:
         """(folder, settings) of each training phase: one, or two when `finetune` has epochs.
 
-        Seed 003: first the head alone on a frozen backbone, then everything but the
+        The MGMT paper: first the head alone on a frozen backbone, then everything but the
         BatchNorm layers at a lower learning rate, from the first phase's best weights.
         """
         second = self.finetune

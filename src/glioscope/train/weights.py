@@ -7,7 +7,7 @@ import torch
 
 
 def class_weights(mode: str, targets: np.ndarray, n_classes: int) -> torch.Tensor | None:
-    """none | complement (W_c = 1 - n_c / N, seed 002) | inverse (N / (C n_c))."""
+    """none | complement (W_c = 1 - n_c / N, the spatio-spatial paper) | inverse (N / (C n_c))."""
     if mode == "none":
         return None
     counts = np.bincount(targets, minlength=n_classes).astype(float)

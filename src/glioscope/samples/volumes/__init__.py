@@ -12,7 +12,7 @@ like the 2D slices of `glioscope.samples.slices`; `glioscope.io.geometry.array_a
 
 Per study (see `volume` for the TorchIO steps, `skullstrip` for the brain mask): the channels'
 sequences are taken from the study's rows (a fallback, T1 for T1c by default, stands in for a
-missing one, as seed 002 takes IXI T1 next to BraTS T1ce), reoriented to RAS, resampled to
+missing one, as the spatio-spatial paper takes IXI T1 next to BraTS T1ce), reoriented to RAS, resampled to
 `spacing` mm, skull-stripped where needed, scaled to [0, 1] between percentiles of the brain,
 and cropped or padded to `shape` around the brain. Each volume is preprocessed once per
 settings into `<cache_dir>/<settings.key()>/<volume key>.npz` (see `cache`); a later build

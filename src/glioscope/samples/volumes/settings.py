@@ -30,7 +30,7 @@ class VolumeSettings:
     channels: sequences stacked as channels, taken from one study's co-registered volumes
         (BraTS: T1, T1c, T2, FLAIR share a grid; others are resampled onto the first channel's grid).
     fallback: (wanted, substitute) pairs used when a study lacks a wanted sequence. The default
-        (("T1c", "T1"),) lets a T1c model take a healthy IXI subject's T1, as seed 002 does (BraTS
+        (("T1c", "T1"),) lets a T1c model take a healthy IXI subject's T1, as the spatio-spatial paper does (BraTS
         T1ce vs IXI T1); the table's `fallback` column says where it was used. A dict is accepted.
     skull_strip: "none", "mni" (every volume: affine registration of nilearn's MNI152 template and
         its brain mask, see `skullstrip`), "hdbet", "hdbet-accurate" or "deepbet" (every volume: a
@@ -40,7 +40,7 @@ class VolumeSettings:
         volumes, stripped at the source, come out brain-sized and are left as they are).
     percentiles: each channel is clipped at these percentiles of its brain voxels (head voxels when
         the volume keeps its skull) and scaled to [0, 1].
-    spacing: isotropic output voxel size in mm (seed 002: 2 mm; the quick recipes use 4 mm).
+    spacing: isotropic output voxel size in mm (the spatio-spatial paper: 2 mm; the quick recipes use 4 mm).
     shape: output (D, H, W) = (inferior-superior, anterior-posterior, right-left) voxels, cropped
         or zero-padded around the centre of the brain's bounding box. A shape whose volume (channels x D x H x W,
         float32) is over the input limits (glioscope.io.limits) is a SettingError naming data.volumes.shape.
