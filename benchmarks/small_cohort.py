@@ -12,7 +12,7 @@ layout instead (36 patients of grades II, III and IV, 2 mm grid).
 On one set of patient-level folds it runs, in this order, and times each:
   radiomics        PyRadiomics features in the tumour mask, logistic regression (L1 or L2, inner CV)
   radiomics-rf     the same features, a 500-tree random forest
-  alexnet          AlexNet from scratch on the middle 20% of the slices, seed 000's --quick schedule
+  alexnet          AlexNet from scratch on the middle 20% of the slices, the SDL paper's --quick schedule
   alexnet-tumour   the tumour slices, cropped, votes weighted by tumour area, its --quick CPU schedule
 and, with --pretrain (image folders of other patients, e.g. the four-class tumour-type set):
   + supervised     alexnet-tumour from an AlexNet pretrained on those folders' labels
@@ -40,7 +40,7 @@ import pandas as pd
 
 from glioscope.cli import main as glioscope
 
-# The from-scratch baseline: seed 000's AlexNet and --quick schedule on the middle 20% of each volume's slices
+# The from-scratch baseline: the SDL paper's AlexNet and --quick schedule on the middle 20% of each volume's slices
 # (kaggle_3m, one image per slice: every slice), whether they show the tumour or not.
 BASELINE = [
     "task.classes=null",

@@ -2,12 +2,12 @@
 
 Recipes at their own sizes, on the demo phantom (synthesised here unless --cohort2d / --cohort3d):
 
-    alexnet  seed 000's baseline: sagittal T1 slices, 128 px, rotation +-10, batch 8
-    sdl      seed 000's AlexNet pair, as alexnet
-    r18      seed 001: 224 px, horizontal flips, batch 32
-    eff      seed 003: 300 px, zoom, rotation, shift, flips, brightness, batch 32, its first phase
+    alexnet  the SDL paper's baseline: sagittal T1 slices, 128 px, rotation +-10, batch 8
+    sdl      the SDL paper's AlexNet pair, as alexnet
+    r18      the ResNet18 paper: 224 px, horizontal flips, batch 32
+    eff      the MGMT paper: 300 px, zoom, rotation, shift, flips, brightness, batch 32, its first phase
              (the backbone frozen), a 3-way head instead of its sigmoid (the phantom's grades)
-    r3d_18   seed 002 (st3d): BraTS + IXI volumes at 2 mm (80 x 112 x 96), TorchIO light, batch 1
+    r3d_18   the spatio-spatial paper (st3d): BraTS + IXI volumes at 2 mm (80 x 112 x 96), TorchIO light, batch 1
              (also mc3_18 and r2plus1d_18 when named; --3d names the three)
 
 --small: 112 px for r18, 128 px for eff, 4 mm volumes (st3d --quick: 40 x 56 x 48, batch 2), for a CPU.
