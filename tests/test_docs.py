@@ -110,7 +110,14 @@ def test_the_site_builds_strictly_with_every_page_and_figure(tmp_path):
 
 @pytest.mark.parametrize(
     "mistake",
-    ["link to a missing page", "link to a missing figure", "missing anchor", "page left out of the nav", "both"],
+    [
+        "link to a missing page",
+        "link to a missing figure",
+        "missing anchor",
+        "page left out of the nav",
+        "nav entry without its page",
+        "both",
+    ],
 )
 def test_a_broken_link_or_a_page_left_out_of_the_nav_fails_the_build(mistake, project_copy, tmp_path):
     needs_mkdocs()
@@ -125,10 +132,14 @@ def test_a_broken_link_or_a_page_left_out_of_the_nav_fails_the_build(mistake, pr
         page.write_text(page.read_text() + "\nSee [a section](cli.md#no-such-section).\n")
     if mistake in ("page left out of the nav", "both"):
         (project / "docs" / "orphan.md").write_text("# A page no menu leads to\n")
+    if mistake == "nav entry without its page":
+        config = project / "mkdocs.yml"
+        assert config.read_text().rstrip().endswith("references.md"), "the nav is no longer mkdocs.yml's last key"
+        config.write_text(config.read_text().rstrip() + "\n  - Gone: no-such-page.md\n")
     built = build(project, tmp_path / "site")
     output = built.stdout + built.stderr
     assert built.returncode != 0, f"the build passed with a {mistake}:\n{output}"
-    if mistake in ("link to a missing page", "both"):
+    if mistake in ("link to a missing page", "nav entry without its page", "both"):
         assert "no-such-page.md" in output
     if mistake == "link to a missing figure":
         assert "no-such-figure.png" in output
