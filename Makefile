@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_DIR ?= demo-output
 
-.PHONY: venv test lint format demo bench clean browser viewer
+.PHONY: venv test lint format docs demo bench clean browser viewer
 
 venv: $(STAMP)
 
@@ -17,10 +17,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet 'numpy>=1.26' versioneer setuptools wheel
 	$(BIN)/python -m pip install --quiet --no-build-isolation 'pyradiomics==3.0.1'
 # deepbet (46 MB, the fast brain-extraction network) too, so that its strip is tested; HD-BET (330 MB) is left out.
-	$(BIN)/python -m pip install --quiet -e '.[radiomics,test,imagenet,deepbet]'
+	$(BIN)/python -m pip install --quiet -e '.[radiomics,test,imagenet,deepbet,docs]'
 	touch $(STAMP)
 
-test: $(STAMP) browser viewer lint
+test: $(STAMP) browser viewer lint docs
 	$(BIN)/python -m pytest -q
 
 # The code is as `ruff format` writes it (pyproject's [tool.ruff]; `make format` rewrites it so), and pyflakes
@@ -31,6 +31,12 @@ lint: $(STAMP)
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks docs
+
+# The documentation site (mkdocs.yml, docs/) into site/. --strict turns every warning into an error, and mkdocs.yml's
+# validation makes a link to a missing page or file, a missing anchor and a page left out of the nav warnings.
+# NO_MKDOCS_2_WARNING quiets the theme's notice about its end of life, printed at every build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # The browser tests of `glioscope serve` drive Debian's chromium; as root with apt-get it is installed,
 # elsewhere they skip and say why.
@@ -59,4 +65,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/optimizer_step.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache site

@@ -17,7 +17,8 @@ from glioscope.util import extras
 REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
 EXTRAS = PYPROJECT["project"]["optional-dependencies"]
-NOT_RUNTIME = {"all", "test"}  # `all` installs what the verbs need; `test` what the suite needs beside them
+# `all` installs what the verbs need; `test` what the suite needs beside them; `docs` what builds the site
+NOT_RUNTIME = {"all", "test", "docs"}
 SELF = re.compile(r"^glioscope\[([^\]]+)\]$")
 # The Apache License 2.0 as the Apache Software Foundation publishes it (LICENSE-2.0.txt), byte for byte
 APACHE_2_SHA256 = "cfc7749b96f63bd31c3c42b5c471bf756814053e847c10f3eb003417bc523d30"
