@@ -38,10 +38,11 @@ class Reference:
         return str(self.year) if self.year else "undated preprint"
 
     def text(self) -> str:
-        """The reference in one line of plain text."""
+        """The reference in one line of plain text: authors (year). Title. Venue. Note."""
+        authors = ", ".join(self.authors)
         venue = f" {self.venue}." if self.venue else ""
         note = f" {self.note}" if self.note else ""
-        return f"{', '.join(self.authors)}. {self.title}.{venue} {self.when}.{note}"
+        return f"{authors} ({self.when}). {self.title}.{venue}{note}"
 
     def citation(self) -> str:
         """How the text names it: "Lo et al., 2019", or "Chopra et al." for an undated preprint."""
@@ -54,7 +55,7 @@ _ALL = (
         ("Saransh Chopra", "Harshvir Sandhu", "Ishan Bansal", "Nirmal Yadav"),
         "Development of Synergic Deep Learning Model for Glioma Tumor Grading",
         None,
-        "Preprint, Cluster Innovation Centre, University of Delhi",
+        "Cluster Innovation Centre, University of Delhi",
         "Chopra et al.",
         "A later version: N. Yadav, A synergic deep learning approach for efficient grading of glioma via MRI "
         "images, International Journal of Computing Science and Mathematics 21(1):1-13, 2025.",
@@ -72,7 +73,7 @@ _ALL = (
         ("Aysu Kaymak", "Muhammed İzzet Demir"),
         "Classification of Brain Tumors in Multi-Modal MR Images Using Deep Spatio-Spatial Model",
         None,
-        "Preprint, Computer Engineering, Gazi University",
+        "Computer Engineering, Gazi University",
         "Kaymak and Demir",
     ),
     Reference(
@@ -80,7 +81,7 @@ _ALL = (
         ("Ganesh Aravind Harkude",),
         "Deep Spatio-spatial Models for Classifying Brain Tumors in MR Images",
         None,
-        "Preprint, BMS Institute of Technology and Management",
+        "BMS Institute of Technology and Management",
         "Harkude",
         "It describes the models and the experiment of Chatterjee et al. (2022).",
     ),
