@@ -177,3 +177,23 @@ def test_the_readme_links_to_every_page_of_the_site():
 )
 def test_the_readme_link_check_finds_what_does_not_resolve(text, missing):
     assert unresolved(text, REPO) == missing
+
+
+def test_every_import_the_python_page_lists_exists():
+    """docs/python.md's table names real objects: each dotted name imports (and a name listed beside it, e.g.
+    `check_splits` after `glioscope.split.make_splits`, is found in the same module)."""
+    import importlib
+
+    table = (REPO / "docs" / "python.md").read_text(encoding="utf-8").split("\n## ", 1)[0]
+    rows = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `glioscope")]
+    assert len(rows) >= 8
+    for cell in rows:
+        names = re.findall(r"`([\w.]+)`", cell)
+        module_name, _, first = names[0].rpartition(".")
+        try:
+            module = importlib.import_module(names[0])  # a module listed by itself
+            continue
+        except ModuleNotFoundError:
+            module = importlib.import_module(module_name)
+        for name in [first, *names[1:]]:
+            assert hasattr(module, name), f"{module_name}.{name}"
