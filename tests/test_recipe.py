@@ -46,7 +46,11 @@ def test_a_bad_value_exits_2_naming_key_value_and_expectation_and_writes_nothing
 def test_base_yaml_is_the_schema_and_the_defaults():
     base = defaults.base()
     recipe = Recipe.from_dict(base)
-    assert recipe.to_dict() == {**base, "quick": False}  # every key of base.yaml is a field, and every field is there
+    assert recipe.to_dict() == {
+        **base,
+        "quick": False,
+        "changed": [],
+    }  # every key of base.yaml is a field, and every field is there
     assert Recipe() == recipe  # the dataclasses' defaults are base.yaml's
     assert TrainSettings() == recipe.train and ModelSpec() == recipe.model and AugmentSettings() == recipe.augment
     assert SliceSettings() == recipe.data.slices and VolumeSettings() == recipe.data.volumes

@@ -37,11 +37,13 @@ def test_a_recipes_record_carries_its_task_and_split(tmp_path):
         training={"precision": {"fold0": {"dtype": "fp32"}}, "weights": None},
     )
     assert record.folds == [0, 1] and record.split_statement == "Split by patient." and not record.leaky
-    assert record.task == recipe.task_name and record.caveat == recipe.task.caveat and record.label == recipe.task.label
+    assert record.task == recipe.task.name and record.caveat == recipe.task.caveat and record.label == recipe.task.label
     folder = RunFolder(tmp_path)
     folder.write_record(record)
     written = json.loads((tmp_path / "run.json").read_text())
     assert written["training"]["precision"]["fold0"]["dtype"] == "fp32"
+    assert written["title"].startswith("resnet18, 224 px middle slices") and "(r18-mgmt recipe)" in written["title"]
+    assert written["description"].startswith(recipe.description)  # no --set: the recipe's own words
     assert not {"radiomics", "fusion", "external", "package", "run_name"} & set(written)  # only the blocks it has
     assert folder.record() == record and record.kind == "run" and record.headline == "r18-mgmt"
 

@@ -105,6 +105,7 @@ def model_card(facts: PackageFacts) -> str:
     names = list(record.class_names)
     counts = _counts(cohort, names)
     levels = {level: metrics.get("cv", {}).get(headline, {}).get(level) for level in ("patient", "image")}
+    label = run.label()  # from the run's config.yaml: an earlier version's says nothing of --set
     rows = [
         ("accuracy", "Accuracy"),
         ("macro_f1", "Macro F1"),
@@ -113,7 +114,7 @@ def model_card(facts: PackageFacts) -> str:
         ("ece", "Expected calibration error"),
     ]
     lines = [
-        f"# {recipe.name}: {recipe.task_name}",
+        f"# {label.title}",
         "",
         f"A model package exported by glioscope {__version__} from the run `{run.path.name}` "
         f"on {datetime.date.today().isoformat()}.",
@@ -124,7 +125,7 @@ def model_card(facts: PackageFacts) -> str:
         "",
         "## Model",
         "",
-        f"- Recipe `{recipe.name}`: {recipe.description}",
+        f"- Recipe `{recipe.name}`: {label.description}",
         f"- {words['network']}, {len(record.folds)} fold model(s); the prediction is the mean of "
         f"their probabilities (headline model `{headline}`).",
         f"- Input: {words['input']}.",
@@ -188,14 +189,17 @@ def metadata(facts: PackageFacts) -> dict:
     names = list(record.class_names)
     channels, shape, value = words["channels"], words["shape"], words["value"]
     patient = metrics.get("cv", {}).get(headline, {}).get("patient") or {}
+    label = run.label()  # from the run's config.yaml: an earlier version's says nothing of --set
     return {
         "schema": f"glioscope model package 1 (fields after MONAI bundle {METADATA})",
         "version": "1.0.0",
         "glioscope_version": __version__,
         "changelog": {"1.0.0": f"exported from {run.path.name}"},
         "name": recipe.name,
-        "task": recipe.task_name,
-        "description": recipe.description,
+        "title": label.title,
+        "task": label.task,
+        "description": label.description,
+        "settings_changed": list(label.changed) if label.changed is not None else None,
         "intended_use": INTENDED_USE,
         "not_for": "diagnosis or any clinical decision",
         "data_type": "MR",

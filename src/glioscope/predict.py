@@ -104,7 +104,11 @@ def describe(
         if patient.attention is not None:
             entry["attention"] = patient.ranked()
     explained = [ATTENTION_NOTE] if any(p.attention is not None for p in patients) else []
+    label = run.folder.label()
     return {
+        "title": label.title,
+        "description": label.description,
+        "task": label.task,
         "classes": run.class_names,
         "models": f"mean probability of {len(names)} fold model(s): {', '.join(names)}",
         "patients": entries,

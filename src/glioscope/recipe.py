@@ -44,7 +44,7 @@ _task, _cv, _evaluate, _top = (defaults.of(s) for s in ("task", "cv", "evaluate"
 
 @dataclass(frozen=True)
 class TaskSettings:
-    """name: what is predicted, in words (None: the recipe's description); label: the cohort column
+    """name: what is predicted, in words (None: the classes, see glioscope.rundir.labels); label: the cohort column
     holding the class; caveat: a warning the report shows first; classes: the class order (None:
     the sorted labels present)."""
 
@@ -114,11 +114,6 @@ class ResolvedRecipe:
         """config.yaml's text."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
-    @property
-    def task_name(self) -> str:
-        """What is predicted, in words."""
-        return self.task.name or self.description or self.task.label
-
 
 @dataclass(frozen=True)
 class Recipe(ResolvedRecipe):
@@ -134,6 +129,7 @@ class Recipe(ResolvedRecipe):
     cv: CVSettings = _top("cv")
     evaluate: DeepEvaluateSettings = _top("evaluate")
     quick: bool = False  # the recipe's quick block was applied
+    changed: tuple[str, ...] = ()  # the settings --quick and --set changed (apply_settings)
 
     def __post_init__(self):
         schema.check(self)
@@ -303,8 +299,12 @@ def load_recipe(name_or_path: str | Path, overrides: Sequence[str] = (), quick: 
 
 
 def apply_settings(config: dict, overrides: Sequence[str] = (), quick: bool = False) -> dict:
-    """A resolved recipe mapping with its quick block applied if asked (else dropped), then `--set` KEY=VALUE."""
+    """A resolved recipe mapping with its quick block applied if asked (else dropped), then `--set` KEY=VALUE; its
+    `changed` lists every setting that differs from the recipe as written (and those a `changed` given had), so that
+    a run's labels (glioscope.rundir.labels) know whether the recipe's description still describes it."""
     quick_block = config.pop("quick", {}) or {}
+    earlier = list(config.pop("changed", None) or [])
+    written = copy.deepcopy(config)
     if quick:
         for dotted, value in quick_block.items():
             set_dotted(config, dotted, value)
@@ -314,4 +314,18 @@ def apply_settings(config: dict, overrides: Sequence[str] = (), quick: bool = Fa
             raise InputError(None, f"--set expects KEY=VALUE, got {item!r}")
         dotted, text = (part.strip() for part in item.split("=", 1))
         set_dotted(config, dotted, parse_value(text, dotted))
+    before, after = _leaves(written), _leaves(config)
+    now = [key for key in sorted(set(before) | set(after)) if key != "quick" and before.get(key) != after.get(key)]
+    config["changed"] = earlier + [key for key in now if key not in earlier]
     return config
+
+
+def _leaves(config, prefix: str = "") -> dict:
+    """{dotted key: value} of every setting below mappings (a list is one value): what `changed` compares."""
+    if not isinstance(config, Mapping):
+        return {prefix: config}
+    found = {}
+    for key, value in config.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        found.update(_leaves(value, dotted) if isinstance(value, Mapping) and value else {dotted: value})
+    return found

@@ -135,6 +135,7 @@ class DeepFeatureRecipe(ResolvedRecipe):
     cv: CVSettings = field(default_factory=CVSettings)
     evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
     quick: bool = False
+    changed: tuple[str, ...] = ()  # the settings --quick and --set changed (glioscope.recipe.apply_settings)
 
     def __post_init__(self):
         schema.check(self)

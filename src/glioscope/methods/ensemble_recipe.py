@@ -71,6 +71,7 @@ class EnsembleRecipe(ResolvedRecipe):
     cv: CVSettings = field(default_factory=CVSettings)
     evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
     quick: bool = False
+    changed: tuple[str, ...] = ()  # the settings --quick and --set changed (glioscope.recipe.apply_settings)
 
     def __post_init__(self):
         schema.check(self)

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from glioscope import cohort, plan, split
 from glioscope.errors import InputError
@@ -107,8 +106,7 @@ def _finished(folder: RunFolder, member: Member, jobs: list[plan.Job]) -> bool:
     """Whether a member folder holds a finished run of the member's recipe on every job's fold."""
     if not ((folder / INFO).is_file() and (folder / CONFIG).is_file()):
         return False
-    same = yaml.safe_load((folder / CONFIG).read_text(encoding="utf-8")) == yaml.safe_load(member.recipe.dump())
-    return same and all(folder.fold_finished(job.name) for job in jobs)
+    return folder.holds(member.recipe) and all(folder.fold_finished(job.name) for job in jobs)
 
 
 def fold_patients(path: Path, names: list[str], model: str) -> pd.DataFrame | None:

@@ -220,7 +220,7 @@ def _loss_figure(path: Path, history: pd.DataFrame, method: str) -> None:
     axes.plot(history["epoch"], history["train_loss"], marker="o")
     axes.set_xlabel("epoch")
     axes.set_ylabel("NT-Xent loss" if method == "simclr" else "cross-entropy")
-    axes.set_title(f"pretraining ({method})")
+    axes.set_title(f"pretraining ({method}): training loss per epoch")
     figure.tight_layout()
     with atomic.atomic_path(path) as tmp:
         figure.savefig(tmp, format="png")

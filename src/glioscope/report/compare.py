@@ -227,6 +227,14 @@ def write_comparison(run_dirs: Sequence[str | Path], out_html: str | Path, n_boo
         f"<h1>glioscope comparison: {esc(', '.join(labels))}</h1>",
         f'<p class="meta"><b>Runs:</b> {esc(", ".join(d.name for d in run_dirs))} · <b>Classes:</b> {esc(", ".join(class_names))}</p>',
     ]
+    # What each run is, from its own settings (its recipe's description only where --set left it true).
+    body.append(
+        "<ul>"
+        + "".join(
+            f"<li><b>{esc(label)}</b>: {esc(RunFolder(d).label().title)}</li>" for label, d in zip(labels, run_dirs)
+        )
+        + "</ul>"
+    )
     if any(i.get("leaky") for i in infos):
         leaky = [label for label, i in zip(labels, infos) if i.get("leaky")]
         body.append(

@@ -44,8 +44,9 @@ def write_external_report(out_dir: str | Path) -> Path:
     images = folder.predictions(names)
     patients = to_patients(images, by=("set", "fold", "model"))
     saver = _Figures(folder / "figures")
-    body = _header(info, metrics)
-    body[0] = f"<h1>glioscope external test: {esc(info.get('recipe'))} — {esc(info.get('task') or '')}</h1>"
+    label = folder.label()
+    body = _header(info, metrics, label)
+    body[0] = f"<h1>glioscope external test: {esc(label.title)}</h1>"
     body.append(
         f'<p class="meta"><b>Trained run:</b> {esc(run.path)} · <b>External cohort:</b> {esc(external["cohort"])}</p>'
     )

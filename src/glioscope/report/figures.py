@@ -47,19 +47,26 @@ def _curve(ax, history: pd.DataFrame, column: str, **style) -> None:
         ax.plot(history["epoch"], history[column], **style)
 
 
+def has_validation(history: pd.DataFrame) -> bool:
+    """Whether the history has a validation split's figures (val_* columns with a value)."""
+    return any(c.startswith("val_") and history[c].notna().any() for c in history.columns)
+
+
 def line_words(history: pd.DataFrame) -> str:
     """What the learning curves' lines are: training and validation, or training alone without a validation split
-    (SDL's synergic accuracy, dash-dotted, is the synergic layer's on the training pairs)."""
-    if any(c.startswith("val_") and history[c].notna().any() for c in history.columns):
-        return "training (solid) vs validation (dashed)"
-    return "training only (no validation split: train.validation none)"
+    (SDL's synergic layer is scored on the training pairs either way)."""
+    synergic = "; the synergic layer on training pairs" if "synergic_accuracy" in history else ""
+    if has_validation(history):
+        return f"training (solid) vs validation (dashed){synergic}"
+    return f"training only, no validation split (train.validation none){synergic}"
 
 
 def learning_curves(history: pd.DataFrame, title: str) -> Figure:
-    """Loss and accuracy per epoch, train (solid) vs validation (dashed) when there is a validation split (line_words
-    says which); SDL: every net plus the synergic layer."""
+    """Loss and accuracy per epoch on the training images (solid), and on the validation split (dashed) when there is
+    one; SDL: each net's, and a third panel of the synergic layer's loss and accuracy on the training pairs."""
     members = members_of(history)
     synergic = any(c in history for c in ("synergic_loss", "synergic_accuracy"))
+    validation = has_validation(history)
     panels = 3 if members and synergic else 2
     fig = new_figure(4.6 * panels, 3.4)
     axes = fig.subplots(1, panels)
@@ -68,26 +75,41 @@ def learning_curves(history: pd.DataFrame, title: str) -> Figure:
     for ax, quantity in zip(axes, ("loss", "accuracy")):
         for (suffix, member), colour in zip(series, colours):
             prefix = f"{member} " if member else ""
-            _curve(ax, history, f"train_{quantity}{suffix}", color=colour, label=f"{prefix}train")
-            _curve(ax, history, f"val_{quantity}{suffix}", color=colour, linestyle="--", label=f"{prefix}validation")
+            _curve(ax, history, f"train_{quantity}{suffix}", color=colour, label=f"{prefix}training {quantity}")
+            _curve(
+                ax,
+                history,
+                f"val_{quantity}{suffix}",
+                color=colour,
+                linestyle="--",
+                label=f"{prefix}validation {quantity}",
+            )
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(quantity)
-        ax.set_title(quantity.capitalize() + (" (nets)" if members else ""))
+        whose = " of each net" if members else ""
+        ax.set_title(f"{quantity.capitalize()}{whose}: " + ("training and validation" if validation else "training"))
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=8)
     if panels == 3:
         ax = axes[2]
-        _curve(ax, history, "synergic_loss", color="#2b6cb0", label="synergic loss")
+        _curve(ax, history, "synergic_loss", color="#2b6cb0", label="synergic loss (training pairs)")
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss (BCE)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         twin = ax.twinx()
-        _curve(twin, history, "synergic_accuracy", color="#c05621", linestyle="-.", label="synergic accuracy")
+        _curve(
+            twin,
+            history,
+            "synergic_accuracy",
+            color="#c05621",
+            linestyle="-.",
+            label="synergic accuracy (training pairs)",
+        )
         twin.set_ylabel("accuracy")
-        ax.set_title("Synergic layer (same class?)")
+        ax.set_title("Synergic layer on training pairs: same class?")
         handles = ax.get_lines() + twin.get_lines()
         if handles:
             ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="center right")
@@ -162,9 +184,10 @@ def paired_folds(
     """Per-fold values of two models joined by a line: the paired comparison at a glance."""
     fig = new_figure(4.2, 3.4)
     ax = fig.subplots()
-    for a, b in zip(first, second):
-        ax.plot([0, 1], [a, b], color="#a0aec0", marker="o")
-    ax.plot([0, 1], [np.nanmean(first), np.nanmean(second)], color="#c53030", marker="s", linewidth=2.5, label="mean")
+    for k, (a, b) in enumerate(zip(first, second)):
+        ax.plot([0, 1], [a, b], color="#a0aec0", marker="o", label="one fold" if k == 0 else None)
+    means = [np.nanmean(first), np.nanmean(second)]
+    ax.plot([0, 1], means, color="#c53030", marker="s", linewidth=2.5, label="mean over folds")
     ax.set_xticks([0, 1], [names[0], names[1]], fontsize=8)
     ax.set_xlim(-0.3, 1.3)
     ax.set_ylabel(f"patient-level {metric}")

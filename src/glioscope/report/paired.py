@@ -163,7 +163,10 @@ def paired_html(frame: pd.DataFrame, reason: str | None, class_names: Sequence[s
         f"once for both models) and a p from {auc_test}. Accuracy is compared with McNemar's exact test on the "
         f"patients one model gets right and the other wrong.{adjusted}</p>",
         table(header, body, "Paired comparison, patient level, cross-validation pooled.", 2),
-        image(figures.png(figures.paired_differences(frame, "Paired differences")), "paired differences"),
+        image(
+            figures.png(figures.paired_differences(frame, "Paired differences A − B, patient level")),
+            "paired differences",
+        ),
     ]
 
 

@@ -23,7 +23,7 @@ from glioscope.report.conformal import selective_section
 from glioscope.report.html import esc, image, page
 from glioscope.evaluate.degenerate import lines as degenerate_lines
 from glioscope.report.sites import site_banner, site_section
-from glioscope.rundir import CONFIG, HISTORY, PERMUTATION, REPORT, RunFolder
+from glioscope.rundir import CONFIG, HISTORY, PERMUTATION, REPORT, RunFolder, RunLabel
 from glioscope.split import LEAKY_WARNING
 from glioscope.util import atomic
 
@@ -80,12 +80,13 @@ class _Figures:
         return image(data, alt, caption)
 
 
-def _header(info: dict, metrics: dict) -> list[str]:
-    title = " — ".join(str(v) for v in (info.get("recipe"), info.get("task")) if v) or "run"
+def _header(info: dict, metrics: dict, label: RunLabel) -> list[str]:
+    title = label.title
     model_name = ", ".join(metrics["models"])
     meta = [
-        ("Recipe", info.get("recipe")),
-        ("Task", info.get("task")),
+        ("Recipe", label.recipe),
+        ("Description", label.description),
+        ("Task", label.task),
         ("Cohort", info.get("cohort")),
         ("Classes", ", ".join(metrics["class_names"])),
         ("Models", model_name),
@@ -244,7 +245,8 @@ def write_report(run_dir: str | Path, gradcam_panels=None, n_boot: int = 1000, s
     saver = _Figures(run_dir / "figures")
     histories = folder.histories(metrics.get("folds", []))
 
-    body = _header(info, metrics) + [site_banner(metrics)] + findings(metrics)
+    label = folder.label()
+    body = _header(info, metrics, label) + [site_banner(metrics)] + findings(metrics)
     body.append("<h2>Results: cross-validation</h2>")
     body += _metric_sections(metrics, "cv", histories)
     body += gap.section(histories, metrics, gap.train_settings(folder))
@@ -285,5 +287,5 @@ def write_report(run_dir: str | Path, gradcam_panels=None, n_boot: int = 1000, s
         + f" · {metrics.get('n_boot')} bootstrap resamples, seed {metrics.get('seed')}</footer>"
     )
     out = run_dir / REPORT
-    atomic.write_text(out, page(f"glioscope report: {info.get('label') or info.get('recipe')}", body))
+    atomic.write_text(out, page(f"glioscope report: {label.title}", body))
     return out

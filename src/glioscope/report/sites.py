@@ -110,7 +110,7 @@ def site_figure(metrics: dict, set_name: str = "cv"):
     counts.yaxis.set_major_locator(MaxNLocator(integer=True))
     counts.set_ylabel("patients")
     counts.set_title("Patients per class of each site", fontsize=9)
-    counts.legend(fontsize=7)
+    counts.legend(fontsize=7, title="class", title_fontsize=7)
     entry = (metrics.get(set_name) or {}).get(model, {}).get("patient", {})
     by_site = (found.get("per_site") or {}).get(set_name, {}).get(model, {})
     bars = [("all patients", entry.get("pooled", {}).get("macro_auc"), entry.get("ci", {}).get("macro_auc"))]

@@ -49,10 +49,11 @@ def run_section(folder: RunFolder, saver) -> list[str]:
     )
     fig = figures.new_figure(5, 2.6)
     ax = fig.add_subplot()
-    ax.hist(held, bins=min(20, max(5, len(held) // 2)), color="#4a5568")
+    ax.hist(held, bins=min(20, max(5, len(held) // 2)), color="#4a5568", label="held-out patients")
     if np.isfinite(threshold):
         ax.axvline(threshold, color="#c53030", linestyle="--", label=f"flagged beyond (p < {ALPHA})")
-        ax.legend(fontsize=8)
+    ax.legend(fontsize=8)
+    ax.set_title("Held-out patients: how unlike their fold's training patients", fontsize=9)
     ax.set_xlabel("distance to the nearest training patients (reference SDs per feature)")
     ax.set_ylabel("held-out patients")
     body.append(saver.add("unlike_training", fig, "held-out patients' distances to the training patients"))

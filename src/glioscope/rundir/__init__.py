@@ -1,10 +1,11 @@
 """Run folders: every file name (`folder`), the run record run.json (`record`) and the predictions tables
 (`tables`), written and read in this package only; a model package's manifest (`seal`) and its salted, hashed
-patient ids (`patients`).
+patient ids (`patients`); a run's title and description from its recipe (`labels`).
 
     folder = RunFolder("runs/sdl")
     record = folder.record()              # RunRecord: class names, models, split statement, one block per producer
     table = folder.predictions(record.class_names)
+    folder.label().title                  # what the run is: network, input, task, recipe (and whether --set changed it)
 """
 
 from glioscope.rundir.folder import (
@@ -52,6 +53,7 @@ from glioscope.rundir.folder import (
     VALIDATION,
     RunFolder,
 )
+from glioscope.rundir.labels import RunLabel, run_label
 from glioscope.rundir.patients import PatientDigests, hash_patient
 from glioscope.rundir.record import RunRecord
 from glioscope.rundir.seal import ACCEPT_OPTION, check_package, stamp, write_manifest
@@ -103,12 +105,14 @@ __all__ = [
     "ACCEPT_OPTION",
     "PatientDigests",
     "RunFolder",
+    "RunLabel",
     "RunRecord",
     "check_package",
     "hash_patient",
     "joined",
     "prediction_table",
     "prob_columns",
+    "run_label",
     "stamp",
     "write_manifest",
 ]

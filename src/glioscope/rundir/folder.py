@@ -46,6 +46,7 @@ import yaml
 from glioscope.cohort import COHORT_FILE as COHORT
 from glioscope.errors import InputError
 from glioscope.rundir.patients import PatientDigests, hash_patient
+from glioscope.rundir.labels import RunLabel, run_label
 from glioscope.rundir.record import RunRecord
 from glioscope.rundir.tables import prob_columns, read_predictions, read_table
 from glioscope.split import SPLIT_META, SPLITS
@@ -94,18 +95,34 @@ class RunFolder:
             )
         if not (resume and (self / CONFIG).is_file()):
             return False
-        if yaml.safe_load((self / CONFIG).read_text(encoding="utf-8")) != yaml.safe_load(recipe.dump()):
+        if not self.holds(recipe):
             raise InputError(
                 self / CONFIG,
                 "the recipe differs from the run being resumed; give the same recipe and --set/--quick options",
             )
         return True
 
+    def holds(self, recipe) -> bool:
+        """Whether config.yaml is `recipe`'s (one written before config.yaml listed the `changed` settings too)."""
+        stored, wanted = yaml.safe_load((self / CONFIG).read_text(encoding="utf-8")), yaml.safe_load(recipe.dump())
+        if isinstance(stored, dict) and "changed" not in stored:
+            wanted.pop("changed", None)
+        return stored == wanted
+
     def config(self) -> dict:
         path = self / CONFIG
         if not path.is_file():
             raise InputError(self.path, f"not a glioscope run folder (no {CONFIG})")
         return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+    def label(self) -> RunLabel:
+        """The run's title, description and task words from its config.yaml and classes (glioscope.rundir.labels)."""
+        try:
+            config = self.config()
+        except (InputError, OSError, yaml.YAMLError):
+            config = None  # a folder without a readable recipe: its name stands for it
+        config = config if isinstance(config, dict) else {"name": self.path.name}
+        return run_label(config, self.record().class_names if (self / INFO).is_file() else None)
 
     def write_inputs(self, recipe, cohort: pd.DataFrame, splits: pd.DataFrame, split_meta: dict, samples=None) -> None:
         """The recipe and what the run starts from: cohort rows, splits, the samples (and those skipped) if any."""

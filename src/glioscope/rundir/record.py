@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import pandas as pd
 
 from glioscope import __version__, references
+from glioscope.rundir.labels import run_label
 
 BLOCKS = ("training", "radiomics", "deepfeatures", "fusion", "ensemble", "external", "package", "final")
 
@@ -41,7 +42,7 @@ class RunRecord:
     recipe: str
     class_names: list[str]
     models: list[str]
-    task: str | None = None
+    task: str | None = None  # what is predicted, in words true of the run (glioscope.rundir.labels)
     label: str | None = None
     folds: list[int] = field(default_factory=list)
     leaky: bool = False
@@ -53,6 +54,8 @@ class RunRecord:
     samples: dict = field(default_factory=dict)  # kind (slices | volumes | radiomics | patients), count, settings
     cohort: str = ""
     run_name: str | None = None  # the name comparisons show (default: the recipe)
+    title: str | None = None  # the run's title and one-line description when trained (glioscope.rundir.labels)
+    description: str | None = None
     created: str = field(default_factory=_now)
     glioscope_version: str = __version__
     training: dict | None = None
@@ -75,11 +78,14 @@ class RunRecord:
         **rest,
     ) -> RunRecord:
         """The record of a run of `recipe` on `splits` (a split table and its split.json); `rest`: other fields."""
+        words = run_label(recipe.to_dict(), class_names)
         made = cls(
             recipe=recipe.name,
             class_names=list(class_names),
             models=list(models),
-            task=recipe.task_name,
+            task=words.task,
+            title=words.title,
+            description=words.description,
             label=recipe.task.label,
             paper_tables=list(recipe.evaluate.tables),
             caveat=recipe.task.caveat,
@@ -140,8 +146,9 @@ class RunRecord:
     def to_json(self) -> dict:
         """run.json's mapping: every common key, and the blocks this record has."""
         data = asdict(self)
-        if data["run_name"] is None:
-            del data["run_name"]
+        for key in ("run_name", "title", "description"):
+            if data[key] is None:
+                del data[key]
         return {k: v for k, v in data.items() if k not in BLOCKS or v is not None}
 
     @classmethod

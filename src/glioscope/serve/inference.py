@@ -95,7 +95,6 @@ def predict_study(
     result = {
         "recipe": run.recipe.name,
         "classes": run.class_names,
-        "task": run.record.task,
         "samples_kind": prediction.inputs.kind,
         **describe(run, prediction, folds=True, sets=sets),
     }

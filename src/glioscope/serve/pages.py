@@ -68,7 +68,8 @@ def runs_page(root_name: str, summaries: list[dict]) -> str:
         rows.append(
             f'<tr data-run="{esc(s["id"])}"><td><input type="checkbox" name="run" value="{esc(s["id"])}" '
             f'aria-label="compare {esc(s["id"])}"></td>'
-            f'<td class="label"><a href="{esc(link)}">{esc(s["id"])}</a>{kind}{leaky}</td>'
+            f'<td class="label"><a href="{esc(link)}">{esc(s["id"])}</a>{kind}{leaky}'
+            f'<br><span class="muted" title="{esc(s["description"])}">{esc(s["title"])}</span></td>'
             f"<td>{esc(s['task'] or '–')}</td><td><code>{esc(s['recipe'] or '–')}</code></td>"
             f'<td class="num">{esc(s["patients"] if s["patients"] is not None else "–")}</td>'
             f'<td class="headline">{headline_text(s["headline"])}</td>'
@@ -100,6 +101,8 @@ def run_page(s: dict, files: list[str]) -> str:
             f"<dt>{esc(k)}</dt><dd>{v}</dd>"
             for k, v in (
                 ("Kind", esc(s["kind"])),
+                ("Title", esc(s["title"])),
+                ("Description", esc(s["description"])),
                 ("Task", esc(s["task"] or "–")),
                 ("Recipe", f"<code>{esc(s['recipe'])}</code>"),
                 ("Classes", esc(", ".join(s["classes"]))),
@@ -146,7 +149,7 @@ def compare_page(ids: list[str], error: str | None) -> str:
 
 def predict_form(choices: list[dict], selected: str | None, limits_text: str) -> str:
     options = "".join(
-        f'<option value="{esc(c["id"])}"{" selected" if c["id"] == selected else ""}>{esc(c["id"])} — {esc(c["recipe"])}, '
+        f'<option value="{esc(c["id"])}"{" selected" if c["id"] == selected else ""}>{esc(c["id"])} — {esc(c["title"])}, '
         f"{esc(c['samples'] or '?')}{' (package)' if c['kind'] == 'package' else ''}</option>"
         for c in choices
     )
@@ -305,7 +308,7 @@ def result_page(result: dict) -> str:
     body = [
         '<p class="crumbs"><a href="/predict">Predict</a> / result</p>',
         verdict_html(result),  # the set, the folds' spread and the run's CV figure: never a lone class
-        f'<p class="meta"><b>Model:</b> {esc(result["run"])} (<code>{esc(result["recipe"])}</code>, {esc(result["task"] or "")}) · '
+        f'<p class="meta"><b>Model:</b> {esc(result["run"])}: {esc(result["title"])} · '
         f'<b>Upload:</b> {esc(result["input"])} · <b>Time:</b> <span id="timing">{result["timing"]["total_s"]:.2f} s</span></p>',
         seen,
         _unlike(patient),

@@ -166,11 +166,14 @@ def patients(entry: RunEntry) -> int | None:
 def summary(entry: RunEntry) -> dict:
     """What the runs page shows of a run (JSON-ready)."""
     info = entry.info
+    label = RunFolder(entry.path).label()
     return {
         "id": entry.id,
         "kind": entry.kind,
         "recipe": info.get("recipe"),
-        "task": info.get("task"),
+        "title": public(label.title, entry.root),
+        "description": public(label.description, entry.root),
+        "task": public(label.task, entry.root),
         "classes": info.get("class_names", []),
         "patients": patients(entry),
         "headline": headline(entry),
