@@ -14,7 +14,7 @@ from glioscope.cli import main
 from glioscope.methods import load_recipe, recipe_names
 from glioscope.rundir import CONFIG, INFO, METADATA, MODEL_CARD, REPORT, RunFolder, run_label
 
-# The README's site-A example in small: the alexnet recipe made a small CNN from scratch for II vs IV at 32 px.
+# The site-A example of docs/test.md in small: the alexnet recipe made a small CNN from scratch for II vs IV at 32 px.
 CHANGED = [
     "model.name=smallcnn",
     "model.head=linear",

@@ -4,7 +4,7 @@
 its token); they open the runs page, compare runs, upload phantom studies and read the probabilities off the
 page, which must be those of `glioscope predict`, and check that a run's report shows its figures while a
 report that carries a script cannot run it. They save screenshots (GLIOSCOPE_UPDATE_SCREENSHOT=1 also writes
-the README's, docs/serve_predict.png). Without a browser they skip, saying why; with
+the docs', docs/serve_predict.png). Without a browser they skip, saying why; with
 GLIOSCOPE_BROWSER_TESTS=required (as in CI) they fail.
 """
 

@@ -357,7 +357,7 @@ def test_mgmt_effect_shifts_oedema_necrosis_and_enhancement_by_that_many_sd():
 
 
 def test_a_perfect_reading_at_the_default_mgmt_effect_reaches_an_auc_of_about_072():
-    # The README's ceiling: a logistic regression on the three shifted parameters of 6,000
+    # The ceiling docs/data.md gives: a logistic regression on the three shifted parameters of 6,000
     # draws (0.73 without the clipping, Phi(0.5 * sqrt(3/2))).
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score

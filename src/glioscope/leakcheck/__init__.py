@@ -9,7 +9,7 @@ volume's middle axial slice) gets its fingerprints (glioscope.leakcheck.hashes):
   centred on its foreground and turned upright or with its long axis vertical; two samples whose
   hashes (the closer of the two, the second one mirrored left-right, up-down or both if that
   brings it closer) differ in at most `NEAR_BITS` bits are near duplicates. Measured on real
-  slices (benchmarks/leakcheck_recall.py, README): a copy shifted by a few pixels, mirrored,
+  slices (benchmarks/leakcheck_recall.py, docs/test.md): a copy shifted by a few pixels, mirrored,
   turned by a few degrees, brighter, of other contrast, re-encoded as JPEG or resized is found,
   and slices of different patients or 10 slices apart are not.
 
