@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -101,7 +101,10 @@ class ResolvedRecipe:
     @classmethod
     def from_dict(cls, data: Mapping):
         """The recipe from a resolved mapping (a config.yaml); unknown keys and bad values are SettingErrors.
-        evaluate.tables' earlier names (seed000, ...) are read as the names they have now."""
+        evaluate.tables' earlier names (seed000, ...) are read as the names they have now; the settings --set changed
+        (`changed`, from apply_settings) are kept only by a recipe class with that field."""
+        if "changed" in data and "changed" not in {f.name for f in fields(cls)}:
+            data = {k: v for k, v in data.items() if k != "changed"}  # a kind whose recipe does not keep them
         evaluate = data.get("evaluate")
         if isinstance(evaluate, Mapping) and isinstance(evaluate.get("tables"), (list, tuple)):
             data = {**data, "evaluate": {**evaluate, "tables": references.table_names(evaluate["tables"])}}
