@@ -165,6 +165,11 @@ def test_quick_changes_count_and_a_config_of_an_earlier_version_is_not_vouched_f
     label = run_label(quick.to_dict(), ["II", "III", "IV"])
     assert label.changed == ("classifier.trees",) and "with --quick/--set changes" in label.title
     assert "500 trees" not in label.description and label.task == "II / III / IV"
+    # the same quick block under logistic regression changes a setting it does not read: the description stands
+    _, logistic = load_recipe("radiomics", quick=True)
+    kept = run_label(logistic.to_dict(), ["II", "III", "IV"])
+    assert "classifier.trees" in logistic.changed and kept.changed == ()
+    assert kept.description.startswith(logistic.description.strip()) and "with --" not in kept.title
     _, recipe = load_recipe("alexnet", ["model.name=smallcnn"])
     earlier = {k: v for k, v in recipe.to_dict().items() if k != "changed"}
     old = run_label(earlier)

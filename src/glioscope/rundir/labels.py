@@ -72,6 +72,11 @@ def _described(key: str, settings: Sequence[str] = DESCRIBED) -> bool:
     return any(key == s or key.startswith(s + ".") for s in settings)
 
 
+def _unused(config: Mapping, key: str) -> bool:
+    """A setting the run's classifier does not read (a forest's trees under logistic regression)."""
+    return key == "classifier.trees" and _get(config, "classifier.model") not in (None, "forest")
+
+
 def _words(value) -> str:
     if isinstance(value, (list, tuple)):
         return " + ".join(str(v) for v in value)
@@ -139,7 +144,7 @@ def run_label(config: Mapping, class_names: Sequence[str] | None = None) -> RunL
     config = config or {}
     recipe = str(config.get("name") or "run")
     changed = tuple(config["changed"] or ()) if "changed" in config else None
-    described = tuple(k for k in changed or () if _described(k))
+    described = tuple(k for k in changed or () if _described(k) and not _unused(config, k))
     classes = class_words(config, class_names)
     label_column = _get(config, "task.label")
     task_name = _get(config, "task.name")
