@@ -205,7 +205,7 @@ REFERENCES: dict[str, Reference] = {r.key: r for r in _ALL}
 
 
 @dataclass(frozen=True)
-class Method:
+class PublishedMethod:
     """A published method as the field names it, the papers it comes from (the one reproduced first) and the
     recipes that reproduce it."""
 
@@ -213,35 +213,29 @@ class Method:
     papers: tuple[str, ...]
     recipes: tuple[str, ...]
 
-    @property
-    def paper(self) -> Reference:
-        return REFERENCES[self.papers[0]]
 
-    def named(self) -> str:
-        """ "Synergic Deep Learning (SDL; Chopra et al.)"."""
-        return f"{self.name} ({self.paper.citation()})"
-
-
-METHODS: dict[str, Method] = {
-    "sdl": Method(
+METHODS: dict[str, PublishedMethod] = {
+    "sdl": PublishedMethod(
         "Synergic Deep Learning (SDL)",
         ("chopra-sdl", "zhang-sdl"),
         ("sdl", "sdl-n", "sdl-tumour", "alexnet", "vgg19", "resnet50", "resnet152"),
     ),
-    "resnet18": Method("ResNet18 transfer learning", ("kaymak-resnet18",), ("r18", "r18-mgmt")),
-    "spatiospatial": Method(
+    "resnet18": PublishedMethod("ResNet18 transfer learning", ("kaymak-resnet18",), ("r18", "r18-mgmt")),
+    "spatiospatial": PublishedMethod(
         "spatio-spatial video ResNets",
         ("harkude-spatiospatial", "chatterjee-spatiospatial", "tran-video-resnets"),
         ("st3d", "st3d-mc3", "st3d-r2plus1d"),
     ),
-    "efficientnet-mgmt": Method(
+    "efficientnet-mgmt": PublishedMethod(
         "EfficientNet-B0 for MGMT methylation", ("spoorthy-mgmt", "tan-efficientnet"), ("eff", "eff-4ch")
     ),
-    "alexnet-autoaugment": Method(
+    "alexnet-autoaugment": PublishedMethod(
         "AlexNet with AutoAugment", ("lo-alexnet-autoaugment", "cubuk-autoaugment"), ("axt",)
     ),
-    "rsna-mgmt": Method("the RSNA-MICCAI 2021 MGMT challenge's 3D ResNet-10", ("baid-brats2021",), ("rsna-r10",)),
-    "radiomics": Method("PyRadiomics features", ("pyradiomics",), ("radiomics", "radiomics-rf")),
+    "rsna-mgmt": PublishedMethod(
+        "the RSNA-MICCAI 2021 MGMT challenge's 3D ResNet-10", ("baid-brats2021",), ("rsna-r10",)
+    ),
+    "radiomics": PublishedMethod("PyRadiomics features", ("pyradiomics",), ("radiomics", "radiomics-rf")),
 }
 
 # evaluate.tables: result tables laid out as in a paper, and the paper each follows.
@@ -255,7 +249,7 @@ def table_names(names: Iterable[str] | None) -> list[str] | None:
     return None if names is None else [RENAMED_TABLES.get(str(n), str(n)) for n in names]
 
 
-def method_of(recipe: str) -> Method | None:
+def method_of(recipe: str) -> PublishedMethod | None:
     """The published method a shipped recipe reproduces, or None (glioscope's own recipes, a user's)."""
     return next((m for m in METHODS.values() if recipe in m.recipes), None)
 
