@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 import sys
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Mapping
 
 
 @dataclass(frozen=True)
@@ -247,6 +247,13 @@ RENAMED_TABLES = {"seed000": "sdl", "seed002": "spatiospatial", "seed004": "auto
 def table_names(names: Iterable[str] | None) -> list[str] | None:
     """evaluate.tables values with the earlier names replaced; None stays None."""
     return None if names is None else [RENAMED_TABLES.get(str(n), str(n)) for n in names]
+
+
+def tables_of(record: Mapping) -> list[str] | None:
+    """The paper tables a run.json or metrics.json mapping names (`paper_tables`, or `seed_tables` as written before
+    the papers were named), under today's names; None when it names none."""
+    named = record.get("paper_tables")
+    return table_names(record.get("seed_tables") if named is None else named)
 
 
 def method_of(recipe: str) -> PublishedMethod | None:

@@ -319,7 +319,7 @@ def fuse_runs(run_dirs: Sequence[Path], methods: Sequence[str], n_boot: int = 10
         folds=sorted(int(f) for f in summary.folds if f != "test"),
         leaky=leaky,
         split_statement=LEAKY_WARNING if leaky else first.get("split_statement", ""),
-        paper_tables=references.table_names(first.get("paper_tables", first.get("seed_tables"))),
+        paper_tables=references.tables_of(first),
         caveat=first.get("caveat"),
         patient_ids=all(i.info.get("patient_ids", True) for i in inputs),
         notes=_notes(inputs, used, summary, n_partial, leaky),

@@ -103,7 +103,7 @@ def evaluate_run(
         "leaky": bool(info.get("leaky")),
         "patient_ids": bool(info.get("patient_ids", True)),
         "split_statement": info.get("split_statement", ""),
-        "paper_tables": references.table_names(info.get("paper_tables", info.get("seed_tables"))),
+        "paper_tables": references.tables_of(info),
         "levels": list(LEVELS),
         "sets": sets,
         "n_boot": int(n_boot),

@@ -150,6 +150,12 @@ PAPER_TABLES = {  # evaluate.tables' names -> the tables laid out as in that pap
 }
 
 
+def _paper_tables(metrics: dict) -> list[str]:
+    """The tables in a paper's layout the report shows: those the recipe chose, every one for a run that names none."""
+    named = references.tables_of(metrics)
+    return list(PAPER_TABLES) if named is None else named
+
+
 def _metric_sections(metrics: dict, set_name: str, histories) -> list[str]:
     levels = ("patient", "image")
     body = [
@@ -161,8 +167,7 @@ def _metric_sections(metrics: dict, set_name: str, histories) -> list[str]:
         tables.per_class(metrics, set_name, "patient"),
     ]
     train = training_accuracy(histories, metrics["models"]) if set_name == "cv" else {}
-    wanted = references.table_names(metrics.get("paper_tables", metrics.get("seed_tables")))
-    wanted = list(PAPER_TABLES) if wanted is None else wanted
+    wanted = _paper_tables(metrics)
     if not wanted:
         return body
     body.append("<h3>As in the papers</h3>")
@@ -221,10 +226,9 @@ def _gradcam(panels, saver: _Figures) -> list[str]:
 
 def cited(info: dict, metrics: dict, gradcam: bool, permutation: bool) -> list[str]:
     """The references a run's report cites (glioscope.references.for_run)."""
-    tables = references.table_names(metrics.get("paper_tables", metrics.get("seed_tables")))
     return references.for_run(
         info.get("recipe") or "",
-        tables=list(PAPER_TABLES) if tables is None else tables,
+        tables=_paper_tables(metrics),
         gradcam=gradcam,
         permutation=permutation,
         pooled_note=any(row.get("differs") for row in metrics.get("pooled_vs_folds") or []),

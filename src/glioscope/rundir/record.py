@@ -161,8 +161,7 @@ class RunRecord:
             data["fusion"] = {**(data.get("fusion") or {}), "inputs": data.pop("inputs")}
         if "operating_point" in data and "package" in data:
             data["package"] = {**data["package"], "operating_point": data.pop("operating_point")}
-        if "seed_tables" in data:  # the name before the papers were named (and their tables with it)
-            data["paper_tables"] = references.table_names(data.pop("seed_tables"))
+        data["paper_tables"] = references.tables_of(data)  # seed_tables, as written before the papers were named
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values.setdefault("recipe", default_recipe)
